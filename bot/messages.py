@@ -1,0 +1,55 @@
+"""Channel-agnostic message types shared by the engine, the service and the channels.
+
+>>> Address("sms", "+32470123456").pseudonymous
+'sms:…3456'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, TypeAlias
+
+ChannelName: TypeAlias = Literal["sms", "whatsapp", "telegram"]
+CHANNEL_NAMES: tuple[ChannelName, ...] = ("sms", "whatsapp", "telegram")
+MessageKind: TypeAlias = Literal["reply", "push"]
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a citizen is reached: ``("sms", "+32470123456")``, ``("telegram", "81234")``."""
+
+    channel: str
+    value: str
+
+    @property
+    def pseudonymous(self) -> str:
+        """A short form that is safe for logs (never the whole number)."""
+        return f"{self.channel}:…{self.value[-4:]}"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One answer option as shown to the citizen: ``key`` is what they may type (``2``, ``B``)."""
+
+    key: str
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    address: Address
+    text: str
+    provider_id: str
+    received_at: datetime
+    #: Button data (Telegram callback data, WhatsApp ButtonPayload), when a button was pressed.
+    payload: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    address: Address
+    text: str
+    options: tuple[Option, ...] = ()
+    kind: MessageKind = "reply"
