@@ -1,0 +1,54 @@
+# Voxpop: `make run` and `make test` work on a fresh machine with Python, pip and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: setup run test lint typecheck pytest bench chromium clean i18n-extract
+
+setup: $(STAMP)
+
+# Reinstall when the dependencies change; the stamp keeps repeated runs fast.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/voxpop db upgrade
+	$(BIN)/voxpop survey load surveys/examples/*.toml
+	@echo
+	@echo "Voxpop is running on SQLite (voxpop.db) with the built-in simulator."
+	@echo "  Browser simulator: http://$(HOST):$(PORT)/simulator"
+	@echo "  Terminal:          $(BIN)/voxpop chat        (then type PARK or LIGHTS)"
+	@echo "  Stop with Ctrl-C."
+	@echo
+	$(BIN)/voxpop serve --host $(HOST) --port $(PORT)
+
+chromium:
+	@scripts/ensure-chromium
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup chromium
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: setup
+	$(BIN)/python -m bench
+
+i18n-extract: setup
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location -o bot/locale/voxpop.pot .
+	$(BIN)/pybabel update -i bot/locale/voxpop.pot -d bot/locale -D voxpop --no-location
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

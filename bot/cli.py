@@ -1,0 +1,298 @@
+"""The ``voxpop`` command line: database, surveys, the chat simulator, results, the server."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import click
+
+from bot.config import Config, ConfigError, load_config
+from bot.messages import CHANNEL_NAMES, Address, InboundMessage, Option, OutboundMessage
+from bot.runtime import Runtime, build_runtime, configure_logging
+from bot.service import Outgoing, read_survey_sources
+from channels.registry import renderer
+from channels.simulator import PREFIX, display_lines
+from storage.migrate import upgrade
+from surveys.validate import ValidationReport, validate_file
+
+DEFAULT_FROM = {"sms": "+15555550100", "whatsapp": "+15555550100", "telegram": "100000"}
+
+
+@click.group()
+@click.option("--config", "config_path", metavar="PATH", help="Config file (TOML).")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """Voxpop: short citizen consultations over SMS, WhatsApp and Telegram."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure_logging(config)
+    ctx.obj = config
+
+
+@contextmanager
+def _runtime(config: Config) -> Iterator[Runtime]:
+    runtime = build_runtime(config)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(config: Config) -> None:
+    """Create or migrate the schema to the latest version."""
+    upgrade(config.database.url)
+    click.echo("database is up to date")
+
+
+# --- surveys ----------------------------------------------------------------------------------
+
+
+@main.group()
+def survey() -> None:
+    """Consultation files: validate, load, list."""
+
+
+def _print_report(report: ValidationReport, costs: bool) -> None:
+    for problem in report.problems:
+        click.echo(str(problem), err=problem.severity == "error")
+    if costs:
+        for cost in report.costs:
+            c = cost.cost
+            click.echo(
+                f"{report.source}: sms {cost.where} [{cost.language}]: {c.encoding}, "
+                f"{c.characters} characters, {c.segments} segment{'s' if c.segments != 1 else ''}"
+            )
+
+
+@survey.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--quiet", is_flag=True, help="Only problems, no SMS costs.")
+def survey_validate(files: tuple[str, ...], quiet: bool) -> None:
+    """Check consultation files and show each message's SMS cost. Exit 1 on errors."""
+    failed = False
+    for path in files:
+        report = validate_file(path)
+        _print_report(report, costs=not quiet)
+        failed = failed or report.has_errors
+        if not report.has_errors:
+            click.echo(f"{path}: ok")
+    sys.exit(1 if failed else 0)
+
+
+@survey.command("load")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.pass_obj
+def survey_load(config: Config, files: tuple[str, ...]) -> None:
+    """Validate and store consultation files; a changed file becomes a new version."""
+    reports = [validate_file(path) for path in files]
+    for report in reports:
+        _print_report(report, costs=False)
+    if any(r.has_errors for r in reports):
+        click.echo("nothing was loaded", err=True)
+        sys.exit(1)
+    with _runtime(config) as rt:
+        for loaded in rt.service.load_surveys(read_survey_sources(files)):
+            state = "loaded as" if loaded.created else "unchanged,"
+            click.echo(f"{loaded.survey.id}: {state} version {loaded.version}")
+
+
+@survey.command("list")
+@click.pass_obj
+def survey_list(config: Config) -> None:
+    """Loaded consultations: id, title, version, status, responses."""
+    with _runtime(config) as rt:
+        rows = rt.service.survey_rows()
+        now = datetime.now(UTC)
+        if not rows:
+            click.echo("no surveys loaded (try: voxpop survey load surveys/examples/*.toml)")
+            return
+        table = [("ID", "TITLE", "VERSION", "STATUS", "RESPONSES")]
+        for row, parsed, responses in rows:
+            title = parsed.title.get(parsed.default_language, parsed.id)
+            status = "closed" if parsed.is_closed(now) else "open"
+            table.append((parsed.id, title, str(row.version), status, str(responses)))
+        widths = [max(len(r[i]) for r in table) for i in range(5)]
+        for r in table:
+            click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+# --- chat -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--from", "sender", metavar="ADDRESS", help="The citizen's address.")
+@click.option(
+    "--channel",
+    type=click.Choice(CHANNEL_NAMES),
+    default="sms",
+    show_default=True,
+    help="Render replies as this channel would.",
+)
+@click.option("--start", "start_slug", metavar="SURVEY_ID", help="Begin a survey as an invitation.")
+@click.pass_obj
+def chat(config: Config, sender: str | None, channel: str, start_slug: str | None) -> None:
+    """Talk to Voxpop as a citizen: each line you type is an inbound message."""
+    address = Address(channel, sender or DEFAULT_FROM[channel])
+    interactive = sys.stdin.isatty()
+    with _runtime(config) as rt:
+        if start_slug:
+            try:
+                _show(rt.service.start_survey(address, start_slug, simulated=True))
+            except LookupError as exc:
+                raise click.ClickException(str(exc.args[0])) from exc
+        elif interactive:
+            click.echo(f"Chatting as {address.channel}:{address.value}. Ctrl-D to leave.")
+        for line in _lines(sys.stdin, interactive):
+            if not interactive:
+                click.echo(f"you> {line}")
+            msg = InboundMessage(address, line, f"chat-{uuid.uuid4().hex}", datetime.now(UTC))
+            _show(rt.service.receive(msg, simulated=True).outgoing)
+
+
+def _lines(stream: TextIO, interactive: bool) -> Iterator[str]:
+    while True:
+        if interactive:
+            try:
+                line = input("you> ")
+            except EOFError:
+                click.echo()
+                return
+        else:
+            raw = stream.readline()
+            if not raw:
+                return
+            line = raw.rstrip("\r\n")
+        yield line
+
+
+def _show(outgoing: tuple[Outgoing, ...]) -> None:
+    for out in outgoing:
+        options = tuple(Option(o["key"], o["label"], o["payload"]) for o in out.options)
+        rendered = renderer(out.address.channel).render(
+            OutboundMessage(out.address, out.text, options)
+        )
+        for line in display_lines(rendered):
+            click.echo(f"{PREFIX}{line}")
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@main.group()
+def results() -> None:
+    """Consultation results."""
+
+
+@results.command("export")
+@click.argument("survey_id")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), help="File (default: stdout)."
+)
+@click.pass_obj
+def results_export(config: Config, survey_id: str, fmt: str, out: str | None) -> None:
+    """One row per response; respondents are pseudonyms, never addresses."""
+    with _runtime(config) as rt:
+        try:
+            questions = rt.service.export_questions(survey_id)
+        except LookupError as exc:
+            raise click.ClickException(str(exc.args[0])) from exc
+        stream: TextIO
+        with (
+            open(out, "w", encoding="utf-8", newline="") if out else _stdout()
+        ) as stream:
+            records = rt.service.export_records(survey_id)
+            if fmt == "jsonl":
+                for record in records:
+                    stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                write_csv(stream, questions, records)
+
+
+@contextmanager
+def _stdout() -> Iterator[TextIO]:
+    yield sys.stdout
+
+
+RECORD_COLUMNS = (
+    "response_id",
+    "respondent",
+    "channel",
+    "language",
+    "status",
+    "started_at",
+    "completed_at",
+)
+
+
+def write_csv(stream: TextIO, questions: list[str], records: Iterator[dict[str, Any]]) -> None:
+    """The JSONL records flattened: one column per question, multi joined with ``;``."""
+    writer = csv.writer(stream)
+    writer.writerow([*RECORD_COLUMNS, *questions])
+    for record in records:
+        answers = record["answers"]
+        writer.writerow(
+            [record[c] if record[c] is not None else "" for c in RECORD_COLUMNS]
+            + [csv_value(answers.get(q)) for q in questions]
+        )
+
+
+def csv_value(value: Any) -> str:
+    """>>> csv_value(["a", "b"]), csv_value(True), csv_value(None), csv_value(2.5)
+    ('a;b', 'true', '', '2.5')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return str(value)
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", help="Interface to listen on (default from [server] host).")
+@click.option("--port", type=int, help="Port (default from [server] port).")
+@click.pass_obj
+def serve(config: Config, host: str | None, port: int | None) -> None:
+    """Run the web server: webhooks and the browser simulator."""
+    from bot.web import create_app
+    from bot.web import serve as run_server
+
+    with _runtime(config) as rt:
+        if config.surveys.load:
+            for loaded in rt.service.load_surveys(read_survey_sources(config.surveys.load)):
+                click.echo(f"survey {loaded.survey.id} version {loaded.version}")
+        bind_host = host or config.server.host
+        bind_port = port or config.server.port
+        if config.server.simulator:
+            click.echo(f"simulator: http://{bind_host}:{bind_port}/simulator")
+        run_server(create_app(rt.service, config), bind_host, bind_port, config.server.threads)
+
+
+if __name__ == "__main__":
+    main()

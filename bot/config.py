@@ -1,0 +1,206 @@
+"""Configuration: built-in defaults, then a TOML file, then ``VOXPOP_<SECTION>__<KEY>`` variables.
+
+The file is ``--config PATH``, else ``$VOXPOP_CONFIG``, else ``./voxpop.toml`` when present.
+Every key is documented in ``config.example.toml``. Secrets belong in the environment or an
+untracked file, never in the repository.
+
+>>> cfg = load_config(None, environ={"VOXPOP_SERVER__PORT": "9000"}, cwd=Path("/nonexistent"))
+>>> cfg.server.port
+9000
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "VOXPOP_"
+
+
+class ConfigError(Exception):
+    """A config file or variable that cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    #: SQLAlchemy URL; SQLite in the working directory by default.
+    url: str = "sqlite:///voxpop.db"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: The URL providers reach us at (used to verify webhook signatures behind a proxy).
+    public_url: str = ""
+    #: Serve the browser simulator at /simulator (staff's test phone).
+    simulator: bool = True
+    threads: int = 8
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    #: Key for respondent pseudonyms in exports. Empty: one is generated and kept in the DB.
+    pseudonym_key: str = ""
+
+
+@dataclass(frozen=True)
+class ConversationConfig:
+    #: Language for system messages to a contact whose language is not known yet.
+    default_language: str = "en"
+
+
+@dataclass(frozen=True)
+class SurveysConfig:
+    #: Survey files or folders loaded by ``voxpop serve`` at start (``make run`` uses examples).
+    load: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    conversation: ConversationConfig = field(default_factory=ConversationConfig)
+    surveys: SurveysConfig = field(default_factory=SurveysConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    #: Where the file came from, for messages; ``None`` for built-in defaults.
+    source: str | None = None
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    f.name: f.default_factory  # type: ignore[misc]
+    for f in fields(Config)
+    if f.name != "source"
+}
+
+
+def find_config_path(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if environ.get("VOXPOP_CONFIG"):
+        return Path(environ["VOXPOP_CONFIG"])
+    local = cwd / "voxpop.toml"
+    return local if local.is_file() else None
+
+
+def load_config(
+    explicit: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Config:
+    """Defaults, overlaid by the file (if any), overlaid by the environment."""
+    env = os.environ if environ is None else environ
+    path = find_config_path(explicit, env, cwd or Path.cwd())
+    data: dict[str, dict[str, Any]] = {}
+    source: str | None = None
+    if path is not None:
+        source = str(path)
+        data = _read_file(path)
+    config = Config(source=source)
+    for section, values in data.items():
+        config = _set_section(config, section, values, source or "", path)
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        config = _set_section(config, section, {key: raw}, f"${name}", None, from_env=True)
+    return config
+
+
+def _read_file(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        where = f"{path}:{match.group(1)}" if match else str(path)
+        reason = re.sub(r"\s*\(at line .*\)$", "", str(exc))
+        raise ConfigError(f"{where}: {reason}") from exc
+    for section, values in data.items():
+        if section not in _SECTIONS or not isinstance(values, dict):
+            known = ", ".join(sorted(_SECTIONS))
+            line = _line_of(text, rf"^\s*\[{re.escape(section)}\]")
+            raise ConfigError(f"{path}:{line}: unknown section [{section}] (known: {known})")
+    return data
+
+
+def _line_of(text: str, pattern: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if re.match(pattern, line):
+            return number
+    return 1
+
+
+def _set_section(
+    config: Config,
+    section: str,
+    values: Mapping[str, Any],
+    where: str,
+    path: Path | None,
+    *,
+    from_env: bool = False,
+) -> Config:
+    if section not in _SECTIONS:
+        raise ConfigError(f"{where}: unknown section [{section}]")
+    current = getattr(config, section)
+    known = {f.name: f for f in fields(current)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            line = ""
+            if path is not None:
+                pattern = r"^\s*" + re.escape(key) + r"\s*="
+                line = f":{_line_of(path.read_text(encoding='utf-8'), pattern)}"
+            raise ConfigError(
+                f"{where}{line}: unknown key {key!r} in [{section}] "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        default = getattr(current, key)
+        changes[key] = _coerce(value, default, f"{where}: [{section}] {key}", from_env)
+    return replace(config, **{section: replace(current, **changes)})
+
+
+def _coerce(value: Any, default: Any, where: str, from_env: bool) -> Any:
+    """Give ``value`` the type of ``default``; environment values arrive as strings."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if from_env and str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if from_env and str(value).lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if isinstance(default, int):
+        try:
+            return int(value) if from_env else _exact(value, int)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if isinstance(default, tuple):
+        if from_env and isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _exact(value: Any, kind: type[int]) -> int:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError
+    return value

@@ -1,0 +1,42 @@
+"""Build the process-wide objects once from config: the DB engine, sessions, the service."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Config
+from bot.service import Service
+from storage.db import make_engine, session_factory
+
+
+@dataclass
+class Runtime:
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    service: Service
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_runtime(config: Config) -> Runtime:
+    engine = make_engine(config.database.url)
+    sessions = session_factory(engine)
+    service = Service(
+        sessions,
+        default_language=config.conversation.default_language,
+        pseudonym_key=config.privacy.pseudonym_key,
+    )
+    return Runtime(config, engine, sessions, service)
+
+
+def configure_logging(config: Config) -> None:
+    logging.basicConfig(
+        level=config.logging.level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

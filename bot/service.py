@@ -1,0 +1,470 @@
+"""The service: the only place where the engine's decisions meet the database and the clock.
+
+``receive`` handles one inbound message in ONE transaction: store the inbound row (a
+redelivery is a no-op), find or create the contact, route the text (commands, keywords,
+the active survey), store answers and state, and write the outbound rows (the outbox).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import conversation as conv
+from bot.engine import Finish, Record, Say, SessionState
+from bot.i18n import N_, t
+from bot.messages import Address, InboundMessage, OutboundMessage
+from channels.registry import renderer
+from storage import repo
+from storage.db import transaction
+from storage.models import AnswerRow, Contact, Message, SessionRow, SurveyRow
+from surveys.loader import parse_survey
+from surveys.model import Survey
+from surveys.text import normalize
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+PSEUDONYM_SETTING = "pseudonym_key"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An outbound row as written, for the simulator to show."""
+
+    id: int
+    address: Address
+    text: str
+    options: tuple[dict[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Received:
+    duplicate: bool
+    outgoing: tuple[Outgoing, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadedSurvey:
+    survey: Survey
+    version: int
+    created: bool
+
+
+class Service:
+    """Voxpop's use cases over one database. Build once per process: it caches surveys."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        clock: Clock = utc_now,
+        default_language: str = "en",
+        pseudonym_key: str = "",
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._default_language = default_language
+        self._pseudonym_key = pseudonym_key.encode() if pseudonym_key else b""
+        # Surveys are parsed once per stored version (row id) and kept for the process.
+        self._surveys: dict[int, Survey] = {}
+        self._keywords: dict[str, tuple[Survey, int]] = {}
+        self._catalog_mark: tuple[int, int] | None = None
+
+    # --- inbound ----------------------------------------------------------------------------
+
+    def receive(self, msg: InboundMessage, *, simulated: bool = False) -> Received:
+        """Handle one inbound message; ``simulated`` replies are shown, never sent."""
+        with transaction(self._sessions) as s:
+            now = self._clock()
+            contact, address, _ = repo.find_or_create_contact(
+                s, msg.address.channel, msg.address.value, now
+            )
+            row = repo.insert_inbound(
+                s,
+                channel=msg.address.channel,
+                address=msg.address.value,
+                provider_id=msg.provider_id,
+                text=msg.text,
+                payload=msg.payload,
+                received_at=msg.received_at,
+                contact_id=contact.id,
+            )
+            if row is None:
+                # Providers retry on errors and timeouts: a redelivery answers 200, changes nothing.
+                log.info("duplicate inbound %s from %s", msg.provider_id, msg.address.pseudonymous)
+                return Received(duplicate=True)
+            address.last_inbound_at = now
+            ctx = self._context(s, contact, address.opted_out_at is not None, now)
+            effects = conv.handle(ctx, msg.text, msg.payload)
+            out = self._apply(s, effects, contact, msg.address, ctx, now, simulated)
+            if ctx.active is not None or out:
+                row.session_id = ctx.active.session_id if ctx.active else None
+            log.info(
+                "inbound from %s: %d effects, %d replies",
+                msg.address.pseudonymous,
+                len(effects),
+                len(out),
+            )
+            return Received(duplicate=False, outgoing=tuple(out))
+
+    def start_survey(
+        self, address: Address, slug: str, *, simulated: bool = False
+    ) -> tuple[Outgoing, ...]:
+        """Begin ``slug`` for ``address`` as an invitation would (the staff's test phone)."""
+        with transaction(self._sessions) as s:
+            now = self._clock()
+            contact, addr, _ = repo.find_or_create_contact(s, address.channel, address.value, now)
+            survey = self._survey_by_slug(s, slug)
+            ctx = self._context(s, contact, addr.opted_out_at is not None, now)
+            if ctx.active is not None:
+                ctx = self._abandon_active(s, ctx, now)
+            effects = conv.begin(ctx, survey, ctx.contact.language or self._default_language)
+            return tuple(self._apply(s, effects, contact, address, ctx, now, simulated))
+
+    def _abandon_active(self, s: Session, ctx: conv.Context, now: datetime) -> conv.Context:
+        assert ctx.active is not None
+        row = s.get(SessionRow, ctx.active.session_id)
+        assert row is not None
+        row.status = "abandoned"
+        row.state = {**row.state, "status": "abandoned"}
+        row.updated_at = now
+        s.flush()
+        return conv.Context(
+            contact=ctx.contact,
+            now=now,
+            keywords=ctx.keywords,
+            previous=ctx.previous,
+            default_language=ctx.default_language,
+        )
+
+    def _context(
+        self, s: Session, contact: Contact, opted_out: bool, now: datetime
+    ) -> conv.Context:
+        keywords = self._keyword_map(s)
+        active: conv.SessionView | None = None
+        previous: dict[str, conv.SessionView] = {}
+        for row in repo.sessions_for_contact(s, contact.id):
+            view = conv.SessionView(
+                row.id, self._survey_row(s, row.survey_id), SessionState.from_json(row.state)
+            )
+            if row.status == "active":
+                active = view
+            else:
+                previous.setdefault(view.survey.id, view)  # newest first
+        return conv.Context(
+            contact=conv.ContactView(
+                language=contact.language,
+                opted_out=opted_out,
+                pending=contact.pending,
+                last_help_at=contact.last_help_at,
+            ),
+            now=now,
+            keywords={k: v[0] for k, v in keywords.items()},
+            active=active,
+            previous=previous,
+            default_language=self._default_language,
+        )
+
+    def _apply(
+        self,
+        s: Session,
+        effects: Iterable[conv.Effect],
+        contact: Contact,
+        address: Address,
+        ctx: conv.Context,
+        now: datetime,
+        simulated: bool,
+    ) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        session_id = ctx.active.session_id if ctx.active else None
+        contact_id: int | None = contact.id
+        for effect in effects:
+            if isinstance(effect, Say):
+                out.append(self._say(s, effect, address, contact_id, session_id, now, simulated))
+            elif isinstance(effect, conv.UpdateSession):
+                session_id = self._store_step(s, effect, contact, address, now)
+            elif isinstance(effect, conv.ChangeLanguage):
+                contact.language = effect.language
+            elif isinstance(effect, conv.SetPending):
+                contact.pending = dict(effect.pending) if effect.pending else None
+            elif isinstance(effect, conv.MarkHelped):
+                contact.last_help_at = now
+            elif isinstance(effect, conv.OptOut | conv.OptIn):
+                opted_out = isinstance(effect, conv.OptOut)
+                for addr in repo.addresses_of(s, contact.id):
+                    addr.opted_out_at = now if opted_out else None
+                action = "opt_out" if opted_out else "opt_in"
+                repo.audit(s, "citizen", action, self.pseudonym(contact.id), {}, now)
+            elif isinstance(effect, conv.ReportInfo):
+                text = self._info_text(s, contact, address, effect.language)
+                out.append(self._say(s, Say(text), address, contact_id, session_id, now, simulated))
+            elif isinstance(effect, conv.Forget):
+                self.forget(s, contact, now)
+                contact_id = None
+            s.flush()
+        return out
+
+    def _say(
+        self,
+        s: Session,
+        say: Say,
+        address: Address,
+        contact_id: int | None,
+        session_id: int | None,
+        now: datetime,
+        simulated: bool,
+    ) -> Outgoing:
+        options = tuple({"key": o.key, "label": o.label, "payload": o.payload} for o in say.options)
+        msg = repo.add_outbound(
+            s,
+            channel=address.channel,
+            address=address.value,
+            contact_id=contact_id,
+            session_id=session_id,
+            kind=say.kind,
+            text=say.text,
+            payload={"options": list(options)} if options else None,
+            now=now,
+        )
+        if simulated:
+            # The simulator shows the message instead of sending it; no dispatcher may pick it up.
+            msg.status = "simulated"
+            msg.segments = renderer(address.channel).render(to_outbound(address, say)).segments
+            msg.sent_at = now
+        return Outgoing(msg.id, address, say.text, options)
+
+    def _store_step(
+        self,
+        s: Session,
+        effect: conv.UpdateSession,
+        contact: Contact,
+        address: Address,
+        now: datetime,
+    ) -> int:
+        state = effect.step.state
+        if effect.session_id is None:
+            survey_row_id = self._keyword_row_id(s, effect.survey)
+            row = SessionRow(
+                contact_id=contact.id,
+                survey_id=survey_row_id,
+                respondent=self.pseudonym(contact.id),
+                channel=address.channel,
+                language=state.language,
+                status=state.status,
+                state=state.to_json(),
+                started_at=now,
+                updated_at=now,
+            )
+            s.add(row)
+            s.flush()
+        else:
+            found = s.get(SessionRow, effect.session_id)
+            assert found is not None
+            row = found
+            row.state = state.to_json()
+            row.status = state.status
+            row.language = state.language
+            row.updated_at = now
+        for e in effect.step.effects:
+            if isinstance(e, Record):
+                repo.upsert_answer(s, row.id, e.question_id, e.value, e.raw, e.how, now)
+            elif isinstance(e, Finish) and e.status == "completed":
+                row.completed_at = now
+        return row.id
+
+    def _info_text(self, s: Session, contact: Contact, address: Address, language: str) -> str:
+        answers = (
+            s.scalar(
+                select(func.count(AnswerRow.id))
+                .join(SessionRow, SessionRow.id == AnswerRow.session_id)
+                .where(SessionRow.contact_id == contact.id)
+            )
+            or 0
+        )
+        surveys = (
+            s.scalar(select(func.count(SessionRow.id)).where(SessionRow.contact_id == contact.id))
+            or 0
+        )
+        return t(
+            language,
+            N_(
+                "We hold your {channel} address, language {language} and {answers} answers in "
+                "{surveys} consultations. FORGET erases it."
+            ),
+            channel=address.channel.upper() if address.channel == "sms" else address.channel,
+            language=(contact.language or language).upper(),
+            answers=answers,
+            surveys=surveys,
+        )
+
+    # --- privacy ----------------------------------------------------------------------------
+
+    def forget(self, s: Session, contact: Contact, now: datetime) -> None:
+        """Erase a contact's personal data; answers stay as anonymous rows."""
+        for row in repo.sessions_for_contact(s, contact.id):
+            # A fresh random respondent id: rows of one person stay together, linked to no one.
+            row.respondent = "anon-" + secrets.token_hex(8)
+        repo.forget_contact(s, contact.id, now)
+        repo.audit(s, "citizen", "forget", f"contact:{contact.id}", {}, now)
+
+    def pseudonym(self, contact_id: int) -> str:
+        """A stable pseudonym for exports: a keyed hash, never the address."""
+        key = self._pseudonym_key or self._stored_key()
+        digest = hmac.new(key, f"contact:{contact_id}".encode(), hashlib.sha256).hexdigest()
+        return "r-" + digest[:16]
+
+    def _stored_key(self) -> bytes:
+        with transaction(self._sessions) as s:
+            key = repo.get_setting(s, PSEUDONYM_SETTING)
+            if key is None:
+                key = secrets.token_hex(32)
+                repo.set_setting(s, PSEUDONYM_SETTING, key)
+        self._pseudonym_key = key.encode()
+        return self._pseudonym_key
+
+    # --- surveys ----------------------------------------------------------------------------
+
+    def load_surveys(self, sources: Iterable[tuple[str, str]]) -> list[LoadedSurvey]:
+        """Store parsed ``(source_name, toml_text)`` pairs; a changed text is a new version.
+
+        The caller validates first; this raises :class:`surveys.loader.SurveyError` otherwise.
+        """
+        parsed = [(parse_survey(text, name), text) for name, text in sources]
+        loaded: list[LoadedSurvey] = []
+        with transaction(self._sessions) as s:
+            now = self._clock()
+            for survey, text in parsed:
+                row, created = repo.store_survey_version(
+                    s,
+                    slug=survey.id,
+                    digest=survey.digest,
+                    source=text,
+                    title=dict(survey.title),
+                    keywords=list(survey.keywords),
+                    closes_at=survey.closes_at,
+                    now=now,
+                )
+                if created:
+                    repo.audit(s, "staff", "survey_load", survey.id, {"version": row.version}, now)
+                loaded.append(LoadedSurvey(survey, row.version, created))
+        self._catalog_mark = None
+        return loaded
+
+    def survey_rows(self) -> list[tuple[SurveyRow, Survey, int]]:
+        """Latest version of each survey with its number of responses."""
+        with transaction(self._sessions) as s:
+            rows = repo.latest_surveys(s)
+            return [
+                (row, self._survey_row(s, row.id), repo.count_responses(s, row.slug))
+                for row in rows
+            ]
+
+    def _survey_row(self, s: Session, row_id: int) -> Survey:
+        survey = self._surveys.get(row_id)
+        if survey is None:
+            row = repo.survey_by_id(s, row_id)
+            survey = parse_survey(row.source, f"{row.slug} v{row.version}")
+            self._surveys[row_id] = survey
+        return survey
+
+    def _keyword_map(self, s: Session) -> dict[str, tuple[Survey, int]]:
+        # One cheap query tells whether another process loaded a survey since we looked.
+        mark = s.execute(select(func.count(SurveyRow.id), func.max(SurveyRow.id))).one()
+        key = (int(mark[0] or 0), int(mark[1] or 0))
+        if key != self._catalog_mark:
+            keywords: dict[str, tuple[Survey, int]] = {}
+            for row in repo.latest_surveys(s):
+                survey = self._survey_row(s, row.id)
+                for word in survey.keywords:
+                    keywords[normalize(word)] = (survey, row.id)
+            self._keywords = keywords
+            self._catalog_mark = key
+        return self._keywords
+
+    def _keyword_row_id(self, s: Session, survey: Survey) -> int:
+        for known, row_id in self._keyword_map(s).values():
+            if known is survey:
+                return row_id
+        return self._slug_row(s, survey.id).id
+
+    def _slug_row(self, s: Session, slug: str) -> SurveyRow:
+        row = next((r for r in repo.latest_surveys(s) if r.slug == slug), None)
+        if row is None:
+            raise LookupError(f"no survey {slug!r} is loaded (try: voxpop survey load FILE)")
+        return row
+
+    def _survey_by_slug(self, s: Session, slug: str) -> Survey:
+        return self._survey_row(s, self._slug_row(s, slug).id)
+
+    # --- results ----------------------------------------------------------------------------
+
+    def export_records(self, slug: str) -> Iterator[dict[str, Any]]:
+        """One record per response, in the documented export shape."""
+        with transaction(self._sessions) as s:
+            self._slug_row(s, slug)
+            for row, answers in repo.iter_responses(s, slug):
+                yield {
+                    "response_id": row.id,
+                    "respondent": row.respondent,
+                    "channel": row.channel,
+                    "language": row.language,
+                    "status": "partial" if row.status == "active" else row.status,
+                    "started_at": _iso(row.started_at),
+                    "completed_at": _iso(row.completed_at),
+                    "answers": {a.question_id: a.value for a in answers},
+                }
+
+    def export_questions(self, slug: str) -> list[str]:
+        """Question ids for CSV columns: the latest version's order, then retired ones."""
+        with transaction(self._sessions) as s:
+            rows = repo.all_versions(s, slug)
+            ids: list[str] = []
+            for row in sorted(rows, key=lambda r: -r.version):
+                for q in self._survey_row(s, row.id).questions:
+                    if q.id not in ids:
+                        ids.append(q.id)
+            return ids
+
+    def transcript(self, address: Address) -> list[Message]:
+        with transaction(self._sessions) as s:
+            return list(
+                s.scalars(
+                    select(Message)
+                    .where(Message.channel == address.channel, Message.address == address.value)
+                    .order_by(Message.id)
+                )
+            )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def to_outbound(address: Address, say: Say) -> OutboundMessage:
+    return OutboundMessage(address, say.text, say.options, say.kind)
+
+
+def read_survey_sources(paths: Iterable[str]) -> list[tuple[str, str]]:
+    """``(name, text)`` for each file, folders expanded to their ``*.toml`` files."""
+    found: list[tuple[str, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
+        for file in files:
+            found.append((str(file), file.read_text(encoding="utf-8")))
+    return found

@@ -1,0 +1,23 @@
+"""Telegram: options as inline-keyboard buttons; typed answers are still accepted."""
+
+from __future__ import annotations
+
+from bot.messages import OutboundMessage
+from channels.base import Button, Capabilities, Rendered
+
+name = "telegram"
+capabilities = Capabilities(max_length=4096, buttons=True, gsm7=False)
+#: Buttons per keyboard row: short labels (a scale) share a row, long labels get their own.
+_SHORT_LABEL = 4
+
+
+def render(message: OutboundMessage) -> Rendered:
+    buttons = tuple(
+        Button(o.label if o.label == o.key else f"{o.key}. {o.label}", o.payload)
+        for o in message.options
+    )
+    if buttons and all(len(b.label) <= _SHORT_LABEL for b in buttons):
+        rows: tuple[tuple[Button, ...], ...] = (buttons,)
+    else:
+        rows = tuple((b,) for b in buttons)
+    return Rendered(text=message.text, buttons=rows)
