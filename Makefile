@@ -47,8 +47,10 @@ bench: setup
 	$(BIN)/python -m bench
 
 i18n-extract: setup
-	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location -o bot/locale/voxpop.pot .
-	$(BIN)/pybabel update -i bot/locale/voxpop.pot -d bot/locale -D voxpop --no-location
+	$(BIN)/pybabel extract -F babel.cfg --no-default-keywords -k N_ \
+		--no-location --omit-header --sort-output -o bot/locale/voxpop.pot .
+	$(BIN)/pybabel update -i bot/locale/voxpop.pot -d bot/locale -D voxpop \
+		--ignore-pot-creation-date
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

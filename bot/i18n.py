@@ -27,7 +27,7 @@ SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "nl", "fr", "de", "es")
 LANGUAGE_NAMES: dict[str, str] = {
     "en": "English",
     "nl": "Nederlands",
-    "fr": "Français",
+    "fr": "Francais",  # ç is not GSM-7; this name goes out by SMS
     "de": "Deutsch",
     "es": "Español",
 }
@@ -51,7 +51,7 @@ def _translations(language: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(buffer)
 
 
-def t(language: str, message: str, **params: object) -> str:
+def t(language: str, message: str, /, **params: object) -> str:
     """Translate ``message`` into ``language`` and fill in ``params``."""
     text = _translations(language).gettext(message)
     return text.format(**params) if params else text

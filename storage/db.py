@@ -1,0 +1,188 @@
+"""Engines, sessions and the UTC datetime type, for SQLite and PostgreSQL alike.
+
+SQLite is tuned for one small server: WAL (readers never block the writer), a busy timeout
+(a second writer waits instead of failing), ``synchronous=NORMAL`` (safe with WAL), foreign
+keys on, and ``BEGIN IMMEDIATE`` so a transaction takes the write lock up front rather than
+failing with "database is locked" when it first writes after reading. Long reads (exports,
+the staff console) use ``transaction(sm, read_only=True)``: a deferred BEGIN on SQLite, so they
+never hold up a webhook, and ``READ ONLY`` on PostgreSQL.
+
+>>> engine = make_engine("sqlite://")
+>>> with engine.connect() as conn:
+...     conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+1
+>>> engine.dispose()
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, Dialect, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "READ_ONLY",
+    "UtcDateTime",
+    "is_sqlite",
+    "make_engine",
+    "session_factory",
+    "transaction",
+    "with_schema",
+]
+
+BUSY_TIMEOUT_MS = 5000
+#: Execution option read by the SQLite "begin" hook: ``IMMEDIATE`` (default) or ``DEFERRED``.
+SQLITE_BEGIN = "voxpop_sqlite_begin"
+#: Execution options for a transaction that only reads, understood by both engines.
+READ_ONLY: Mapping[str, Any] = MappingProxyType(
+    {SQLITE_BEGIN: "DEFERRED", "postgresql_readonly": True}
+)
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def is_sqlite(url: str | URL) -> bool:
+    """Whether ``url`` names a SQLite database.
+
+    >>> is_sqlite("sqlite:///voxpop.db"), is_sqlite("postgresql+psycopg://db/voxpop")
+    (True, False)
+    """
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def with_schema(url: str | URL, schema: str) -> str:
+    """A PostgreSQL URL whose connections use ``schema`` as their ``search_path``.
+
+    Putting the schema in the URL (rather than in ``schema_translate_map``) means every
+    consumer — the app, Alembic, ``psql``-minded tools — sees the same tables unqualified.
+
+    >>> with_schema("postgresql+psycopg://root@db/test", "run_1")
+    'postgresql+psycopg://root@db/test?options=-csearch_path%3Drun_1'
+    """
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}: use lowercase letters, digits, _")
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError("a schema is only supported on PostgreSQL")
+    if "options" in parsed.query:
+        raise ValueError("the URL already sets connection options; add search_path there")
+    return parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False
+    )
+
+
+def make_engine(url: str | URL, *, schema: str | None = None, echo: bool = False) -> Engine:
+    """An engine for ``url`` with Voxpop's connection settings (see the module docstring).
+
+    ``schema`` (PostgreSQL only) isolates everything in that schema; it must already exist
+    (:func:`storage.migrate.upgrade` creates it).
+    """
+    if schema is not None:
+        url = with_schema(url, schema)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, echo=echo)
+        _configure_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        # pre_ping: a restarted server or a failover must not surface as a failed webhook.
+        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+    raise ValueError(
+        f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take BEGIN away from the sqlite3 driver (it skips it before SELECT and DDL, so
+        # reads aren't repeatable and DDL isn't transactional); the "begin" hook emits it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE: a deferred transaction that reads then writes gets SQLITE_BUSY at once
+        # (the busy timeout cannot help it); taking the write lock first makes writers queue.
+        mode = conn.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        if mode not in ("IMMEDIATE", "DEFERRED"):
+            raise ValueError(f"{SQLITE_BEGIN} must be IMMEDIATE or DEFERRED, not {mode!r}")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; objects stay readable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(sm: sessionmaker[Session], *, read_only: bool = False) -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on any exception.
+
+    ``read_only`` transactions do not take SQLite's write lock (a reader cannot delay a
+    writer) and are refused writes by PostgreSQL.
+
+    >>> engine = make_engine("sqlite://")
+    >>> with transaction(session_factory(engine)) as s:
+    ...     s.connection().exec_driver_sql("SELECT 1").scalar()
+    1
+    >>> engine.dispose()
+    """
+    with sm() as session:
+        # Begin now, with the options: the BEGIN hook reads them.
+        session.connection(execution_options=READ_ONLY if read_only else None)
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored and returned as an aware UTC ``datetime``; naive input is refused.
+
+    SQLite has no time zones, so values are stored as naive UTC there and the zone is put
+    back on the way out; PostgreSQL uses ``timestamptz`` and results are converted to UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"UtcDateTime expects a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"naive datetime {value.isoformat()} refused: pass an aware datetime (UTC)"
+            )
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)

@@ -1,0 +1,479 @@
+"""Repository functions: small, typed queries over a :class:`~sqlalchemy.orm.Session`.
+
+None of them commits: the caller owns the transaction (see :func:`storage.db.transaction`),
+so one webhook is one short transaction however many of these it calls. Upserts use
+``INSERT … ON CONFLICT`` so a duplicate never raises — on PostgreSQL an error would abort the
+whole surrounding transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from storage.models import (
+    Address,
+    AnswerRow,
+    AuditEntry,
+    Base,
+    Contact,
+    Message,
+    SessionRow,
+    Setting,
+    SurveyRow,
+)
+
+__all__ = [
+    "add_outbound",
+    "addresses_of",
+    "answers_of",
+    "audit",
+    "count_responses",
+    "find_or_create_contact",
+    "forget_contact",
+    "get_active_session",
+    "get_setting",
+    "init_setting",
+    "insert_inbound",
+    "iter_responses",
+    "latest_survey",
+    "latest_surveys",
+    "sessions_for_contact",
+    "set_setting",
+    "store_survey_version",
+    "survey_by_id",
+    "upsert_answer",
+]
+
+_PHONE_NUMBER = re.compile(r"\+\d{6,}")
+
+
+def _insert(s: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing/_update`` on both engines."""
+    if s.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+def insert_inbound(
+    s: Session,
+    *,
+    channel: str,
+    address: str,
+    provider_id: str,
+    text: str,
+    payload: Any,
+    received_at: datetime,
+    contact_id: int | None = None,
+) -> Message | None:
+    """Record an inbound message; ``None`` if the provider already delivered this one."""
+    stmt = (
+        _insert(s, Message)
+        .values(
+            direction="in",
+            channel=channel,
+            address=address,
+            contact_id=contact_id,
+            kind=None,
+            text=text,
+            payload=payload,
+            provider_id=provider_id,
+            status="received",
+            created_at=received_at,
+        )
+        .on_conflict_do_nothing(index_elements=["direction", "channel", "provider_id"])
+        .returning(Message)
+    )
+    return s.scalars(stmt).first()
+
+
+def add_outbound(
+    s: Session,
+    *,
+    channel: str,
+    address: str,
+    text: str,
+    now: datetime,
+    kind: str = "reply",
+    payload: Any = None,
+    contact_id: int | None = None,
+    session_id: int | None = None,
+    not_before: datetime | None = None,
+) -> Message:
+    """Queue an outbound message for the dispatcher, due at ``not_before`` (default ``now``)."""
+    message = Message(
+        direction="out",
+        channel=channel,
+        address=address,
+        contact_id=contact_id,
+        session_id=session_id,
+        kind=kind,
+        text=text,
+        payload=payload,
+        status="queued",
+        attempts=0,
+        next_attempt_at=not_before or now,
+        created_at=now,
+    )
+    s.add(message)
+    s.flush()
+    return message
+
+
+# --- contacts ---------------------------------------------------------------------------
+
+
+def _address_with_contact(s: Session, channel: str, value: str) -> tuple[Contact, Address] | None:
+    row = s.execute(
+        select(Contact, Address)
+        .join(Address, Address.contact_id == Contact.id)
+        .where(Address.channel == channel, Address.value == value)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def find_or_create_contact(
+    s: Session, channel: str, value: str, now: datetime, language: str | None = None
+) -> tuple[Contact, Address, bool]:
+    """The contact reached at ``(channel, value)``, created if new; the flag says "created".
+
+    Race-safe: two first messages from one number at once make one contact. The loser's
+    INSERT waits for the winner's commit (PostgreSQL) and then does nothing.
+    """
+    found = _address_with_contact(s, channel, value)
+    if found is not None:
+        return found[0], found[1], False
+    contact = Contact(language=language, attributes={}, created_at=now, updated_at=now)
+    s.add(contact)
+    s.flush()
+    address = s.scalars(
+        _insert(s, Address)
+        .values(contact_id=contact.id, channel=channel, value=value, created_at=now)
+        .on_conflict_do_nothing(index_elements=["channel", "value"])
+        .returning(Address)
+    ).first()
+    if address is not None:
+        return contact, address, True
+    # Lost the race: drop our empty contact and use the winner's.
+    s.delete(contact)
+    s.flush()
+    found = _address_with_contact(s, channel, value)
+    if found is None:  # pragma: no cover - the conflicting row was committed, so it exists
+        raise RuntimeError(f"address vanished during insert ({channel})")
+    return found[0], found[1], False
+
+
+def addresses_of(s: Session, contact_id: int) -> list[Address]:
+    """The contact's addresses, oldest first."""
+    return list(
+        s.scalars(select(Address).where(Address.contact_id == contact_id).order_by(Address.id))
+    )
+
+
+def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
+    """Erase a contact's personal data (FORGET); their answers remain, anonymous.
+
+    Deletes the addresses, blanks the address, text, payload and error of every message to or
+    from them (provider ids stay, so a redelivery is still recognised), cancels what was not
+    sent yet, detaches their sessions (ending an active one) and empties the contact row,
+    which remains as a tombstone with ``forgotten_at``.
+    """
+    contact = s.get(Contact, contact_id)
+    if contact is None:
+        raise LookupError(f"no contact {contact_id}")
+    theirs: ColumnElement[bool] = Message.contact_id == contact_id
+    for channel, value in s.execute(
+        select(Address.channel, Address.value).where(Address.contact_id == contact_id)
+    ):
+        # Inbound rows are stored before the contact is resolved, so match on the address too.
+        theirs = or_(theirs, and_(Message.channel == channel, Message.address == value))
+    unsent = and_(Message.direction == "out", Message.status.in_(("queued", "sending")))
+    s.execute(
+        update(Message)
+        .where(theirs)
+        .values(
+            # What was not sent yet can no longer be; provider errors may quote the number.
+            status=case((unsent, "failed"), else_=Message.status),
+            error=case((unsent, "contact forgotten"), else_=None),
+            next_attempt_at=None,
+            lease_until=None,
+            address=None,
+            text="",
+            payload=None,
+            contact_id=None,
+        ),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    for address in addresses_of(s, contact_id):
+        s.delete(address)
+    s.execute(
+        update(SessionRow)
+        .where(SessionRow.contact_id == contact_id, SessionRow.status == "active")
+        .values(status="abandoned", updated_at=now),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    s.execute(
+        update(SessionRow)
+        .where(SessionRow.contact_id == contact_id)
+        # Bump the lock too: a reply being processed concurrently must not resurrect it.
+        .values(contact_id=None, state_version=SessionRow.state_version + 1),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    contact.language = None
+    contact.timezone = None
+    contact.attributes = {}
+    contact.pending = None
+    contact.last_help_at = None
+    contact.forgotten_at = now
+    contact.updated_at = now
+    s.flush()
+
+
+# --- sessions and answers ---------------------------------------------------------------
+
+
+def get_active_session(s: Session, contact_id: int) -> SessionRow | None:
+    """The contact's active session, if any (the database allows at most one)."""
+    return s.scalars(
+        select(SessionRow).where(SessionRow.contact_id == contact_id, SessionRow.status == "active")
+    ).one_or_none()
+
+
+def sessions_for_contact(s: Session, contact_id: int) -> list[SessionRow]:
+    """All of the contact's sessions, oldest first."""
+    return list(
+        s.scalars(
+            select(SessionRow)
+            .where(SessionRow.contact_id == contact_id)
+            .order_by(SessionRow.started_at, SessionRow.id)
+        )
+    )
+
+
+def upsert_answer(
+    s: Session,
+    session_id: int,
+    question_id: str,
+    value: Any,
+    raw: str | None,
+    how: str,
+    at: datetime,
+) -> AnswerRow:
+    """Store the answer to ``question_id``, replacing an earlier one (a corrected answer)."""
+    stmt = _insert(s, AnswerRow).values(
+        session_id=session_id,
+        question_id=question_id,
+        value=value,
+        raw=raw,
+        how=how,
+        answered_at=at,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["session_id", "question_id"],
+        set_={
+            "value": stmt.excluded.value,
+            "raw": stmt.excluded.raw,
+            "how": stmt.excluded.how,
+            "answered_at": stmt.excluded.answered_at,
+        },
+    )
+    # populate_existing: an instance already in the session gets the new values.
+    return s.scalars(stmt.returning(AnswerRow), execution_options={"populate_existing": True}).one()
+
+
+def answers_of(s: Session, session_id: int) -> list[AnswerRow]:
+    """The session's answers in the order they were first given."""
+    return list(
+        s.scalars(
+            select(AnswerRow).where(AnswerRow.session_id == session_id).order_by(AnswerRow.id)
+        )
+    )
+
+
+def _responses(slug: str, include_partial: bool) -> Sequence[ColumnElement[bool]]:
+    where = [SurveyRow.slug == slug]
+    if not include_partial:
+        where.append(SessionRow.status == "completed")
+    return where
+
+
+def count_responses(s: Session, survey_slug: str, *, include_partial: bool = False) -> int:
+    """Completed sessions (all sessions with ``include_partial``) over every version."""
+    stmt = (
+        select(func.count(SessionRow.id))
+        .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
+        .where(*_responses(survey_slug, include_partial))
+    )
+    return s.scalar(stmt) or 0
+
+
+def iter_responses(
+    s: Session, slug: str, *, include_partial: bool = False, batch_size: int = 500
+) -> Iterator[tuple[SessionRow, list[AnswerRow]]]:
+    """Stream responses with their answers: one answers query per batch, flat memory."""
+    stmt = (
+        select(SessionRow)
+        .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
+        .where(*_responses(slug, include_partial))
+        .order_by(SessionRow.id)
+        .execution_options(yield_per=batch_size)
+    )
+    result = s.scalars(stmt)
+    try:
+        for batch in result.partitions():
+            by_session: defaultdict[int, list[AnswerRow]] = defaultdict(list)
+            for answer in s.scalars(
+                select(AnswerRow)
+                .where(AnswerRow.session_id.in_([row.id for row in batch]))
+                .order_by(AnswerRow.id)
+            ):
+                by_session[answer.session_id].append(answer)
+            for row in batch:
+                yield row, by_session[row.id]
+    finally:
+        # A consumer that stops early must not leave a server-side cursor open.
+        result.close()
+
+
+# --- surveys ----------------------------------------------------------------------------
+
+
+def store_survey_version(
+    s: Session,
+    slug: str,
+    digest: str,
+    source: str,
+    title: Mapping[str, str],
+    keywords: Sequence[str],
+    closes_at: datetime | None,
+    now: datetime,
+) -> tuple[SurveyRow, bool]:
+    """The row for this exact source (same digest), else a new one with the next version.
+
+    Two processes loading *different* new sources of one slug at once: the second gets an
+    ``IntegrityError`` on ``(slug, version)`` and should retry in a new transaction.
+    """
+
+    def by_digest() -> SurveyRow | None:
+        return s.scalars(
+            select(SurveyRow).where(SurveyRow.slug == slug, SurveyRow.digest == digest)
+        ).one_or_none()
+
+    existing = by_digest()
+    if existing is not None:
+        return existing, False
+    version = (s.scalar(select(func.max(SurveyRow.version)).where(SurveyRow.slug == slug)) or 0) + 1
+    row = s.scalars(
+        _insert(s, SurveyRow)
+        .values(
+            slug=slug,
+            version=version,
+            digest=digest,
+            source=source,
+            title=dict(title),
+            keywords=list(keywords),
+            closes_at=closes_at,
+            loaded_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["slug", "digest"])
+        .returning(SurveyRow)
+    ).first()
+    if row is not None:
+        return row, True
+    existing = by_digest()  # another process stored the same source meanwhile
+    if existing is None:  # pragma: no cover - the conflicting row was committed
+        raise RuntimeError(f"survey {slug} vanished during insert")
+    return existing, False
+
+
+def latest_surveys(s: Session) -> list[SurveyRow]:
+    """The newest version of every survey, by slug."""
+    newest = (
+        select(SurveyRow.slug, func.max(SurveyRow.version).label("version"))
+        .group_by(SurveyRow.slug)
+        .subquery()
+    )
+    return list(
+        s.scalars(
+            select(SurveyRow)
+            .join(
+                newest,
+                and_(SurveyRow.slug == newest.c.slug, SurveyRow.version == newest.c.version),
+            )
+            .order_by(SurveyRow.slug)
+        )
+    )
+
+
+def latest_survey(s: Session, slug: str) -> SurveyRow | None:
+    """The newest version of ``slug``."""
+    return s.scalars(
+        select(SurveyRow).where(SurveyRow.slug == slug).order_by(SurveyRow.version.desc()).limit(1)
+    ).first()
+
+
+def all_versions(s: Session, slug: str) -> list[SurveyRow]:
+    """Every stored version of ``slug``, oldest first."""
+    return list(
+        s.scalars(select(SurveyRow).where(SurveyRow.slug == slug).order_by(SurveyRow.version))
+    )
+
+
+def survey_by_id(s: Session, survey_id: int) -> SurveyRow | None:
+    """One survey version by primary key (cached in the session's identity map)."""
+    return s.get(SurveyRow, survey_id)
+
+
+# --- settings and audit -----------------------------------------------------------------
+
+
+def get_setting(s: Session, key: str) -> str | None:
+    """The stored value of ``key``."""
+    return s.scalar(select(Setting.value).where(Setting.key == key))
+
+
+def set_setting(s: Session, key: str, value: str) -> None:
+    """Store ``value`` under ``key``, replacing any earlier value."""
+    stmt = _insert(s, Setting).values(key=key, value=value)
+    s.execute(
+        stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value})
+    )
+
+
+def init_setting(s: Session, key: str, value: str) -> str:
+    """Store ``value`` under ``key`` unless set; return what is stored (first writer wins).
+
+    For generated secrets such as the pseudonym key: two processes starting at once must
+    end up with the same key.
+    """
+    s.execute(_insert(s, Setting).values(key=key, value=value).on_conflict_do_nothing())
+    stored = get_setting(s, key)
+    if stored is None:  # pragma: no cover - just inserted or already there
+        raise RuntimeError(f"setting {key} vanished")
+    return stored
+
+
+def audit(
+    s: Session,
+    actor: str,
+    action: str,
+    subject: str | None,
+    details: Mapping[str, Any],
+    at: datetime,
+) -> AuditEntry:
+    """Append to the audit log. ``subject`` must be a pseudonym, never a phone number."""
+    if subject is not None and _PHONE_NUMBER.search(subject):
+        raise ValueError("audit subject looks like a phone number; use a pseudonym")
+    entry = AuditEntry(at=at, actor=actor, action=action, subject=subject, details=dict(details))
+    s.add(entry)
+    return entry

@@ -1,0 +1,137 @@
+"""Shared fixtures. Database tests run on BOTH engines.
+
+Fixtures:
+
+``db_url``
+    The URL (``str``) of an empty database migrated to head by Alembic. Parametrized: every
+    test that uses it (directly or through ``engine``/``db``) runs twice, with ids
+    ``[sqlite]`` and ``[postgresql]``. SQLite: a fresh file per test, copied from one template
+    migrated once per run. PostgreSQL: one throwaway schema per run (random name, dropped at
+    the end; the URL's ``search_path`` points at it), every table truncated before each test.
+    For one engine only: ``@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)``.
+``engine``
+    :func:`storage.db.make_engine` on ``db_url``; disposed after the test.
+``db``
+    A ``sessionmaker[Session]`` on ``engine``; use ``with storage.db.transaction(db) as s:``.
+``postgres_url``
+    The server URL without a schema (see :func:`postgres_test_url`).
+
+Environment: ``VOXPOP_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://root@127.0.0.1:5432/test``).
+An unreachable PostgreSQL fails the tests, unless ``VOXPOP_TEST_SKIP_POSTGRES=1`` (then they
+are skipped) — except under ``CI=true``, where it always fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import make_engine, session_factory, with_schema
+from storage.migrate import upgrade
+from storage.models import Base
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
+BACKENDS = ("sqlite", "postgresql")
+
+
+def postgres_test_url() -> str:
+    """The PostgreSQL server used by tests: ``$VOXPOP_TEST_POSTGRES_URL`` or the default."""
+    return os.environ.get("VOXPOP_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _postgres_unavailable(url: str, error: Exception) -> None:
+    shown = make_url(url).render_as_string(hide_password=True)
+    reason = (
+        f"PostgreSQL at {shown} is unreachable ({error}). Start it or point "
+        "VOXPOP_TEST_POSTGRES_URL at one; VOXPOP_TEST_SKIP_POSTGRES=1 skips these tests "
+        "(never in CI)."
+    )
+    if _truthy("VOXPOP_TEST_SKIP_POSTGRES") and not _truthy("CI"):
+        pytest.skip(reason)
+    pytest.fail(reason, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL server URL for tests, without a schema."""
+    return postgres_test_url()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head; each test gets a copy (migrating is the slow part)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "voxpop.db"
+    upgrade(f"sqlite:///{path}")
+    # upgrade() disposed its engine, so WAL was checkpointed into the main file: copy it alone.
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_schema(postgres_url: str) -> Iterator[tuple[str, Engine]]:
+    """A throwaway schema for this run, migrated to head, and an engine on it."""
+    admin = make_engine(postgres_url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        admin.dispose()
+        _postgres_unavailable(postgres_url, exc.orig or exc)
+    # A random name per run, so concurrent runs (two terminals, CI shards) never meet.
+    schema = f"voxpop_test_{os.getpid()}_{secrets.token_hex(4)}"
+    url = with_schema(postgres_url, schema)
+    engine = make_engine(url)
+    try:
+        upgrade(postgres_url, schema=schema)
+        yield url, engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS, ids=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database on each engine (see the module docstring)."""
+    backend: str = request.param
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("_sqlite_template")
+        path = tmp_path / "voxpop.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    if backend == "postgresql":
+        url, engine = request.getfixturevalue("_postgres_schema")
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with engine.begin() as conn:
+            # Before, not after, each test: a failed test's rows are still there to inspect.
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        assert isinstance(url, str)
+        return url
+    raise ValueError(f"unknown backend {backend!r}")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on ``db_url``, disposed after the test (no ResourceWarnings)."""
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on ``engine``; open one with ``storage.db.transaction(db)``."""
+    return session_factory(engine)
