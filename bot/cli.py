@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Iterator
@@ -153,6 +154,8 @@ def chat(config: Config, sender: str | None, channel: str, start_slug: str | Non
     """Talk to Voxpop as a citizen: each line you type is an inbound message."""
     address = Address(channel, sender or DEFAULT_FROM[channel])
     interactive = sys.stdin.isatty()
+    # The transcript is the output here; routine INFO lines would only interleave with it.
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
     with _runtime(config) as rt:
         if start_slug:
             try:

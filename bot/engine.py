@@ -60,12 +60,23 @@ class SessionState:
             survey_id=str(data["survey_id"]),
             digest=str(data["digest"]),
             language=str(data["language"]),
-            status=data.get("status", "active"),
+            status=session_status(str(data.get("status", "active"))),
             current=data.get("current"),
             answers=dict(data.get("answers", {})),
             asked=tuple(data.get("asked", ())),
             tries=int(data.get("tries", 0)),
         )
+
+
+_STATUSES: dict[str, SessionStatus] = {s: s for s in ("active", "completed", "abandoned")}
+
+
+def session_status(value: str) -> SessionStatus:
+    """Check a stored status string."""
+    try:
+        return _STATUSES[value]
+    except KeyError:
+        raise ValueError(f"unknown session status {value!r}") from None
 
 
 # --- events -------------------------------------------------------------------------------

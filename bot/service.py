@@ -12,7 +12,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import conversation as conv
-from bot.engine import Finish, Record, Say, SessionState
+from bot.engine import Finish, Record, Say, SessionState, session_status
 from bot.i18n import N_, t
 from bot.messages import Address, InboundMessage, OutboundMessage
 from channels.registry import renderer
@@ -158,10 +158,10 @@ class Service:
         keywords = self._keyword_map(s)
         active: conv.SessionView | None = None
         previous: dict[str, conv.SessionView] = {}
-        for row in repo.sessions_for_contact(s, contact.id):
-            view = conv.SessionView(
-                row.id, self._survey_row(s, row.survey_id), SessionState.from_json(row.state)
-            )
+        for row in reversed(repo.sessions_for_contact(s, contact.id)):
+            # The row's status is the truth (erasure or expiry may end a session elsewhere).
+            state = replace(SessionState.from_json(row.state), status=session_status(row.status))
+            view = conv.SessionView(row.id, self._survey_row(s, row.survey_id), state)
             if row.status == "active":
                 active = view
             else:
@@ -209,7 +209,7 @@ class Service:
                 for addr in repo.addresses_of(s, contact.id):
                     addr.opted_out_at = now if opted_out else None
                 action = "opt_out" if opted_out else "opt_in"
-                repo.audit(s, "citizen", action, self.pseudonym(contact.id), {}, now)
+                repo.audit(s, "citizen", action, self.pseudonym(s, contact.id), {}, now)
             elif isinstance(effect, conv.ReportInfo):
                 text = self._info_text(s, contact, address, effect.language)
                 out.append(self._say(s, Say(text), address, contact_id, session_id, now, simulated))
@@ -262,7 +262,7 @@ class Service:
             row = SessionRow(
                 contact_id=contact.id,
                 survey_id=survey_row_id,
-                respondent=self.pseudonym(contact.id),
+                respondent=self.pseudonym(s, contact.id),
                 channel=address.channel,
                 language=state.language,
                 status=state.status,
@@ -322,20 +322,14 @@ class Service:
         repo.forget_contact(s, contact.id, now)
         repo.audit(s, "citizen", "forget", f"contact:{contact.id}", {}, now)
 
-    def pseudonym(self, contact_id: int) -> str:
+    def pseudonym(self, s: Session, contact_id: int) -> str:
         """A stable pseudonym for exports: a keyed hash, never the address."""
-        key = self._pseudonym_key or self._stored_key()
-        digest = hmac.new(key, f"contact:{contact_id}".encode(), hashlib.sha256).hexdigest()
-        return "r-" + digest[:16]
-
-    def _stored_key(self) -> bytes:
-        with transaction(self._sessions) as s:
-            key = repo.get_setting(s, PSEUDONYM_SETTING)
-            if key is None:
-                key = secrets.token_hex(32)
-                repo.set_setting(s, PSEUDONYM_SETTING, key)
-        self._pseudonym_key = key.encode()
-        return self._pseudonym_key
+        if not self._pseudonym_key:
+            # Generated once per database, so pseudonyms stay stable across restarts.
+            key = repo.init_setting(s, PSEUDONYM_SETTING, secrets.token_hex(32))
+            self._pseudonym_key = key.encode()
+        mac = hmac.new(self._pseudonym_key, f"contact:{contact_id}".encode(), hashlib.sha256)
+        return "r-" + mac.hexdigest()[:16]
 
     # --- surveys ----------------------------------------------------------------------------
 
@@ -367,10 +361,10 @@ class Service:
 
     def survey_rows(self) -> list[tuple[SurveyRow, Survey, int]]:
         """Latest version of each survey with its number of responses."""
-        with transaction(self._sessions) as s:
+        with transaction(self._sessions, read_only=True) as s:
             rows = repo.latest_surveys(s)
             return [
-                (row, self._survey_row(s, row.id), repo.count_responses(s, row.slug))
+                (row, self._survey_row(s, row.id), repo.count_responses(s, row.slug, include_partial=True))
                 for row in rows
             ]
 
@@ -378,6 +372,8 @@ class Service:
         survey = self._surveys.get(row_id)
         if survey is None:
             row = repo.survey_by_id(s, row_id)
+            if row is None:
+                raise LookupError(f"survey version {row_id} is not stored")
             survey = parse_survey(row.source, f"{row.slug} v{row.version}")
             self._surveys[row_id] = survey
         return survey
@@ -415,9 +411,9 @@ class Service:
 
     def export_records(self, slug: str) -> Iterator[dict[str, Any]]:
         """One record per response, in the documented export shape."""
-        with transaction(self._sessions) as s:
+        with transaction(self._sessions, read_only=True) as s:
             self._slug_row(s, slug)
-            for row, answers in repo.iter_responses(s, slug):
+            for row, answers in repo.iter_responses(s, slug, include_partial=True):
                 yield {
                     "response_id": row.id,
                     "respondent": row.respondent,
@@ -431,17 +427,19 @@ class Service:
 
     def export_questions(self, slug: str) -> list[str]:
         """Question ids for CSV columns: the latest version's order, then retired ones."""
-        with transaction(self._sessions) as s:
+        with transaction(self._sessions, read_only=True) as s:
             rows = repo.all_versions(s, slug)
+            if not rows:
+                raise LookupError(f"no survey {slug!r} is loaded")
             ids: list[str] = []
-            for row in sorted(rows, key=lambda r: -r.version):
+            for row in reversed(rows):
                 for q in self._survey_row(s, row.id).questions:
                     if q.id not in ids:
                         ids.append(q.id)
             return ids
 
     def transcript(self, address: Address) -> list[Message]:
-        with transaction(self._sessions) as s:
+        with transaction(self._sessions, read_only=True) as s:
             return list(
                 s.scalars(
                     select(Message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from channels import sms, telegram, whatsapp
 from channels.base import Renderer
 
-RENDERERS: dict[str, Renderer] = {m.name: m for m in (sms, whatsapp, telegram)}  # type: ignore[misc]
+RENDERERS: dict[str, Renderer] = {m.name: m for m in (sms, whatsapp, telegram)}
 
 
 def renderer(channel: str) -> Renderer:

@@ -1,0 +1,183 @@
+// Voxpop browser simulator: a fake phone that talks to /simulator/api/* with fetch().
+// All text is put on the page with textContent, never innerHTML: bot and citizen text is
+// untrusted (survey authors and testers type anything).
+"use strict";
+
+(function () {
+  const data = JSON.parse(document.getElementById("sim-data").textContent);
+  const el = (id) => document.getElementById(id);
+  const channel = el("channel");
+  const address = el("address");
+  const survey = el("survey");
+  const log = el("log");
+  const text = el("text");
+  const send = el("send");
+  const start = el("start");
+  const phone = el("phone");
+  const title = el("phone-title");
+  const error = el("error");
+  let busy = false;
+
+  function labelOf(name) {
+    return data.labels[name] || name;
+  }
+
+  function scrollDown() {
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function node(tag, className, content) {
+    const n = document.createElement(tag);
+    if (className) n.className = className;
+    if (content !== undefined) n.textContent = content;
+    return n;
+  }
+
+  function who(label) {
+    // Read out by screen readers only; the bubble side says it visually.
+    return node("span", "visually-hidden", label + ": ");
+  }
+
+  function addNote(message) {
+    log.append(node("li", "note", message));
+    scrollDown();
+  }
+
+  function addCitizen(message) {
+    const li = node("li", "msg msg-user");
+    const p = node("p", "msg-text");
+    p.append(who("You"), document.createTextNode(message));
+    li.append(p);
+    log.append(li);
+    scrollDown();
+    return li;
+  }
+
+  function addBot(message) {
+    const li = node("li", "msg msg-bot");
+    const p = node("p", "msg-text");
+    p.append(who("Voxpop"), document.createTextNode(message.text));
+    li.append(p);
+    if (message.buttons && message.buttons.length) {
+      const keyboard = node("div", "keyboard");
+      keyboard.setAttribute("role", "group");
+      keyboard.setAttribute("aria-label", "Reply buttons");
+      for (const row of message.buttons) {
+        const line = node("div", "keyboard-row");
+        for (const button of row) {
+          const b = node("button", "keyboard-button", button.label);
+          b.type = "button";
+          b.addEventListener("click", () => sendMessage(button.label, button.payload));
+          line.append(b);
+        }
+        keyboard.append(line);
+      }
+      li.append(keyboard);
+    }
+    if (typeof message.segments === "number") {
+      const n = message.segments;
+      li.append(node("p", "msg-meta", n + (n === 1 ? " segment" : " segments")));
+    }
+    log.append(li);
+    scrollDown();
+  }
+
+  function showError(message) {
+    error.textContent = message;
+    error.hidden = !message;
+  }
+
+  function setBusy(value) {
+    busy = value;
+    send.disabled = value;
+    start.disabled = value;
+    log.setAttribute("aria-busy", value ? "true" : "false");
+  }
+
+  async function post(path, body) {
+    setBusy(true);
+    showError("");
+    try {
+      const response = await fetch(path, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(body),
+      });
+      let result = null;
+      try {
+        result = await response.json();
+      } catch (_) {
+        result = null;
+      }
+      if (!response.ok) {
+        showError((result && result.error) || "The server answered " + response.status + ".");
+        return false;
+      }
+      for (const message of result.messages) addBot(message);
+      return true;
+    } catch (_) {
+      showError("Cannot reach the Voxpop server. Is it still running?");
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  function from() {
+    return { channel: channel.value, address: address.value.trim() };
+  }
+
+  async function sendMessage(message, payload) {
+    if (busy) return;
+    const bubble = addCitizen(message);
+    const body = Object.assign(from(), { text: message });
+    if (payload) body.payload = payload;
+    if (!(await post("/simulator/api/send", body))) {
+      bubble.append(node("p", "msg-meta msg-failed", "Not delivered"));
+    }
+    text.focus();
+  }
+
+  function newConversation() {
+    const current = from();
+    phone.dataset.channel = current.channel;
+    title.textContent = labelOf(current.channel) + " · " + (current.address || "no address");
+    address.inputMode = current.channel === "telegram" ? "numeric" : "tel";
+    log.replaceChildren();
+    addNote("New conversation on " + labelOf(current.channel) + " from " + current.address);
+    showError("");
+  }
+
+  channel.addEventListener("change", () => {
+    // Keep a typed address; replace one of the defaults with the new channel's default.
+    const defaults = Object.values(data.defaults);
+    if (!address.value.trim() || defaults.includes(address.value.trim())) {
+      address.value = data.defaults[channel.value] || "";
+    }
+    newConversation();
+  });
+  address.addEventListener("change", newConversation);
+
+  el("compose").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const message = text.value;
+    if (!message.trim() || busy) return;
+    text.value = "";
+    sendMessage(message, null);
+  });
+
+  el("setup").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (busy) return;
+    if (!survey.value) {
+      showError("Choose a survey to start.");
+      survey.focus();
+      return;
+    }
+    addNote("Started: " + survey.options[survey.selectedIndex].text);
+    await post("/simulator/api/start", Object.assign(from(), { survey: survey.value }));
+    text.focus();
+  });
+
+  newConversation();
+})();

@@ -1,0 +1,79 @@
+"""Config: defaults, file, environment overrides, and clear errors with file:line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_config
+
+
+def test_defaults_without_a_file(tmp_path: Path) -> None:
+    cfg = load_config(None, environ={}, cwd=tmp_path)
+    assert cfg.database.url == "sqlite:///voxpop.db"
+    assert (cfg.server.host, cfg.server.port) == ("127.0.0.1", 8080)
+    assert cfg.source is None
+
+
+def test_local_voxpop_toml_is_used_and_env_wins(tmp_path: Path) -> None:
+    (tmp_path / "voxpop.toml").write_text('[server]\nport = 9001\nhost = "0.0.0.0"\n')
+    cfg = load_config(None, environ={"VOXPOP_SERVER__PORT": "9002"}, cwd=tmp_path)
+    assert cfg.server.port == 9002
+    assert cfg.server.host == "0.0.0.0"
+
+
+def test_explicit_path_beats_env_var_path(tmp_path: Path) -> None:
+    a = tmp_path / "a.toml"
+    b = tmp_path / "b.toml"
+    a.write_text('[database]\nurl = "sqlite:///a.db"\n')
+    b.write_text('[database]\nurl = "sqlite:///b.db"\n')
+    cfg = load_config(str(a), environ={"VOXPOP_CONFIG": str(b)}, cwd=tmp_path)
+    assert cfg.database.url == "sqlite:///a.db"
+    assert load_config(None, environ={"VOXPOP_CONFIG": str(b)}, cwd=tmp_path).database.url == (
+        "sqlite:///b.db"
+    )
+
+
+def test_env_coerces_types(tmp_path: Path) -> None:
+    env = {
+        "VOXPOP_SERVER__SIMULATOR": "false",
+        "VOXPOP_SURVEYS__LOAD": "a.toml, b.toml",
+        "VOXPOP_DATABASE__URL": "postgresql+psycopg://root@127.0.0.1/test",
+    }
+    cfg = load_config(None, environ=env, cwd=tmp_path)
+    assert cfg.server.simulator is False
+    assert cfg.surveys.load == ("a.toml", "b.toml")
+    assert cfg.database.url.startswith("postgresql")
+
+
+def test_example_config_documents_every_key() -> None:
+    example = Path(__file__).parents[2] / "config.example.toml"
+    cfg = load_config(str(example), environ={}, cwd=example.parent)
+    text = example.read_text()
+    for section in ("database", "server", "privacy", "conversation", "surveys", "logging"):
+        assert f"[{section}]" in text
+        for key in vars(getattr(cfg, section)):
+            assert f"\n{key} = " in text, f"config.example.toml lacks [{section}] {key}"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[server]\nport = 80\nprot = 81\n", "voxpop.toml:3: unknown key 'prot' in [server]"),
+        ("[sever]\nport = 80\n", "voxpop.toml:1: unknown section [sever]"),
+        ("[server]\nport = \n", "voxpop.toml:2: "),
+        ('[server]\nport = "eighty"\n', "[server] port: expected a whole number"),
+        ("[server]\nsimulator = 1\n", "[server] simulator: expected true or false"),
+    ],
+)
+def test_bad_files_say_where_and_why(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "voxpop.toml").write_text(content)
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={}, cwd=tmp_path)
+    assert message in str(err.value)
+
+
+def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\$VOXPOP_SERVER__PORT: \[server\] port"):
+        load_config(None, environ={"VOXPOP_SERVER__PORT": "lots"}, cwd=tmp_path)

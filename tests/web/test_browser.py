@@ -1,0 +1,191 @@
+"""The simulator in a real browser: Debian's Chromium driven by Playwright, against the app
+served by waitress on loopback. Chromium comes from ``make test`` (scripts/ensure-chromium).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from waitress import wasyncore
+from waitress.server import BaseWSGIServer, create_server
+
+pytestmark = [
+    pytest.mark.browser,
+    # The browser shows the same JSON on either engine; test_api covers both.
+    pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
+]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+# Generous: a cold Chromium on a busy CI runner is slow; a passing run never waits this long.
+TIMEOUT_MS = 15_000
+
+
+def chromium_path() -> str:
+    path = os.environ.get("VOXPOP_CHROMIUM") or "/usr/bin/chromium"
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"Chromium not found at {path}. Run `make test`, which installs Debian's "
+            "chromium (scripts/ensure-chromium), or set VOXPOP_CHROMIUM to a Chromium binary.",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    path = chromium_path()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def base_url(app: Flask) -> Iterator[str]:
+    """The app under waitress on an ephemeral loopback port, stopped after the test."""
+    # Our own socket map (fd -> waitress dispatcher), so this thread can close it all.
+    socket_map: dict[int, Any] = {}
+    server = create_server(app, map=socket_map, host="127.0.0.1", port=0, threads=2)
+    assert isinstance(server, BaseWSGIServer)
+    assert server.socket is not None
+    port = server.socket.getsockname()[1]
+    stop = threading.Event()
+
+    def run() -> None:
+        # Poll in short slices so the loop notices ``stop``; sockets are closed on this
+        # thread, never under a select() running elsewhere.
+        try:
+            while not stop.is_set():
+                wasyncore.loop(timeout=0.05, map=socket_map, count=1)
+        finally:
+            wasyncore.close_all(socket_map)
+
+    thread = threading.Thread(target=run, name="waitress-test", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
+        assert not thread.is_alive(), "waitress did not stop"
+
+
+@pytest.fixture
+def page(browser: Browser, base_url: str) -> Iterator[Page]:
+    # A phone-sized window: the simulator is used on phones as much as on desktops.
+    context = browser.new_context(viewport={"width": 480, "height": 900}, locale="en-US")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A 4xx answer is logged by Chromium as "Failed to load resource"; that is expected here.
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.goto(f"{base_url}/simulator")
+    try:
+        yield page
+    finally:
+        context.close()
+    assert errors == [], f"the page logged errors: {errors}"
+
+
+def type_message(page: Page, text: str) -> None:
+    box = page.get_by_label("Message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_sms_consultation_by_typing(page: Page, tmp_path: Path) -> None:
+    expect(page.locator("#hints")).to_contain_text("PARK")
+    expect(page.get_by_label("Channel")).to_have_value("sms")
+    expect(page.get_by_label("From")).to_have_value("+15555550100")
+
+    type_message(page, "PARK")
+    question = page.locator(".msg-bot").last
+    expect(question).to_contain_text("How often do you visit the park?")
+    # The numbered list exactly as the phone shows it, line breaks kept.
+    text = question.locator(".msg-text").inner_text()
+    assert "\n1 Every week\n2 Every month\n3 Rarely\n4 Never" in text
+    expect(question.locator(".msg-meta")).to_have_text("1 segment")
+    expect(page.locator(".keyboard-button")).to_have_count(0)
+
+    script = [
+        ("1", "What do you do in the park?"),
+        ("1 4", "How clean is the park?"),
+        ("4", "Should the city build a new playground in the park?"),
+        ("1", "In what year were you born?"),
+        ("SKIP", "one idea to make the park better?"),
+        # Markup typed by a citizen is shown as text, never interpreted.
+        ("<b>More</b> benches", "Thank you! The results will be on the city website in April."),
+    ]
+    for reply, expected in script:
+        type_message(page, reply)
+        expect(page.locator(".msg-bot").last).to_contain_text(expected)
+
+    expect(page.locator(".msg-user").last).to_contain_text("<b>More</b> benches")
+    expect(page.locator(".msg-user b")).to_have_count(0)
+    expect(page.get_by_label("Message")).to_be_focused()
+    # The log scrolls itself: the thank-you is on screen without the user scrolling.
+    expect(page.locator(".msg-bot").last).to_be_in_viewport()
+    page.screenshot(path=str(tmp_path / "sms.png"))
+
+
+def test_telegram_consultation_by_buttons(page: Page, tmp_path: Path) -> None:
+    page.get_by_label("Channel").select_option("telegram")
+    expect(page.get_by_label("From")).to_have_value("100000")
+    expect(page.locator("#phone-title")).to_have_text("Telegram · 100000")
+
+    page.get_by_label("Start a survey").select_option("street-lighting")
+    page.get_by_role("button", name="Start", exact=True).click()
+    question = page.locator(".msg-bot").last
+    expect(question).to_contain_text("Is there a street near you that is too dark at night?")
+    expect(question.get_by_role("button")).to_have_text(["1. Yes", "2. No"])
+    expect(question.locator(".msg-meta")).to_have_count(0)
+
+    question.get_by_role("button", name="2. No").click()
+    expect(page.locator(".msg-user").last).to_have_text("You: 2. No")
+    scale = page.locator(".msg-bot").last
+    expect(scale).to_contain_text("How safe do you feel walking home after dark?")
+    expect(scale.get_by_role("button")).to_have_text(["1", "2", "3", "4", "5"])
+
+    scale.get_by_role("button", name="4", exact=True).click()
+    expect(page.locator(".msg-bot").last).to_contain_text("Anything else about street lighting?")
+    # A free-text question has no buttons: the citizen types.
+    type_message(page, "SKIP")
+    thanks = page.locator(".msg-bot").last
+    expect(thanks).to_contain_text("Thanks! We will fix the darkest spots first.")
+    expect(thanks).to_be_in_viewport()
+    page.screenshot(path=str(tmp_path / "telegram.png"))
+
+
+def test_bad_address_shows_the_reason(page: Page) -> None:
+    address = page.get_by_label("From")
+    address.fill("alice")
+    address.dispatch_event("change")
+    type_message(page, "PARK")
+    expect(page.get_by_role("alert")).to_contain_text("address is not valid for sms")
+    expect(page.locator(".msg-user").last).to_contain_text("Not delivered")
+    expect(page.locator(".msg-bot")).to_have_count(0)
