@@ -15,12 +15,14 @@ from typing import Any, TextIO
 import click
 
 from bot.config import Config, ConfigError, load_config
+from bot.engine import ask
 from bot.messages import CHANNEL_NAMES, Address, InboundMessage, Option, OutboundMessage
 from bot.runtime import Runtime, build_runtime, configure_logging
 from bot.service import Outgoing, read_survey_sources
 from channels.registry import renderer
 from channels.simulator import PREFIX, display_lines
 from storage.migrate import upgrade
+from surveys.model import Question, Survey
 from surveys.validate import ValidationReport, validate_file
 
 DEFAULT_FROM = {"sms": "+15555550100", "whatsapp": "+15555550100", "telegram": "100000"}
@@ -72,6 +74,17 @@ def survey() -> None:
     """Consultation files: validate, load, list."""
 
 
+def sms_text(survey: Survey, question: Question, language: str) -> str:
+    """A question exactly as the SMS channel will send it, for pricing by the validator."""
+    say = ask(survey, question, language)
+    message = OutboundMessage(Address("sms", ""), say.text, say.options)
+    return renderer("sms").render(message).text
+
+
+def _check(path: str) -> ValidationReport:
+    return validate_file(path, render=sms_text)
+
+
 def _print_report(report: ValidationReport, costs: bool) -> None:
     for problem in report.problems:
         click.echo(str(problem), err=problem.severity == "error")
@@ -91,7 +104,7 @@ def survey_validate(files: tuple[str, ...], quiet: bool) -> None:
     """Check consultation files and show each message's SMS cost. Exit 1 on errors."""
     failed = False
     for path in files:
-        report = validate_file(path)
+        report = _check(path)
         _print_report(report, costs=not quiet)
         failed = failed or report.has_errors
         if not report.has_errors:
@@ -104,7 +117,7 @@ def survey_validate(files: tuple[str, ...], quiet: bool) -> None:
 @click.pass_obj
 def survey_load(config: Config, files: tuple[str, ...]) -> None:
     """Validate and store consultation files; a changed file becomes a new version."""
-    reports = [validate_file(path) for path in files]
+    reports = [_check(path) for path in files]
     for report in reports:
         _print_report(report, costs=False)
     if any(r.has_errors for r in reports):
@@ -222,9 +235,7 @@ def results_export(config: Config, survey_id: str, fmt: str, out: str | None) ->
         except LookupError as exc:
             raise click.ClickException(str(exc.args[0])) from exc
         stream: TextIO
-        with (
-            open(out, "w", encoding="utf-8", newline="") if out else _stdout()
-        ) as stream:
+        with open(out, "w", encoding="utf-8", newline="") if out else _stdout() as stream:
             records = rt.service.export_records(survey_id)
             if fmt == "jsonl":
                 for record in records:

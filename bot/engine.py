@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeAlias
 
 from bot.i18n import N_, t
 from bot.messages import MessageKind, Option
-from surveys.answers import Reask, interpret, interpret_payload
+from surveys.answers import Reask, choice_payload, interpret, interpret_payload
 from surveys.model import AnswerValue, Question, Range, Survey
 
 SessionStatus: TypeAlias = Literal["active", "completed", "abandoned"]
@@ -270,7 +270,11 @@ def ask(survey: Survey, question: Question, language: str) -> Say:
     options: tuple[Option, ...] = ()
     if question.type in ("choice", "multi"):
         options = tuple(
-            Option(question.option_key(i), c.label_in(language, default), f"{question.id}:{c.id}")
+            Option(
+                question.option_key(i),
+                c.label_in(language, default),
+                choice_payload(question, c.id),
+            )
             for i, c in enumerate(question.choices)
         )
         if question.type == "multi":

@@ -303,8 +303,8 @@ class Service:
         return t(
             language,
             N_(
-                "We hold your {channel} address, language {language} and {answers} answers in "
-                "{surveys} consultations. FORGET erases it."
+                "We hold: your {channel} address, language {language}, answers: {answers}, "
+                "consultations: {surveys}. FORGET erases it."
             ),
             channel=address.channel.upper() if address.channel == "sms" else address.channel,
             language=(contact.language or language).upper(),
@@ -364,7 +364,11 @@ class Service:
         with transaction(self._sessions, read_only=True) as s:
             rows = repo.latest_surveys(s)
             return [
-                (row, self._survey_row(s, row.id), repo.count_responses(s, row.slug, include_partial=True))
+                (
+                    row,
+                    self._survey_row(s, row.id),
+                    repo.count_responses(s, row.slug, include_partial=True),
+                )
                 for row in rows
             ]
 
