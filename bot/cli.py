@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Config, ConfigError, load_config
 from bot.engine import ask
@@ -21,7 +22,7 @@ from bot.runtime import Runtime, build_runtime, configure_logging
 from bot.service import Outgoing, read_survey_sources
 from channels.registry import renderer
 from channels.simulator import PREFIX, display_lines
-from storage.migrate import upgrade
+from storage.migrate import current, head, upgrade
 from surveys.model import Question, Survey
 from surveys.validate import ValidationReport, validate_file
 
@@ -43,6 +44,13 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 @contextmanager
 def _runtime(config: Config) -> Iterator[Runtime]:
+    try:
+        revision = current(config.database.url)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot open the database: {exc.__class__.__name__}") from exc
+    if revision != head():
+        state = "has no Voxpop schema yet" if revision is None else "is from another version"
+        raise click.ClickException(f"the database {state}: run `voxpop db upgrade` first")
     runtime = build_runtime(config)
     try:
         yield runtime
