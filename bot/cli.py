@@ -20,13 +20,14 @@ from bot.engine import ask
 from bot.messages import CHANNEL_NAMES, Address, InboundMessage, Option, OutboundMessage
 from bot.runtime import Runtime, build_runtime, configure_logging
 from bot.service import Outgoing, read_survey_sources
+from channels.addresses import TEST_ADDRESSES, address_problem
+from channels.base import numbered_list
 from channels.registry import renderer
 from channels.simulator import PREFIX, display_lines
 from storage.migrate import current, head, upgrade
+from surveys.loader import SurveyError, load_many
 from surveys.model import Question, Survey
 from surveys.validate import ValidationReport, validate_file
-
-DEFAULT_FROM = {"sms": "+15555550100", "whatsapp": "+15555550100", "telegram": "100000"}
 
 
 @click.group()
@@ -36,9 +37,9 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     """Voxpop: short citizen consultations over SMS, WhatsApp and Telegram."""
     try:
         config = load_config(config_path)
-    except ConfigError as exc:
+        configure_logging(config)
+    except (ConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    configure_logging(config)
     ctx.obj = config
 
 
@@ -46,8 +47,10 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 def _runtime(config: Config) -> Iterator[Runtime]:
     try:
         revision = current(config.database.url)
-    except SQLAlchemyError as exc:
-        raise click.ClickException(f"cannot open the database: {exc.__class__.__name__}") from exc
+    except (SQLAlchemyError, ValueError) as exc:
+        # The message names the driver's complaint but never the URL: it may hold a password.
+        reason = getattr(exc, "orig", None) or exc
+        raise click.ClickException(f"cannot open the database: {reason}") from exc
     if revision != head():
         state = "has no Voxpop schema yet" if revision is None else "is from another version"
         raise click.ClickException(f"the database {state}: run `voxpop db upgrade` first")
@@ -70,8 +73,16 @@ def db() -> None:
 @click.pass_obj
 def db_upgrade(config: Config) -> None:
     """Create or migrate the schema to the latest version."""
-    upgrade(config.database.url)
-    click.echo("database is up to date")
+    try:
+        before = current(config.database.url)
+        upgrade(config.database.url)
+    except (SQLAlchemyError, ValueError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise click.ClickException(f"cannot open the database: {reason}") from exc
+    if before == head():
+        click.echo(f"database already up to date (revision {before})")
+    else:
+        click.echo(f"database migrated from {before or 'empty'} to revision {head()}")
 
 
 # --- surveys ----------------------------------------------------------------------------------
@@ -83,10 +94,10 @@ def survey() -> None:
 
 
 def sms_text(survey: Survey, question: Question, language: str) -> str:
-    """A question exactly as the SMS channel will send it, for pricing by the validator."""
+    """A question as the engine words it for SMS, before GSM-7 normalisation, so the
+    validator can price it and still warn about characters the SMS channel will replace."""
     say = ask(survey, question, language)
-    message = OutboundMessage(Address("sms", ""), say.text, say.options)
-    return renderer("sms").render(message).text
+    return numbered_list(OutboundMessage(Address("sms", ""), say.text, say.options))
 
 
 def _check(path: str) -> ValidationReport:
@@ -105,36 +116,64 @@ def _print_report(report: ValidationReport, costs: bool) -> None:
             )
 
 
+def _survey_files(paths: tuple[str, ...]) -> list[str]:
+    """Files as given, folders expanded to their ``*.toml`` files."""
+    return [name for name, _ in read_survey_sources(paths, read=False)]
+
+
 @survey.command("validate")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--quiet", is_flag=True, help="Only problems, no SMS costs.")
 def survey_validate(files: tuple[str, ...], quiet: bool) -> None:
     """Check consultation files and show each message's SMS cost. Exit 1 on errors."""
     failed = False
-    for path in files:
+    paths = _survey_files(files)
+    for path in paths:
         report = _check(path)
         _print_report(report, costs=not quiet)
         failed = failed or report.has_errors
         if not report.has_errors:
             click.echo(f"{path}: ok")
+    if not failed and len(paths) > 1:
+        # Surveys live side by side: ids and keywords must not clash between the files.
+        try:
+            load_many(paths)
+        except SurveyError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            failed = True
     sys.exit(1 if failed else 0)
 
 
 @survey.command("load")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.pass_obj
 def survey_load(config: Config, files: tuple[str, ...]) -> None:
     """Validate and store consultation files; a changed file becomes a new version."""
-    reports = [_check(path) for path in files]
+    paths = _survey_files(files)
+    reports = [_check(path) for path in paths]
     for report in reports:
         _print_report(report, costs=False)
     if any(r.has_errors for r in reports):
         click.echo("nothing was loaded", err=True)
         sys.exit(1)
     with _runtime(config) as rt:
-        for loaded in rt.service.load_surveys(read_survey_sources(files)):
-            state = "loaded as" if loaded.created else "unchanged,"
-            click.echo(f"{loaded.survey.id}: {state} version {loaded.version}")
+        try:
+            loaded_surveys = rt.service.load_surveys(read_survey_sources(paths))
+        except SurveyError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            click.echo("nothing was loaded", err=True)
+            sys.exit(1)
+        for loaded in loaded_surveys:
+            click.echo(f"{loaded.survey.id}: {_OUTCOMES[loaded.outcome]} {loaded.version}")
+
+
+_OUTCOMES = {
+    "new": "loaded as version",
+    "unchanged": "unchanged, current version is",
+    "restored": "back to an earlier text: current version is again",
+}
 
 
 @survey.command("list")
@@ -147,12 +186,12 @@ def survey_list(config: Config) -> None:
         if not rows:
             click.echo("no surveys loaded (try: voxpop survey load surveys/examples/*.toml)")
             return
-        table = [("ID", "TITLE", "VERSION", "STATUS", "RESPONSES")]
-        for row, parsed, responses in rows:
+        table = [("ID", "TITLE", "VERSION", "STATUS", "RESPONSES", "SIMULATOR")]
+        for row, parsed, responses, tests in rows:
             title = parsed.title.get(parsed.default_language, parsed.id)
             status = "closed" if parsed.is_closed(now) else "open"
-            table.append((parsed.id, title, str(row.version), status, str(responses)))
-        widths = [max(len(r[i]) for r in table) for i in range(5)]
+            table.append((parsed.id, title, str(row.version), status, str(responses), str(tests)))
+        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         for r in table:
             click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
@@ -161,7 +200,12 @@ def survey_list(config: Config) -> None:
 
 
 @main.command()
-@click.option("--from", "sender", metavar="ADDRESS", help="The citizen's address.")
+@click.option(
+    "--from",
+    "sender",
+    metavar="ADDRESS",
+    help="The citizen's address (default: +15555550100, or chat id 100000 on telegram).",
+)
 @click.option(
     "--channel",
     type=click.Choice(CHANNEL_NAMES),
@@ -173,7 +217,12 @@ def survey_list(config: Config) -> None:
 @click.pass_obj
 def chat(config: Config, sender: str | None, channel: str, start_slug: str | None) -> None:
     """Talk to Voxpop as a citizen: each line you type is an inbound message."""
-    address = Address(channel, sender or DEFAULT_FROM[channel])
+    address = Address(channel, sender or TEST_ADDRESSES[channel])
+    problem = address_problem(channel, address.value)
+    if problem is not None:
+        raise click.BadParameter(
+            f"{address.value!r} is not a {channel} address: {problem}", param_hint="--from"
+        )
     interactive = sys.stdin.isatty()
     # The transcript is the output here; routine INFO lines would only interleave with it.
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
@@ -186,6 +235,8 @@ def chat(config: Config, sender: str | None, channel: str, start_slug: str | Non
         elif interactive:
             click.echo(f"Chatting as {address.channel}:{address.value}. Ctrl-D to leave.")
         for line in _lines(sys.stdin, interactive):
+            if not line.strip():
+                continue  # no channel delivers an empty message
             if not interactive:
                 click.echo(f"you> {line}")
             msg = InboundMessage(address, line, f"chat-{uuid.uuid4().hex}", datetime.now(UTC))
@@ -275,14 +326,22 @@ def write_csv(stream: TextIO, questions: list[str], records: Iterator[dict[str, 
     for record in records:
         answers = record["answers"]
         writer.writerow(
-            [record[c] if record[c] is not None else "" for c in RECORD_COLUMNS]
+            [csv_value(record[c]) for c in RECORD_COLUMNS]
             + [csv_value(answers.get(q)) for q in questions]
         )
 
 
+#: A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_value(value: Any) -> str:
-    """>>> csv_value(["a", "b"]), csv_value(True), csv_value(None), csv_value(2.5)
-    ('a;b', 'true', '', '2.5')
+    """One CSV cell; citizens' text can never run as a spreadsheet formula.
+
+    >>> csv_value(["a", "b"]), csv_value(True), csv_value(None), csv_value(2.5), csv_value(-3)
+    ('a;b', 'true', '', '2.5', '-3')
+    >>> csv_value('=HYPERLINK("http://x")')
+    '\'=HYPERLINK("http://x")'
     """
     if value is None:
         return ""
@@ -290,6 +349,8 @@ def csv_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return ";".join(str(v) for v in value)
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
     return str(value)
 
 
@@ -301,7 +362,7 @@ def csv_value(value: Any) -> str:
 @click.option("--port", type=int, help="Port (default from [server] port).")
 @click.pass_obj
 def serve(config: Config, host: str | None, port: int | None) -> None:
-    """Run the web server: webhooks and the browser simulator."""
+    """Run the web server (waitress) with the browser simulator at /simulator."""
     from bot.web import create_app
     from bot.web import serve as run_server
 
@@ -313,7 +374,13 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
         bind_port = port or config.server.port
         if config.server.simulator:
             click.echo(f"simulator: http://{bind_host}:{bind_port}/simulator")
-        run_server(create_app(rt.service, config), bind_host, bind_port, config.server.threads)
+        try:
+            run_server(create_app(rt.service, config), bind_host, bind_port, config.server.threads)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {bind_host}:{bind_port}: {exc.strerror} "
+                "(is another Voxpop running? try --port)"
+            ) from exc
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from channels.registry import renderer
 from storage import repo
 from storage.db import transaction
 from storage.models import AnswerRow, Contact, Message, SessionRow, SurveyRow
-from surveys.loader import parse_survey
+from surveys.loader import SurveyError, clashes, parse_survey
 from surveys.model import Survey
 from surveys.text import normalize
 
@@ -62,7 +62,9 @@ class Received:
 class LoadedSurvey:
     survey: Survey
     version: int
-    created: bool
+    #: "new" (a new version), "unchanged" (already current), or "restored" (an earlier
+    #: version made current again because the file went back to its text).
+    outcome: str
 
 
 class Service:
@@ -83,7 +85,7 @@ class Service:
         # Surveys are parsed once per stored version (row id) and kept for the process.
         self._surveys: dict[int, Survey] = {}
         self._keywords: dict[str, tuple[Survey, int]] = {}
-        self._catalog_mark: tuple[int, int] | None = None
+        self._catalog_mark: tuple[int, int, datetime | None] | None = None
 
     # --- inbound ----------------------------------------------------------------------------
 
@@ -197,7 +199,7 @@ class Service:
             if isinstance(effect, Say):
                 out.append(self._say(s, effect, address, contact_id, session_id, now, simulated))
             elif isinstance(effect, conv.UpdateSession):
-                session_id = self._store_step(s, effect, contact, address, now)
+                session_id = self._store_step(s, effect, contact, address, now, simulated)
             elif isinstance(effect, conv.ChangeLanguage):
                 contact.language = effect.language
             elif isinstance(effect, conv.SetPending):
@@ -255,6 +257,7 @@ class Service:
         contact: Contact,
         address: Address,
         now: datetime,
+        simulated: bool,
     ) -> int:
         state = effect.step.state
         if effect.session_id is None:
@@ -269,6 +272,7 @@ class Service:
                 state=state.to_json(),
                 started_at=now,
                 updated_at=now,
+                simulated=simulated,
             )
             s.add(row)
             s.flush()
@@ -338,11 +342,26 @@ class Service:
 
         The caller validates first; this raises :class:`surveys.loader.SurveyError` otherwise.
         """
-        parsed = [(parse_survey(text, name), text) for name, text in sources]
+        named = list(sources)
+        parsed = [(parse_survey(text, name), text) for name, text in named]
         loaded: list[LoadedSurvey] = []
         with transaction(self._sessions) as s:
             now = self._clock()
+            batch = {survey.id for survey, _ in parsed}
+            taken = {
+                normalize(word): row.slug
+                for row in repo.latest_surveys(s)
+                if row.slug not in batch
+                for word in row.keywords
+            }
+            entries = [
+                (sv, name, text) for (sv, text), (name, _) in zip(parsed, named, strict=True)
+            ]
+            problems = clashes(entries, taken)
+            if problems:
+                raise SurveyError(problems)
             for survey, text in parsed:
+                before = repo.latest_survey(s, survey.id)
                 row, created = repo.store_survey_version(
                     s,
                     slug=survey.id,
@@ -353,24 +372,27 @@ class Service:
                     closes_at=survey.closes_at,
                     now=now,
                 )
-                if created:
-                    repo.audit(s, "staff", "survey_load", survey.id, {"version": row.version}, now)
-                loaded.append(LoadedSurvey(survey, row.version, created))
+                outcome = "new" if created else "unchanged"
+                if not created and before is not None and before.id != row.id:
+                    outcome = "restored"
+                if outcome != "unchanged":
+                    details = {"version": row.version, "outcome": outcome}
+                    repo.audit(s, "staff", "survey_load", survey.id, details, now)
+                loaded.append(LoadedSurvey(survey, row.version, outcome))
         self._catalog_mark = None
         return loaded
 
-    def survey_rows(self) -> list[tuple[SurveyRow, Survey, int]]:
-        """Latest version of each survey with its number of responses."""
+    def survey_rows(self) -> list[tuple[SurveyRow, Survey, int, int]]:
+        """Current version of each survey, its responses, and the simulator's test runs."""
         with transaction(self._sessions, read_only=True) as s:
-            rows = repo.latest_surveys(s)
-            return [
-                (
-                    row,
-                    self._survey_row(s, row.id),
-                    repo.count_responses(s, row.slug, include_partial=True),
+            result = []
+            for row in repo.latest_surveys(s):
+                real = repo.count_responses(s, row.slug, include_partial=True)
+                every = repo.count_responses(
+                    s, row.slug, include_partial=True, include_simulated=True
                 )
-                for row in rows
-            ]
+                result.append((row, self._survey_row(s, row.id), real, every - real))
+            return result
 
     def _survey_row(self, s: Session, row_id: int) -> Survey:
         survey = self._surveys.get(row_id)
@@ -384,8 +406,10 @@ class Service:
 
     def _keyword_map(self, s: Session) -> dict[str, tuple[Survey, int]]:
         # One cheap query tells whether another process loaded a survey since we looked.
-        mark = s.execute(select(func.count(SurveyRow.id), func.max(SurveyRow.id))).one()
-        key = (int(mark[0] or 0), int(mark[1] or 0))
+        mark = s.execute(
+            select(func.count(SurveyRow.id), func.max(SurveyRow.id), func.max(SurveyRow.loaded_at))
+        ).one()
+        key = (int(mark[0] or 0), int(mark[1] or 0), mark[2])
         if key != self._catalog_mark:
             keywords: dict[str, tuple[Survey, int]] = {}
             for row in repo.latest_surveys(s):
@@ -413,19 +437,26 @@ class Service:
 
     # --- results ----------------------------------------------------------------------------
 
-    def export_records(self, slug: str) -> Iterator[dict[str, Any]]:
-        """One record per response, in the documented export shape."""
+    def export_records(
+        self, slug: str, *, include_simulated: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """One record per response, in the documented export shape (docs/results.md)."""
         with transaction(self._sessions, read_only=True) as s:
             self._slug_row(s, slug)
-            for row, answers in repo.iter_responses(s, slug, include_partial=True):
+            versions = {row.id: row.version for row in repo.all_versions(s, slug)}
+            for row, answers in repo.iter_responses(
+                s, slug, include_partial=True, include_simulated=include_simulated
+            ):
                 yield {
                     "response_id": row.id,
+                    "survey_version": versions[row.survey_id],
                     "respondent": row.respondent,
                     "channel": row.channel,
                     "language": row.language,
                     "status": "partial" if row.status == "active" else row.status,
                     "started_at": _iso(row.started_at),
                     "completed_at": _iso(row.completed_at),
+                    "simulated": row.simulated,
                     "answers": {a.question_id: a.value for a in answers},
                 }
 
@@ -461,12 +492,13 @@ def to_outbound(address: Address, say: Say) -> OutboundMessage:
     return OutboundMessage(address, say.text, say.options, say.kind)
 
 
-def read_survey_sources(paths: Iterable[str]) -> list[tuple[str, str]]:
-    """``(name, text)`` for each file, folders expanded to their ``*.toml`` files."""
+def read_survey_sources(paths: Iterable[str], *, read: bool = True) -> list[tuple[str, str]]:
+    """``(name, text)`` for each file, folders expanded to their ``*.toml`` files
+    (``read=False`` leaves the text empty, to list the files only)."""
     found: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw)
         files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
         for file in files:
-            found.append((str(file), file.read_text(encoding="utf-8")))
+            found.append((str(file), file.read_text(encoding="utf-8") if read else ""))
     return found

@@ -9,7 +9,6 @@ simulated replies are stored but never sent. Tests: ``tests/web``.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -23,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from bot.config import Config
 from bot.messages import CHANNEL_NAMES, Address, InboundMessage, Option, OutboundMessage
 from bot.service import Clock, Outgoing, Service, utc_now
+from channels.addresses import TEST_ADDRESSES, address_problem
 from channels.registry import renderer
 
 __all__ = ["DEFAULT_FROM", "MAX_BODY", "MAX_TEXT", "ApiError", "create_app", "serve"]
@@ -35,24 +35,8 @@ MAX_BODY = 1024 * 1024
 MAX_TEXT = 10_000
 #: Button payloads are short ids (Telegram caps callback data at 64 bytes).
 MAX_PAYLOAD = 256
-#: The staff's test phone, per channel (numbers in the 555 fiction range, a made-up chat id).
-DEFAULT_FROM: Mapping[str, str] = {
-    "sms": "+15555550100",
-    "whatsapp": "+15555550100",
-    "telegram": "100000",
-}
+DEFAULT_FROM = TEST_ADDRESSES
 CHANNEL_LABELS: Mapping[str, str] = {"sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram"}
-# What a provider would deliver: E.164 numbers, numeric Telegram chat ids.
-_ADDRESS_PATTERNS: Mapping[str, re.Pattern[str]] = {
-    "sms": re.compile(r"\+[1-9][0-9]{5,14}"),
-    "whatsapp": re.compile(r"\+[1-9][0-9]{5,14}"),
-    "telegram": re.compile(r"-?[1-9][0-9]{0,19}"),
-}
-_ADDRESS_HINT: Mapping[str, str] = {
-    "sms": "a phone number in international format, like +15555550100",
-    "whatsapp": "a phone number in international format, like +15555550100",
-    "telegram": "a numeric chat id, like 100000",
-}
 _API_PREFIX = "/simulator/api/"
 
 
@@ -192,8 +176,9 @@ def _address(body: Mapping[str, Any]) -> Address:
     value = _text(body.get("address"), "address", 64).strip()
     if not value:
         raise ApiError("address is empty")
-    if not _ADDRESS_PATTERNS[channel].fullmatch(value):
-        raise ApiError(f"address is not valid for {channel}: use {_ADDRESS_HINT[channel]}")
+    problem = address_problem(channel, value)
+    if problem is not None:
+        raise ApiError(f"address is not valid for {channel}: {problem}")
     return Address(channel, value)
 
 
@@ -220,7 +205,7 @@ def _rendered(out: Outgoing) -> dict[str, Any]:
 def _survey_list(service: Service, now: datetime) -> list[dict[str, Any]]:
     """Loaded surveys for the picker; ``open`` ones have keywords a citizen may text."""
     found: list[dict[str, Any]] = []
-    for row, survey, _responses in service.survey_rows():
+    for row, survey, _responses, _tests in service.survey_rows():
         title = survey.title.get("en") or next(iter(survey.title.values()), row.slug)
         found.append(
             {

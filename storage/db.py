@@ -88,15 +88,17 @@ def make_engine(url: str | URL, *, schema: str | None = None, echo: bool = False
     if schema is not None:
         url = with_schema(url, schema)
     parsed = make_url(url)
+    # hide_parameters: statement parameters hold phone numbers and answers; an error message
+    # or a log line must never carry them.
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, echo=echo)
+        engine = create_engine(parsed, echo=echo, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
         # pre_ping: a restarted server or a failover must not surface as a failed webhook.
-        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+        return create_engine(parsed, echo=echo, pool_pre_ping=True, hide_parameters=True)
     raise ValueError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
     )

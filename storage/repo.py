@@ -300,31 +300,47 @@ def answers_of(s: Session, session_id: int) -> list[AnswerRow]:
     )
 
 
-def _responses(slug: str, include_partial: bool) -> Sequence[ColumnElement[bool]]:
+def _responses(
+    slug: str, include_partial: bool, include_simulated: bool = False
+) -> Sequence[ColumnElement[bool]]:
     where = [SurveyRow.slug == slug]
     if not include_partial:
         where.append(SessionRow.status == "completed")
+    if not include_simulated:
+        where.append(SessionRow.simulated.is_(False))
     return where
 
 
-def count_responses(s: Session, survey_slug: str, *, include_partial: bool = False) -> int:
-    """Completed sessions (all sessions with ``include_partial``) over every version."""
+def count_responses(
+    s: Session,
+    survey_slug: str,
+    *,
+    include_partial: bool = False,
+    include_simulated: bool = False,
+) -> int:
+    """Completed sessions (all sessions with ``include_partial``) over every version;
+    simulator sessions only with ``include_simulated``."""
     stmt = (
         select(func.count(SessionRow.id))
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
-        .where(*_responses(survey_slug, include_partial))
+        .where(*_responses(survey_slug, include_partial, include_simulated))
     )
     return s.scalar(stmt) or 0
 
 
 def iter_responses(
-    s: Session, slug: str, *, include_partial: bool = False, batch_size: int = 500
+    s: Session,
+    slug: str,
+    *,
+    include_partial: bool = False,
+    include_simulated: bool = False,
+    batch_size: int = 500,
 ) -> Iterator[tuple[SessionRow, list[AnswerRow]]]:
     """Stream responses with their answers: one answers query per batch, flat memory."""
     stmt = (
         select(SessionRow)
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
-        .where(*_responses(slug, include_partial))
+        .where(*_responses(slug, include_partial, include_simulated))
         .order_by(SessionRow.id)
         .execution_options(yield_per=batch_size)
     )
@@ -371,6 +387,10 @@ def store_survey_version(
 
     existing = by_digest()
     if existing is not None:
+        current = latest_survey(s, slug)
+        if current is not None and current.id != existing.id:
+            # The file went back to an earlier text: that version becomes current again.
+            existing.loaded_at = now
         return existing, False
     version = (s.scalar(select(func.max(SurveyRow.version)).where(SurveyRow.slug == slug)) or 0) + 1
     row = s.scalars(
@@ -396,29 +416,30 @@ def store_survey_version(
     return existing, False
 
 
+#: The current version of a survey is the one loaded last (a reverted file restores an old one).
+_CURRENT_FIRST = (SurveyRow.loaded_at.desc(), SurveyRow.version.desc())
+
+
 def latest_surveys(s: Session) -> list[SurveyRow]:
-    """The newest version of every survey, by slug."""
-    newest = (
-        select(SurveyRow.slug, func.max(SurveyRow.version).label("version"))
-        .group_by(SurveyRow.slug)
-        .subquery()
-    )
+    """The current version of every survey, by slug."""
+    ranked = select(
+        SurveyRow.id,
+        func.row_number().over(partition_by=SurveyRow.slug, order_by=_CURRENT_FIRST).label("rank"),
+    ).subquery()
     return list(
         s.scalars(
             select(SurveyRow)
-            .join(
-                newest,
-                and_(SurveyRow.slug == newest.c.slug, SurveyRow.version == newest.c.version),
-            )
+            .join(ranked, ranked.c.id == SurveyRow.id)
+            .where(ranked.c.rank == 1)
             .order_by(SurveyRow.slug)
         )
     )
 
 
 def latest_survey(s: Session, slug: str) -> SurveyRow | None:
-    """The newest version of ``slug``."""
+    """The current version of ``slug``."""
     return s.scalars(
-        select(SurveyRow).where(SurveyRow.slug == slug).order_by(SurveyRow.version.desc()).limit(1)
+        select(SurveyRow).where(SurveyRow.slug == slug).order_by(*_CURRENT_FIRST).limit(1)
     ).first()
 
 

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from surveys.model import Survey
 from surveys.text import normalize
-from surveys.validate import KeyLines, KeyPath, Problem, validate_bytes
+from surveys.validate import KeyLines, Problem, validate_bytes
 
 #: The example surveys shipped with the package.
 EXAMPLES_DIR = Path(__file__).parent / "examples"
@@ -68,43 +68,50 @@ def parse_survey(text: str, source: str = "<string>") -> Survey:
 
 
 def load_many(paths: Iterable[str | os.PathLike[str]]) -> tuple[Survey, ...]:
-    """Load several files, reporting all their problems at once.
-
-    Surveys live side by side, so two of them may not share an id or a keyword: the
-    keyword decides which survey a text starts.
-    """
+    """Load several files, reporting all their problems at once (see :func:`clashes`)."""
     problems: list[Problem] = []
-    surveys: list[Survey] = []
-    ids: dict[str, str] = {}
-    keywords: dict[str, tuple[str, str]] = {}  # normalised keyword -> (survey id, file)
+    entries: list[tuple[Survey, str, str]] = []
     for path in paths:
-        source = os.fspath(path)
         try:
             survey = load_survey(path)
         except SurveyError as exc:
             problems += exc.problems
             continue
+        entries.append((survey, os.fspath(path), Path(path).read_text("utf-8-sig")))
+    problems += clashes(entries)
+    if any(p.severity == "error" for p in problems):
+        raise SurveyError(problems)
+    return tuple(survey for survey, _, _ in entries)
+
+
+def clashes(
+    entries: Iterable[tuple[Survey, str, str]], taken: Mapping[str, str] | None = None
+) -> list[Problem]:
+    """Surveys live side by side, so two may not share an id or a keyword: the keyword
+    decides which survey a text starts.
+
+    ``entries`` are ``(survey, source name, text)``; ``taken`` maps normalised keywords of
+    surveys already loaded elsewhere to their survey id.
+    """
+    problems: list[Problem] = []
+    ids: dict[str, str] = {}
+    keywords: dict[str, tuple[str, str]] = {
+        word: (survey_id, "already loaded") for word, survey_id in (taken or {}).items()
+    }
+    for survey, source, text in entries:
+        lines = KeyLines(text)
         if survey.id in ids:
             message = f"survey id '{survey.id}' is also used by {ids[survey.id]}"
-            problems.append(Problem(source, _line(path, ("id",)), "error", message))
+            problems.append(Problem(source, lines.line(("id",)), "error", message))
         ids.setdefault(survey.id, source)
         for index, keyword in enumerate(survey.keywords):
             word = normalize(keyword)
             if word in keywords and keywords[word][0] != survey.id:
-                other, other_file = keywords[word]
-                message = f"keyword '{keyword}' also starts survey '{other}' ({other_file})"
-                line = _line(path, ("keywords", index))
-                problems.append(Problem(source, line, "error", message))
+                other, where = keywords[word]
+                message = f"keyword '{keyword}' also starts survey '{other}' ({where})"
+                problems.append(Problem(source, lines.line(("keywords", index)), "error", message))
             keywords.setdefault(word, (survey.id, source))
-        surveys.append(survey)
-    if any(p.severity == "error" for p in problems):
-        raise SurveyError(problems)
-    return tuple(surveys)
-
-
-def _line(path: str | os.PathLike[str], key: KeyPath) -> int | None:
-    """The line of ``key`` in a file that just loaded (so it is valid TOML)."""
-    return KeyLines(Path(path).read_text("utf-8-sig")).line(key)
+    return problems
 
 
 def example_paths() -> list[Path]:

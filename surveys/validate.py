@@ -279,6 +279,9 @@ def _syntax_hint(base: str, row: str, column: int) -> str:
         return "; remove the comma before '}'"
     if (unclosed_brace and at in ("", "#")) or base.startswith("Unclosed inline table"):
         return "; a { ... } table must stay on one line"
+    if base.startswith("Invalid value") and at and at in "“”„«»‘’":
+        # Text pasted from a word processor: its quotes are not TOML's.
+        return '; put text in straight double quotes ("), not curly ones'
     if base.startswith("Invalid value") and at.isalpha():
         word = re.match(r"[A-Za-z]*", row[column - 1 :])
         if word and word.group().lower() in ("true", "false", "yes", "no"):

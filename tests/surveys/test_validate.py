@@ -852,3 +852,11 @@ def test_examples_validate_without_any_problem(path: Path) -> None:
     questions = [c for c in report.costs if c.where.startswith("question")]
     assert questions
     assert all(c.cost.segments <= 2 for c in questions)
+
+
+def test_curly_quotes_around_text_get_a_hint() -> None:
+    report = validate_text('id = "x"\ntitle = { en = “Street lighting” }\n', "paste.toml")
+    assert [str(p) for p in report.errors] == [
+        "paste.toml:2: error: TOML syntax: invalid value (column 16); put text in straight "
+        'double quotes ("), not curly ones'
+    ]

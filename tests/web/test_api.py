@@ -66,7 +66,10 @@ def test_sms_consultation_from_keyword_to_thanks(client: FlaskClient, service: S
     for text, expected in script:
         assert expected in joined(send(client, text))
 
-    (record,) = service.export_records("central-park")
+    # A simulator conversation is a staff test run: kept out of the results unless asked for.
+    assert list(service.export_records("central-park")) == []
+    (record,) = service.export_records("central-park", include_simulated=True)
+    assert record["simulated"] is True
     assert record["status"] == "completed"
     assert record["channel"] == "sms"
     assert record["answers"]["visits"] == "weekly"

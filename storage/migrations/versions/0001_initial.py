@@ -97,6 +97,7 @@ def upgrade() -> None:
         sa.Column("started_at", _ts(), nullable=False),
         sa.Column("updated_at", _ts(), nullable=False),
         sa.Column("completed_at", _ts(), nullable=True),
+        sa.Column("simulated", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.CheckConstraint(
             "status IN ('active', 'completed', 'abandoned')", name=op.f("ck_sessions_status")
         ),
