@@ -282,20 +282,29 @@ def results() -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
 )
+@click.option("--out", type=click.Path(dir_okay=False), help="File (default: stdout).")
 @click.option(
-    "--out", type=click.Path(dir_okay=False, writable=True), help="File (default: stdout)."
+    "--include-simulator",
+    is_flag=True,
+    help="Also export conversations staff had in the simulator (left out by default).",
 )
 @click.pass_obj
-def results_export(config: Config, survey_id: str, fmt: str, out: str | None) -> None:
-    """One row per response; respondents are pseudonyms, never addresses."""
+def results_export(
+    config: Config, survey_id: str, fmt: str, out: str | None, include_simulator: bool
+) -> None:
+    """One row per response; respondents are pseudonyms, never addresses (docs/results.md)."""
     with _runtime(config) as rt:
         try:
             questions = rt.service.export_questions(survey_id)
         except LookupError as exc:
             raise click.ClickException(str(exc.args[0])) from exc
+        try:
+            target = open(out, "w", encoding="utf-8", newline="") if out else _stdout()  # noqa: SIM115
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {out}: {exc.strerror}") from exc
         stream: TextIO
-        with open(out, "w", encoding="utf-8", newline="") if out else _stdout() as stream:
-            records = rt.service.export_records(survey_id)
+        with target as stream:
+            records = rt.service.export_records(survey_id, include_simulated=include_simulator)
             if fmt == "jsonl":
                 for record in records:
                     stream.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -310,12 +319,14 @@ def _stdout() -> Iterator[TextIO]:
 
 RECORD_COLUMNS = (
     "response_id",
+    "survey_version",
     "respondent",
     "channel",
     "language",
     "status",
     "started_at",
     "completed_at",
+    "simulated",
 )
 
 

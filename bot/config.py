@@ -138,6 +138,20 @@ def _read_file(path: Path) -> dict[str, dict[str, Any]]:
     return data
 
 
+def _key_line(text: str, section: str, key: str) -> int:
+    """The line of ``key`` inside ``[section]`` (not a same-named key of another section)."""
+    header = re.compile(r"^\s*\[([^\[\]]+)\]")
+    assignment = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        found = header.match(line)
+        if found:
+            current = found.group(1).strip()
+        elif current == section and assignment.match(line):
+            return number
+    return _line_of(text, rf"^\s*\[{re.escape(section)}\]")
+
+
 def _line_of(text: str, pattern: str) -> int:
     for number, line in enumerate(text.splitlines(), start=1):
         if re.match(pattern, line):
@@ -163,8 +177,7 @@ def _set_section(
         if key not in known:
             line = ""
             if path is not None:
-                pattern = r"^\s*" + re.escape(key) + r"\s*="
-                line = f":{_line_of(path.read_text(encoding='utf-8'), pattern)}"
+                line = f":{_key_line(path.read_text(encoding='utf-8'), section, key)}"
             raise ConfigError(
                 f"{where}{line}: unknown key {key!r} in [{section}] "
                 f"(known: {', '.join(sorted(known))})"

@@ -246,6 +246,8 @@ class Service:
         if simulated:
             # The simulator shows the message instead of sending it; no dispatcher may pick it up.
             msg.status = "simulated"
+            if contact_id is None:
+                msg.address = None  # the contact was just forgotten: keep no trace of the number
             msg.segments = renderer(address.channel).render(to_outbound(address, say)).segments
             msg.sent_at = now
         return Outgoing(msg.id, address, say.text, options)

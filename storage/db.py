@@ -16,6 +16,7 @@ never hold up a webhook, and ``READ ONLY`` on PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Dialect, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Dialect, Engine, Text, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -156,6 +157,26 @@ def transaction(sm: sessionmaker[Session], *, read_only: bool = False) -> Iterat
             session.rollback()
             raise
         session.commit()
+
+
+class JsonText(TypeDecorator[Any]):
+    """JSON kept as TEXT on SQLite.
+
+    A column declared ``JSON`` gets NUMERIC affinity in SQLite, which rewrites the stored
+    text ``7.0`` as the integer ``7``: a decimal answer would come back as a whole number.
+
+    >>> JsonText().process_bind_param(7.0, None), JsonText().process_result_value("7.0", None)
+    ('7.0', 7.0)
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect | None) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+
+    def process_result_value(self, value: Any, dialect: Dialect | None) -> Any:
+        return None if value is None else json.loads(value)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
-from storage.db import UtcDateTime
+from storage.db import JsonText, UtcDateTime
 
 __all__ = [
     "SESSION_STATUSES",
@@ -45,7 +45,12 @@ __all__ = [
 
 #: JSON everywhere, stored as ``jsonb`` on PostgreSQL (indexable, compact, key order irrelevant).
 #: ``None`` is stored as SQL NULL (not JSON ``null``), so ``IS NULL`` means "absent" everywhere.
-Json: TypeEngine[Any] = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+#: On SQLite it is TEXT (see :class:`storage.db.JsonText`): a JSON column would mangle decimals.
+Json: TypeEngine[Any] = (
+    JSON(none_as_null=True)
+    .with_variant(JSONB(none_as_null=True), "postgresql")
+    .with_variant(JsonText(), "sqlite")
+)
 
 SESSION_STATUSES: Final = ("active", "completed", "abandoned")
 DIRECTIONS: Final = ("in", "out")

@@ -21,7 +21,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _json() -> sa.types.TypeEngine[object]:
-    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    # TEXT on SQLite: a JSON-declared column has NUMERIC affinity and turns 7.0 into 7.
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(sa.Text(), "sqlite")
 
 
 def _ts() -> sa.DateTime:

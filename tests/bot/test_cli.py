@@ -1,0 +1,434 @@
+"""The ``voxpop`` command line as staff use it: exit codes, messages and tables.
+
+Database commands run on both engines through ``db_url``; ``db upgrade`` gets a database
+of its own that nothing has migrated yet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import func, inspect, select, text
+
+from bot.cli import main
+from bot.messages import Address, InboundMessage
+from bot.service import Service
+from storage.db import make_engine, session_factory, transaction, with_schema
+from storage.migrate import current, head
+from storage.models import Contact, Message, SessionRow
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted(str(p) for p in (ROOT / "surveys" / "examples").glob("*.toml"))
+FIXTURES = Path(__file__).parent / "fixtures"
+EVERY = str(FIXTURES / "every-type.toml")
+OTHER = str(FIXTURES / "other.toml")
+CLOSED = str(FIXTURES / "closed.toml")
+BROKEN = str(FIXTURES / "broken.toml")
+COST_LINE = re.compile(
+    r"(?P<file>.+): sms (?:intro|outro|question '[a-z0-9_-]+') \[[a-z]{2}\]: "
+    r"(?:GSM-7|UCS-2), \d+ characters, (?P<segments>\d+) segments?"
+)
+
+
+def voxpop(db_url: str, *args: str, input: str | None = None) -> Result:
+    """Run ``voxpop ARGS`` on ``db_url`` with the built-in defaults otherwise."""
+    return CliRunner().invoke(
+        main,
+        list(args),
+        input=input,
+        env={"VOXPOP_DATABASE__URL": db_url, "VOXPOP_CONFIG": os.devnull},
+        catch_exceptions=False,
+    )
+
+
+def _count(db_url: str, model: type[Contact] | type[SessionRow] | type[Message]) -> int:
+    engine = make_engine(db_url)
+    try:
+        with transaction(session_factory(engine), read_only=True) as s:
+            return s.scalar(select(func.count()).select_from(model)) or 0
+    finally:
+        engine.dispose()
+
+
+# --- db upgrade -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_url(db_url: str, postgres_url: str, tmp_path: Path) -> Iterator[str]:
+    """A database nothing has migrated yet, on ``db_url``'s engine."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    # A schema of our own: the fixture's is migrated already. Same naming as conftest's.
+    schema = f"voxpop_test_cli_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = make_engine(postgres_url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield with_schema(postgres_url, schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_creates_the_schema_and_is_idempotent(fresh_url: str) -> None:
+    assert current(fresh_url) is None
+    first = voxpop(fresh_url, "db", "upgrade")
+    assert first.exit_code == 0, first.output
+    assert current(fresh_url) == head()
+    tables = _tables(fresh_url)
+    assert {"contacts", "addresses", "surveys", "sessions", "answers", "messages"} <= tables
+
+    # Running it again (every deploy does) changes nothing and keeps the data.
+    assert voxpop(fresh_url, "survey", "load", OTHER).exit_code == 0
+    again = voxpop(fresh_url, "db", "upgrade")
+    assert again.exit_code == 0, again.output
+    assert "up to date" in again.stdout
+    assert current(fresh_url) == head()
+    assert _tables(fresh_url) == tables
+    assert "other" in voxpop(fresh_url, "survey", "list").stdout
+
+
+# --- survey validate ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "exit_code", "ok", "errors"),
+    [
+        pytest.param(EXAMPLES, 0, EXAMPLES, [], id="examples"),
+        pytest.param([EVERY, OTHER, CLOSED], 0, [EVERY, OTHER, CLOSED], [], id="fixtures"),
+        pytest.param(
+            [BROKEN],
+            1,
+            [],
+            [f"{BROKEN}:9: error: unknown key 'typ' in a question; did you mean 'type'?"],
+            id="broken",
+        ),
+        pytest.param(
+            [*EXAMPLES, BROKEN],
+            1,
+            EXAMPLES,
+            [f"{BROKEN}:9: error: unknown key 'typ' in a question; did you mean 'type'?"],
+            id="one-broken-among-good",
+        ),
+    ],
+)
+def test_survey_validate(
+    tmp_path: Path, files: list[str], exit_code: int, ok: list[str], errors: list[str]
+) -> None:
+    db_file = tmp_path / "untouched.db"
+    result = voxpop(f"sqlite:///{db_file}", "survey", "validate", *files)
+    assert result.exit_code == exit_code, result.output
+    assert [line for line in result.stdout.splitlines() if line.endswith(": ok")] == [
+        f"{f}: ok" for f in ok
+    ]
+    reported = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert set(errors) <= set(reported)
+    # Editors and CI logs jump to "file:line: error: ..."; nothing else goes there.
+    assert all(re.match(rf"{re.escape(BROKEN)}:\d+: error: ", line) for line in reported)
+    assert bool(reported) == bool(errors)
+    # Every file, good or bad, gets its SMS costs: one line per message and language.
+    priced = {m["file"] for m in map(COST_LINE.fullmatch, result.stdout.splitlines()) if m}
+    assert priced == set(files)
+    assert not db_file.exists(), "validate must not need a database"
+
+
+def test_survey_validate_prices_every_message_of_the_examples() -> None:
+    result = voxpop("sqlite://", "survey", "validate", *EXAMPLES)
+    lines = result.stdout.splitlines()
+    park = EXAMPLES[0]
+    assert park.endswith("central-park.toml")
+    expected_questions = [
+        "visits",
+        "why_not",
+        "activities",
+        "clean",
+        "more_bins",
+        "playground",
+        "birth_year",
+        "idea",
+    ]
+    for language in ("en", "nl", "fr"):
+        for question in expected_questions:
+            assert any(
+                line.startswith(f"{park}: sms question '{question}' [{language}]: ")
+                for line in lines
+            ), (question, language)
+        assert any(line.startswith(f"{park}: sms intro [{language}]: ") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("intro", "cost"),
+    [
+        ("Hello", "GSM-7, 5 characters, 1 segment"),
+        ("x" * 160, "GSM-7, 160 characters, 1 segment"),
+        ("x" * 161, "GSM-7, 161 characters, 2 segments"),
+        ("Привет мир", "UCS-2, 10 characters, 1 segment"),
+    ],
+)
+def test_survey_validate_prints_the_sms_cost(tmp_path: Path, intro: str, cost: str) -> None:
+    path = tmp_path / "cost.toml"
+    path.write_text(
+        'id = "cost"\ntitle = { en = "Cost" }\nlanguages = ["en"]\nkeywords = ["COST"]\n'
+        f'intro = {{ en = "{intro}" }}\n\n'
+        '[[questions]]\nid = "ok"\ntype = "yesno"\ntext = { en = "OK?" }\n',
+        encoding="utf-8",
+    )
+    result = voxpop("sqlite://", "survey", "validate", str(path))
+    assert result.exit_code == 0, result.output
+    assert f"{path}: sms intro [en]: {cost}" in result.stdout.splitlines()
+
+
+def test_survey_validate_quiet_prints_only_problems() -> None:
+    result = voxpop("sqlite://", "survey", "validate", "--quiet", EVERY, BROKEN)
+    assert result.exit_code == 1
+    assert not any(COST_LINE.fullmatch(line) for line in result.stdout.splitlines())
+    assert f"{EVERY}: ok" in result.stdout.splitlines()
+    assert f"{BROKEN}:9: error: " in result.stderr
+
+
+# --- survey load and list -------------------------------------------------------------------
+
+
+def _copy(src: str, dst: Path, extra: str = "") -> str:
+    shutil.copyfile(src, dst)
+    if extra:
+        with dst.open("a", encoding="utf-8") as f:
+            f.write(extra)
+    return str(dst)
+
+
+def test_survey_load_stores_nothing_when_any_file_has_errors(db_url: str) -> None:
+    result = voxpop(db_url, "survey", "load", EVERY, BROKEN, OTHER)
+    assert result.exit_code == 1
+    assert f"{BROKEN}:9: error: " in result.stderr
+    assert "nothing was loaded" in result.stderr
+    assert "loaded as" not in result.stdout
+    listed = voxpop(db_url, "survey", "list")
+    assert listed.exit_code == 0
+    assert listed.stdout.startswith("no surveys loaded")
+
+
+@pytest.mark.parametrize(
+    ("step", "slug", "version", "verb"),
+    [
+        ("first load", "central-park", 1, "loaded"),
+        ("first load", "street-lighting", 1, "loaded"),
+        ("same file again", "central-park", 1, "unchanged"),
+        ("changed file", "central-park", 2, "loaded"),
+        ("changed file again", "central-park", 2, "unchanged"),
+    ],
+)
+def test_survey_load_versions(
+    db_url: str, tmp_path: Path, step: str, slug: str, version: int, verb: str
+) -> None:
+    changed = _copy(EXAMPLES[0], tmp_path / "park.toml", "\n# a comment changes the file\n")
+    steps = {
+        "first load": EXAMPLES,
+        "same file again": EXAMPLES[:1],
+        "changed file": [changed],
+        "changed file again": [changed],
+    }
+    for name, files in steps.items():
+        result = voxpop(db_url, "survey", "load", *files)
+        assert result.exit_code == 0, result.output
+        if name == step:
+            break
+    lines = [line for line in result.stdout.splitlines() if line.startswith(f"{slug}: ")]
+    assert len(lines) == 1, result.stdout
+    assert verb in lines[0]
+    assert re.search(rf"\bversion\b.*\b{version}$", lines[0]), lines[0]
+
+
+def _respond(db_url: str, phone: str, lines: list[str]) -> None:
+    """A citizen answering by SMS (through the service, as the webhook would)."""
+    engine = make_engine(db_url)
+    try:
+        service = Service(session_factory(engine))
+        for i, line in enumerate(lines):
+            msg = InboundMessage(Address("sms", phone), line, f"{phone}-{i}", datetime.now(UTC))
+            replies = service.receive(msg).outgoing
+        assert [r.text for r in replies] == ["Thanks!"]
+    finally:
+        engine.dispose()
+
+
+def _table(stdout: str) -> list[dict[str, str]]:
+    """Parse the aligned ``survey list`` table, checking that cells sit under their headers."""
+    header, *rows = stdout.splitlines()
+    names = header.split()
+    starts = [header.index(name) for name in names]
+    parsed: list[dict[str, str]] = []
+    for row in rows:
+        cells: dict[str, str] = {}
+        for i, name in enumerate(names):
+            end = starts[i + 1] if i + 1 < len(starts) else len(row)
+            assert row[starts[i] - 1 : starts[i]].strip() == "", (row, name)
+            cells[name] = row[starts[i] : end].strip()
+        parsed.append(cells)
+    return parsed
+
+
+def test_survey_list(db_url: str, tmp_path: Path) -> None:
+    assert voxpop(db_url, "survey", "load", EVERY, OTHER, CLOSED).exit_code == 0
+    # Two complete responses to every-type, one on each version.
+    complete = ["EVERY", "red", "1", "yes", "3", "40", "5", "SKIP"]
+    _respond(db_url, "+32470000001", complete)
+    changed = _copy(EVERY, tmp_path / "every.toml", "\n# v2\n")
+    assert voxpop(db_url, "survey", "load", changed).exit_code == 0
+    _respond(db_url, "+32470000002", complete)
+    # Staff trying it in the simulator: counted apart, not as a citizen's response.
+    chat = voxpop(db_url, "chat", "--from", "+32470000003", input="\n".join(complete) + "\n")
+    assert chat.stdout.endswith("bot> Thanks!\n"), chat.output
+
+    result = voxpop(db_url, "survey", "list")
+    assert result.exit_code == 0, result.output
+    columns = ["ID", "TITLE", "VERSION", "STATUS", "RESPONSES"]
+    assert result.stdout.splitlines()[0].split()[: len(columns)] == columns
+    expected = [
+        ("closed-poll", "Closed poll", "1", "closed", "0"),
+        ("every-type", "Every type", "2", "open", "2"),
+        ("other", "Other", "1", "open", "0"),
+    ]
+    table = _table(result.stdout)
+    assert [{c: row[c] for c in columns} for row in table] == [
+        dict(zip(columns, row, strict=True)) for row in expected
+    ]
+    assert [row["SIMULATOR"] for row in table] == ["0", "1", "0"]
+
+
+# --- chat -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slug", ["unknown", "Every-Type", "every"])
+def test_chat_start_unknown_survey_is_a_clear_error(db_url: str, slug: str) -> None:
+    assert voxpop(db_url, "survey", "load", EVERY).exit_code == 0
+    result = voxpop(db_url, "chat", "--start", slug, input="hello\n")
+    assert result.exit_code != 0
+    assert f"Error: no survey '{slug}' is loaded" in result.stderr
+    assert "Traceback" not in result.output
+    # Nothing was half-done: no contact, no session, no message.
+    assert [_count(db_url, m) for m in (Contact, SessionRow, Message)] == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("channel", "options"),
+    [
+        ("sms", ["bot> 1 Red", "bot> 2 Green", "bot> 3 Blue"]),
+        ("whatsapp", ["bot> 1 Red", "bot> 2 Green", "bot> 3 Blue"]),
+        ("telegram", ["bot> [1] Red", "bot> [2] Green", "bot> [3] Blue"]),
+    ],
+)
+def test_chat_renders_as_the_channel_would(db_url: str, channel: str, options: list[str]) -> None:
+    assert voxpop(db_url, "survey", "load", EVERY).exit_code == 0
+    result = voxpop(db_url, "chat", "--channel", channel, input="EVERY\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "you> EVERY",
+        "bot> Seven short questions.",
+        "bot> Favourite colour?",
+        *options,
+    ]
+
+
+def test_chat_start_begins_the_survey_like_an_invitation(db_url: str) -> None:
+    assert voxpop(db_url, "survey", "load", EVERY).exit_code == 0
+    result = voxpop(db_url, "chat", "--channel", "telegram", "--start", "every-type", input="2\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[:6] == [
+        "bot> Seven short questions.",
+        "bot> Favourite colour?",
+        "bot> [1] Red",
+        "bot> [2] Green",
+        "bot> [3] Blue",
+        "you> 2",
+    ]
+
+
+def test_piped_chat_prints_the_conversation(db_url: str) -> None:
+    assert voxpop(db_url, "survey", "load", EVERY, OTHER).exit_code == 0
+    result = voxpop(db_url, "chat", "--from", "+32470000009", input="OTHER\nmaybe\nyes\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "you> OTHER",
+        "bot> Is it OK?",
+        "bot> 1 Yes",
+        "bot> 2 No",
+        "you> maybe",
+        "bot> Please reply YES or NO.",
+        "you> yes",
+        "bot> Thank you for taking part!",
+    ]
+    # The simulator shows replies; none of them may be queued for a real send.
+    engine = make_engine(db_url)
+    try:
+        with transaction(session_factory(engine), read_only=True) as s:
+            statuses = set(
+                s.scalars(select(Message.status).where(Message.direction == "out")).all()
+            )
+            addresses = set(s.scalars(select(Message.address)).all())
+    finally:
+        engine.dispose()
+    assert statuses == {"simulated"}
+    assert addresses == {"+32470000009"}
+
+
+def test_piped_chat_with_no_input_exits_cleanly(db_url: str) -> None:
+    result = voxpop(db_url, "chat", input="")
+    assert (result.exit_code, result.stdout) == (0, "")
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        pytest.param(
+            "[server]\nport = 8081\nbogus = 1\n",
+            ":3: unknown key 'bogus' in [server]",
+            id="unknown-key",
+        ),
+        pytest.param(
+            '[server]\nport = 8081\n\n[privacy]\npseudonym_key = "k"\nport = 1\n',
+            ":6: unknown key 'port' in [privacy]",
+            id="key-of-another-section",
+        ),
+        pytest.param(
+            "[servre]\nport = 8081\n", ":1: unknown section [servre]", id="unknown-section"
+        ),
+    ],
+)
+def test_a_config_file_with_an_unknown_key_is_refused(
+    tmp_path: Path, config: str, message: str
+) -> None:
+    path = tmp_path / "voxpop.toml"
+    path.write_text(config, encoding="utf-8")
+    db_file = tmp_path / "never.db"
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(path), "survey", "list"],
+        env={"VOXPOP_DATABASE__URL": f"sqlite:///{db_file}", "VOXPOP_CONFIG": os.devnull},
+        catch_exceptions=False,
+    )
+    assert result.exit_code != 0
+    assert f"Error: {path}{message}" in result.stderr
+    assert "Traceback" not in result.output
+    assert not db_file.exists()
