@@ -9,14 +9,15 @@ simulated replies are stored but never sent. Tests: ``tests/web``.
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import waitress
 from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from waitress.server import BaseWSGIServer, create_server
 from werkzeug.exceptions import HTTPException
 
 from bot.config import Config
@@ -219,15 +220,36 @@ def _survey_list(service: Service, now: datetime) -> list[dict[str, Any]]:
     return found
 
 
-def serve(app: Flask, host: str, port: int, threads: int) -> None:
-    """Run ``app`` under waitress, a production WSGI server (not Flask's dev server)."""
-    log.info("listening on http://%s:%d", host, port)
-    waitress.serve(
+def make_server(app: Flask, host: str, port: int, threads: int) -> BaseWSGIServer:
+    """``app`` under waitress, a production WSGI server (not Flask's dev server), bound to
+    ``host:port`` (``0``: any free port). Raises :class:`OSError` when it cannot bind."""
+    # Bind here rather than in waitress: a failed bind then closes cleanly, and the caller
+    # gets the OSError to explain.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except OSError:
+        listener.close()
+        raise
+    server = create_server(
         app,
-        host=host,
-        port=port,
+        sockets=[listener],
         threads=threads,
         ident="voxpop",
         # waitress buffers a whole body before Flask sees it: refuse big ones at the door.
         max_request_body_size=MAX_BODY,
     )
+    assert isinstance(server, BaseWSGIServer)
+    return server
+
+
+def serve(app: Flask, host: str, port: int, threads: int) -> None:
+    """Serve ``app`` until interrupted (see :func:`make_server`)."""
+    server = make_server(app, host, port, threads)
+    log.info("listening on http://%s:%d", host, port)
+    try:
+        server.run()
+    finally:
+        server.close()

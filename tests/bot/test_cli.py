@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -432,3 +433,133 @@ def test_a_config_file_with_an_unknown_key_is_refused(
     assert f"Error: {path}{message}" in result.stderr
     assert "Traceback" not in result.output
     assert not db_file.exists()
+
+
+# --- what a first-time user ran into -------------------------------------------------------
+
+
+def _rekeyed(src: str, dst: Path, *, slug: str, keywords: str) -> str:
+    """A copy of ``src`` under another id, with the given keywords line."""
+    text = Path(src).read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^id = ".*"$', f'id = "{slug}"', text, count=1)
+    text = re.sub(r"(?m)^keywords = .*$", f"keywords = {keywords}", text)
+    dst.write_text(text, encoding="utf-8")
+    return str(dst)
+
+
+def test_survey_load_refuses_a_keyword_another_loaded_survey_uses(
+    db_url: str, tmp_path: Path
+) -> None:
+    park = next(p for p in EXAMPLES if p.endswith("central-park.toml"))
+    assert voxpop(db_url, "survey", "load", park).exit_code == 0
+    copy = _rekeyed(park, tmp_path / "copy.toml", slug="park-copy", keywords='["Park!", "NEW"]')
+    result = voxpop(db_url, "survey", "load", copy)
+    assert result.exit_code == 1
+    assert (
+        f"{copy}:7: error: keyword 'Park!' also starts survey 'central-park' (already loaded)"
+        in result.stderr
+    )
+    assert "nothing was loaded" in result.stderr
+    # The citizen texting PARK still reaches the Central Park consultation.
+    chat = voxpop(db_url, "chat", input="PARK\n")
+    assert "How often do you visit the park?" in chat.stdout
+
+
+def test_survey_validate_checks_files_against_each_other(tmp_path: Path) -> None:
+    park = next(p for p in EXAMPLES if p.endswith("central-park.toml"))
+    copy = _rekeyed(park, tmp_path / "copy.toml", slug="park-copy", keywords='["PARC"]')
+    result = CliRunner().invoke(main, ["survey", "validate", "--quiet", park, copy])
+    assert result.exit_code == 1
+    assert f"{copy}:7: error: keyword 'PARC' also starts survey 'central-park'" in result.stderr
+
+
+def test_survey_validate_and_load_accept_a_folder(db_url: str) -> None:
+    folder = str(ROOT / "surveys" / "examples")
+    validated = CliRunner().invoke(main, ["survey", "validate", "--quiet", folder])
+    assert validated.exit_code == 0, validated.output
+    assert validated.stdout.count(": ok") == len(EXAMPLES)
+    loaded = voxpop(db_url, "survey", "load", folder)
+    assert loaded.exit_code == 0, loaded.output
+    assert loaded.stdout.count("loaded as version 1") == len(EXAMPLES)
+
+
+def test_loading_an_earlier_text_again_makes_it_current(db_url: str, tmp_path: Path) -> None:
+    lights = next(p for p in EXAMPLES if p.endswith("street-lighting.toml"))
+    original = Path(lights).read_text(encoding="utf-8")
+    mine = tmp_path / "lights.toml"
+    mine.write_text(original, encoding="utf-8")
+    assert "version 1" in voxpop(db_url, "survey", "load", str(mine)).stdout
+    mine.write_text(original.replace("4 quick questions", "Four quick questions"), "utf-8")
+    assert "loaded as version 2" in voxpop(db_url, "survey", "load", str(mine)).stdout
+    mine.write_text(original, encoding="utf-8")
+    again = voxpop(db_url, "survey", "load", str(mine))
+    assert "back to an earlier text: current version is again 1" in again.stdout
+    chat = voxpop(db_url, "chat", "--from", "+32470000077", input="LIGHTS\n")
+    assert "The city is checking its street lights. 4 quick questions." in chat.stdout
+
+
+@pytest.mark.parametrize(
+    ("channel", "sender", "hint"),
+    [
+        ("sms", "hello", "use a phone number in international format"),
+        ("sms", "0470123456", "use a phone number in international format"),
+        ("telegram", "+3247", "use a numeric chat id"),
+    ],
+)
+def test_chat_refuses_an_address_no_provider_would_send(
+    db_url: str, channel: str, sender: str, hint: str
+) -> None:
+    result = voxpop(db_url, "chat", "--channel", channel, "--from", sender, input="PARK\n")
+    assert result.exit_code == 2
+    assert hint in result.stderr
+    assert _count(db_url, Contact) == 0
+
+
+def test_chat_ignores_blank_lines(db_url: str) -> None:
+    assert voxpop(db_url, "survey", "load", *EXAMPLES).exit_code == 0
+    result = voxpop(db_url, "chat", input="\n\nhello\n\n")
+    assert result.stdout.splitlines()[0] == "you> hello"
+    assert _count(db_url, Message) == 1 + 2  # one inbound, the help and the keywords
+
+
+def test_export_to_a_folder_that_does_not_exist_is_one_clear_line(
+    db_url: str, tmp_path: Path
+) -> None:
+    assert voxpop(db_url, "survey", "load", *EXAMPLES).exit_code == 0
+    target = tmp_path / "missing" / "out.csv"
+    result = voxpop(db_url, "results", "export", "central-park", "--out", str(target))
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: cannot write {target}: No such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("notaurl", "Error: cannot open the database: "),
+        ("mysql://root@127.0.0.1/x", "Error: cannot open the database: unsupported database"),
+    ],
+)
+def test_a_bad_database_url_is_one_clear_line(url: str, message: str) -> None:
+    result = voxpop(url, "survey", "list")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(message)
+    assert "Traceback" not in result.output
+
+
+def test_a_database_without_the_schema_says_what_to_run(tmp_path: Path) -> None:
+    result = voxpop(f"sqlite:///{tmp_path}/new.db", "survey", "list")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: the database has no Voxpop schema yet: run `voxpop db upgrade` first\n"
+    )
+
+
+def test_serve_on_a_busy_port_is_one_clear_line(db_url: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = voxpop(db_url, "serve", "--port", str(port))
+    assert result.exit_code == 1
+    assert f"Error: cannot listen on 127.0.0.1:{port}: " in result.stderr
+    assert "is another Voxpop running? try --port" in result.stderr

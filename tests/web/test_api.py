@@ -7,13 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import waitress
 from flask import Flask
 from flask.testing import FlaskClient
 
 from bot.config import Config, ServerConfig
 from bot.service import Service
-from bot.web import MAX_BODY, MAX_TEXT, create_app, serve
+from bot.web import MAX_BODY, MAX_TEXT, create_app, make_server
 
 SMS = {"channel": "sms", "address": "+15555550100"}
 TELEGRAM = {"channel": "telegram", "address": "100000"}
@@ -305,21 +304,13 @@ def test_a_bug_is_a_json_500_without_details(
     assert "secret internals" not in response.get_json()["error"]
 
 
-def test_serve_runs_waitress_with_the_body_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(waitress, "serve", lambda app, **kw: calls.append({"app": app, **kw}))
-    app = Flask(__name__)
-    serve(app, "127.0.0.1", 8080, 4)
-    assert calls == [
-        {
-            "app": app,
-            "host": "127.0.0.1",
-            "port": 8080,
-            "threads": 4,
-            "ident": "voxpop",
-            "max_request_body_size": MAX_BODY,
-        }
-    ]
+def test_the_server_is_waitress_with_the_body_limit() -> None:
+    server = make_server(Flask(__name__), "127.0.0.1", 0, 2)
+    try:
+        assert server.adj.max_request_body_size == MAX_BODY
+        assert server.adj.ident == "voxpop"
+    finally:
+        server.close()
 
 
 @sqlite_only
