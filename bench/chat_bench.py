@@ -1,7 +1,7 @@
 """A ``voxpop chat`` script of 1,000 replies on SQLite, end to end through the CLI.
 
-Each reply is one inbound message through the service: one write transaction with the
-inbound row, the answer, the state and the outbound row. The baseline, measured in the same
+Each line is one inbound message through the service and gets at least one reply: one write
+transaction with the inbound row, the session state and the outbound rows. The baseline, measured in the same
 run, is the same command with no input (start-up, config, database open), so the ratio shows
 what the replies themselves cost on top of starting the program.
 """
@@ -17,8 +17,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(str(p) for p in (ROOT / "surveys" / "examples").glob("*.toml"))
-#: One full street-lighting consultation, answered with a mix of forms and a re-ask.
-ROUND = ["LIGHTS", "yes", "4", "More lamps near the station please", "?", "blah"]
+#: Start a consultation, answer two questions, then keep talking at the scale question:
+#: re-asks, commands and language switches, so that every line gets a reply and a write.
+OPENING = ["LIGHTS", "yes", "Station road"]
+ROUND = ["9", "REPEAT", "LANG NL", "HELP", "LANG EN", "maybe", "INFO"]
 
 
 def _voxpop(args: list[str], env: dict[str, str], stdin: str = "") -> float:
@@ -44,7 +46,7 @@ def run(replies: int = 1000) -> dict[str, float]:
         }
         _voxpop(["db", "upgrade"], env)
         _voxpop(["survey", "load", *EXAMPLES], env)
-        lines = [ROUND[i % len(ROUND)] for i in range(replies)]
+        lines = OPENING + [ROUND[i % len(ROUND)] for i in range(replies - len(OPENING))]
         script = "\n".join(lines) + "\n"
         baseline = min(_voxpop(["chat"], env, "") for _ in range(3))
         elapsed = _voxpop(["chat"], env, script)

@@ -96,6 +96,8 @@ class Service:
             contact, address, _ = repo.find_or_create_contact(
                 s, msg.address.channel, msg.address.value, now
             )
+            sessions = repo.sessions_for_contact(s, contact.id)
+            active = next((r.id for r in sessions if r.status == "active"), None)
             row = repo.insert_inbound(
                 s,
                 channel=msg.address.channel,
@@ -105,17 +107,16 @@ class Service:
                 payload=msg.payload,
                 received_at=msg.received_at,
                 contact_id=contact.id,
+                session_id=active,
             )
             if row is None:
                 # Providers retry on errors and timeouts: a redelivery answers 200, changes nothing.
                 log.info("duplicate inbound %s from %s", msg.provider_id, msg.address.pseudonymous)
                 return Received(duplicate=True)
             address.last_inbound_at = now
-            ctx = self._context(s, contact, address.opted_out_at is not None, now)
+            ctx = self._context(s, contact, sessions, address.opted_out_at is not None, now)
             effects = conv.handle(ctx, msg.text, msg.payload)
-            out = self._apply(s, effects, contact, msg.address, ctx, now, simulated)
-            if ctx.active is not None or out:
-                row.session_id = ctx.active.session_id if ctx.active else None
+            out = self._apply(s, effects, contact, msg.address, ctx, sessions, now, simulated)
             log.info(
                 "inbound from %s: %d effects, %d replies",
                 msg.address.pseudonymous,
@@ -132,11 +133,12 @@ class Service:
             now = self._clock()
             contact, addr, _ = repo.find_or_create_contact(s, address.channel, address.value, now)
             survey = self._survey_by_slug(s, slug)
-            ctx = self._context(s, contact, addr.opted_out_at is not None, now)
+            sessions = repo.sessions_for_contact(s, contact.id)
+            ctx = self._context(s, contact, sessions, addr.opted_out_at is not None, now)
             if ctx.active is not None:
                 ctx = self._abandon_active(s, ctx, now)
             effects = conv.begin(ctx, survey, ctx.contact.language or self._default_language)
-            return tuple(self._apply(s, effects, contact, address, ctx, now, simulated))
+            return tuple(self._apply(s, effects, contact, address, ctx, sessions, now, simulated))
 
     def _abandon_active(self, s: Session, ctx: conv.Context, now: datetime) -> conv.Context:
         assert ctx.active is not None
@@ -155,19 +157,24 @@ class Service:
         )
 
     def _context(
-        self, s: Session, contact: Contact, opted_out: bool, now: datetime
+        self,
+        s: Session,
+        contact: Contact,
+        sessions: list[SessionRow],
+        opted_out: bool,
+        now: datetime,
     ) -> conv.Context:
         keywords = self._keyword_map(s)
         active: conv.SessionView | None = None
         previous: dict[str, conv.SessionView] = {}
-        for row in reversed(repo.sessions_for_contact(s, contact.id)):
+        for row in reversed(sessions):  # newest first
             # The row's status is the truth (erasure or expiry may end a session elsewhere).
             state = replace(SessionState.from_json(row.state), status=session_status(row.status))
             view = conv.SessionView(row.id, self._survey_row(s, row.survey_id), state)
             if row.status == "active":
                 active = view
             else:
-                previous.setdefault(view.survey.id, view)  # newest first
+                previous.setdefault(view.survey.id, view)
         return conv.Context(
             contact=conv.ContactView(
                 language=contact.language,
@@ -189,17 +196,19 @@ class Service:
         contact: Contact,
         address: Address,
         ctx: conv.Context,
+        sessions: list[SessionRow],
         now: datetime,
         simulated: bool,
     ) -> list[Outgoing]:
         out: list[Outgoing] = []
+        loaded = {row.id: row for row in sessions}
         session_id = ctx.active.session_id if ctx.active else None
         contact_id: int | None = contact.id
         for effect in effects:
             if isinstance(effect, Say):
                 out.append(self._say(s, effect, address, contact_id, session_id, now, simulated))
             elif isinstance(effect, conv.UpdateSession):
-                session_id = self._store_step(s, effect, contact, address, now, simulated)
+                session_id = self._store_step(s, effect, contact, address, loaded, now, simulated)
             elif isinstance(effect, conv.ChangeLanguage):
                 contact.language = effect.language
             elif isinstance(effect, conv.SetPending):
@@ -218,7 +227,6 @@ class Service:
             elif isinstance(effect, conv.Forget):
                 self.forget(s, contact, now)
                 contact_id = None
-            s.flush()
         return out
 
     def _say(
@@ -232,24 +240,24 @@ class Service:
         simulated: bool,
     ) -> Outgoing:
         options = tuple({"key": o.key, "label": o.label, "payload": o.payload} for o in say.options)
+        segments = None
+        if simulated:
+            segments = renderer(address.channel).render(to_outbound(address, say)).segments
         msg = repo.add_outbound(
             s,
             channel=address.channel,
-            address=address.value,
+            # A contact forgotten a moment ago: a simulated goodbye keeps no trace of the number.
+            address=None if simulated and contact_id is None else address.value,
             contact_id=contact_id,
             session_id=session_id,
             kind=say.kind,
             text=say.text,
             payload={"options": list(options)} if options else None,
             now=now,
-        )
-        if simulated:
             # The simulator shows the message instead of sending it; no dispatcher may pick it up.
-            msg.status = "simulated"
-            if contact_id is None:
-                msg.address = None  # the contact was just forgotten: keep no trace of the number
-            msg.segments = renderer(address.channel).render(to_outbound(address, say)).segments
-            msg.sent_at = now
+            status="simulated" if simulated else "queued",
+            segments=segments,
+        )
         return Outgoing(msg.id, address, say.text, options)
 
     def _store_step(
@@ -258,11 +266,14 @@ class Service:
         effect: conv.UpdateSession,
         contact: Contact,
         address: Address,
+        loaded: dict[int, SessionRow],
         now: datetime,
         simulated: bool,
     ) -> int:
         state = effect.step.state
         if effect.session_id is None:
+            # Write the end of the previous session first: one active session per contact.
+            s.flush()
             survey_row_id = self._keyword_row_id(s, effect.survey)
             row = SessionRow(
                 contact_id=contact.id,
@@ -279,7 +290,7 @@ class Service:
             s.add(row)
             s.flush()
         else:
-            found = s.get(SessionRow, effect.session_id)
+            found = loaded.get(effect.session_id) or s.get(SessionRow, effect.session_id)
             assert found is not None
             row = found
             row.state = state.to_json()

@@ -75,6 +75,7 @@ def insert_inbound(
     payload: Any,
     received_at: datetime,
     contact_id: int | None = None,
+    session_id: int | None = None,
 ) -> Message | None:
     """Record an inbound message; ``None`` if the provider already delivered this one."""
     stmt = (
@@ -84,6 +85,7 @@ def insert_inbound(
             channel=channel,
             address=address,
             contact_id=contact_id,
+            session_id=session_id,
             kind=None,
             text=text,
             payload=payload,
@@ -101,7 +103,7 @@ def add_outbound(
     s: Session,
     *,
     channel: str,
-    address: str,
+    address: str | None,
     text: str,
     now: datetime,
     kind: str = "reply",
@@ -109,8 +111,14 @@ def add_outbound(
     contact_id: int | None = None,
     session_id: int | None = None,
     not_before: datetime | None = None,
+    status: str = "queued",
+    segments: int | None = None,
 ) -> Message:
-    """Queue an outbound message for the dispatcher, due at ``not_before`` (default ``now``)."""
+    """Queue an outbound message for the dispatcher, due at ``not_before`` (default ``now``).
+
+    ``status`` other than ``queued`` records a message that is never to be sent (the
+    simulator's ``simulated``); it is then stamped as handled at ``now``.
+    """
     message = Message(
         direction="out",
         channel=channel,
@@ -120,9 +128,11 @@ def add_outbound(
         kind=kind,
         text=text,
         payload=payload,
-        status="queued",
+        status=status,
         attempts=0,
         next_attempt_at=not_before or now,
+        segments=segments,
+        sent_at=None if status == "queued" else now,
         created_at=now,
     )
     s.add(message)
