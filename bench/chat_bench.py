@@ -1,9 +1,9 @@
 """A ``voxpop chat`` script of 1,000 replies on SQLite, end to end through the CLI.
 
 Each line is one inbound message through the service and gets at least one reply: one write
-transaction with the inbound row, the session state and the outbound rows. The baseline, measured in the same
-run, is the same command with no input (start-up, config, database open), so the ratio shows
-what the replies themselves cost on top of starting the program.
+transaction with the inbound row, the session state and the outbound rows. The baseline,
+measured in the same run, is the same command with no input (start-up, config, database
+open), so the ratio shows what the replies themselves cost on top of starting the program.
 """
 
 from __future__ import annotations

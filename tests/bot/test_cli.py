@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from sqlalchemy import func, inspect, select, text
 
 from bot.cli import main
@@ -25,6 +25,7 @@ from bot.service import Service
 from storage.db import make_engine, session_factory, transaction, with_schema
 from storage.migrate import current, head
 from storage.models import Contact, Message, SessionRow
+from tests.helpers import voxpop
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(str(p) for p in (ROOT / "surveys" / "examples").glob("*.toml"))
@@ -37,17 +38,6 @@ COST_LINE = re.compile(
     r"(?P<file>.+): sms (?:intro|outro|question '[a-z0-9_-]+') \[[a-z]{2}\]: "
     r"(?:GSM-7|UCS-2), \d+ characters, (?P<segments>\d+) segments?"
 )
-
-
-def voxpop(db_url: str, *args: str, input: str | None = None) -> Result:
-    """Run ``voxpop ARGS`` on ``db_url`` with the built-in defaults otherwise."""
-    return CliRunner().invoke(
-        main,
-        list(args),
-        input=input,
-        env={"VOXPOP_DATABASE__URL": db_url, "VOXPOP_CONFIG": os.devnull},
-        catch_exceptions=False,
-    )
 
 
 def _count(db_url: str, model: type[Contact] | type[SessionRow] | type[Message]) -> int:

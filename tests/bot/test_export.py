@@ -10,7 +10,6 @@ import csv
 import io
 import itertools
 import json
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from bot.cli import main
 from bot.messages import Address, InboundMessage
 from bot.service import Service, read_survey_sources
 from storage.db import make_engine, session_factory
+from tests.helpers import voxpop
 
 FIXED = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -129,16 +127,6 @@ RESPONDENTS = [
 ]
 
 
-def _cli(db_url: str, *args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(
-        main,
-        list(args),
-        input=input,
-        env={"VOXPOP_DATABASE__URL": db_url, "VOXPOP_CONFIG": os.devnull},
-        catch_exceptions=False,
-    )
-
-
 @pytest.fixture
 def responses(db_url: str) -> str:
     """Every respondent's conversation, one minute per message; the database URL."""
@@ -162,7 +150,7 @@ def responses(db_url: str) -> str:
 
 
 def _jsonl(db_url: str, slug: str = "every-type") -> list[dict[str, Any]]:
-    result = _cli(db_url, "results", "export", slug, "--format", "jsonl")
+    result = voxpop(db_url, "results", "export", slug, "--format", "jsonl")
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -279,7 +267,7 @@ def test_a_decimal_answer_stays_a_decimal_on_every_engine(db_url: str, reply: st
 
 
 def _csv(db_url: str, slug: str = "every-type") -> list[list[str]]:
-    result = _cli(db_url, "results", "export", slug, "--format", "csv")
+    result = voxpop(db_url, "results", "export", slug, "--format", "csv")
     assert result.exit_code == 0, result.output
     return list(csv.reader(io.StringIO(result.stdout)))
 
@@ -319,11 +307,11 @@ def test_csv_cells(responses: str, who: Respondent) -> None:
 
 
 def test_the_default_format_is_csv(responses: str) -> None:
-    result = _cli(responses, "results", "export", "every-type")
+    result = voxpop(responses, "results", "export", "every-type")
     assert result.exit_code == 0, result.output
     assert (
         result.stdout
-        == _cli(responses, "results", "export", "every-type", "--format", "csv").stdout
+        == voxpop(responses, "results", "export", "every-type", "--format", "csv").stdout
     )
     assert next(csv.reader(io.StringIO(result.stdout)))[-len(QUESTIONS) :] == QUESTIONS
 
@@ -331,12 +319,12 @@ def test_the_default_format_is_csv(responses: str) -> None:
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_out_writes_the_file(responses: str, tmp_path: Path, fmt: str) -> None:
     target = tmp_path / f"results.{fmt}"
-    to_file = _cli(
+    to_file = voxpop(
         responses, "results", "export", "every-type", "--format", fmt, "--out", str(target)
     )
     assert to_file.exit_code == 0, to_file.output
     assert to_file.stdout == ""
-    to_stdout = _cli(responses, "results", "export", "every-type", "--format", fmt)
+    to_stdout = voxpop(responses, "results", "export", "every-type", "--format", fmt)
     assert target.read_text(encoding="utf-8") == to_stdout.stdout
     assert len(target.read_text(encoding="utf-8").splitlines()) == len(RESPONDENTS) + (
         1 if fmt == "csv" else 0
@@ -353,13 +341,13 @@ def test_a_survey_without_responses_exports_only_the_header(db_url: str) -> None
     (header,) = _csv(db_url, "other")
     assert header[-1] == "ok"
     assert "response_id" in header
-    assert _cli(db_url, "results", "export", "other", "--format", "jsonl").stdout == ""
+    assert voxpop(db_url, "results", "export", "other", "--format", "jsonl").stdout == ""
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_an_unknown_survey_is_a_clear_error(responses: str, tmp_path: Path, fmt: str) -> None:
     target = tmp_path / "out.txt"
-    result = _cli(
+    result = voxpop(
         responses, "results", "export", "no-such-survey", "--format", fmt, "--out", str(target)
     )
     assert result.exit_code != 0
@@ -447,7 +435,7 @@ def test_a_text_answer_never_runs_as_a_spreadsheet_formula(
 
 
 def test_simulator_conversations_are_left_out(responses: str) -> None:
-    chat = _cli(responses, "chat", "--from", "+32470000099", input="EVERY\nred\n")
+    chat = voxpop(responses, "chat", "--from", "+32470000099", input="EVERY\nred\n")
     assert chat.exit_code == 0, chat.output
     assert all(r["simulated"] is False for r in _jsonl(responses))
     assert len(_jsonl(responses)) == len(RESPONDENTS)
@@ -455,9 +443,9 @@ def test_simulator_conversations_are_left_out(responses: str) -> None:
 
 
 def test_include_simulator_adds_the_simulator_conversations(responses: str) -> None:
-    chat = _cli(responses, "chat", "--from", "+32470000099", input="EVERY\nred\n")
+    chat = voxpop(responses, "chat", "--from", "+32470000099", input="EVERY\nred\n")
     assert chat.exit_code == 0, chat.output
-    result = _cli(
+    result = voxpop(
         responses, "results", "export", "every-type", "--format", "jsonl", "--include-simulator"
     )
     assert result.exit_code == 0, result.output

@@ -19,11 +19,10 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from bot.cli import main
 from bot.service import Service, read_survey_sources
 from storage.db import make_engine, session_factory
+from tests.helpers import voxpop
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSCRIPTS = sorted((Path(__file__).parent / "transcripts").glob("*.txt"))
@@ -63,13 +62,7 @@ def test_transcript(path: Path, db_url: str) -> None:
     if "start" in headers:
         args += ["--start", headers["start"]]
     inputs = [line[len("you> ") :] for line in expected if line.startswith("you> ")]
-    result = CliRunner().invoke(
-        main,
-        args,
-        input="".join(f"{line}\n" for line in inputs),
-        env={"VOXPOP_DATABASE__URL": db_url, "VOXPOP_CONFIG": os.devnull},
-        catch_exceptions=False,
-    )
+    result = voxpop(db_url, *args, input="".join(f"{line}\n" for line in inputs))
     assert result.exit_code == 0, result.output
     actual = result.output.splitlines()
     if os.environ.get("VOXPOP_UPDATE_GOLDEN") == "1":
