@@ -1,8 +1,4 @@
-"""Channel-agnostic message types shared by the engine, the service and the channels.
-
->>> Address("sms", "+32470123456").pseudonymous
-'sms:…3456'
-"""
+"""Channel-agnostic message types shared by the engine, the service and the channels."""
 
 from __future__ import annotations
 
@@ -21,11 +17,6 @@ class Address:
 
     channel: str
     value: str
-
-    @property
-    def pseudonymous(self) -> str:
-        """A short form that is safe for logs (never the whole number)."""
-        return f"{self.channel}:…{self.value[-4:]}"
 
 
 @dataclass(frozen=True)

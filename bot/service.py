@@ -111,15 +111,17 @@ class Service:
             )
             if row is None:
                 # Providers retry on errors and timeouts: a redelivery answers 200, changes nothing.
-                log.info("duplicate inbound %s from %s", msg.provider_id, msg.address.pseudonymous)
+                log.info("duplicate inbound on %s for contact %d", msg.address.channel, contact.id)
                 return Received(duplicate=True)
             address.last_inbound_at = now
             ctx = self._context(s, contact, sessions, address.opted_out_at is not None, now)
             effects = conv.handle(ctx, msg.text, msg.payload)
             out = self._apply(s, effects, contact, msg.address, ctx, sessions, now, simulated)
+            # The contact id is the pseudonym in logs: never the number or the chat id.
             log.info(
-                "inbound from %s: %d effects, %d replies",
-                msg.address.pseudonymous,
+                "inbound on %s for contact %d: %d effects, %d replies",
+                msg.address.channel,
+                contact.id,
                 len(effects),
                 len(out),
             )

@@ -7,6 +7,7 @@ then reads the rows back, the way a webhook and the staff's export would see the
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -766,3 +767,14 @@ def test_simulated_and_real_replies_do_not_mix(
     citizen.send("EVERY", simulated=True)
     citizen.send("red")
     assert [r.status for r in outbound_rows(db)] == ["simulated", "simulated", "queued"]
+
+
+def test_logs_never_carry_the_number(citizen: Citizen, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    citizen.conversation("hello", "OTHER", "yes", "INFO", "STOP", "START", "FORGET", "YES")
+    citizen.send("again", provider_id="same")
+    citizen.send("again", provider_id="same")  # a redelivery is logged too
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "inbound on sms for contact" in logged
+    digits = PHONE.lstrip("+")
+    assert digits[-4:] not in logged  # not even the tail of it
