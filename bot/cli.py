@@ -20,7 +20,7 @@ from bot.engine import ask
 from bot.messages import CHANNEL_NAMES, Address, InboundMessage, Option, OutboundMessage
 from bot.runtime import Runtime, build_runtime, configure_logging
 from bot.service import Outgoing, read_survey_sources
-from channels.addresses import TEST_ADDRESSES, address_problem
+from channels.addresses import address_problem
 from channels.base import numbered_list
 from channels.registry import renderer
 from channels.simulator import PREFIX, display_lines
@@ -28,6 +28,10 @@ from storage.migrate import current, head, upgrade
 from surveys.loader import SurveyError, load_many
 from surveys.model import Question, Survey
 from surveys.validate import ValidationReport, validate_file
+
+#: The terminal's own test phone: not the browser simulator's, so the two don't share a
+#: conversation (numbers in the 555 fiction range, a made-up chat id).
+TERMINAL_TEST_ADDRESSES = {"sms": "+15555550101", "whatsapp": "+15555550101", "telegram": "100001"}
 
 
 @click.group()
@@ -204,7 +208,7 @@ def survey_list(config: Config) -> None:
     "--from",
     "sender",
     metavar="ADDRESS",
-    help="The citizen's address (default: +15555550100, or chat id 100000 on telegram).",
+    help="The citizen's address (default: +15555550101, or chat id 100001 on telegram).",
 )
 @click.option(
     "--channel",
@@ -217,7 +221,7 @@ def survey_list(config: Config) -> None:
 @click.pass_obj
 def chat(config: Config, sender: str | None, channel: str, start_slug: str | None) -> None:
     """Talk to Voxpop as a citizen: each line you type is an inbound message."""
-    address = Address(channel, sender or TEST_ADDRESSES[channel])
+    address = Address(channel, sender or TERMINAL_TEST_ADDRESSES[channel])
     problem = address_problem(channel, address.value)
     if problem is not None:
         raise click.BadParameter(
@@ -310,6 +314,13 @@ def results_export(
                     stream.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
                 write_csv(stream, questions, records)
+        left_out = 0 if include_simulator else rt.service.simulator_runs(survey_id)
+        if left_out:
+            click.echo(
+                f"note: {left_out} simulator conversation(s) left out "
+                "(add --include-simulator to export them)",
+                err=True,
+            )
 
 
 @contextmanager

@@ -208,8 +208,13 @@ def _help(ctx: Context, lang: str) -> tuple[Effect, ...]:
 
 
 def _open_keywords(ctx: Context, lang: str) -> Say:
+    done = {sid for sid, view in ctx.previous.items() if view.state.status == "completed"}
     keywords = sorted(
-        {s.keywords[0] for s in ctx.keywords.values() if s.keywords and not s.is_closed(ctx.now)}
+        {
+            s.keywords[0]
+            for s in ctx.keywords.values()
+            if s.keywords and not s.is_closed(ctx.now) and s.id not in done
+        }
     )
     if not keywords:
         return Say(t(lang, N_("There is no open consultation right now.")))
@@ -300,10 +305,11 @@ def _confirm_pending(ctx: Context, text: str, lang: str) -> tuple[Effect, ...]:
 
 
 def _unmatched(ctx: Context, lang: str) -> tuple[Effect, ...]:
+    """One short pointer to the open consultations: it may go to an auto-responder."""
     last = ctx.contact.last_help_at
     if last is not None and ctx.now - last < HELP_INTERVAL:
         return ()
-    return (MarkHelped(), *_help(ctx, lang))
+    return (MarkHelped(), _open_keywords(ctx, lang))
 
 
 def _title(survey: Survey, lang: str) -> str:

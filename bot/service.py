@@ -475,6 +475,12 @@ class Service:
                     "answers": {a.question_id: a.value for a in answers},
                 }
 
+    def simulator_runs(self, slug: str) -> int:
+        """How many of the survey's sessions are staff test runs in the simulator."""
+        with transaction(self._sessions, read_only=True) as s:
+            every = repo.count_responses(s, slug, include_partial=True, include_simulated=True)
+            return every - repo.count_responses(s, slug, include_partial=True)
+
     def export_questions(self, slug: str) -> list[str]:
         """Question ids for CSV columns: the latest version's order, then retired ones."""
         with transaction(self._sessions, read_only=True) as s:

@@ -509,7 +509,7 @@ def test_chat_ignores_blank_lines(db_url: str) -> None:
     assert voxpop(db_url, "survey", "load", *EXAMPLES).exit_code == 0
     result = voxpop(db_url, "chat", input="\n\nhello\n\n")
     assert result.stdout.splitlines()[0] == "you> hello"
-    assert _count(db_url, Message) == 1 + 2  # one inbound, the help and the keywords
+    assert _count(db_url, Message) == 1 + 1  # one inbound, one short pointer to the keywords
 
 
 def test_export_to_a_folder_that_does_not_exist_is_one_clear_line(
