@@ -62,6 +62,38 @@ class SurveysConfig:
 
 
 @dataclass(frozen=True)
+class TelegramConfig:
+    #: The bot token from @BotFather. Empty: Telegram is off.
+    token: str = ""
+    #: Sent by Telegram in X-Telegram-Bot-Api-Secret-Token on every webhook call.
+    webhook_secret: str = ""
+    #: The Bot API root; ``/bot<token>/<method>`` is added to it.
+    api_base_url: str = "https://api.telegram.org"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
+
+
+@dataclass(frozen=True)
+class TwilioConfig:
+    #: Account SID (AC...) and auth token. Empty: SMS and WhatsApp are off.
+    account_sid: str = ""
+    auth_token: str = ""
+    #: The REST API root; the SDK's ``/2010-04-01/...`` paths are added to it.
+    api_base_url: str = "https://api.twilio.com"
+    #: Send SMS from this number (E.164), or through this Messaging Service (MG...).
+    sms_from: str = ""
+    messaging_service_sid: str = ""
+    #: The WhatsApp sender, as an E.164 number (without the ``whatsapp:`` prefix).
+    whatsapp_from: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.account_sid or self.auth_token)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -73,6 +105,8 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
     surveys: SurveysConfig = field(default_factory=SurveysConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    twilio: TwilioConfig = field(default_factory=TwilioConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     #: Where the file came from, for messages; ``None`` for built-in defaults.
     source: str | None = None
@@ -83,6 +117,40 @@ _SECTIONS: dict[str, type[Any]] = {
     for f in fields(Config)
     if f.name != "source"
 }
+
+
+def channel_problems(config: Config) -> list[str]:
+    """What makes a half-configured channel unusable; an absent channel is simply off.
+
+    >>> public = ServerConfig(public_url="https://voxpop.example.city")
+    >>> channel_problems(Config(server=public, telegram=TelegramConfig(token="123:abc")))
+    ['[telegram] webhook_secret is required with a token (webhooks are verified with it)']
+    >>> channel_problems(Config())
+    []
+    """
+    problems: list[str] = []
+    telegram, twilio = config.telegram, config.twilio
+    if telegram.enabled and not telegram.webhook_secret:
+        problems.append(
+            "[telegram] webhook_secret is required with a token (webhooks are verified with it)"
+        )
+    if telegram.webhook_secret and not telegram.enabled:
+        problems.append("[telegram] webhook_secret is set but token is empty")
+    if twilio.enabled:
+        if not (twilio.account_sid and twilio.auth_token):
+            problems.append("[twilio] account_sid and auth_token go together: one is missing")
+        if not (twilio.sms_from or twilio.messaging_service_sid or twilio.whatsapp_from):
+            problems.append(
+                "[twilio] needs a sender: sms_from, messaging_service_sid or whatsapp_from"
+            )
+    elif twilio.sms_from or twilio.messaging_service_sid or twilio.whatsapp_from:
+        problems.append("[twilio] a sender is set but account_sid and auth_token are empty")
+    if (telegram.enabled or twilio.enabled) and not config.server.public_url:
+        problems.append(
+            "[server] public_url is required with a real channel (providers call it, and "
+            "Twilio signs requests with it)"
+        )
+    return problems
 
 
 def find_config_path(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:

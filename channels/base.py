@@ -7,11 +7,12 @@ Sending, webhook verification and parsing join this contract with the real provi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol, TypeAlias
 
-from bot.messages import OutboundMessage
+from bot.messages import Address, InboundMessage, OutboundMessage
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,86 @@ class Renderer(Protocol):
     capabilities: Capabilities
 
     def render(self, message: OutboundMessage) -> Rendered: ...
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's HTTP request, framework-free, so channels stay testable without Flask."""
+
+    #: The URL the provider called, as it sees it: ``server.public_url`` plus the path and
+    #: query (signatures are computed over it, so a proxy must not change it).
+    url: str
+    #: Header names in lower case.
+    headers: Mapping[str, str]
+    body: bytes
+    #: The form fields of an ``application/x-www-form-urlencoded`` body, else empty.
+    form: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery report for a message we sent (Twilio status callbacks)."""
+
+    channel: str
+    provider_id: str
+    #: queued, sent, delivered, read, undelivered or failed.
+    status: str
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A well-formed update Voxpop does not act on (a sticker, an edit, a group chat).
+
+    ``notify`` is the address to tell, politely, to reply with text; ``None`` stays silent.
+    """
+
+    reason: str
+    notify: Address | None = None
+    provider_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    """A tapped inline button: the inbound message plus what the provider needs to confirm it."""
+
+    message: InboundMessage
+    #: Telegram's callback query id, answered with answerCallbackQuery.
+    callback_id: str
+    #: The chat and message carrying the keyboard, so it can be removed once answered.
+    keyboard_chat: str | None = None
+    keyboard_message: str | None = None
+
+
+Parsed: TypeAlias = InboundMessage | ButtonPress | StatusUpdate | Ignored
+
+
+class BadRequest(Exception):
+    """Malformed provider input: answered with a 4xx and ``str(exc)`` as the reason."""
+
+
+@dataclass(frozen=True)
+class SendReceipt:
+    provider_id: str
+    #: SMS segments billed, when the provider or our count knows it.
+    segments: int | None = None
+
+
+class Channel(Renderer, Protocol):
+    """A channel behind one small contract. The webhook view, not the channel, calls
+    :meth:`verify` first and answers 403 when it fails (DESIGN.md)."""
+
+    def verify(self, request: WebhookRequest) -> bool:
+        """Whether the request really comes from the provider (constant-time compare)."""
+        ...
+
+    def parse(self, request: WebhookRequest, now: datetime) -> list[Parsed]:
+        """What the request carries; raises :class:`BadRequest` on malformed input."""
+        ...
+
+    async def send(self, address: Address, rendered: Rendered) -> SendReceipt:
+        """Send one message; raises a :class:`channels.errors.SendError` subclass."""
+        ...
 
 
 def numbered_list(message: OutboundMessage) -> str:
