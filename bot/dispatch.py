@@ -167,8 +167,8 @@ class Dispatcher:
         with transaction(self._sessions) as s:
             for outcome in outcomes:
                 row = s.get(Message, outcome.job.id)
-                if row is None or row.status != "sending":
-                    continue  # our lease ran out and another dispatcher took over
+                if row is None or row.status != "sending" or row.attempts != outcome.job.attempts:
+                    continue  # our lease ran out and another dispatcher took the row over
                 row.lease_until = None
                 if outcome.receipt is not None:
                     row.status, row.sent_at = "sent", now
