@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -160,6 +161,26 @@ class Dispatcher:
         self.record(outcomes)
         return len(jobs)
 
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event, idle_poll: float = 0.5) -> None:
+        """Work the outbox until ``stop``; ``wake`` (set after a commit that queued messages)
+        ends an idle wait at once, so a reply leaves within moments, not at the next poll."""
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+            except Exception:
+                # The database went away for a moment: wait, then carry on; never die.
+                log.exception("dispatcher round failed; retrying")
+                busy = 0
+            if busy:
+                continue
+            wake.clear()
+            waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
+            _, pending = await asyncio.wait(
+                waiters, timeout=idle_poll, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in pending:
+                waiter.cancel()
+
     # --- recording --------------------------------------------------------------------------
 
     def record(self, outcomes: list[Outcome]) -> None:
@@ -237,3 +258,33 @@ def backoff(attempt: int, settings: DispatchSettings, rng: random.Random) -> tim
         settings.base_backoff.total_seconds() * 2 ** (attempt - 1),
     )
     return timedelta(seconds=step * (0.5 + rng.random() / 2))
+
+
+class DispatcherThread:
+    """Runs a :class:`Dispatcher` on its own event loop in a background thread (inside
+    ``voxpop serve``); :meth:`wake` may be called from any thread."""
+
+    def __init__(self, dispatcher: Dispatcher, idle_poll: float = 0.5) -> None:
+        self._dispatcher = dispatcher
+        self._idle_poll = idle_poll
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._thread = threading.Thread(target=self._main, name="voxpop-dispatcher", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._dispatcher.run(self._stop, self._wake, self._idle_poll))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout)
+        self._loop.close()

@@ -77,8 +77,11 @@ class Service:
         clock: Clock = utc_now,
         default_language: str = "en",
         pseudonym_key: str = "",
+        on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self._sessions = sessions
+        #: Called after a commit that queued messages to send (wakes the dispatcher).
+        self._on_outbox = on_outbox
         self._clock = clock
         self._default_language = default_language
         self._pseudonym_key = pseudonym_key.encode() if pseudonym_key else b""
@@ -125,7 +128,10 @@ class Service:
                 len(effects),
                 len(out),
             )
-            return Received(duplicate=False, outgoing=tuple(out))
+            result = Received(duplicate=False, outgoing=tuple(out))
+        if out and not simulated and self._on_outbox is not None:
+            self._on_outbox()  # after the commit: the dispatcher must see the rows
+        return result
 
     def start_survey(
         self, address: Address, slug: str, *, simulated: bool = False
