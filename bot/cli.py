@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import logging
+import signal
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TextIO
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, channel_problems, load_config
+from bot.dispatch import DispatcherThread
 from bot.engine import ask
 from bot.messages import CHANNEL_NAMES, Address, InboundMessage, Option, OutboundMessage
 from bot.runtime import Runtime, build_runtime, configure_logging
 from bot.service import Outgoing, read_survey_sources
 from channels.addresses import address_problem
 from channels.base import numbered_list
+from channels.errors import SendError
 from channels.registry import renderer
 from channels.simulator import PREFIX, display_lines
 from storage.migrate import current, head, upgrade
@@ -47,8 +52,21 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = config
 
 
+def _check_channels(config: Config) -> None:
+    problems = channel_problems(config)
+    if problems:
+        where = config.source or "the environment"
+        raise click.ClickException(
+            f"channel configuration in {where} is incomplete:\n  " + "\n  ".join(problems)
+        )
+
+
+def _real_channels(config: Config) -> bool:
+    return config.telegram.enabled or config.twilio.enabled
+
+
 @contextmanager
-def _runtime(config: Config) -> Iterator[Runtime]:
+def _runtime(config: Config, on_outbox: Callable[[], None] | None = None) -> Iterator[Runtime]:
     try:
         revision = current(config.database.url)
     except (SQLAlchemyError, ValueError) as exc:
@@ -58,7 +76,7 @@ def _runtime(config: Config) -> Iterator[Runtime]:
     if revision != head():
         state = "has no Voxpop schema yet" if revision is None else "is from another version"
         raise click.ClickException(f"the database {state}: run `voxpop db upgrade` first")
-    runtime = build_runtime(config)
+    runtime = build_runtime(config, on_outbox)
     try:
         yield runtime
     finally:
@@ -384,16 +402,23 @@ def csv_value(value: Any) -> str:
 @click.option("--port", type=int, help="Port (default from [server] port).")
 @click.pass_obj
 def serve(config: Config, host: str | None, port: int | None) -> None:
-    """Run the web server (waitress) with the browser simulator at /simulator."""
+    """Run the web server (waitress): provider webhooks, the browser simulator at /simulator,
+    and, when a real channel is configured, a dispatcher that sends the outbox."""
+    from bot.transports import dispatch_forever
     from bot.web import create_app
     from bot.web import serve as run_server
 
-    with _runtime(config) as rt:
+    _check_channels(config)
+    thread: DispatcherThread | None = None
+    with _runtime(config, on_outbox=lambda: thread.wake() if thread else None) as rt:
         if config.surveys.load:
             for loaded in rt.service.load_surveys(read_survey_sources(config.surveys.load)):
                 click.echo(f"survey {loaded.survey.id} version {loaded.version}")
         bind_host = host or config.server.host
         bind_port = port or config.server.port
+        if _real_channels(config):
+            thread = DispatcherThread(partial(dispatch_forever, config, rt.sessions))
+            thread.start()
         if config.server.simulator:
             click.echo(f"simulator: http://{bind_host}:{bind_port}/simulator")
         try:
@@ -403,6 +428,61 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
                 f"cannot listen on {bind_host}:{bind_port}: {exc.strerror} "
                 "(is another Voxpop running? try --port)"
             ) from exc
+        finally:
+            if thread is not None:
+                thread.stop()
+
+
+@main.command()
+@click.pass_obj
+def dispatch(config: Config) -> None:
+    """Send the outbox through the configured channels until interrupted (several may run
+    on PostgreSQL; see docs/delivery.md)."""
+    from bot.transports import dispatch_forever
+
+    _check_channels(config)
+    if not _real_channels(config):
+        raise click.ClickException(
+            "no channel is configured ([telegram] or [twilio]): there is nothing to send"
+        )
+
+    async def main_loop() -> None:
+        stop, wake = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        with _runtime(config) as rt:
+            click.echo("dispatching; Ctrl-C to stop")
+            await dispatch_forever(config, rt.sessions, stop, wake)
+
+    asyncio.run(main_loop())
+
+
+@main.group()
+def telegram() -> None:
+    """The Telegram bot's webhook."""
+
+
+@telegram.command("set-webhook")
+@click.pass_obj
+def telegram_set_webhook(config: Config) -> None:
+    """Register <public_url>/webhooks/telegram with Telegram, with the webhook secret."""
+    from channels.telegram_send import TelegramSender
+
+    _check_channels(config)
+    if not config.telegram.enabled:
+        raise click.ClickException("[telegram] token is not set")
+    url = config.server.public_url.rstrip("/") + "/webhooks/telegram"
+
+    async def register() -> None:
+        async with TelegramSender(config.telegram) as sender:
+            await sender.set_webhook(url, config.telegram.webhook_secret)
+
+    try:
+        asyncio.run(register())
+    except SendError as exc:
+        raise click.ClickException(f"Telegram refused the webhook: {exc}") from exc
+    click.echo(f"webhook set: {url}")
 
 
 if __name__ == "__main__":

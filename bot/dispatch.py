@@ -260,13 +260,16 @@ def backoff(attempt: int, settings: DispatchSettings, rng: random.Random) -> tim
     return timedelta(seconds=step * (0.5 + rng.random() / 2))
 
 
+#: What a dispatcher thread runs: work until ``stop``; an idle wait ends early on ``wake``.
+Work = Callable[[asyncio.Event, asyncio.Event], Awaitable[None]]
+
+
 class DispatcherThread:
-    """Runs a :class:`Dispatcher` on its own event loop in a background thread (inside
+    """Runs dispatcher ``work`` on its own event loop in a background thread (inside
     ``voxpop serve``); :meth:`wake` may be called from any thread."""
 
-    def __init__(self, dispatcher: Dispatcher, idle_poll: float = 0.5) -> None:
-        self._dispatcher = dispatcher
-        self._idle_poll = idle_poll
+    def __init__(self, work: Work) -> None:
+        self._work = work
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -274,7 +277,7 @@ class DispatcherThread:
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._dispatcher.run(self._stop, self._wake, self._idle_poll))
+        self._loop.run_until_complete(self._work(self._stop, self._wake))
 
     def start(self) -> None:
         self._thread.start()
@@ -287,4 +290,5 @@ class DispatcherThread:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(timeout)
-        self._loop.close()
+        if not self._thread.is_alive():
+            self._loop.close()

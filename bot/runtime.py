@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -24,13 +25,15 @@ class Runtime:
         self.engine.dispose()
 
 
-def build_runtime(config: Config) -> Runtime:
+def build_runtime(config: Config, on_outbox: Callable[[], None] | None = None) -> Runtime:
+    """``on_outbox`` is called after each commit that queued messages (wakes a dispatcher)."""
     engine = make_engine(config.database.url)
     sessions = session_factory(engine)
     service = Service(
         sessions,
         default_language=config.conversation.default_language,
         pseudonym_key=config.privacy.pseudonym_key,
+        on_outbox=on_outbox,
     )
     return Runtime(config, engine, sessions, service)
 

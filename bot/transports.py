@@ -1,0 +1,121 @@
+"""The real senders for the configured channels, as the dispatcher's :data:`Deliver` functions.
+
+An outbox row is rendered for its channel here, at send time, so a change in rendering rules
+applies to messages still waiting. Telegram chores queued by the webhook (answering a button
+press, removing an answered keyboard) are outbox rows too: the webhook never calls out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Config
+from bot.dispatch import Clock, Deliver, Dispatcher, Job
+from bot.messages import Address, Option, OutboundMessage
+from bot.service import utc_now
+from channels import sms, telegram, whatsapp
+from channels.base import SendReceipt
+from channels.telegram_send import TelegramSender
+from channels.twilio_send import TwilioSender
+
+#: Outbox kinds that are Telegram chores rather than messages.
+CALLBACK_ANSWER = "callback_answer"
+KEYBOARD_REMOVE = "keyboard_remove"
+
+
+def _options(payload: Any) -> tuple[Option, ...]:
+    if not isinstance(payload, Mapping):
+        return ()
+    return tuple(
+        Option(str(o["key"]), str(o["label"]), str(o["payload"]))
+        for o in payload.get("options", ())
+    )
+
+
+def outbound(job: Job) -> OutboundMessage:
+    """The channel-agnostic message an outbox row holds."""
+    address = Address(job.channel, job.address)
+    if job.kind == "push":
+        return OutboundMessage(address, job.text, _options(job.payload), "push")
+    return OutboundMessage(address, job.text, _options(job.payload), "reply")
+
+
+class Transports:
+    """Opens the senders of the configured channels; use as ``async with`` in the loop that
+    sends (the SDKs' connection pools belong to one event loop)."""
+
+    def __init__(self, config: Config) -> None:
+        self.telegram = TelegramSender(config.telegram) if config.telegram.enabled else None
+        twilio = config.twilio
+        self.twilio = None
+        if twilio.enabled:
+            callback = config.server.public_url.rstrip("/") + "/webhooks/twilio/status"
+            self.twilio = TwilioSender(twilio, status_callback=callback)
+        self._sms = bool(twilio.sms_from or twilio.messaging_service_sid)
+        self._whatsapp = bool(twilio.whatsapp_from)
+
+    def delivers(self) -> dict[str, Deliver]:
+        found: dict[str, Deliver] = {}
+        if self.telegram is not None:
+            found["telegram"] = self._telegram
+        if self.twilio is not None and self._sms:
+            found["sms"] = self._sms_send
+        if self.twilio is not None and self._whatsapp:
+            found["whatsapp"] = self._whatsapp_send
+        return found
+
+    async def _telegram(self, job: Job) -> SendReceipt:
+        assert self.telegram is not None
+        payload = job.payload if isinstance(job.payload, Mapping) else {}
+        if job.kind == CALLBACK_ANSWER:
+            await self.telegram.answer_callback(str(payload["callback_id"]))
+            return SendReceipt(provider_id=f"callback:{payload['callback_id']}")
+        if job.kind == KEYBOARD_REMOVE:
+            await self.telegram.remove_keyboard(job.address, str(payload["message_id"]))
+            return SendReceipt(provider_id=f"keyboard:{payload['message_id']}")
+        message = outbound(job)
+        return await self.telegram.send(message.address, telegram.render(message))
+
+    async def _sms_send(self, job: Job) -> SendReceipt:
+        assert self.twilio is not None
+        message = outbound(job)
+        return await self.twilio.send(message.address, sms.render(message))
+
+    async def _whatsapp_send(self, job: Job) -> SendReceipt:
+        assert self.twilio is not None
+        message = outbound(job)
+        return await self.twilio.send(message.address, whatsapp.render(message))
+
+    async def __aenter__(self) -> Self:
+        for sender in (self.telegram, self.twilio):
+            if sender is not None:
+                await sender.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for sender in (self.telegram, self.twilio):
+            if sender is not None:
+                await sender.shutdown()
+
+
+async def dispatch_forever(
+    config: Config,
+    sessions: sessionmaker[Session],
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+    clock: Clock = utc_now,
+) -> None:
+    """Open the configured channels and work the outbox until ``stop``."""
+    async with Transports(config) as transports:
+        dispatcher = Dispatcher(sessions, transports.delivers(), clock)
+        await dispatcher.run(stop, wake)
