@@ -106,7 +106,10 @@ class Dispatcher:
             select(Message)
             .where(Message.direction == "out", Message.channel.in_(self._transports), due)
             .order_by(
-                case((Message.kind == "push", 1), else_=0), Message.next_attempt_at, Message.id
+                # A tapped button spins until answered; pushes wait for every reply.
+                case((Message.kind == "callback_answer", 0), (Message.kind == "push", 2), else_=1),
+                Message.next_attempt_at,
+                Message.id,
             )
             .limit(limit)
         )
@@ -193,7 +196,7 @@ class Dispatcher:
                 row.lease_until = None
                 if outcome.receipt is not None:
                     row.status, row.sent_at = "sent", now
-                    row.provider_id = outcome.receipt.provider_id
+                    row.provider_id = outcome.receipt.provider_id or None
                     row.segments = outcome.receipt.segments or row.segments
                     row.error = None
                     continue

@@ -3,6 +3,8 @@
 ``receive`` handles one inbound message in ONE transaction: store the inbound row (a
 redelivery is a no-op), find or create the contact, route the text (commands, keywords,
 the active survey), store answers and state, and write the outbound rows (the outbox).
+``receive_press`` does the same for a tapped button, ``notify_ignored`` asks for text after a
+sticker or a voice note, and ``record_status`` applies a provider's delivery report.
 """
 
 from __future__ import annotations
@@ -11,19 +13,21 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import conversation as conv
 from bot.engine import Finish, Record, Say, SessionState, session_status
 from bot.i18n import N_, t
 from bot.messages import Address, InboundMessage, OutboundMessage
+from channels.base import ButtonPress, Ignored, StatusUpdate
 from channels.registry import renderer
 from storage import repo
 from storage.db import transaction
@@ -36,6 +40,26 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 PSEUDONYM_SETTING = "pseudonym_key"
+#: Outbox kinds besides "reply"/"push" that the dispatcher carries out for Telegram buttons:
+#: answerCallbackQuery (payload ``{"callback_id"}``) and the removal of an answered keyboard
+#: (payload ``{"chat", "message_id"}``). Their ``text`` is empty; nothing is shown.
+CALLBACK_ANSWER = "callback_answer"
+KEYBOARD_REMOVE = "keyboard_remove"
+#: How far an outbound message has got. A delivery report only ever moves it up, so repeated
+#: and out-of-order reports end in the same state. ``delivered`` outranks a failure: a
+#: handset's receipt is proof. ``queued``/``sending``/``unknown`` are the dispatcher's own
+#: states, which a report never sets (a ``queued`` row would be sent again).
+STATUS_RANK: Mapping[str, int] = {
+    "queued": 0,
+    "sending": 0,
+    "unknown": 0,
+    "sent": 1,
+    "undelivered": 2,
+    "failed": 3,
+    "delivered": 4,
+    "read": 5,
+}
+_FAILURES = ("undelivered", "failed")
 
 
 def utc_now() -> datetime:
@@ -94,11 +118,29 @@ class Service:
 
     def receive(self, msg: InboundMessage, *, simulated: bool = False) -> Received:
         """Handle one inbound message; ``simulated`` replies are shown, never sent."""
+        return self._receive(msg, simulated=simulated)
+
+    def receive_press(self, press: ButtonPress) -> Received:
+        """Handle a tapped button as :meth:`receive` does, and queue the callback's answer
+        (:data:`CALLBACK_ANSWER`) and the keyboard's removal (:data:`KEYBOARD_REMOVE`).
+
+        A tap on a keyboard already answered, or on a button of a question that is no longer
+        current, gets its callback answered and changes nothing else.
+        """
+        return self._receive(press.message, press=press)
+
+    def _receive(
+        self, msg: InboundMessage, *, simulated: bool = False, press: ButtonPress | None = None
+    ) -> Received:
         with transaction(self._sessions) as s:
             now = self._clock()
             contact, address, _ = repo.find_or_create_contact(
                 s, msg.address.channel, msg.address.value, now
             )
+            if press is not None:
+                # Two taps at once wait for each other here (PostgreSQL; SQLite has one writer),
+                # so the second sees the first's keyboard removal.
+                s.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
             sessions = repo.sessions_for_contact(s, contact.id)
             active = next((r.id for r in sessions if r.status == "active"), None)
             row = repo.insert_inbound(
@@ -118,7 +160,8 @@ class Service:
                 return Received(duplicate=True)
             address.last_inbound_at = now
             ctx = self._context(s, contact, sessions, address.opted_out_at is not None, now)
-            effects = conv.handle(ctx, msg.text, msg.payload)
+            fresh = press is None or self._answer_press(s, press, contact.id, active, ctx, now)
+            effects = conv.handle(ctx, msg.text, msg.payload) if fresh else ()
             out = self._apply(s, effects, contact, msg.address, ctx, sessions, now, simulated)
             # The contact id is the pseudonym in logs: never the number or the chat id.
             log.info(
@@ -129,9 +172,153 @@ class Service:
                 len(out),
             )
             result = Received(duplicate=False, outgoing=tuple(out))
-        if out and not simulated and self._on_outbox is not None:
+        if (out or press is not None) and not simulated and self._on_outbox is not None:
             self._on_outbox()  # after the commit: the dispatcher must see the rows
         return result
+
+    def _answer_press(
+        self,
+        s: Session,
+        press: ButtonPress,
+        contact_id: int,
+        session_id: int | None,
+        ctx: conv.Context,
+        now: datetime,
+    ) -> bool:
+        """Queue the callback's answer and the keyboard's removal; whether the tap counts."""
+        channel, chat = press.message.address.channel, press.message.address.value
+        # Always answered: until then the citizen's app shows a spinner on the button.
+        repo.add_outbound(
+            s,
+            channel=channel,
+            address=chat,
+            text="",
+            now=now,
+            kind=CALLBACK_ANSWER,
+            payload={"callback_id": press.callback_id},
+            contact_id=contact_id,
+            session_id=session_id,
+        )
+        if press.keyboard_chat is not None and press.keyboard_message is not None:
+            keyboard = {"chat": press.keyboard_chat, "message_id": press.keyboard_message}
+            earlier = s.scalars(
+                select(Message.payload).where(
+                    Message.contact_id == contact_id,
+                    Message.direction == "out",
+                    Message.kind == KEYBOARD_REMOVE,
+                )
+            )
+            if any(payload == keyboard for payload in earlier):
+                return False  # a second tap on an answered keyboard (a double tap, a lag)
+            repo.add_outbound(
+                s,
+                channel=channel,
+                address=chat,
+                text="",
+                now=now,
+                kind=KEYBOARD_REMOVE,
+                payload=keyboard,
+                contact_id=contact_id,
+                session_id=session_id,
+            )
+        payload = press.message.payload
+        if payload is None:
+            return True  # a typed key (Telegram's k:<key>) counts as typed text
+        # The engine would take an old question's button as a wrong answer to the current one.
+        current = ctx.active.state.current if ctx.active is not None else None
+        return current is not None and payload.startswith(f"{current}:")
+
+    def notify_ignored(self, item: Ignored) -> bool:
+        """Ask the sender of something Voxpop cannot read (a sticker, a voice note) to reply
+        with text, in their language: once per provider update (``item.provider_id``), and
+        never to an opted-out contact. Whether a message was queued."""
+        target = item.notify
+        if target is None or item.provider_id is None:
+            return False
+        with transaction(self._sessions) as s:
+            now = self._clock()
+            contact, address, _ = repo.find_or_create_contact(s, target.channel, target.value, now)
+            active = repo.get_active_session(s, contact.id)
+            session_id = active.id if active is not None else None
+            row = repo.insert_inbound(
+                s,
+                channel=target.channel,
+                address=target.value,
+                provider_id=item.provider_id,
+                text="",
+                payload=None,
+                received_at=now,
+                contact_id=contact.id,
+                session_id=session_id,
+            )
+            if row is None:
+                log.info("duplicate inbound on %s for contact %d", target.channel, contact.id)
+                return False
+            # It still opens WhatsApp's 24-hour window: the citizen wrote to us.
+            address.last_inbound_at = now
+            if address.opted_out_at is not None:
+                return False
+            language = contact.language or (
+                active.language if active is not None else self._default_language
+            )
+            text = t(language, N_("Sorry, I can only read text. Please reply with a text message."))
+            repo.add_outbound(
+                s,
+                channel=target.channel,
+                address=target.value,
+                text=text,
+                now=now,
+                contact_id=contact.id,
+                session_id=session_id,
+            )
+            log.info(
+                "unreadable inbound on %s for contact %d: asked for text",
+                target.channel,
+                contact.id,
+            )
+        if self._on_outbox is not None:
+            self._on_outbox()
+        return True
+
+    def record_status(self, update: StatusUpdate) -> bool:
+        """Apply a delivery report to the outbound message with that provider id, forward
+        only (:data:`STATUS_RANK`); whether it moved. An unknown id changes nothing.
+
+        ``undelivered``/``failed`` store the provider's error code in ``messages.error``;
+        ``delivered``/``read`` clear it, so any order of reports ends in the same state.
+        """
+        rank = STATUS_RANK.get(update.status, 0)
+        if rank == 0:
+            # queued, sending, accepted...: still with the provider, and already ``sent`` here.
+            log.debug("status %s on %s: nothing to record", update.status, update.channel)
+            return False
+        values: dict[str, Any] = {"status": update.status}
+        if update.status in _FAILURES:
+            values["error"] = update.error_code or f"{update.status} without an error code"
+        elif rank > STATUS_RANK["sent"]:
+            values["error"] = None
+        below = [status for status, r in STATUS_RANK.items() if r < rank]
+        with transaction(self._sessions) as s:
+            # One conditional UPDATE: two reports racing for one row cannot move it back.
+            moved = s.scalars(
+                sql_update(Message)
+                .where(
+                    Message.direction == "out",
+                    Message.channel == update.channel,
+                    Message.provider_id == update.provider_id,
+                    Message.status.in_(below),
+                )
+                .values(**values)
+                .returning(Message.id),
+                execution_options={"synchronize_session": False},
+            ).first()
+        log.info(
+            "status %s on %s: %s",
+            update.status,
+            update.channel,
+            "recorded" if moved else "no change",
+        )
+        return moved is not None
 
     def start_survey(
         self, address: Address, slug: str, *, simulated: bool = False

@@ -72,14 +72,17 @@ class Transports:
     async def _telegram(self, job: Job) -> SendReceipt:
         assert self.telegram is not None
         payload = job.payload if isinstance(job.payload, Mapping) else {}
+        # Chores carry no provider id: (direction, channel, provider_id) is unique.
         if job.kind == CALLBACK_ANSWER:
             await self.telegram.answer_callback(str(payload["callback_id"]))
-            return SendReceipt(provider_id=f"callback:{payload['callback_id']}")
+            return SendReceipt(provider_id="")
         if job.kind == KEYBOARD_REMOVE:
             await self.telegram.remove_keyboard(job.address, str(payload["message_id"]))
-            return SendReceipt(provider_id=f"keyboard:{payload['message_id']}")
+            return SendReceipt(provider_id="")
         message = outbound(job)
-        return await self.telegram.send(message.address, telegram.render(message))
+        receipt = await self.telegram.send(message.address, telegram.render(message))
+        # Telegram numbers messages per chat: the chat makes the id unique.
+        return SendReceipt(f"{job.address}:{receipt.provider_id}", receipt.segments)
 
     async def _sms_send(self, job: Job) -> SendReceipt:
         assert self.twilio is not None

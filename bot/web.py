@@ -1,4 +1,5 @@
-"""The web edge: health check and the browser simulator (the staff's test phone).
+"""The web edge: health check, the browser simulator (the staff's test phone), and the
+providers' webhooks (:mod:`bot.webhooks`, for the configured channels only).
 
 ``create_app`` builds the Flask app around one :class:`~bot.service.Service`, built once per
 process by the caller; ``serve`` runs it under waitress. The simulator's JSON API shows
@@ -23,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 from bot.config import Config
 from bot.messages import CHANNEL_NAMES, Address, InboundMessage, Option, OutboundMessage
 from bot.service import Clock, Outgoing, Service, utc_now
+from bot.webhooks import webhooks_blueprint
 from channels.addresses import TEST_ADDRESSES, address_problem
 from channels.registry import renderer
 
@@ -75,6 +77,10 @@ def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> F
 
     if simulator:
         app.register_blueprint(_simulator_blueprint(service, clock))
+    # /webhooks/<channel> only for the configured channels: the others answer 404.
+    webhooks = webhooks_blueprint(service, config, clock=clock, max_body=MAX_BODY)
+    if webhooks is not None:
+        app.register_blueprint(webhooks)
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> tuple[Response, int]:

@@ -823,6 +823,9 @@ class _Checker:
         name = f"question '{qid}'" if qid else f"question {index + 1}"
         if qid and qid in ids[:index]:
             self.error((*path, "id"), f"{name} is defined twice (ids must be unique)")
+        if qid == "k":
+            # Telegram button data "k:<key>" stands for a typed key (data is at most 64 bytes).
+            self.error((*path, "id"), "question id 'k' is reserved; pick another id")
         checked_type = self.check_type(table, path, name)
         qtype: QuestionType = checked_type or "text"
         for key in table:

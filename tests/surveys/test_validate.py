@@ -860,3 +860,14 @@ def test_curly_quotes_around_text_get_a_hint() -> None:
         "paste.toml:2: error: TOML syntax: invalid value (column 16); put text in straight "
         'double quotes ("), not curly ones'
     ]
+
+
+def test_question_id_k_is_reserved_for_telegram_buttons() -> None:
+    text = (
+        'id = "x"\ntitle = { en = "X" }\nlanguages = ["en"]\n\n[[questions]]\nid = "k"\n'
+        'type = "yesno"\ntext = { en = "OK?" }\n'
+    )
+    report = validate_text(text, "k.toml")
+    assert [str(p) for p in report.errors] == [
+        "k.toml:6: error: question id 'k' is reserved; pick another id"
+    ]
