@@ -1,16 +1,16 @@
 """Why a send failed, as a small tree; ``retryable`` says whether the dispatcher tries again.
 
-    SendError
-    ├── Throttled(retry_after)   retryable   429 / Telegram RetryAfter: wait that long
-    ├── Unreachable              retryable   timeout before the request left, 5xx, connection
-    ├── Unknown                  final       the request left and no answer came: it may have
-    │                                        been delivered, so it is not blindly resent
-    ├── ContactOptedOut          final       opted out at the carrier (Twilio 21610)
-    ├── ContactBlocked           final       the citizen blocked the bot (Telegram 403)
-    ├── InvalidAddress           final       not a valid or mobile number (21211, 21614)
-    ├── OutsideSessionWindow     final       WhatsApp free text after 24 h (63016)
-    ├── ConfigError              final       our credentials or sender are wrong (401, 21606)
-    └── Rejected                 final       any other refusal by the provider
+SendError
+├── Throttled(retry_after)   retryable   429 / Telegram RetryAfter: wait that long
+├── Unreachable              retryable   timeout before the request left, 5xx, connection
+├── Unknown                  final       the request left and no answer came: it may have
+│                                        been delivered, so it is not blindly resent
+├── ContactOptedOut          final       opted out at the carrier (Twilio 21610)
+├── ContactBlocked           final       the citizen blocked the bot (Telegram 403)
+├── InvalidAddress           final       not a valid or mobile number (21211, 21614)
+├── OutsideSessionWindow     final       WhatsApp free text after 24 h (63016)
+├── ConfigError              final       our credentials or sender are wrong (401, 21606)
+└── Rejected                 final       any other refusal by the provider
 """
 
 from __future__ import annotations

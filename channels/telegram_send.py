@@ -1,0 +1,373 @@
+"""Telegram, outbound: python-telegram-bot against the Bot API at ``[telegram] api_base_url``.
+
+Build one :class:`TelegramSender` per process and keep it open (``async with sender:``): it
+owns the connection pool, and closing it releases every connection.
+
+Buttons carry the option's payload as callback data, which Telegram limits to 64 bytes. A
+longer payload is replaced by ``k:<key>``, the key the citizen could have typed (the label
+before ``". "``, or the whole label); the inbound side treats it as the typed answer ``<key>``
+(:func:`typed_key`).
+
+Failures become :mod:`channels.errors`, decided by whether the request can have reached
+Telegram::
+
+    429 flood control                          Throttled(retry_after)
+    403 blocked, kicked, never started         ContactBlocked
+    400 chat not found, user is deactivated    InvalidAddress (also a 403 "user is deactivated")
+    other 400                                  Rejected
+    401 / 404 (token), 409 (webhook conflict)  ConfigError
+    5xx                                        Unreachable
+    no connection, connect or pool timeout     Unreachable  the request never left
+    write timeout or write error               Unreachable  it never left completely, and
+                                                            Telegram acts on whole requests only
+    read timeout, connection lost while        Unknown      it left and no answer came: it may
+      waiting for the answer                                have been delivered, so it is not
+                                                            blindly resent
+
+PTB wraps every httpx timeout in ``TimedOut`` and other transport errors in ``NetworkError``;
+the httpx exception is its ``__cause__``, which is what tells these cases apart. A timeout
+without a recognisable cause counts as Unknown, the side that never sends twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Final, Self
+
+import httpx
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import error as tg
+from telegram.request import HTTPXRequest
+
+from bot.config import TelegramConfig
+from bot.messages import Address
+from channels import errors
+from channels.base import Button, Rendered, SendReceipt
+
+log = logging.getLogger(__name__)
+
+#: Telegram's limit on an inline button's callback data, in bytes.
+MAX_CALLBACK_DATA: Final = 64
+#: Prefix of callback data that stands for a typed answer (see :func:`typed_key`).
+KEY_PREFIX: Final = "k:"
+#: The updates Voxpop acts on; Telegram does not even send the others.
+ALLOWED_UPDATES: Final = ("message", "callback_query")
+#: Waited when a 429 gives no ``retry_after``.
+DEFAULT_RETRY_AFTER: Final = 1.0
+
+# httpx errors raised before the whole request was handed to the socket: it cannot have
+# been acted on, so sending again is safe.
+_NEVER_LEFT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteTimeout,
+    httpx.WriteError,
+    httpx.UnsupportedProtocol,
+    httpx.ProxyError,
+)
+# httpx errors raised after the request was written, while waiting for the answer.
+_MAY_HAVE_ARRIVED = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
+_INVALID_ADDRESS = re.compile(r"chat not found|user is deactivated|peer_id_invalid", re.I)
+_ALREADY_DONE = re.compile(r"message is not modified|message to edit not found", re.I)
+
+
+@dataclass(frozen=True)
+class WebhookStatus:
+    """What Telegram reports about our webhook (``getWebhookInfo``)."""
+
+    url: str
+    pending_update_count: int
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+
+def callback_data(button: Button) -> str:
+    """The callback data for ``button``: its payload, or ``k:<key>`` when that is too long.
+
+    >>> callback_data(Button("1. Every week", "visits:weekly"))
+    'visits:weekly'
+    >>> callback_data(Button("2. Every month", "q:" + "x" * 70))
+    'k:2'
+    >>> callback_data(Button("4", "clean:" + "x" * 70))
+    'k:4'
+    """
+    if len(button.payload.encode("utf-8")) <= MAX_CALLBACK_DATA:
+        return button.payload
+    key = button.label.split(". ", 1)[0]
+    data = KEY_PREFIX + key
+    if len(data.encode("utf-8")) > MAX_CALLBACK_DATA:
+        raise errors.Rejected(f"button key too long for Telegram callback data: {key[:20]!r}")
+    return data
+
+
+def typed_key(data: str) -> str | None:
+    """The typed answer a ``k:<key>`` callback stands for, or ``None`` for a real payload.
+
+    >>> typed_key("k:2"), typed_key("visits:weekly")
+    ('2', None)
+    """
+    return data[len(KEY_PREFIX) :] if data.startswith(KEY_PREFIX) else None
+
+
+def keyboard(rendered: Rendered) -> InlineKeyboardMarkup | None:
+    """The inline keyboard for ``rendered.buttons``, row by row; ``None`` without buttons."""
+    if not rendered.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(b.label, callback_data=callback_data(b)) for b in row]
+            for row in rendered.buttons
+        ]
+    )
+
+
+class _FloodControl(tg.TelegramError):
+    """A 429, raised by :class:`_Request` in place of PTB's ``RetryAfter``.
+
+    PTB 22 builds ``RetryAfter`` through a deprecated attribute, which warns on every 429
+    (and fails where warnings are errors); reading the answer ourselves avoids that.
+    """
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"Too Many Requests: retry after {retry_after:g}")
+        self.retry_after = retry_after
+
+
+class _Request(HTTPXRequest):
+    """PTB's httpx transport, reading 429 answers before PTB does (see :class:`_FloodControl`)."""
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        if code == HTTPStatus.TOO_MANY_REQUESTS:
+            raise _FloodControl(_retry_after(payload))
+        return code, payload
+
+
+def _retry_after(payload: bytes) -> float:
+    try:
+        answer = json.loads(payload)
+        value = answer["parameters"]["retry_after"]
+        return float(value) if float(value) > 0 else DEFAULT_RETRY_AFTER
+    except (ValueError, KeyError, TypeError):
+        return DEFAULT_RETRY_AFTER
+
+
+class _RedactToken(logging.Filter):
+    """Hides the bot token, which is part of every Bot API URL, in httpx's and PTB's logs."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._token in message:
+            record.msg, record.args = message.replace(self._token, "<token>"), None
+        return True
+
+
+#: Loggers that write the request URL: httpx at INFO on every request, PTB at DEBUG.
+_URL_LOGGERS = ("httpx", "telegram.Bot")
+
+
+def to_send_error(exc: tg.TelegramError, *, token: str = "") -> errors.SendError:
+    """The :mod:`channels.errors` counterpart of a PTB exception (see the module docstring)."""
+    text = str(exc).replace(token, "<token>") if token else str(exc)
+    text = text.splitlines()[0][:200] if text else ""  # a 502 can quote a whole HTML page
+    reason = f"telegram: {type(exc).__name__}: {text}"
+    if isinstance(exc, _FloodControl):
+        return errors.Throttled(reason, retry_after=exc.retry_after, code="429")
+    if isinstance(exc, tg.RetryAfter):
+        # Not raised through _Request; read without the deprecated property (see above).
+        seconds = exc.__reduce__()[1][0]
+        return errors.Throttled(reason, retry_after=float(seconds), code="429")
+    if isinstance(exc, tg.Forbidden):
+        if _INVALID_ADDRESS.search(text):
+            return errors.InvalidAddress(reason, code="403")
+        return errors.ContactBlocked(reason, code="403")
+    if isinstance(exc, tg.InvalidToken | tg.EndPointNotFound):
+        return errors.ConfigError(reason, code="401")
+    if isinstance(exc, tg.Conflict):
+        return errors.ConfigError(reason, code="409")
+    if isinstance(exc, tg.ChatMigrated):
+        return errors.InvalidAddress(reason, code="400")
+    if isinstance(exc, tg.BadRequest):
+        if _INVALID_ADDRESS.search(text):
+            return errors.InvalidAddress(reason, code="400")
+        return errors.Rejected(reason, code="400")
+    if isinstance(exc, tg.NetworkError):
+        # TimedOut is a NetworkError too; either way the httpx error is the cause.
+        cause = exc.__cause__
+        if isinstance(cause, _NEVER_LEFT):
+            return errors.Unreachable(reason)
+        if isinstance(cause, _MAY_HAVE_ARRIVED) or isinstance(exc, tg.TimedOut):
+            return errors.Unknown(reason)
+        # No transport error behind it: Telegram answered 5xx (or unreadably), not done.
+        return errors.Unreachable(reason)
+    # A TelegramError of no known kind: an unreadable 200, say. It may have been delivered.
+    return errors.Unknown(reason)
+
+
+class TelegramSender:
+    """Sends messages and keyboard chores to Telegram through one python-telegram-bot Bot.
+
+    ``timeout`` bounds writing the request and reading the answer; ``connect_timeout`` the
+    TCP/TLS connect; ``pool_timeout`` the wait for one of ``pool_size`` pooled connections.
+    """
+
+    name = "telegram"
+
+    def __init__(
+        self,
+        config: TelegramConfig,
+        *,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        pool_timeout: float = 1.0,
+        pool_size: int = 256,
+    ) -> None:
+        if not config.token:
+            raise ValueError("[telegram] token is empty")
+        self._token = config.token
+        self._redact = _RedactToken(config.token)
+        self._hide_token()  # before Bot(), which logs its URL
+        root = config.api_base_url.rstrip("/")
+
+        def request(pool_size: int) -> _Request:
+            return _Request(
+                connection_pool_size=pool_size,
+                read_timeout=timeout,
+                write_timeout=timeout,
+                connect_timeout=connect_timeout,
+                pool_timeout=pool_timeout,
+            )
+
+        # getUpdates (polling, tests) long-polls on a connection of its own.
+        self._requests = (request(pool_size), request(1))
+        # PTB composes f"{base_url}{token}/{method}", so the API root plus "/bot" gives the
+        # Bot API's own /bot<token>/<method> under any root (a local Bot API server, a fake).
+        self._bot = Bot(
+            config.token,
+            base_url=f"{root}/bot",
+            base_file_url=f"{root}/file/bot",
+            request=self._requests[0],
+            get_updates_request=self._requests[1],
+        )
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        """Open the connection pool and check the token (``getMe``).
+
+        A refused token raises :class:`~channels.errors.ConfigError`. Telegram being out of
+        reach is only logged: a dispatcher should start anyway, and its sends will retry.
+        """
+        self._hide_token()
+        try:
+            await self._bot.initialize()
+        except tg.TelegramError as exc:
+            error = to_send_error(exc, token=self._token)
+            if isinstance(error, errors.Unreachable | errors.Unknown | errors.Throttled):
+                # PTB opened the pool before calling getMe, so sends work; it retries getMe
+                # on the next initialize().
+                log.warning("Telegram not reachable at start (%s); sends will retry", error)
+                return
+            await self.shutdown()
+            raise error from None
+        except BaseException:
+            await self.shutdown()
+            raise
+
+    async def shutdown(self) -> None:
+        """Close every connection, also after sends without :meth:`initialize`."""
+        await self._bot.shutdown()
+        # Bot.shutdown() skips requests it did not initialize itself; this is idempotent.
+        for request in self._requests:
+            await request.shutdown()
+        for name in _URL_LOGGERS:
+            logging.getLogger(name).removeFilter(self._redact)
+
+    async def __aenter__(self) -> Self:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    def _hide_token(self) -> None:
+        for name in _URL_LOGGERS:
+            logging.getLogger(name).addFilter(self._redact)  # a no-op when already there
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def send(self, address: Address, rendered: Rendered) -> SendReceipt:
+        """Send ``rendered`` to the chat ``address.value``, with its buttons inline."""
+        markup = keyboard(rendered)
+        try:
+            message = await self._bot.send_message(
+                chat_id=address.value, text=rendered.text, reply_markup=markup
+            )
+        except tg.TelegramError as exc:
+            # from None: PTB's chained messages can quote the bot URL, token included.
+            raise to_send_error(exc, token=self._token) from None
+        return SendReceipt(provider_id=str(message.message_id))
+
+    async def answer_callback(self, callback_id: str, text: str | None = None) -> None:
+        """Confirm a button press, so the citizen's client stops its spinner."""
+        try:
+            await self._bot.answer_callback_query(callback_id, text=text)
+        except tg.TelegramError as exc:
+            raise to_send_error(exc, token=self._token) from None
+
+    async def remove_keyboard(self, chat_id: str, message_id: str) -> None:
+        """Remove the inline keyboard of a sent message; a keyboard already gone is fine."""
+        try:
+            await self._bot.edit_message_reply_markup(
+                chat_id=chat_id, message_id=int(message_id), reply_markup=None
+            )
+        except tg.BadRequest as exc:
+            if not _ALREADY_DONE.search(str(exc)):
+                raise to_send_error(exc, token=self._token) from None
+        except tg.TelegramError as exc:
+            raise to_send_error(exc, token=self._token) from None
+
+    # --- webhook ----------------------------------------------------------------------------
+
+    async def set_webhook(self, url: str, secret: str) -> None:
+        """Have Telegram POST updates to ``url`` with ``secret`` in its secret-token header."""
+        try:
+            await self._bot.set_webhook(
+                url=url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES)
+            )
+        except tg.TelegramError as exc:
+            raise to_send_error(exc, token=self._token) from None
+
+    async def delete_webhook(self) -> None:
+        try:
+            await self._bot.delete_webhook()
+        except tg.TelegramError as exc:
+            raise to_send_error(exc, token=self._token) from None
+
+    async def webhook_info(self) -> WebhookStatus:
+        try:
+            info = await self._bot.get_webhook_info()
+        except tg.TelegramError as exc:
+            raise to_send_error(exc, token=self._token) from None
+        return WebhookStatus(
+            url=info.url,
+            pending_update_count=info.pending_update_count,
+            last_error=info.last_error_message,
+            last_error_at=info.last_error_date,
+        )
