@@ -94,6 +94,23 @@ class TwilioConfig:
 
 
 @dataclass(frozen=True)
+class DispatchConfig:
+    #: A claimed message another dispatcher may take over after this (if its sender died).
+    lease_seconds: float = 60.0
+    #: Tries for timeouts, 5xx and 429 before a message is ``failed``.
+    max_attempts: int = 6
+    #: Backoff: the first wait, doubling each try up to the maximum (with jitter).
+    base_backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 900.0
+    #: Sends in flight at once per dispatcher.
+    concurrency: int = 32
+    #: When idle, look for due messages this often (a new reply wakes it at once anyway).
+    idle_poll_seconds: float = 0.5
+    #: How long one provider call may take before it counts as a timeout.
+    send_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -107,6 +124,7 @@ class Config:
     surveys: SurveysConfig = field(default_factory=SurveysConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
+    dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     #: Where the file came from, for messages; ``None`` for built-in defaults.
     source: str | None = None
@@ -265,6 +283,13 @@ def _coerce(value: Any, default: Any, where: str, from_env: bool) -> Any:
         if from_env and str(value).lower() in ("0", "false", "no", "off", ""):
             return False
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if isinstance(default, float):
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if isinstance(default, int):
         try:
             return int(value) if from_env else _exact(value, int)

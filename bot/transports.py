@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
-from bot.dispatch import Clock, Deliver, Dispatcher, Job
+from bot.dispatch import Clock, Deliver, Dispatcher, DispatchSettings, Job
 from bot.messages import Address, Option, OutboundMessage
 from bot.service import utc_now
 from channels import sms, telegram, whatsapp
@@ -50,12 +51,15 @@ class Transports:
     sends (the SDKs' connection pools belong to one event loop)."""
 
     def __init__(self, config: Config) -> None:
-        self.telegram = TelegramSender(config.telegram) if config.telegram.enabled else None
+        timeout = config.dispatch.send_timeout_seconds
+        self.telegram = None
+        if config.telegram.enabled:
+            self.telegram = TelegramSender(config.telegram, timeout=timeout)
         twilio = config.twilio
         self.twilio = None
         if twilio.enabled:
             callback = config.server.public_url.rstrip("/") + "/webhooks/twilio/status"
-            self.twilio = TwilioSender(twilio, status_callback=callback)
+            self.twilio = TwilioSender(twilio, status_callback=callback, timeout=timeout)
         self._sms = bool(twilio.sms_from or twilio.messaging_service_sid)
         self._whatsapp = bool(twilio.whatsapp_from)
 
@@ -119,6 +123,14 @@ async def dispatch_forever(
     clock: Clock = utc_now,
 ) -> None:
     """Open the configured channels and work the outbox until ``stop``."""
+    d = config.dispatch
+    settings = DispatchSettings(
+        lease=timedelta(seconds=d.lease_seconds),
+        max_attempts=d.max_attempts,
+        base_backoff=timedelta(seconds=d.base_backoff_seconds),
+        max_backoff=timedelta(seconds=d.max_backoff_seconds),
+        concurrency=d.concurrency,
+    )
     async with Transports(config) as transports:
-        dispatcher = Dispatcher(sessions, transports.delivers(), clock)
-        await dispatcher.run(stop, wake)
+        dispatcher = Dispatcher(sessions, transports.delivers(), clock, settings)
+        await dispatcher.run(stop, wake, d.idle_poll_seconds)
