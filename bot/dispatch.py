@@ -70,6 +70,8 @@ class Outcome:
     job: Job
     receipt: SendReceipt | None = None
     error: errors.SendError | None = None
+    #: Not tried: an earlier message to the same address failed, and order matters.
+    deferred: bool = False
 
 
 class Dispatcher:
@@ -155,13 +157,25 @@ class Dispatcher:
         if not jobs:
             return 0
         limit = asyncio.Semaphore(self._settings.concurrency)
+        # One citizen's messages go one after the other, in order (an intro before its first
+        # question); different citizens' go in parallel.
+        queues: dict[tuple[str, str], list[Job]] = {}
+        for job in sorted(jobs, key=lambda j: j.id):
+            queues.setdefault((job.channel, job.address), []).append(job)
 
-        async def bounded(job: Job) -> Outcome:
-            async with limit:
-                return await self.send(job)
+        async def in_order(queue: list[Job]) -> list[Outcome]:
+            outcomes: list[Outcome] = []
+            for index, job in enumerate(queue):
+                async with limit:
+                    outcome = await self.send(job)
+                outcomes.append(outcome)
+                if outcome.error is not None:
+                    outcomes += [Outcome(later, deferred=True) for later in queue[index + 1 :]]
+                    break
+            return outcomes
 
-        outcomes = await asyncio.gather(*(bounded(job) for job in jobs))
-        self.record(outcomes)
+        results = await asyncio.gather(*(in_order(queue) for queue in queues.values()))
+        self.record([outcome for queue in results for outcome in queue])
         return len(jobs)
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, idle_poll: float = 0.5) -> None:
@@ -187,13 +201,24 @@ class Dispatcher:
     # --- recording --------------------------------------------------------------------------
 
     def record(self, outcomes: list[Outcome]) -> None:
+        """Store outcomes; deferred ones must follow the failure they wait behind."""
         now = self._clock()
+        # Per address: when its failed message is due again, so the rest queue behind it.
+        held: dict[tuple[str, str], datetime] = {}
         with transaction(self._sessions) as s:
             for outcome in outcomes:
                 row = s.get(Message, outcome.job.id)
                 if row is None or row.status != "sending" or row.attempts != outcome.job.attempts:
                     continue  # our lease ran out and another dispatcher took the row over
                 row.lease_until = None
+                key = (outcome.job.channel, outcome.job.address)
+                if outcome.deferred:
+                    # Not tried: give the attempt back, and keep the order behind the failure.
+                    after = held.get(key, now)
+                    row.status, row.attempts = "queued", row.attempts - 1
+                    row.next_attempt_at = after
+                    held[key] = after + timedelta(microseconds=1)
+                    continue
                 if outcome.receipt is not None:
                     row.status, row.sent_at = "sent", now
                     row.provider_id = outcome.receipt.provider_id or None
@@ -202,6 +227,8 @@ class Dispatcher:
                     continue
                 assert outcome.error is not None
                 self._failed(s, row, outcome.error, now)
+                if row.status == "queued" and row.next_attempt_at is not None:
+                    held[key] = row.next_attempt_at + timedelta(microseconds=1)
 
     def _failed(self, s: Session, row: Message, error: errors.SendError, now: datetime) -> None:
         settings = self._settings

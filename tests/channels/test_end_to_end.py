@@ -88,7 +88,9 @@ def _dispatch(config: Config, db: sessionmaker[Session], clock: Clock, rounds: i
 
 def _outbox(db: sessionmaker[Session]) -> list[Message]:
     with transaction(db, read_only=True) as s:
-        return list(s.scalars(select(Message).where(Message.direction == "out")))
+        return list(
+            s.scalars(select(Message).where(Message.direction == "out").order_by(Message.id))
+        )
 
 
 def test_telegram_update_in_buttons_out(
@@ -175,3 +177,24 @@ def test_a_provider_failing_one_send_in_five_loses_nothing(
     accepted = [m["sid"] for m in twilio.messages]
     assert sorted(accepted) == sorted(m.provider_id for m in rows if m.provider_id)
     assert any(c.fault for c in twilio.calls)  # the faults really happened
+
+
+def test_one_citizens_messages_arrive_in_order_even_after_a_failure(
+    db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio
+) -> None:
+    clock = Clock()
+    config = _config(telegram, twilio)
+    client = create_app(_service(db, clock), config, clock=clock).test_client()
+    form = twilio_form("sms_inbound", Body="LIGHTS")
+    assert post_twilio(client, "sms", form, token=twilio.auth_token).status_code == 200
+    twilio.fail_next(1, "5xx")  # the intro fails once; the question must not overtake it
+    assert _dispatch(config, db, clock) == 2
+    assert [m.status for m in _outbox(db)] == ["queued", "queued"]
+    assert twilio.messages == []
+    clock.now += timedelta(minutes=1)
+    _dispatch(config, db, clock)
+    assert [m["body"].split("\n")[0] for m in twilio.messages] == [
+        "The city is checking its street lights. 4 quick questions.",
+        "Is there a street near you that is too dark at night?",
+    ]
+    assert [(m.status, m.attempts) for m in _outbox(db)] == [("sent", 2), ("sent", 1)]
