@@ -163,7 +163,7 @@ class Dispatcher:
         for job in sorted(jobs, key=lambda j: j.id):
             queues.setdefault((job.channel, job.address), []).append(job)
 
-        async def in_order(queue: list[Job]) -> list[Outcome]:
+        async def in_order(queue: list[Job]) -> None:
             outcomes: list[Outcome] = []
             for index, job in enumerate(queue):
                 async with limit:
@@ -172,10 +172,11 @@ class Dispatcher:
                 if outcome.error is not None:
                     outcomes += [Outcome(later, deferred=True) for later in queue[index + 1 :]]
                     break
-            return outcomes
+            # Record as soon as this citizen's messages are done, not at the end of the batch:
+            # a dispatcher killed now resends only what was in flight (docs/delivery.md).
+            await asyncio.to_thread(self.record, outcomes)
 
-        results = await asyncio.gather(*(in_order(queue) for queue in queues.values()))
-        self.record([outcome for queue in results for outcome in queue])
+        await asyncio.gather(*(in_order(queue) for queue in queues.values()))
         return len(jobs)
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, idle_poll: float = 0.5) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -131,6 +132,9 @@ async def dispatch_forever(
         max_backoff=timedelta(seconds=d.max_backoff_seconds),
         concurrency=d.concurrency,
     )
+    # The Twilio SDK is synchronous and runs in threads: as many as sends may be in flight.
+    executor = ThreadPoolExecutor(max_workers=d.concurrency + 4, thread_name_prefix="send")
+    asyncio.get_running_loop().set_default_executor(executor)
     async with Transports(config) as transports:
         dispatcher = Dispatcher(sessions, transports.delivers(), clock, settings)
         await dispatcher.run(stop, wake, d.idle_poll_seconds)

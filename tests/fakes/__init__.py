@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -248,7 +249,12 @@ class FakeServer:
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
-        response = self._dispatch(request)
+        try:
+            response = self._dispatch(request)
+        except ClientDisconnected:
+            # A client killed mid-request (the SIGKILL fault runs): nothing arrived, as at
+            # the real provider, and there is nobody left to answer.
+            response = Response(status=400)
         result: Iterable[bytes] = response(environ, start_response)
         return result
 
