@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import Config, ServerConfig, TelegramConfig, TwilioConfig
-from bot.dispatch import Dispatcher, DispatchSettings
+from bot.config import Config, DispatchConfig, ServerConfig, TelegramConfig, TwilioConfig
+from bot.dispatch import Dispatcher, DispatcherThread, DispatchSettings
 from bot.service import Service, read_survey_sources
-from bot.transports import Transports
+from bot.transports import Transports, dispatch_forever
 from bot.web import create_app
 from storage.db import transaction
 from storage.models import Message
@@ -198,3 +201,27 @@ def test_one_citizens_messages_arrive_in_order_even_after_a_failure(
         "Is there a street near you that is too dark at night?",
     ]
     assert [(m.status, m.attempts) for m in _outbox(db)] == [("sent", 2), ("sent", 1)]
+
+
+def test_a_reply_reaches_the_provider_within_a_second_of_the_commit(
+    db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio
+) -> None:
+    # The idle poll is 30 s: only the wake-up after the commit can make this fast.
+    config = replace(_config(telegram, twilio), dispatch=DispatchConfig(idle_poll_seconds=30.0))
+    thread: DispatcherThread | None = None
+    service = Service(db, on_outbox=lambda: thread.wake() if thread else None)
+    service.load_surveys(read_survey_sources([str(p) for p in example_paths()]))
+    thread = DispatcherThread(partial(dispatch_forever, config, db))
+    thread.start()
+    try:
+        time.sleep(0.5)  # let it open its connections and go idle
+        client = create_app(service, config).test_client()
+        committed = time.monotonic()
+        assert post_telegram(client, text_update("PARK", chat="777")).status_code == 200
+        while len(telegram.calls_to("sendMessage")) < 2 and time.monotonic() - committed < 5:
+            time.sleep(0.01)
+        latency = time.monotonic() - committed
+    finally:
+        thread.stop()
+    assert len(telegram.calls_to("sendMessage")) == 2
+    assert latency < 1.0
