@@ -485,5 +485,59 @@ def telegram_set_webhook(config: Config) -> None:
     click.echo(f"webhook set: {url}")
 
 
+@telegram.command("poll")
+@click.pass_obj
+def telegram_poll(config: Config) -> None:
+    """Local development: fetch updates by long polling instead of a webhook (no public URL
+    needed). It removes a registered webhook."""
+    from bot.telegram_poll import poll_once
+    from bot.transports import dispatch_forever
+    from channels.telegram_send import TelegramSender
+
+    if not config.telegram.enabled:
+        raise click.ClickException("[telegram] token is not set")
+    click.echo(
+        "warning: polling removes the registered webhook; run `voxpop telegram set-webhook` "
+        "again before going back to webhooks",
+        err=True,
+    )
+    thread: DispatcherThread | None = None
+    with _runtime(config, on_outbox=lambda: thread.wake() if thread else None) as rt:
+        thread = DispatcherThread(partial(dispatch_forever, config, rt.sessions))
+        thread.start()
+
+        async def poll() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            async with TelegramSender(config.telegram, timeout=40.0) as sender:
+                await sender.delete_webhook()
+                click.echo("polling Telegram; Ctrl-C to stop")
+                offset: int | None = None
+                while not stop.is_set():
+                    round_ = asyncio.ensure_future(
+                        poll_once(sender, rt.service, offset, datetime.now(UTC), 25)
+                    )
+                    stopped = asyncio.ensure_future(stop.wait())
+                    done, _ = await asyncio.wait(
+                        {round_, stopped}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if round_ not in done:
+                        round_.cancel()
+                        break
+                    stopped.cancel()
+                    try:
+                        offset = round_.result()
+                    except SendError as exc:
+                        click.echo(f"Telegram: {exc}; trying again", err=True)
+                        await asyncio.sleep(2)
+
+        try:
+            asyncio.run(poll())
+        finally:
+            thread.stop()
+
+
 if __name__ == "__main__":
     main()

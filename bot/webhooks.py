@@ -124,7 +124,7 @@ def webhooks_blueprint(
         except BadRequest as exc:
             log.warning("webhook %s: bad request: %s", spec.name, exc)
             return _plain(f"bad request: {exc}", 400)
-        counts = Counter(_handle(service, item) for item in items)
+        counts = Counter(handle_parsed(service, item) for item in items)
         log.info(
             "webhook %s: %s",
             spec.name,
@@ -143,7 +143,7 @@ def webhooks_blueprint(
     return bp
 
 
-def _handle(service: Service, item: Parsed) -> str:
+def handle_parsed(service: Service, item: Parsed) -> str:
     """Give one parsed item to the service; what happened, for the log line."""
     if isinstance(item, ButtonPress):
         received = service.receive_press(item)

@@ -354,6 +354,17 @@ class TelegramSender:
         except tg.TelegramError as exc:
             raise to_send_error(exc, token=self._token) from None
 
+    async def get_updates(self, offset: int | None, timeout: int) -> list[dict[str, Any]]:
+        """Long-poll for updates after ``offset`` (for local development without a public
+        URL); each update as the JSON a webhook would have received."""
+        try:
+            updates = await self._bot.get_updates(
+                offset=offset, timeout=timeout, allowed_updates=list(ALLOWED_UPDATES)
+            )
+        except tg.TelegramError as exc:
+            raise to_send_error(exc, token=self._token) from None
+        return [update.to_dict() for update in updates]
+
     async def delete_webhook(self) -> None:
         try:
             await self._bot.delete_webhook()
