@@ -11,8 +11,7 @@ import asyncio
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,7 +20,7 @@ from bot.dispatch import Clock, Deliver, Dispatcher, DispatchSettings, Job
 from bot.messages import Address, Option, OutboundMessage
 from bot.service import utc_now
 from channels import sms, telegram, whatsapp
-from channels.base import SendReceipt
+from channels.base import Lifecycle, SendReceipt
 from channels.telegram_send import TelegramSender
 from channels.twilio_send import TwilioSender
 
@@ -47,7 +46,7 @@ def outbound(job: Job) -> OutboundMessage:
     return OutboundMessage(address, job.text, _options(job.payload), "reply")
 
 
-class Transports:
+class Transports(Lifecycle):
     """Opens the senders of the configured channels; use as ``async with`` in the loop that
     sends (the SDKs' connection pools belong to one event loop)."""
 
@@ -99,18 +98,12 @@ class Transports:
         message = outbound(job)
         return await self.twilio.send(message.address, whatsapp.render(message))
 
-    async def __aenter__(self) -> Self:
+    async def initialize(self) -> None:
         for sender in (self.telegram, self.twilio):
             if sender is not None:
                 await sender.initialize()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def shutdown(self) -> None:
         for sender in (self.telegram, self.twilio):
             if sender is not None:
                 await sender.shutdown()

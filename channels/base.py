@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, TypeAlias
+from types import TracebackType
+from typing import Protocol, Self, TypeAlias
 
 from bot.messages import Address, InboundMessage, OutboundMessage
 
@@ -144,3 +145,25 @@ def numbered_list(message: OutboundMessage) -> str:
     lines = [message.text]
     lines += [f"{o.key} {o.label}" for o in message.options if o.label != o.key]
     return "\n".join(lines)
+
+
+class Lifecycle:
+    """``async with`` for objects with ``initialize()`` and ``shutdown()`` (SDK clients)."""
+
+    async def initialize(self) -> None:
+        """Open connections (nothing by default)."""
+
+    async def shutdown(self) -> None:
+        """Close connections (nothing by default)."""
+
+    async def __aenter__(self) -> Self:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()

@@ -37,8 +37,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
@@ -48,7 +47,7 @@ from telegram.request import HTTPXRequest
 from bot.config import TelegramConfig
 from bot.messages import Address
 from channels import errors
-from channels.base import Button, Rendered, SendReceipt
+from channels.base import Button, Lifecycle, Rendered, SendReceipt
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +214,7 @@ def to_send_error(exc: tg.TelegramError, *, token: str = "") -> errors.SendError
     return errors.Unknown(reason)
 
 
-class TelegramSender:
+class TelegramSender(Lifecycle):
     """Sends messages and keyboard chores to Telegram through one python-telegram-bot Bot.
 
     ``timeout`` bounds writing the request and reading the answer; ``connect_timeout`` the
@@ -293,18 +292,6 @@ class TelegramSender:
             await request.shutdown()
         for name in _URL_LOGGERS:
             logging.getLogger(name).removeFilter(self._redact)
-
-    async def __aenter__(self) -> Self:
-        await self.initialize()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.shutdown()
 
     def _hide_token(self) -> None:
         for name in _URL_LOGGERS:

@@ -34,8 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
@@ -47,7 +46,7 @@ from urllib3.exceptions import MaxRetryError
 from bot.config import TwilioConfig
 from bot.messages import Address
 from channels import errors
-from channels.base import Rendered, SendReceipt
+from channels.base import Lifecycle, Rendered, SendReceipt
 
 #: Where the SDK sends REST API requests; :class:`_HttpClient` moves them to the config's root.
 SDK_API_ROOT: Final = "https://api.twilio.com"
@@ -151,7 +150,7 @@ def to_send_error(exc: Exception) -> errors.SendError:
     return errors.Unknown(reason)
 
 
-class TwilioSender:
+class TwilioSender(Lifecycle):
     """Sends SMS and WhatsApp messages through one twilio ``Client``; one per process.
 
     ``status_callback`` is the URL Twilio reports delivery to
@@ -191,18 +190,6 @@ class TwilioSender:
     def close(self) -> None:
         """Close the pooled connections."""
         self._http.close()
-
-    async def __aenter__(self) -> Self:
-        await self.initialize()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.shutdown()
 
     # --- sending ----------------------------------------------------------------------------
 

@@ -25,14 +25,6 @@ CHAT = Address("telegram", "81234")
 TIMEOUT = 0.5
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loopback only: a proxy from the environment must not see these requests."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("all_proxy", raising=False)
-
-
 @pytest.fixture
 def telegram() -> Iterator[FakeTelegram]:
     with FakeTelegram(timeout_delay=1.0, slow_delay=0.1) as fake:
