@@ -21,13 +21,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.config import Config, ConfigError, channel_problems, load_config
 from bot.dispatch import DispatcherThread
 from bot.engine import ask
-from bot.messages import CHANNEL_NAMES, Address, InboundMessage, Option, OutboundMessage
+from bot.messages import CHANNEL_NAMES, Address, InboundMessage, OutboundMessage
 from bot.runtime import Runtime, build_runtime, configure_logging
 from bot.service import Outgoing, read_survey_sources
 from channels.addresses import address_problem
 from channels.base import numbered_list
 from channels.errors import SendError
-from channels.registry import renderer
 from channels.simulator import PREFIX, display_lines
 from storage.migrate import current, head, upgrade
 from surveys.loader import SurveyError, load_many
@@ -65,14 +64,18 @@ def _real_channels(config: Config) -> bool:
     return config.telegram.enabled or config.twilio.enabled
 
 
+def _database_error(exc: Exception) -> click.ClickException:
+    # The driver's complaint, never the URL: it may hold a password.
+    reason = getattr(exc, "orig", None) or exc
+    return click.ClickException(f"cannot open the database: {reason}")
+
+
 @contextmanager
 def _runtime(config: Config, on_outbox: Callable[[], None] | None = None) -> Iterator[Runtime]:
     try:
         revision = current(config.database.url)
     except (SQLAlchemyError, ValueError) as exc:
-        # The message names the driver's complaint but never the URL: it may hold a password.
-        reason = getattr(exc, "orig", None) or exc
-        raise click.ClickException(f"cannot open the database: {reason}") from exc
+        raise _database_error(exc) from exc
     if revision != head():
         state = "has no Voxpop schema yet" if revision is None else "is from another version"
         raise click.ClickException(f"the database {state}: run `voxpop db upgrade` first")
@@ -99,8 +102,7 @@ def db_upgrade(config: Config) -> None:
         before = current(config.database.url)
         upgrade(config.database.url)
     except (SQLAlchemyError, ValueError) as exc:
-        reason = getattr(exc, "orig", None) or exc
-        raise click.ClickException(f"cannot open the database: {reason}") from exc
+        raise _database_error(exc) from exc
     if before == head():
         click.echo(f"database already up to date (revision {before})")
     else:
@@ -283,11 +285,7 @@ def _lines(stream: TextIO, interactive: bool) -> Iterator[str]:
 
 def _show(outgoing: tuple[Outgoing, ...]) -> None:
     for out in outgoing:
-        options = tuple(Option(o["key"], o["label"], o["payload"]) for o in out.options)
-        rendered = renderer(out.address.channel).render(
-            OutboundMessage(out.address, out.text, options)
-        )
-        for line in display_lines(rendered):
+        for line in display_lines(out.render()):
             click.echo(f"{PREFIX}{line}")
 
 

@@ -27,7 +27,7 @@ from bot import conversation as conv
 from bot.engine import Finish, Record, Say, SessionState, session_status
 from bot.i18n import N_, t
 from bot.messages import Address, InboundMessage, OutboundMessage
-from channels.base import ButtonPress, Ignored, StatusUpdate
+from channels.base import ButtonPress, Ignored, Rendered, StatusUpdate
 from channels.registry import renderer
 from storage import repo
 from storage.db import transaction
@@ -71,9 +71,19 @@ class Outgoing:
     """An outbound row as written, for the simulator to show."""
 
     id: int
-    address: Address
-    text: str
-    options: tuple[dict[str, str], ...]
+    message: OutboundMessage
+
+    @property
+    def address(self) -> Address:
+        return self.message.address
+
+    @property
+    def text(self) -> str:
+        return self.message.text
+
+    def render(self) -> Rendered:
+        """The message exactly as its channel will show it."""
+        return renderer(self.address.channel).render(self.message)
 
 
 @dataclass(frozen=True)
@@ -434,10 +444,8 @@ class Service:
         now: datetime,
         simulated: bool,
     ) -> Outgoing:
-        options = tuple({"key": o.key, "label": o.label, "payload": o.payload} for o in say.options)
-        segments = None
-        if simulated:
-            segments = renderer(address.channel).render(to_outbound(address, say)).segments
+        message = OutboundMessage(address, say.text, say.options, say.kind)
+        options = [{"key": o.key, "label": o.label, "payload": o.payload} for o in say.options]
         msg = repo.add_outbound(
             s,
             channel=address.channel,
@@ -447,13 +455,13 @@ class Service:
             session_id=session_id,
             kind=say.kind,
             text=say.text,
-            payload={"options": list(options)} if options else None,
+            payload={"options": options} if options else None,
             now=now,
             # The simulator shows the message instead of sending it; no dispatcher may pick it up.
             status="simulated" if simulated else "queued",
-            segments=segments,
+            segments=renderer(address.channel).render(message).segments if simulated else None,
         )
-        return Outgoing(msg.id, address, say.text, options)
+        return Outgoing(msg.id, message)
 
     def _store_step(
         self,
@@ -593,14 +601,10 @@ class Service:
     def survey_rows(self) -> list[tuple[SurveyRow, Survey, int, int]]:
         """Current version of each survey, its responses, and the simulator's test runs."""
         with transaction(self._sessions, read_only=True) as s:
-            result = []
-            for row in repo.latest_surveys(s):
-                real = repo.count_responses(s, row.slug, include_partial=True)
-                every = repo.count_responses(
-                    s, row.slug, include_partial=True, include_simulated=True
-                )
-                result.append((row, self._survey_row(s, row.id), real, every - real))
-            return result
+            return [
+                (row, self._survey_row(s, row.id), *repo.count_by_origin(s, row.slug))
+                for row in repo.latest_surveys(s)
+            ]
 
     def _survey_row(self, s: Session, row_id: int) -> Survey:
         survey = self._surveys.get(row_id)
@@ -671,8 +675,7 @@ class Service:
     def simulator_runs(self, slug: str) -> int:
         """How many of the survey's sessions are staff test runs in the simulator."""
         with transaction(self._sessions, read_only=True) as s:
-            every = repo.count_responses(s, slug, include_partial=True, include_simulated=True)
-            return every - repo.count_responses(s, slug, include_partial=True)
+            return repo.count_by_origin(s, slug)[1]
 
     def export_questions(self, slug: str) -> list[str]:
         """Question ids for CSV columns: the latest version's order, then retired ones."""
@@ -700,10 +703,6 @@ class Service:
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
-
-
-def to_outbound(address: Address, say: Say) -> OutboundMessage:
-    return OutboundMessage(address, say.text, say.options, say.kind)
 
 
 def read_survey_sources(paths: Iterable[str], *, read: bool = True) -> list[tuple[str, str]]:

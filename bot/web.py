@@ -22,11 +22,10 @@ from waitress.server import BaseWSGIServer, create_server
 from werkzeug.exceptions import HTTPException
 
 from bot.config import Config
-from bot.messages import CHANNEL_NAMES, Address, InboundMessage, Option, OutboundMessage
+from bot.messages import CHANNEL_NAMES, Address, InboundMessage
 from bot.service import Clock, Outgoing, Service, utc_now
 from bot.webhooks import webhooks_blueprint
 from channels.addresses import TEST_ADDRESSES, address_problem
-from channels.registry import renderer
 
 __all__ = ["DEFAULT_FROM", "MAX_BODY", "MAX_TEXT", "ApiError", "create_app", "serve"]
 
@@ -198,8 +197,7 @@ def _messages(outgoing: tuple[Outgoing, ...]) -> Response:
 
 def _rendered(out: Outgoing) -> dict[str, Any]:
     """One reply as the citizen's phone shows it."""
-    options = tuple(Option(o["key"], o["label"], o["payload"]) for o in out.options)
-    rendered = renderer(out.address.channel).render(OutboundMessage(out.address, out.text, options))
+    rendered = out.render()
     return {
         "text": rendered.text,
         "buttons": [

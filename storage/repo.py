@@ -321,21 +321,27 @@ def _responses(
     return where
 
 
-def count_responses(
-    s: Session,
-    survey_slug: str,
-    *,
-    include_partial: bool = False,
-    include_simulated: bool = False,
-) -> int:
-    """Completed sessions (all sessions with ``include_partial``) over every version;
-    simulator sessions only with ``include_simulated``."""
+def count_responses(s: Session, survey_slug: str, *, include_partial: bool = False) -> int:
+    """Citizens' completed sessions (all of them with ``include_partial``) over every
+    version; :func:`count_by_origin` counts the simulator's too."""
     stmt = (
         select(func.count(SessionRow.id))
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
-        .where(*_responses(survey_slug, include_partial, include_simulated))
+        .where(*_responses(survey_slug, include_partial))
     )
     return s.scalar(stmt) or 0
+
+
+def count_by_origin(s: Session, survey_slug: str) -> tuple[int, int]:
+    """All sessions of a survey over every version: (citizens', the simulator's)."""
+    stmt = (
+        select(SessionRow.simulated, func.count(SessionRow.id))
+        .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
+        .where(SurveyRow.slug == survey_slug)
+        .group_by(SessionRow.simulated)
+    )
+    counts = {bool(simulated): int(n) for simulated, n in s.execute(stmt)}
+    return counts.get(False, 0), counts.get(True, 0)
 
 
 def iter_responses(
