@@ -24,6 +24,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import conversation as conv
+from bot import engine
 from bot.engine import Finish, Record, Say, SessionState, session_status
 from bot.i18n import N_, t
 from bot.messages import Address, InboundMessage, OutboundMessage
@@ -340,26 +341,15 @@ class Service:
             survey = self._survey_by_slug(s, slug)
             sessions = repo.sessions_for_contact(s, contact.id)
             ctx = self._context(s, contact, sessions, addr.opted_out_at is not None, now)
+            effects: tuple[conv.Effect, ...] = ()
             if ctx.active is not None:
-                ctx = self._abandon_active(s, ctx, now)
-            effects = conv.begin(ctx, survey, ctx.contact.language or self._default_language)
+                # An invitation replaces the conversation in progress, as a switch would.
+                active = ctx.active
+                step = engine.resume(active.survey, active.state, engine.Timeout(), now)
+                effects = (conv.UpdateSession(active.session_id, active.survey, step),)
+                ctx = replace(ctx, active=None)
+            effects += conv.begin(ctx, survey, ctx.contact.language or self._default_language)
             return tuple(self._apply(s, effects, contact, address, ctx, sessions, now, simulated))
-
-    def _abandon_active(self, s: Session, ctx: conv.Context, now: datetime) -> conv.Context:
-        assert ctx.active is not None
-        row = s.get(SessionRow, ctx.active.session_id)
-        assert row is not None
-        row.status = "abandoned"
-        row.state = {**row.state, "status": "abandoned"}
-        row.updated_at = now
-        s.flush()
-        return conv.Context(
-            contact=ctx.contact,
-            now=now,
-            keywords=ctx.keywords,
-            previous=ctx.previous,
-            default_language=ctx.default_language,
-        )
 
     def _context(
         self,
