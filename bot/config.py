@@ -11,13 +11,15 @@ untracked file, never in the repository.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 ENV_PREFIX = "VOXPOP_"
 
@@ -69,10 +71,118 @@ class TelegramConfig:
     webhook_secret: str = ""
     #: The Bot API root; ``/bot<token>/<method>`` is added to it.
     api_base_url: str = "https://api.telegram.org"
+    #: Telegram's limits for bots: about 30 messages a second overall, one a second per chat.
+    messages_per_second: float = 25.0
+    per_chat_per_second: float = 1.0
 
     @property
     def enabled(self) -> bool:
         return bool(self.token)
+
+
+#: What a template's variables say unless the config says otherwise.
+DEFAULT_TEMPLATE_VARIABLES: Final[Mapping[str, str]] = MappingProxyType(
+    {"1": "{title}", "2": "{keyword}"}
+)
+#: The placeholders a template variable may use; filled in when the invitation is sent.
+TEMPLATE_PLACEHOLDERS: Final = ("title", "keyword", "questions")
+_CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+
+
+@dataclass(frozen=True)
+class WhatsAppTemplate:
+    """An approved WhatsApp template (Twilio Content API) and the text of its variables."""
+
+    #: ``HX`` and 32 hexadecimal digits, from Twilio's Content Template Builder.
+    content_sid: str
+    #: Variable number -> text, with ``{title}``, ``{keyword}`` or ``{questions}`` filled in.
+    variables: Mapping[str, str] = field(default_factory=lambda: DEFAULT_TEMPLATE_VARIABLES)
+
+    def fill(self, values: Mapping[str, str]) -> dict[str, str]:
+        """The variables as sent to Twilio.
+
+        >>> WhatsAppTemplate("HX" + "0" * 32).fill({"title": "Central Park", "keyword": "PARK"})
+        {'1': 'Central Park', '2': 'PARK'}
+        """
+        filled = {name: "" for name in TEMPLATE_PLACEHOLDERS} | dict(values)
+        return {number: text.format_map(filled) for number, text in self.variables.items()}
+
+
+def parse_templates(
+    value: Any, where: str, from_env: bool
+) -> Mapping[str, Mapping[str, WhatsAppTemplate]]:
+    """``[twilio.whatsapp_templates]``: survey id (or ``*``) -> language -> a content SID or
+    ``{content_sid = "HX...", variables = {"1" = "{title}"}}``; from the environment, the same
+    as JSON.
+
+    >>> t = parse_templates({"*": {"en": "HX" + "a" * 32}}, "test", False)
+    >>> t["*"]["en"].variables["1"]
+    '{title}'
+    >>> parse_templates({"*": {"en": "HX1"}}, "test", False)
+    Traceback (most recent call last):
+    ...
+    bot.config.ConfigError: test.*.en: content_sid must be HX and 32 hex digits, got 'HX1'
+    """
+    if from_env and isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError as exc:
+            raise ConfigError(f"{where}: expected JSON ({exc})") from None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a table of survey ids")
+    surveys: dict[str, Mapping[str, WhatsAppTemplate]] = {}
+    for survey, languages in value.items():
+        if not isinstance(languages, Mapping):
+            raise ConfigError(f"{where}.{survey}: expected a table of languages")
+        templates: dict[str, WhatsAppTemplate] = {}
+        for language, spec in languages.items():
+            templates[str(language)] = _template(spec, f"{where}.{survey}.{language}")
+        surveys[str(survey)] = MappingProxyType(templates)
+    return MappingProxyType(surveys)
+
+
+def _template(spec: Any, where: str) -> WhatsAppTemplate:
+    variables: Any = DEFAULT_TEMPLATE_VARIABLES
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - {"content_sid", "variables"}
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key {sorted(unknown)[0]!r} (known: content_sid, variables)"
+            )
+        variables = spec.get("variables", variables)
+        spec = spec.get("content_sid")
+    if not isinstance(spec, str) or not _CONTENT_SID.match(spec):
+        raise ConfigError(f"{where}: content_sid must be HX and 32 hex digits, got {spec!r}")
+    if not isinstance(variables, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in variables.items()
+    ):
+        raise ConfigError(f"{where}: variables must map numbers to text")
+    for number, text in variables.items():
+        for name in re.findall(r"{(\w*)}", text):
+            if name not in TEMPLATE_PLACEHOLDERS:
+                known = ", ".join(f"{{{p}}}" for p in TEMPLATE_PLACEHOLDERS)
+                raise ConfigError(f"{where}: variable {number} uses {{{name}}} (known: {known})")
+    return WhatsAppTemplate(spec, MappingProxyType(dict(variables)))
+
+
+def find_template(
+    templates: Mapping[str, Mapping[str, WhatsAppTemplate]],
+    survey: str,
+    languages: tuple[str, ...],
+) -> WhatsAppTemplate | None:
+    """The template for ``survey`` in the first of ``languages`` that has one; a survey's
+    own templates before the ``*`` ones.
+
+    >>> sid = "HX" + "b" * 32
+    >>> found = find_template({"*": {"nl": WhatsAppTemplate(sid)}}, "park", ("fr", "nl"))
+    >>> found is not None and found.content_sid == sid
+    True
+    """
+    for table in (templates.get(survey), templates.get("*")):
+        for language in languages:
+            if table is not None and language in table:
+                return table[language]
+    return None
 
 
 @dataclass(frozen=True)
@@ -87,6 +197,15 @@ class TwilioConfig:
     messaging_service_sid: str = ""
     #: The WhatsApp sender, as an E.164 number (without the ``whatsapp:`` prefix).
     whatsapp_from: str = ""
+    #: What each sender may send, for all dispatchers together: SMS counts segments.
+    sms_segments_per_second: float = 10.0
+    whatsapp_messages_per_second: float = 20.0
+    #: Approved templates for invitations outside WhatsApp's 24-hour window:
+    #: survey id (or ``*``) -> language -> template.
+    whatsapp_templates: Mapping[str, Mapping[str, WhatsAppTemplate]] = field(
+        default_factory=lambda: MappingProxyType({}),
+        metadata={"parse": lambda value, where, from_env: parse_templates(value, where, from_env)},
+    )
 
     @property
     def enabled(self) -> bool:
@@ -163,6 +282,15 @@ def channel_problems(config: Config) -> list[str]:
             )
     elif twilio.sms_from or twilio.messaging_service_sid or twilio.whatsapp_from:
         problems.append("[twilio] a sender is set but account_sid and auth_token are empty")
+    rates = {
+        "[telegram] messages_per_second": telegram.messages_per_second,
+        "[telegram] per_chat_per_second": telegram.per_chat_per_second,
+        "[twilio] sms_segments_per_second": twilio.sms_segments_per_second,
+        "[twilio] whatsapp_messages_per_second": twilio.whatsapp_messages_per_second,
+    }
+    problems += [
+        f"{name} must be above 0, got {rate:g}" for name, rate in rates.items() if rate <= 0
+    ]
     if (telegram.enabled or twilio.enabled) and not config.server.public_url:
         problems.append(
             "[server] public_url is required with a real channel (providers call it, and "
@@ -268,6 +396,10 @@ def _set_section(
                 f"{where}{line}: unknown key {key!r} in [{section}] "
                 f"(known: {', '.join(sorted(known))})"
             )
+        parse = known[key].metadata.get("parse")
+        if parse is not None:
+            changes[key] = parse(value, f"{where}: [{section}] {key}", from_env)
+            continue
         default = getattr(current, key)
         changes[key] = _coerce(value, default, f"{where}: [{section}] {key}", from_env)
     return replace(config, **{section: replace(current, **changes)})

@@ -122,7 +122,11 @@ def handle(ctx: Context, text: str, payload: str | None = None) -> tuple[Effect,
     command = recognize(text) if payload is None else None
     contact = ctx.contact
     if contact.opted_out:
-        # Nothing goes to an opted-out contact except what they explicitly ask for.
+        # Nothing goes to an opted-out contact except what they explicitly ask for: a keyword
+        # (typed, or a Telegram /start link) asks to take part, so it opts them in again.
+        survey = ctx.keywords.get(normalize(text)) if command is None and payload is None else None
+        if survey is not None and contact.pending is None:
+            return (OptIn(), *_keyword(ctx, survey, lang))
         if command is None or command.name not in ("start", "help", "info", "forget"):
             if contact.pending and contact.pending.get("kind") == "forget":
                 return _confirm_pending(ctx, text, lang)
@@ -142,6 +146,19 @@ def handle(ctx: Context, text: str, payload: str | None = None) -> tuple[Effect,
     if ctx.active is not None:
         return _resume(ctx.active, engine.Reply(text, payload), ctx.now)
     return _unmatched(ctx, lang)
+
+
+def is_go_ahead(ctx: Context, text: str, payload: str | None = None) -> bool:
+    """Whether a message can be the citizen's reply to an invitation template: anything but
+    a command or a keyword, which mean something of their own.
+
+    >>> ctx = Context(ContactView(None), datetime(2026, 1, 1), keywords={})
+    >>> is_go_ahead(ctx, "OK"), is_go_ahead(ctx, "STOP")
+    (True, False)
+    """
+    if payload is not None:
+        return True
+    return recognize(text) is None and normalize(text) not in ctx.keywords
 
 
 def _language(ctx: Context) -> str:

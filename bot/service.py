@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot import conversation as conv
 from bot import engine
@@ -41,26 +42,13 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 PSEUDONYM_SETTING = "pseudonym_key"
+#: Tries of one inbound message that lost a race with the same citizen's other message.
+CONCURRENT_TRIES = 3
 #: Outbox kinds besides "reply"/"push" that the dispatcher carries out for Telegram buttons:
 #: answerCallbackQuery (payload ``{"callback_id"}``) and the removal of an answered keyboard
 #: (payload ``{"chat", "message_id"}``). Their ``text`` is empty; nothing is shown.
 CALLBACK_ANSWER = "callback_answer"
 KEYBOARD_REMOVE = "keyboard_remove"
-#: How far an outbound message has got. A delivery report only ever moves it up, so repeated
-#: and out-of-order reports end in the same state. ``delivered`` outranks a failure: a
-#: handset's receipt is proof. ``queued``/``sending``/``unknown`` are the dispatcher's own
-#: states, which a report never sets (a ``queued`` row would be sent again).
-STATUS_RANK: Mapping[str, int] = {
-    "queued": 0,
-    "sending": 0,
-    "unknown": 0,
-    "sent": 1,
-    "undelivered": 2,
-    "failed": 3,
-    "delivered": 4,
-    "read": 5,
-}
-_FAILURES = ("undelivered", "failed")
 
 
 def utc_now() -> datetime:
@@ -91,6 +79,13 @@ class Outgoing:
 class Received:
     duplicate: bool
     outgoing: tuple[Outgoing, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Handled:
+    received: Received
+    #: Rows were queued for the dispatcher: wake it after the commit.
+    notify: bool
 
 
 @dataclass(frozen=True)
@@ -143,6 +138,24 @@ class Service:
     def _receive(
         self, msg: InboundMessage, *, simulated: bool = False, press: ButtonPress | None = None
     ) -> Received:
+        for attempt in range(1, CONCURRENT_TRIES + 1):
+            try:
+                result = self._receive_once(msg, simulated=simulated, press=press)
+            except (StaleDataError, IntegrityError) as exc:
+                # Two messages from one citizen at once (PostgreSQL): the later commit lost the
+                # optimistic lock or the one-active-session index. Again, it sees the first.
+                if attempt == CONCURRENT_TRIES:
+                    raise
+                log.info("concurrent update (%s); trying again", type(exc).__name__)
+                continue
+            if result.notify and self._on_outbox is not None:
+                self._on_outbox()  # after the commit: the dispatcher must see the rows
+            return result.received
+        raise AssertionError("unreachable")
+
+    def _receive_once(
+        self, msg: InboundMessage, *, simulated: bool, press: ButtonPress | None
+    ) -> _Handled:
         with transaction(self._sessions) as s:
             now = self._clock()
             contact, address, _ = repo.find_or_create_contact(
@@ -168,12 +181,21 @@ class Service:
             if row is None:
                 # Providers retry on errors and timeouts: a redelivery answers 200, changes nothing.
                 log.info("duplicate inbound on %s for contact %d", msg.address.channel, contact.id)
-                return Received(duplicate=True)
+                return _Handled(Received(duplicate=True), notify=False)
             address.last_inbound_at = now
             ctx = self._context(s, contact, sessions, address.opted_out_at is not None, now)
             fresh = press is None or self._answer_press(s, press, contact.id, active, ctx, now)
+            go_ahead = conv.is_go_ahead(ctx, msg.text, msg.payload)
+            released = () if simulated else self._release_held(s, msg.address, go_ahead, now)
+            if "push" in released and go_ahead:
+                # The citizen answered an invitation sent as a template outside WhatsApp's
+                # window: what it held back (the first question) goes now; this is no answer.
+                log.info("contact %d answered a template: invitation continues", contact.id)
+                fresh = False
             effects = conv.handle(ctx, msg.text, msg.payload) if fresh else ()
             out = self._apply(s, effects, contact, msg.address, ctx, sessions, now, simulated)
+            if press is None and not simulated and msg.address.channel == "telegram":
+                self._remove_answered_keyboard(s, effects, contact.id, active, now)
             # The contact id is the pseudonym in logs: never the number or the chat id.
             log.info(
                 "inbound on %s for contact %d: %d effects, %d replies",
@@ -182,10 +204,58 @@ class Service:
                 len(effects),
                 len(out),
             )
-            result = Received(duplicate=False, outgoing=tuple(out))
-        if (out or press is not None) and not simulated and self._on_outbox is not None:
-            self._on_outbox()  # after the commit: the dispatcher must see the rows
-        return result
+            queued = bool(out or press is not None or released)
+            return _Handled(Received(False, tuple(out)), notify=queued and not simulated)
+
+    def _release_held(
+        self, s: Session, address: Address, go_ahead: bool, now: datetime
+    ) -> tuple[str, ...]:
+        """Messages held for WhatsApp's window go once the citizen writes (the kinds); a
+        command or keyword instead supersedes them: the conversation has moved on."""
+        if renderer(address.channel).capabilities.session_window is None:
+            return ()
+        return tuple(repo.release_held(s, address.channel, address.value, now, cancel=not go_ahead))
+
+    def _remove_answered_keyboard(
+        self,
+        s: Session,
+        effects: Iterable[conv.Effect],
+        contact_id: int,
+        session_id: int | None,
+        now: datetime,
+    ) -> None:
+        """A typed answer to a question shown with buttons: remove the buttons, as a tap would,
+        so an old button cannot look current."""
+        answered = any(
+            isinstance(e, conv.UpdateSession) and any(isinstance(x, Record) for x in e.step.effects)
+            for e in effects
+        )
+        if not answered:
+            return
+        keyboard = repo.last_keyboard(s, contact_id, "telegram")
+        if keyboard is None or self._keyboard_removed(s, contact_id, keyboard):
+            return
+        repo.add_outbound(
+            s,
+            channel="telegram",
+            address=keyboard["chat"],
+            text="",
+            now=now,
+            kind=KEYBOARD_REMOVE,
+            payload=keyboard,
+            contact_id=contact_id,
+            session_id=session_id,
+        )
+
+    def _keyboard_removed(self, s: Session, contact_id: int, keyboard: Mapping[str, str]) -> bool:
+        earlier = s.scalars(
+            select(Message.payload).where(
+                Message.contact_id == contact_id,
+                Message.direction == "out",
+                Message.kind == KEYBOARD_REMOVE,
+            )
+        )
+        return any(payload == keyboard for payload in earlier)
 
     def _answer_press(
         self,
@@ -212,14 +282,7 @@ class Service:
         )
         if press.keyboard_chat is not None and press.keyboard_message is not None:
             keyboard = {"chat": press.keyboard_chat, "message_id": press.keyboard_message}
-            earlier = s.scalars(
-                select(Message.payload).where(
-                    Message.contact_id == contact_id,
-                    Message.direction == "out",
-                    Message.kind == KEYBOARD_REMOVE,
-                )
-            )
-            if any(payload == keyboard for payload in earlier):
+            if self._keyboard_removed(s, contact_id, keyboard):
                 return False  # a second tap on an answered keyboard (a double tap, a lag)
             repo.add_outbound(
                 s,
@@ -242,7 +305,8 @@ class Service:
     def notify_ignored(self, item: Ignored) -> bool:
         """Ask the sender of something Voxpop cannot read (a sticker, a voice note) to reply
         with text, in their language: once per provider update (``item.provider_id``), and
-        never to an opted-out contact. Whether a message was queued."""
+        never to an opted-out contact. Under an invitation sent as a WhatsApp template, it
+        lets the consultation go on instead. Whether a message was queued."""
         target = item.notify
         if target is None or item.provider_id is None:
             return False
@@ -265,76 +329,74 @@ class Service:
             if row is None:
                 log.info("duplicate inbound on %s for contact %d", target.channel, contact.id)
                 return False
-            # It still opens WhatsApp's 24-hour window: the citizen wrote to us.
+            # It still opens WhatsApp's 24-hour window: the citizen wrote to us; a thumbs-up
+            # sticker under an invitation's template lets the consultation go on.
             address.last_inbound_at = now
-            if address.opted_out_at is not None:
+            if "push" in self._release_held(s, target, True, now):
+                log.info("contact %d answered a template: invitation continues", contact.id)
+            elif address.opted_out_at is not None:
                 return False
-            language = contact.language or (
-                active.language if active is not None else self._default_language
-            )
-            text = t(language, N_("Sorry, I can only read text. Please reply with a text message."))
-            repo.add_outbound(
-                s,
-                channel=target.channel,
-                address=target.value,
-                text=text,
-                now=now,
-                contact_id=contact.id,
-                session_id=session_id,
-            )
-            log.info(
-                "unreadable inbound on %s for contact %d: asked for text",
-                target.channel,
-                contact.id,
-            )
+            else:
+                language = contact.language or (
+                    active.language if active is not None else self._default_language
+                )
+                text = t(
+                    language,
+                    N_("Sorry, I can only read text. Please reply with a text message."),
+                )
+                repo.add_outbound(
+                    s,
+                    channel=target.channel,
+                    address=target.value,
+                    text=text,
+                    now=now,
+                    contact_id=contact.id,
+                    session_id=session_id,
+                )
+                log.info(
+                    "unreadable inbound on %s for contact %d: asked for text",
+                    target.channel,
+                    contact.id,
+                )
         if self._on_outbox is not None:
             self._on_outbox()
         return True
 
     def record_status(self, update: StatusUpdate) -> bool:
         """Apply a delivery report to the outbound message with that provider id, forward
-        only (:data:`STATUS_RANK`); whether it moved. An unknown id changes nothing.
+        only (:data:`storage.repo.STATUS_RANK`); whether it moved.
 
-        ``undelivered``/``failed`` store the provider's error code in ``messages.error``;
-        ``delivered``/``read`` clear it, so any order of reports ends in the same state.
+        A report can overtake the dispatcher: Twilio may call back before our record of its
+        API answer commits. A report for an id not recorded yet is kept and applied when the
+        dispatcher records it (unmatched ones are pruned after an hour).
         """
-        rank = STATUS_RANK.get(update.status, 0)
-        if rank == 0:
+        if repo.STATUS_RANK.get(update.status, 0) == 0:
             # queued, sending, accepted...: still with the provider, and already ``sent`` here.
             log.debug("status %s on %s: nothing to record", update.status, update.channel)
             return False
-        values: dict[str, Any] = {"status": update.status}
-        if update.status in _FAILURES:
-            values["error"] = update.error_code or f"{update.status} without an error code"
-        elif rank > STATUS_RANK["sent"]:
-            values["error"] = None
-        below = [status for status, r in STATUS_RANK.items() if r < rank]
         with transaction(self._sessions) as s:
-            # One conditional UPDATE: two reports racing for one row cannot move it back.
-            moved = s.scalars(
-                sql_update(Message)
-                .where(
-                    Message.direction == "out",
-                    Message.channel == update.channel,
-                    Message.provider_id == update.provider_id,
-                    Message.status.in_(below),
+            moved = repo.apply_status(
+                s, update.channel, update.provider_id, update.status, update.error_code
+            )
+            if moved is None:
+                repo.store_early_report(
+                    s,
+                    update.channel,
+                    update.provider_id,
+                    update.status,
+                    update.error_code,
+                    self._clock(),
                 )
-                .values(**values)
-                .returning(Message.id),
-                execution_options={"synchronize_session": False},
-            ).first()
-        log.info(
-            "status %s on %s: %s",
-            update.status,
-            update.channel,
-            "recorded" if moved else "no change",
-        )
-        return moved is not None
+        outcome = {True: "recorded", False: "no change", None: "kept until the message is known"}
+        log.info("status %s on %s: %s", update.status, update.channel, outcome[moved])
+        return moved is True
 
     def start_survey(
         self, address: Address, slug: str, *, simulated: bool = False
     ) -> tuple[Outgoing, ...]:
-        """Begin ``slug`` for ``address`` as an invitation would (the staff's test phone)."""
+        """Begin ``slug`` for ``address`` as an invitation (the staff's test phone when
+        ``simulated``). Its messages are pushes, and the first carries what a WhatsApp
+        template needs outside the 24-hour window (``payload["invitation"]``)."""
         with transaction(self._sessions) as s:
             now = self._clock()
             contact, addr, _ = repo.find_or_create_contact(s, address.channel, address.value, now)
@@ -348,8 +410,31 @@ class Service:
                 step = engine.resume(active.survey, active.state, engine.Timeout(), now)
                 effects = (conv.UpdateSession(active.session_id, active.survey, step),)
                 ctx = replace(ctx, active=None)
-            effects += conv.begin(ctx, survey, ctx.contact.language or self._default_language)
-            return tuple(self._apply(s, effects, contact, address, ctx, sessions, now, simulated))
+            language = ctx.contact.language or self._default_language
+            begun = conv.begin(ctx, survey, language)
+            started = next((e for e in begun if isinstance(e, conv.UpdateSession)), None)
+            if started is not None and not simulated:
+                begun = tuple(replace(e, kind="push") if isinstance(e, Say) else e for e in begun)
+            out = self._apply(s, effects + begun, contact, address, ctx, sessions, now, simulated)
+            if started is not None and not simulated:
+                opener = out[-len([e for e in begun if isinstance(e, Say)])]
+                self._mark_invitation(s, opener.id, survey, started.step.state.language)
+            return tuple(out)
+
+    def _mark_invitation(self, s: Session, message_id: int, survey: Survey, language: str) -> None:
+        row = s.get(Message, message_id)
+        assert row is not None
+        payload = dict(row.payload) if isinstance(row.payload, Mapping) else {}
+        payload["invitation"] = {
+            "survey": survey.id,
+            "language": language,
+            # Fallbacks for the template's language, in order.
+            "languages": [survey.default_language],
+            "title": survey.title.get(language) or survey.title.get(survey.default_language, ""),
+            "keyword": survey.keywords[0] if survey.keywords else "",
+            "questions": str(len(survey.questions)),
+        }
+        row.payload = payload
 
     def _context(
         self,

@@ -1,8 +1,11 @@
-"""The real senders for the configured channels, as the dispatcher's :data:`Deliver` functions.
+"""The real senders for the configured channels, as the dispatcher's :data:`Deliver` functions,
+and each channel's :class:`~bot.dispatch.Pacing` from the config.
 
 An outbox row is rendered for its channel here, at send time, so a change in rendering rules
 applies to messages still waiting. Telegram chores queued by the webhook (answering a button
 press, removing an answered keyboard) are outbox rows too: the webhook never calls out.
+A WhatsApp invitation outside the 24-hour window goes as the approved template configured for
+its survey and language (``[twilio] whatsapp_templates``).
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import Config
-from bot.dispatch import Clock, Deliver, Dispatcher, DispatchSettings, Job
+from bot.config import Config, find_template
+from bot.dispatch import Clock, Deliver, Dispatcher, DispatchSettings, Job, Pacing
 from bot.messages import Address, Option, OutboundMessage
 from bot.service import utc_now
-from channels import sms, telegram, whatsapp
+from channels import errors, sms, telegram, whatsapp
 from channels.base import Lifecycle, SendReceipt
 from channels.telegram_send import TelegramSender
 from channels.twilio_send import TwilioSender
@@ -46,11 +49,61 @@ def outbound(job: Job) -> OutboundMessage:
     return OutboundMessage(address, job.text, _options(job.payload), "reply")
 
 
+def _sms_segments(job: Job) -> int:
+    rendered = sms.render(outbound(job))
+    return rendered.segments or 1
+
+
+def _telegram_cost(job: Job) -> int:
+    # Answering a tapped button shows nothing in the chat and must not wait behind messages.
+    return 0 if job.kind == CALLBACK_ANSWER else 1
+
+
+def pacing(config: Config) -> dict[str, Pacing]:
+    """Each configured channel's limits, shared by all dispatchers (docs/delivery.md).
+
+    >>> from bot.config import TwilioConfig
+    >>> twilio = TwilioConfig(account_sid="AC1", auth_token="t", sms_from="+15555550199")
+    >>> p = pacing(Config(twilio=twilio))["sms"]
+    >>> p.key, p.per_second
+    ('sms:+15555550199', 10.0)
+    """
+    found: dict[str, Pacing] = {}
+    tg, twilio = config.telegram, config.twilio
+    if tg.enabled:
+        found["telegram"] = Pacing(
+            key="telegram",
+            per_second=tg.messages_per_second,
+            per_address=timedelta(seconds=1 / tg.per_chat_per_second),
+            cost=_telegram_cost,
+        )
+    if twilio.enabled and (twilio.messaging_service_sid or twilio.sms_from):
+        sender = twilio.messaging_service_sid or twilio.sms_from
+        found["sms"] = Pacing(
+            key=f"sms:{sender}",
+            per_second=twilio.sms_segments_per_second,
+            cost=_sms_segments,
+            # Twilio's 429 is about concurrent API requests, not the sender's pace: the
+            # message retries with backoff, the others go on.
+            throttle_holds_sender=False,
+        )
+    if twilio.enabled and twilio.whatsapp_from:
+        found["whatsapp"] = Pacing(
+            key=f"whatsapp:{twilio.whatsapp_from}",
+            per_second=twilio.whatsapp_messages_per_second,
+            session_window=whatsapp.capabilities.session_window,
+            throttle_holds_sender=False,
+        )
+    return found
+
+
 class Transports(Lifecycle):
     """Opens the senders of the configured channels; use as ``async with`` in the loop that
     sends (the SDKs' connection pools belong to one event loop)."""
 
     def __init__(self, config: Config) -> None:
+        self._templates = config.twilio.whatsapp_templates
+        self._default_language = config.conversation.default_language
         timeout = config.dispatch.send_timeout_seconds
         self.telegram = None
         if config.telegram.enabled:
@@ -96,7 +149,28 @@ class Transports(Lifecycle):
     async def _whatsapp_send(self, job: Job) -> SendReceipt:
         assert self.twilio is not None
         message = outbound(job)
+        if job.template:
+            return await self._whatsapp_template(job, message.address)
         return await self.twilio.send(message.address, whatsapp.render(message))
+
+    async def _whatsapp_template(self, job: Job, address: Address) -> SendReceipt:
+        """An invitation outside the 24-hour window: its survey's approved template."""
+        assert self.twilio is not None
+        invitation: Mapping[str, Any] = job.payload["invitation"]
+        survey = str(invitation.get("survey", ""))
+        languages = (str(invitation.get("language", "")), *invitation.get("languages", ()))
+        languages += (self._default_language,)
+        template = find_template(self._templates, survey, tuple(dict.fromkeys(languages)))
+        if template is None:
+            raise errors.NoTemplate(
+                f"whatsapp: outside the 24-hour window and no template for {survey} in "
+                f"{', '.join(dict.fromkeys(languages))} ([twilio] whatsapp_templates)"
+            )
+        values = {name: str(invitation.get(name, "")) for name in ("title", "keyword", "questions")}
+        receipt = await self.twilio.send_template(
+            address, template.content_sid, template.fill(values)
+        )
+        return SendReceipt(receipt.provider_id, receipt.segments, template=template.content_sid)
 
     async def initialize(self) -> None:
         for sender in (self.telegram, self.twilio):
@@ -129,5 +203,7 @@ async def dispatch_forever(
     executor = ThreadPoolExecutor(max_workers=d.concurrency + 4, thread_name_prefix="send")
     asyncio.get_running_loop().set_default_executor(executor)
     async with Transports(config) as transports:
-        dispatcher = Dispatcher(sessions, transports.delivers(), clock, settings)
+        dispatcher = Dispatcher(
+            sessions, transports.delivers(), clock, settings, pacing=pacing(config)
+        )
         await dispatcher.run(stop, wake, d.idle_poll_seconds)

@@ -112,6 +112,8 @@ class SendReceipt:
     provider_id: str
     #: SMS segments billed, when the provider or our count knows it.
     segments: int | None = None
+    #: The approved template sent instead of the text (WhatsApp outside its window).
+    template: str | None = None
 
 
 class Channel(Renderer, Protocol):

@@ -8,7 +8,10 @@ SendError
 ├── ContactOptedOut          final       opted out at the carrier (Twilio 21610)
 ├── ContactBlocked           final       the citizen blocked the bot (Telegram 403)
 ├── InvalidAddress           final       not a valid or mobile number (21211, 21614)
-├── OutsideSessionWindow     final       WhatsApp free text after 24 h (63016)
+├── OutsideSessionWindow     final       WhatsApp free text after 24 h (63016): the message
+│   │                                    is held until the citizen writes again
+│   └── NoTemplate           final       an invitation outside the window, and no approved
+│                                        template for its survey and language
 ├── ConfigError              final       our credentials or sender are wrong (401, 21606)
 └── Rejected                 final       any other refusal by the provider
 """
@@ -55,6 +58,10 @@ class InvalidAddress(SendError):
 
 
 class OutsideSessionWindow(SendError):
+    pass
+
+
+class NoTemplate(OutsideSessionWindow):
     pass
 
 

@@ -38,8 +38,10 @@ __all__ = [
     "Base",
     "Contact",
     "Message",
+    "SendBudget",
     "SessionRow",
     "Setting",
+    "StatusReport",
     "SurveyRow",
 ]
 
@@ -64,6 +66,8 @@ OUTBOUND_STATUSES: Final = (
     "failed",
     "undelivered",
     "unknown",
+    # WhatsApp outside its 24-hour window: waits for the citizen's next message.
+    "held",
 )
 
 
@@ -131,6 +135,8 @@ class Address(Base):
     invalid_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     last_inbound_at: Mapped[datetime | None]
+    #: The dispatcher's pacing: nothing more is sent here before this (Telegram: 1/s per chat).
+    next_send_at: Mapped[datetime | None]
 
 
 class SurveyRow(Base):
@@ -253,6 +259,35 @@ class Message(Base):
     segments: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class SendBudget(Base):
+    """A sender's rate limit, shared by every dispatcher: the earliest time its next message
+    may leave (the "theoretical arrival time" of a GCRA meter)."""
+
+    __tablename__ = "send_budgets"
+
+    #: ``telegram``, ``sms:<sender>``, ``whatsapp:<sender>``.
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    next_free_at: Mapped[datetime]
+
+
+class StatusReport(Base):
+    """A delivery report that arrived before the dispatcher recorded the message's provider id
+    (Twilio can call back before its API answer reaches us); applied when the id is recorded."""
+
+    __tablename__ = "status_reports"
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_id", "status"),
+        Index(None, "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    provider_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime]
 
 
 class AuditEntry(Base):

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,28 +25,38 @@ from storage.models import (
     Base,
     Contact,
     Message,
+    SendBudget,
     SessionRow,
     Setting,
+    StatusReport,
     SurveyRow,
 )
 
 __all__ = [
+    "STATUS_RANK",
     "add_outbound",
     "addresses_of",
     "answers_of",
+    "apply_early_reports",
+    "apply_status",
     "audit",
     "count_responses",
     "find_or_create_contact",
     "forget_contact",
     "get_active_session",
     "get_setting",
+    "init_send_budget",
     "init_setting",
     "insert_inbound",
     "iter_responses",
+    "last_keyboard",
     "latest_survey",
     "latest_surveys",
+    "prune_status_reports",
+    "release_held",
     "sessions_for_contact",
     "set_setting",
+    "store_early_report",
     "store_survey_version",
     "survey_by_id",
     "upsert_answer",
@@ -140,6 +150,163 @@ def add_outbound(
     return message
 
 
+#: How far an outbound message has got. A delivery report only ever moves it up, so repeated
+#: and out-of-order reports end in the same state. ``delivered`` outranks a failure: a
+#: handset's receipt is proof. ``queued``/``sending``/``held``/``unknown`` are the
+#: dispatcher's own states, which a report never sets (a ``queued`` row would be sent again).
+STATUS_RANK: Mapping[str, int] = {
+    "queued": 0,
+    "sending": 0,
+    "held": 0,
+    "unknown": 0,
+    "sent": 1,
+    "undelivered": 2,
+    "failed": 3,
+    "delivered": 4,
+    "read": 5,
+}
+_FAILURES = ("undelivered", "failed")
+
+
+def apply_status(
+    s: Session, channel: str, provider_id: str, status: str, error_code: str | None
+) -> bool | None:
+    """Move the outbound message with ``provider_id`` forward to ``status`` (never back).
+
+    ``True`` if it moved, ``False`` if it was already as far, ``None`` if no message has
+    that provider id (yet). Failures store the error code; delivery clears it, so any order
+    of reports ends in the same state.
+    """
+    rank = STATUS_RANK.get(status, 0)
+    if rank == 0:
+        return False
+    values: dict[str, Any] = {"status": status}
+    if status in _FAILURES:
+        values["error"] = error_code or f"{status} without an error code"
+    elif rank > STATUS_RANK["sent"]:
+        values["error"] = None
+    below = [name for name, r in STATUS_RANK.items() if r < rank]
+    mine = and_(
+        Message.direction == "out",
+        Message.channel == channel,
+        Message.provider_id == provider_id,
+    )
+    # One conditional UPDATE: two reports racing for one row cannot move it back.
+    moved = s.scalars(
+        update(Message)
+        .where(mine, Message.status.in_(below))
+        .values(**values)
+        .returning(Message.id),
+        execution_options={"synchronize_session": False},
+    ).first()
+    if moved is not None:
+        return True
+    exists = s.scalar(select(Message.id).where(mine).limit(1))
+    return False if exists is not None else None
+
+
+def store_early_report(
+    s: Session, channel: str, provider_id: str, status: str, error_code: str | None, now: datetime
+) -> None:
+    """Keep a report for a provider id not recorded yet (applied by
+    :func:`apply_early_reports` when the dispatcher records it)."""
+    s.execute(
+        _insert(s, StatusReport)
+        .values(
+            channel=channel,
+            provider_id=provider_id,
+            status=status,
+            error_code=error_code,
+            received_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "provider_id", "status"])
+    )
+
+
+def apply_early_reports(s: Session, sent: Sequence[Message]) -> int:
+    """Apply and delete the reports that arrived before these messages' provider ids were
+    recorded; how many applied. Costs one query when there are none."""
+    if not sent:
+        return 0
+    ids = {(m.channel, m.provider_id) for m in sent if m.provider_id}
+    reports = list(
+        s.scalars(
+            select(StatusReport).where(
+                StatusReport.provider_id.in_({provider_id for _, provider_id in ids})
+            )
+        )
+    )
+    applied = 0
+    s.flush()
+    for report in sorted(reports, key=lambda r: STATUS_RANK.get(r.status, 0)):
+        if (report.channel, report.provider_id) in ids:
+            apply_status(s, report.channel, report.provider_id, report.status, report.error_code)
+            applied += 1
+            s.delete(report)
+    if applied:
+        s.expire_all()
+    return applied
+
+
+def prune_status_reports(s: Session, before: datetime) -> None:
+    """Forget early reports that never found their message (another deployment's, or lost)."""
+    s.execute(delete(StatusReport).where(StatusReport.received_at < before))
+
+
+def release_held(
+    s: Session, channel: str, address: str, now: datetime, *, cancel: bool = False
+) -> list[str]:
+    """Queue again what waited for this citizen's message (WhatsApp's window), or with
+    ``cancel`` mark it failed as superseded; the kinds of the rows."""
+    values: dict[str, Any] = {"status": "queued", "next_attempt_at": now}
+    if cancel:
+        values = {"status": "failed", "error": "superseded: the citizen wrote first"}
+    return list(
+        s.scalars(
+            update(Message)
+            .where(
+                Message.status == "held",
+                Message.direction == "out",
+                Message.channel == channel,
+                Message.address == address,
+            )
+            .values(**values)
+            .returning(Message.kind),
+            execution_options={"synchronize_session": False},
+        )
+    )
+
+
+def last_keyboard(s: Session, contact_id: int, channel: str) -> dict[str, str] | None:
+    """The chat and message id of the last message sent to the contact, if it showed buttons
+    (a Telegram provider id is ``<chat>:<message id>``)."""
+    row = s.execute(
+        select(Message.provider_id, Message.payload)
+        .where(
+            Message.contact_id == contact_id,
+            Message.direction == "out",
+            Message.channel == channel,
+            Message.kind.in_(("reply", "push")),
+            Message.provider_id.is_not(None),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).first()
+    if row is None or not isinstance(row.payload, Mapping) or not row.payload.get("options"):
+        return None
+    chat, _, message_id = str(row.provider_id).rpartition(":")
+    return {"chat": chat, "message_id": message_id} if chat and message_id else None
+
+
+def init_send_budget(s: Session, key: str, now: datetime) -> None:
+    """Create a sender's budget row unless another dispatcher just did."""
+    s.execute(
+        _insert(s, SendBudget)
+        .values(key=key, next_free_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+
+
 # --- contacts ---------------------------------------------------------------------------
 
 
@@ -207,7 +374,7 @@ def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
     ):
         # Inbound rows are stored before the contact is resolved, so match on the address too.
         theirs = or_(theirs, and_(Message.channel == channel, Message.address == value))
-    unsent = and_(Message.direction == "out", Message.status.in_(("queued", "sending")))
+    unsent = and_(Message.direction == "out", Message.status.in_(("queued", "sending", "held")))
     s.execute(
         update(Message)
         .where(theirs)

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.dispatch import Dispatcher, DispatchSettings, Job, Outcome
+from bot.dispatch import Dispatcher, DispatchSettings, Job, Outcome, Pacing
 from channels import errors
 from channels.base import SendReceipt
 from storage import repo
 from storage.db import transaction
-from storage.models import Address, Message
+from storage.models import Address, Message, StatusReport
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -155,7 +155,8 @@ def test_an_accepted_send_is_sent_with_the_provider_id(db: sessionmaker[Session]
         (errors.Throttled("429", retry_after=30), "queued", timedelta(seconds=30)),
         (errors.Unknown("read timeout"), "unknown", None),
         (errors.Rejected("bad body", code="21602"), "failed", None),
-        (errors.OutsideSessionWindow("63016", code="63016"), "failed", None),
+        (errors.OutsideSessionWindow("63016", code="63016"), "held", None),
+        (errors.NoTemplate("no template for park in nl"), "failed", None),
     ],
 )
 def test_outcomes_follow_the_error_tree(
@@ -251,3 +252,211 @@ def test_a_late_record_does_not_touch_the_new_owners_lease(db: sessionmaker[Sess
     assert (row.status, row.provider_id, row.attempts) == ("sending", None, 2)
     fast.record([Outcome(second, receipt=SendReceipt("TG-2"))])
     assert _rows(db)["hello"].provider_id == "TG-2"
+
+
+# --- pacing: the sender's budget and the gap per address, shared by all dispatchers ---------
+
+
+def _paced(
+    db: sessionmaker[Session], clock: Clock, pacing: dict[str, Pacing], **settings: object
+) -> Dispatcher:
+    return Dispatcher(
+        db,
+        {"sms": _never, "telegram": _never, "whatsapp": _never},
+        clock,
+        DispatchSettings(**settings),  # type: ignore[arg-type]
+        random.Random(7),
+        pacing=pacing,
+    )
+
+
+def test_a_sender_budget_lets_out_what_fits_in_the_horizon(db: sessionmaker[Session]) -> None:
+    clock = Clock()
+    for n in range(30):
+        _queue(db, f"m{n}", address=f"+3247000{n:04d}")
+    pacing = {"sms": Pacing(key="sms:+15555550199", per_second=10)}
+    first = _paced(db, clock, pacing).claim()
+    # One every 0.1 s, from now to the end of the one-second horizon.
+    assert [round(j.delay, 3) for j in first] == [n / 10 for n in range(11)]
+    # Another dispatcher at the same moment finds the budget spent.
+    assert _paced(db, clock, pacing).claim() == []
+    clock.now += timedelta(seconds=1)
+    later = _paced(db, clock, pacing).claim()
+    assert [round(j.delay, 3) for j in later] == [n / 10 for n in range(1, 11)]
+
+
+def test_sms_segments_count_against_the_budget(db: sessionmaker[Session]) -> None:
+    clock = Clock()
+    for n in range(10):
+        _queue(db, f"m{n}", address=f"+3247000{n:04d}")
+    pacing = {"sms": Pacing(key="sms:x", per_second=6, cost=lambda job: 3)}
+    jobs = _paced(db, clock, pacing).claim()
+    assert [round(j.delay, 3) for j in jobs] == [0.0, 0.5, 1.0]
+
+
+def test_one_chat_gets_one_message_a_second_and_chores_do_not_wait(
+    db: sessionmaker[Session],
+) -> None:
+    clock = Clock()
+    for text in ("intro", "question", "third"):
+        _queue(db, text, channel="telegram", address="100")
+    _queue(db, "other chat", channel="telegram", address="200")
+    _queue(db, "", kind="callback_answer", channel="telegram", address="100")
+    pacing = {
+        "telegram": Pacing(
+            key="telegram",
+            per_second=100,
+            per_address=timedelta(seconds=1),
+            cost=lambda job: 0 if job.kind == "callback_answer" else 1,
+        )
+    }
+    dispatcher = _paced(db, clock, pacing)
+    jobs = {(j.kind, j.text): round(j.delay, 2) for j in dispatcher.claim()}
+    assert jobs == {
+        ("callback_answer", ""): 0.0,
+        ("reply", "intro"): 0.0,
+        ("reply", "other chat"): 0.01,  # the sender's 100 a second
+    }
+    assert dispatcher.claim() == []  # the chat's next message waits a second
+    clock.now += timedelta(seconds=0.99)
+    assert dispatcher.claim() == []
+    clock.now += timedelta(seconds=0.01)
+    assert [(j.text, j.delay) for j in dispatcher.claim()] == [("question", 0.0)]
+    clock.now += timedelta(seconds=1)
+    assert [j.text for j in dispatcher.claim()] == ["third"]
+
+
+def test_pacing_holds_across_concurrent_dispatchers(db: sessionmaker[Session]) -> None:
+    clock = Clock()
+    for n in range(90):
+        _queue(db, f"m{n}", address=f"+3247000{n:04d}")
+    pacing = {"sms": Pacing(key="sms:x", per_second=20)}
+    delays: list[float] = []
+    barrier = threading.Barrier(3)
+
+    def claimer() -> None:
+        dispatcher = _paced(db, clock, pacing)
+        barrier.wait()
+        delays.extend(j.delay for j in dispatcher.claim())
+
+    threads = [threading.Thread(target=claimer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Three claimers together take one second's worth at 20 a second: 21 slots, none shared.
+    assert sorted(round(d, 3) for d in delays) == [n / 20 for n in range(21)]
+
+
+def test_a_429_holds_back_the_sender_and_the_address(db: sessionmaker[Session]) -> None:
+    clock = Clock()
+    _queue(db, "hello", channel="telegram", address="100")
+    _queue(db, "other", channel="telegram", address="200")
+    pacing = {"telegram": Pacing(key="telegram", per_second=1000)}
+    dispatcher = _paced(db, clock, pacing)
+    jobs = dispatcher.claim()
+    throttled = next(j for j in jobs if j.text == "hello")
+    sent = next(j for j in jobs if j.text == "other")
+    dispatcher.record(
+        [
+            Outcome(throttled, error=errors.Throttled("429", retry_after=30)),
+            Outcome(sent, receipt=SendReceipt("200:1")),
+        ]
+    )
+    _queue(db, "later", channel="telegram", address="300")
+    clock.now += timedelta(seconds=20)
+    assert dispatcher.claim() == []  # the whole bot waits out Telegram's retry_after
+    clock.now += timedelta(seconds=15)
+    assert {j.text for j in dispatcher.claim()} == {"hello", "later"}
+
+
+def test_a_twilio_style_429_holds_back_only_the_address(db: sessionmaker[Session]) -> None:
+    clock = Clock()
+    _queue(db, "hello", address="+32470000001")
+    pacing = {"sms": Pacing(key="sms:x", per_second=1000, throttle_holds_sender=False)}
+    dispatcher = _paced(db, clock, pacing)
+    (job,) = dispatcher.claim()
+    dispatcher.record([Outcome(job, error=errors.Throttled("429", retry_after=30))])
+    _queue(db, "other", address="+32470000002")
+    assert [j.text for j in dispatcher.claim()] == ["other"]
+
+
+# --- WhatsApp's 24-hour window -------------------------------------------------------------
+
+
+def _last_wrote(db: sessionmaker[Session], address: str, at: datetime | None) -> None:
+    with transaction(db) as s:
+        row = s.scalars(select(Address).where(Address.value == address)).one()
+        row.last_inbound_at = at
+
+
+def test_outside_the_window_messages_are_held_and_an_invitation_goes_as_a_template(
+    db: sessionmaker[Session],
+) -> None:
+    clock = Clock()
+    window = {"whatsapp": Pacing(key="wa", per_second=100, session_window=timedelta(hours=24))}
+    recent, silent = "+32470000001", "+32470000002"
+    _queue(db, "reply in the window", channel="whatsapp", address=recent)
+    _last_wrote(db, recent, T0 - timedelta(hours=23))
+    _queue(db, "stale reply", channel="whatsapp", address=silent)
+    _last_wrote(db, silent, T0 - timedelta(hours=25))
+    invitation_id = _queue(db, "invitation", kind="push", channel="whatsapp", address=silent)
+    with transaction(db) as s:
+        row = s.get(Message, invitation_id)
+        assert row is not None
+        row.payload = {"invitation": {"survey": "park", "language": "en"}}
+    jobs = {j.text: j.template for j in _paced(db, clock, window).claim()}
+    assert jobs == {"reply in the window": False, "invitation": True}
+    assert _rows(db)["stale reply"].status == "held"
+
+
+def test_a_window_refusal_holds_the_message_and_a_missing_template_fails_it(
+    db: sessionmaker[Session],
+) -> None:
+    clock = Clock()
+    window = {"whatsapp": Pacing(key="wa", per_second=100, session_window=timedelta(hours=24))}
+    _queue(db, "hello", channel="whatsapp", address="+32470000001")
+    _last_wrote(db, "+32470000001", T0)
+    dispatcher = _paced(db, clock, window)
+    (job,) = dispatcher.claim()
+    dispatcher.record([Outcome(job, error=errors.OutsideSessionWindow("63016", code="63016"))])
+    row = _rows(db)["hello"]
+    assert (row.status, row.attempts) == ("held", 0)  # never resent as free text on its own
+
+
+# --- delivery reports that overtake the dispatcher -----------------------------------------
+
+
+def test_a_report_arriving_before_the_provider_id_is_applied_when_it_is_recorded(
+    db: sessionmaker[Session],
+) -> None:
+    from bot.service import Service
+    from channels.base import StatusUpdate
+
+    clock = Clock()
+    _queue(db, "hello")
+    dispatcher = _dispatcher(db, clock)
+    (job,) = dispatcher.claim()
+    service = Service(db, clock=clock)
+    # Twilio called back while our record of its answer was still on its way.
+    assert not service.record_status(StatusUpdate("sms", "SM-early", "sent"))
+    assert not service.record_status(StatusUpdate("sms", "SM-early", "delivered"))
+    dispatcher.record([Outcome(job, receipt=SendReceipt("SM-early"))])
+    assert _rows(db)["hello"].status == "delivered"
+    with transaction(db, read_only=True) as s:
+        assert s.scalars(select(StatusReport)).all() == []
+
+
+def test_reports_that_never_find_their_message_are_pruned(db: sessionmaker[Session]) -> None:
+    from bot.service import Service
+    from channels.base import StatusUpdate
+
+    clock = Clock()
+    Service(db, clock=clock).record_status(StatusUpdate("sms", "SM-stranger", "delivered"))
+    clock.now += timedelta(hours=2)
+    _queue(db, "hello", at=clock.now)
+    dispatcher = _dispatcher(db, clock)
+    (job,) = dispatcher.claim()
+    dispatcher.record([Outcome(job, receipt=SendReceipt("SM-mine"))])
+    with transaction(db, read_only=True) as s:
+        assert s.scalars(select(StatusReport)).all() == []

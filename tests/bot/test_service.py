@@ -557,7 +557,7 @@ def test_stop_silences_every_address_until_start(
     assert all(r.status != "active" for r in session_rows(db))
 
     clock.advance(timedelta(days=2))  # long enough for the daily help, which must not come
-    for who, text in [(citizen, "hi"), (whatsapp, "1"), (citizen, "EVERY"), (whatsapp, "OTHER")]:
+    for who, text in [(citizen, "hi"), (whatsapp, "1"), (citizen, "yes"), (whatsapp, "maybe")]:
         before = message_counts(db)
         assert who.send(text).outgoing == ()
         assert message_counts(db) == {"in": before["in"] + 1, "out": before["out"]}
@@ -572,6 +572,17 @@ def test_stop_silences_every_address_until_start(
         pseudonym = service.pseudonym(s, contact_id)
     citizen_actions = [(action, subject) for action, subject in audit if action != "survey_load"]
     assert citizen_actions == [("opt_out", pseudonym), ("opt_in", pseudonym)]
+
+
+def test_a_keyword_after_stop_asks_to_take_part_and_opts_in_again(
+    citizen: Citizen, db: sessionmaker[Session]
+) -> None:
+    # A Telegram link t.me/<bot>?start=EVERY arrives as the keyword too: the citizen asked.
+    citizen.conversation("STOP")
+    replies = citizen.texts("EVERY")
+    assert replies[0] == "Seven short questions."
+    assert [a.opted_out_at for a in address_rows(db)] == [None]
+    assert [r.status for r in session_rows(db)] == ["active"]
 
 
 def test_stop_mid_survey_abandons_it_and_keeps_the_answers(

@@ -17,13 +17,22 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import Config, DispatchConfig, ServerConfig, TelegramConfig, TwilioConfig
+from bot.config import (
+    Config,
+    DispatchConfig,
+    ServerConfig,
+    TelegramConfig,
+    TwilioConfig,
+    WhatsAppTemplate,
+)
 from bot.dispatch import Dispatcher, DispatcherThread, DispatchSettings
+from bot.messages import Address
 from bot.service import Service, read_survey_sources
-from bot.transports import Transports, dispatch_forever
+from bot.transports import Transports, dispatch_forever, pacing
 from bot.web import create_app
+from storage import repo
 from storage.db import transaction
-from storage.models import Message
+from storage.models import AnswerRow, Message
 from surveys.loader import example_paths
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
@@ -75,12 +84,26 @@ def _service(db: sessionmaker[Session], clock: Clock) -> Service:
     return service
 
 
-def _dispatch(config: Config, db: sessionmaker[Session], clock: Clock, rounds: int = 1) -> int:
+def _dispatch(
+    config: Config,
+    db: sessionmaker[Session],
+    clock: Clock,
+    rounds: int = 1,
+    *,
+    paced: bool = False,
+) -> int:
+    """Run the real dispatcher; ``paced`` applies the config's limits and windows (with the
+    frozen clock, a chat's second message then waits until the test moves the clock)."""
+
     async def work() -> int:
         sent = 0
         async with Transports(config) as transports:
             dispatcher = Dispatcher(
-                db, transports.delivers(), clock, DispatchSettings(concurrency=8)
+                db,
+                transports.delivers(),
+                clock,
+                DispatchSettings(concurrency=8),
+                pacing=pacing(config) if paced else None,
             )
             for _ in range(rounds):
                 sent += await dispatcher.run_once()
@@ -218,10 +241,168 @@ def test_a_reply_reaches_the_provider_within_a_second_of_the_commit(
         client = create_app(service, config).test_client()
         committed = time.monotonic()
         assert post_telegram(client, text_update("PARK", chat="777")).status_code == 200
-        while len(telegram.calls_to("sendMessage")) < 2 and time.monotonic() - committed < 5:
+        while not telegram.calls_to("sendMessage") and time.monotonic() - committed < 5:
             time.sleep(0.01)
         latency = time.monotonic() - committed
+        while len(telegram.calls_to("sendMessage")) < 2 and time.monotonic() - committed < 5:
+            time.sleep(0.01)
     finally:
         thread.stop()
-    assert len(telegram.calls_to("sendMessage")) == 2
+    intro, question = telegram.calls_to("sendMessage")
     assert latency < 1.0
+    # The question follows the intro no sooner than Telegram's one message a second per chat.
+    assert question.at - intro.at >= 0.95
+
+
+# --- WhatsApp's 24-hour window -------------------------------------------------------------
+
+TEMPLATE_SID = "HX" + "0123456789abcdef" * 2
+CITIZEN = "+15555550123"
+
+
+def _with_template(config: Config) -> Config:
+    templates = {"*": {"en": WhatsAppTemplate(TEMPLATE_SID)}}
+    return replace(config, twilio=replace(config.twilio, whatsapp_templates=templates))
+
+
+def _answers(db: sessionmaker[Session]) -> list[tuple[str, object]]:
+    with transaction(db, read_only=True) as s:
+        return [(a.question_id, a.value) for a in s.scalars(select(AnswerRow))]
+
+
+def test_an_invitation_outside_the_window_goes_as_a_template_and_goes_on_after_the_reply(
+    db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio
+) -> None:
+    clock = Clock()
+    config = _with_template(_config(telegram, twilio))
+    service = _service(db, clock)
+    client = create_app(service, config, clock=clock).test_client()
+    service.start_survey(Address("whatsapp", CITIZEN), "central-park")
+    assert _dispatch(config, db, clock, paced=True) == 1
+    (call,) = twilio.calls_to("messages.create")
+    assert (call.params["ContentSid"], "Body" in call.params) == (TEMPLATE_SID, False)
+    assert json.loads(call.params["ContentVariables"]) == {"1": "Central Park", "2": "PARK"}
+    intro, question = _outbox(db)
+    assert (intro.status, intro.payload["template"], question.status) == (
+        "sent",
+        TEMPLATE_SID,
+        "held",
+    )
+
+    # The citizen taps the template's quick reply: no answer, the first question follows.
+    tap = twilio_form(
+        "whatsapp_inbound",
+        Body="Yes",
+        ButtonText="Yes",
+        ButtonPayload="go",
+        From=f"whatsapp:{CITIZEN}",
+    )
+    assert post_twilio(client, "whatsapp", tap, token=twilio.auth_token).status_code == 200
+    assert _dispatch(config, db, clock, paced=True) == 1
+    assert twilio.messages[-1]["body"].startswith("How often do you visit the park?\n1 Every week")
+    assert _answers(db) == []
+
+    answer = twilio_form("whatsapp_inbound", Body="1", From=f"whatsapp:{CITIZEN}")
+    assert post_twilio(client, "whatsapp", answer, token=twilio.auth_token).status_code == 200
+    assert _answers(db) == [("visits", "weekly")]
+
+
+def test_inside_the_window_an_invitation_is_plain_text(
+    db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio
+) -> None:
+    clock = Clock()
+    config = _with_template(_config(telegram, twilio))
+    service = _service(db, clock)
+    client = create_app(service, config, clock=clock).test_client()
+    hello = twilio_form("whatsapp_inbound", Body="hello", From=f"whatsapp:{CITIZEN}")
+    assert post_twilio(client, "whatsapp", hello, token=twilio.auth_token).status_code == 200
+    clock.now += timedelta(hours=23)
+    service.start_survey(Address("whatsapp", CITIZEN), "central-park")
+    while _dispatch(config, db, clock, paced=True):
+        pass
+    bodies = [m["body"] for m in twilio.messages]
+    assert bodies[-2].startswith("Hello! The city wants your view on Central Park.")
+    assert bodies[-1].startswith("How often do you visit the park?")
+    assert all("ContentSid" not in c.params for c in twilio.calls_to("messages.create"))
+
+
+def test_without_a_template_an_invitation_outside_the_window_is_never_free_text(
+    db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio
+) -> None:
+    clock = Clock()
+    config = _config(telegram, twilio)  # no whatsapp_templates
+    service = _service(db, clock)
+    service.start_survey(Address("whatsapp", CITIZEN), "central-park")
+    _dispatch(config, db, clock, paced=True, rounds=2)
+    assert twilio.calls == []
+    intro, question = _outbox(db)
+    assert intro.status == "failed"
+    assert "no template for central-park in en" in (intro.error or "")
+    assert question.status == "held"
+
+
+def test_a_63016_refusal_holds_the_message_until_the_citizen_writes(
+    db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio
+) -> None:
+    clock = Clock()
+    config = _config(telegram, twilio)
+    client = create_app(_service(db, clock), config, clock=clock).test_client()
+    form = twilio_form("whatsapp_inbound", Body="PARK", From=f"whatsapp:{CITIZEN}")
+    assert post_twilio(client, "whatsapp", form, token=twilio.auth_token).status_code == 200
+    twilio.refuse(f"whatsapp:{CITIZEN}", "63016")  # Twilio counts the window differently
+    _dispatch(config, db, clock, paced=True)
+    assert [m.status for m in _outbox(db)] == ["held", "queued"]
+    clock.now += timedelta(hours=1)
+    _dispatch(config, db, clock, paced=True)  # the question now waits behind the window too
+    assert [m.status for m in _outbox(db)] == ["held", "held"]
+    twilio.clear_refusals()
+    again = twilio_form("whatsapp_inbound", Body="1", From=f"whatsapp:{CITIZEN}")
+    assert post_twilio(client, "whatsapp", again, token=twilio.auth_token).status_code == 200
+    while _dispatch(config, db, clock, paced=True):
+        pass
+    assert [m["body"].split("\n")[0] for m in twilio.messages][:2] == [
+        "Hello! The city wants your view on Central Park. A few short questions, about 3 "
+        "minutes. Send STOP to stop.",
+        "How often do you visit the park?",
+    ]
+
+
+# --- pacing with the real SDK ---------------------------------------------------------------
+
+
+def test_two_dispatchers_together_keep_telegrams_limits(
+    db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio
+) -> None:
+    config = _config(telegram, twilio)
+    config = replace(
+        config,
+        telegram=replace(config.telegram, messages_per_second=20.0, per_chat_per_second=1.0),
+        dispatch=DispatchConfig(idle_poll_seconds=0.05),
+    )
+    now = datetime.now(UTC)
+    with transaction(db) as s:
+        for chat in range(15):
+            for n in range(2):
+                repo.add_outbound(
+                    s, channel="telegram", address=str(9000 + chat), text=f"m{n}", now=now
+                )
+                repo.find_or_create_contact(s, "telegram", str(9000 + chat), now)
+    threads = [DispatcherThread(partial(dispatch_forever, config, db)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while len(telegram.calls_to("sendMessage")) < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for thread in threads:
+            thread.stop()
+    calls = telegram.calls_to("sendMessage")
+    assert len(calls) == 30
+    times = sorted(c.at for c in calls)
+    # At most 20 in any one second (one more for the edges of the measuring window).
+    assert max(sum(1 for t in times if start <= t < start + 1) for start in times) <= 21
+    by_chat: dict[str, list[float]] = {}
+    for call in calls:
+        by_chat.setdefault(str(call.params["chat_id"]), []).append(call.at)
+    assert all(b - a >= 0.95 for a, b in by_chat.values())

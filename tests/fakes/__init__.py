@@ -28,6 +28,7 @@ import json
 import random
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ class Call:
     headers: dict[str, str] = field(repr=False)
     #: The fault injected into this request, if any.
     fault: str | None = None
+    #: When it arrived (``time.monotonic()``), to check pacing.
+    at: float = field(default_factory=time.monotonic, compare=False)
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,11 @@ class FakeTwilio(FakeServer):
         with self._lock:
             self._refused[to] = code
 
+    def clear_refusals(self) -> None:
+        """Accept every address again."""
+        with self._lock:
+            self._refused.clear()
+
     @property
     def messages(self) -> list[dict[str, Any]]:
         """Every Message resource created, oldest first."""
