@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_config
+from bot.config import ConfigError, channel_problems, load_config
 
 
 def test_defaults_without_a_file(tmp_path: Path) -> None:
@@ -78,3 +78,49 @@ def test_bad_files_say_where_and_why(tmp_path: Path, content: str, message: str)
 def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\$VOXPOP_SERVER__PORT: \[server\] port"):
         load_config(None, environ={"VOXPOP_SERVER__PORT": "lots"}, cwd=tmp_path)
+
+
+SID_EN = "HX" + "0123456789abcdef" * 2
+SID_NL = "HX" + "fedcba9876543210" * 2
+
+
+def test_whatsapp_templates_from_a_file_and_from_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "voxpop.toml").write_text(
+        '[twilio.whatsapp_templates."*"]\n'
+        f'en = "{SID_EN}"\n'
+        "[twilio.whatsapp_templates.central-park]\n"
+        f'nl = {{ content_sid = "{SID_NL}", '
+        'variables = { "1" = "{title} ({questions})" } }\n'
+    )
+    templates = load_config(None, environ={}, cwd=tmp_path).twilio.whatsapp_templates
+    assert templates["*"]["en"].content_sid == SID_EN
+    park = templates["central-park"]["nl"]
+    assert park.fill({"title": "Centraal Park", "questions": "6"}) == {"1": "Centraal Park (6)"}
+    env = {"VOXPOP_TWILIO__WHATSAPP_TEMPLATES": f'{{"*": {{"fr": "{SID_EN}"}}}}'}
+    from_env = load_config(None, environ=env, cwd=tmp_path).twilio.whatsapp_templates
+    assert list(from_env) == ["*"]
+    assert from_env["*"]["fr"].content_sid == SID_EN
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('"*" = { en = "HX12" }', "whatsapp_templates.*.en: content_sid must be HX and 32 hex"),
+        (
+            f'"*" = {{ en = {{ content_sid = "{SID_EN}", variables = {{ "1" = "{{name}}" }} }} }}',
+            "variable 1 uses {name} (known: {title}, {keyword}, {questions})",
+        ),
+        ('"*" = "HX"', "whatsapp_templates.*: expected a table of languages"),
+    ],
+)
+def test_bad_whatsapp_templates_say_which_and_why(tmp_path: Path, table: str, message: str) -> None:
+    (tmp_path / "voxpop.toml").write_text(f"[twilio.whatsapp_templates]\n{table}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(None, environ={}, cwd=tmp_path)
+    assert message in str(err.value)
+
+
+def test_a_rate_of_zero_is_a_clear_problem(tmp_path: Path) -> None:
+    env = {"VOXPOP_TELEGRAM__PER_CHAT_PER_SECOND": "0"}
+    config = load_config(None, environ=env, cwd=tmp_path)
+    assert "[telegram] per_chat_per_second must be above 0, got 0" in channel_problems(config)

@@ -791,3 +791,107 @@ def test_logs_never_carry_the_number(citizen: Citizen, caplog: pytest.LogCapture
     assert "inbound on sms for contact" in logged
     digits = PHONE.lstrip("+")
     assert digits[-4:] not in logged  # not even the tail of it
+
+
+# --- Telegram keyboards, WhatsApp templates, races -------------------------------------------
+
+
+def _mark_sent(db: sessionmaker[Session], provider_ids: dict[str, str]) -> None:
+    """Record sends as the dispatcher would: ``text`` -> provider id."""
+    with transaction(db) as s:
+        for row in s.scalars(select(Message).where(Message.direction == "out")):
+            if row.text in provider_ids:
+                row.status, row.provider_id = "sent", provider_ids[row.text]
+
+
+def test_a_typed_answer_removes_the_buttons_of_the_question_it_answers(
+    service: Service, clock: Clock, db: sessionmaker[Session]
+) -> None:
+    chat = Citizen(service, clock, Address("telegram", "4242"))
+    chat.conversation("EVERY")
+    _mark_sent(db, {"Seven short questions.": "4242:10", "Favourite colour?": "4242:11"})
+    chat.conversation("hmm")  # a re-ask: the buttons stay, the question is still open
+    assert [m.kind for m in outbound_rows(db)].count("keyboard_remove") == 0
+    chat.conversation("red")
+    removals = [m.payload for m in outbound_rows(db) if m.kind == "keyboard_remove"]
+    assert removals == [{"chat": "4242", "message_id": "11"}]
+    chat.conversation("bus")  # the next question's message was not sent yet: nothing to do
+    assert [m.kind for m in outbound_rows(db)].count("keyboard_remove") == 1
+
+
+def _invite_on_whatsapp(service: Service, clock: Clock, db: sessionmaker[Session]) -> Citizen:
+    """An invitation sent as a template: the dispatcher holds its first question."""
+    service.start_survey(Address("whatsapp", PHONE), "every-type")
+    with transaction(db) as s:
+        intro, question = s.scalars(select(Message).order_by(Message.id))
+        assert (intro.kind, question.kind) == ("push", "push")
+        assert intro.payload["invitation"]["survey"] == "every-type"
+        intro.status, intro.provider_id = "sent", "SM-template"
+        question.status = "held"
+    return Citizen(service, clock, Address("whatsapp", PHONE))
+
+
+def test_a_reply_to_an_invitation_template_releases_the_question_and_is_no_answer(
+    service: Service, clock: Clock, db: sessionmaker[Session]
+) -> None:
+    citizen = _invite_on_whatsapp(service, clock, db)
+    assert citizen.send("OK").outgoing == ()
+    question = outbound_rows(db)[1]
+    assert (question.text, question.status) == ("Favourite colour?", "queued")
+    assert answer_rows(db) == []
+    citizen.conversation("red")
+    assert [(a.question_id, a.value) for a in answer_rows(db)] == [("colour", "red")]
+
+
+def test_a_command_instead_of_a_reply_supersedes_what_was_held(
+    service: Service, clock: Clock, db: sessionmaker[Session]
+) -> None:
+    citizen = _invite_on_whatsapp(service, clock, db)
+    assert citizen.texts("STOP") == [
+        "You will get no more messages from us. Send START to join again."
+    ]
+    question = outbound_rows(db)[1]
+    assert (question.status, question.error) == ("failed", "superseded: the citizen wrote first")
+
+
+def test_an_invitation_to_the_staff_test_phone_is_never_a_template(
+    service: Service, db: sessionmaker[Session]
+) -> None:
+    service.start_survey(Address("whatsapp", PHONE), "every-type", simulated=True)
+    assert [(m.kind, m.payload) for m in outbound_rows(db)] == [("reply", None)] + [
+        ("reply", {"options": m.payload["options"]}) for m in outbound_rows(db)[1:]
+    ]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_messages_from_one_citizen_at_once_are_both_handled(
+    service: Service, clock: Clock, db: sessionmaker[Session]
+) -> None:
+    # Without the retry, the later commit loses the optimistic lock or the one-active-session
+    # index and the webhook answers 500 (the provider would retry, late and out of order).
+    import threading
+
+    errors: list[BaseException] = []
+    for round_ in range(8):
+        citizen = Citizen(service, clock, Address("sms", f"+3247055{round_:04d}"))
+        citizen.conversation("EVERY")
+        barrier = threading.Barrier(2)
+
+        def send(text: str, who: Citizen = citizen, gate: threading.Barrier = barrier) -> None:
+            gate.wait()
+            try:
+                who.send(text)
+            except BaseException as exc:  # the test reports any failure
+                errors.append(exc)
+
+        # Both answer the same question of the same session.
+        threads = [threading.Thread(target=send, args=(t,)) for t in ("red", "blue")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert message_counts(db)["in"] == 24
+    # One of the two answered the colour; the other answered the next question (or was
+    # re-asked): nothing was lost and nothing answered twice.
+    assert len([a for a in answer_rows(db) if a.question_id == "colour"]) == 8
