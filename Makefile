@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: setup run test lint typecheck pytest bench chromium clean i18n-extract
+.PHONY: setup run test lint typecheck pytest bench chromium clean i18n-extract phone
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ run: setup
 	@echo "  Stop with Ctrl-C."
 	@echo
 	$(BIN)/voxpop serve --host $(HOST) --port $(PORT)
+
+# The real channels without an account: fake Telegram and Twilio, and a phone to type into.
+phone: setup
+	$(BIN)/python -m tests.fakes
 
 chromium:
 	@scripts/ensure-chromium

@@ -45,3 +45,7 @@ def configure_logging(config: Config) -> None:
     )
     # Alembic narrates every schema check at INFO; only its warnings matter to operators.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # The SDKs narrate every HTTP request at INFO (Twilio's includes query parameters, which
+    # may carry a phone number): the dispatcher logs each outcome itself, without personal data.
+    for sdk in ("twilio.http_client", "httpx"):
+        logging.getLogger(sdk).setLevel(logging.WARNING)

@@ -193,9 +193,10 @@ class Service:
                 log.info("contact %d answered a template: invitation continues", contact.id)
                 fresh = False
             effects = conv.handle(ctx, msg.text, msg.payload) if fresh else ()
-            out = self._apply(s, effects, contact, msg.address, ctx, sessions, now, simulated)
             if press is None and not simulated and msg.address.channel == "telegram":
+                # Before the replies: the old buttons go before the next question shows.
                 self._remove_answered_keyboard(s, effects, contact.id, active, now)
+            out = self._apply(s, effects, contact, msg.address, ctx, sessions, now, simulated)
             # The contact id is the pseudonym in logs: never the number or the chat id.
             log.info(
                 "inbound on %s for contact %d: %d effects, %d replies",
@@ -375,6 +376,7 @@ class Service:
             log.debug("status %s on %s: nothing to record", update.status, update.channel)
             return False
         with transaction(self._sessions) as s:
+            repo.lock_provider_ids(s, update.channel, [update.provider_id])
             moved = repo.apply_status(
                 s, update.channel, update.provider_id, update.status, update.error_code
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ __all__ = [
     "last_keyboard",
     "latest_survey",
     "latest_surveys",
+    "lock_provider_ids",
     "prune_status_reports",
     "release_held",
     "sessions_for_contact",
@@ -205,6 +206,27 @@ def apply_status(
     return False if exists is not None else None
 
 
+#: First key of the advisory locks that pair delivery reports with provider ids.
+_REPORT_LOCKS = 0x566F78  # "Vox"
+
+
+def lock_provider_ids(s: Session, channel: str, provider_ids: Iterable[str]) -> None:
+    """Serialise recording these provider ids with reports about them (PostgreSQL).
+
+    A report that finds no message is kept for later, and the dispatcher looks for kept
+    reports after recording ids: without this lock, both could miss each other's uncommitted
+    write. Held until the transaction ends; SQLite's single writer needs none.
+    """
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    for provider_id in sorted(set(provider_ids)):  # one order everywhere: no deadlock
+        s.execute(
+            select(
+                func.pg_advisory_xact_lock(_REPORT_LOCKS, func.hashtext(f"{channel}:{provider_id}"))
+            )
+        )
+
+
 def store_early_report(
     s: Session, channel: str, provider_id: str, status: str, error_code: str | None, now: datetime
 ) -> None:
@@ -229,6 +251,8 @@ def apply_early_reports(s: Session, sent: Sequence[Message]) -> int:
     if not sent:
         return 0
     ids = {(m.channel, m.provider_id) for m in sent if m.provider_id}
+    for channel in {channel for channel, _ in ids}:
+        lock_provider_ids(s, channel, [pid for c, pid in ids if c == channel and pid])
     reports = list(
         s.scalars(
             select(StatusReport).where(

@@ -1,0 +1,104 @@
+"""``python -m tests.fakes`` (``make phone``): try the real channels without any account.
+
+Starts loopback fakes of Telegram and Twilio, writes ``fake-channels.toml`` (a config that
+points Voxpop at them), starts ``voxpop serve`` with it (unless ``--no-serve``: then start it
+yourself with ``voxpop --config fake-channels.toml serve``), and reads citizens' messages from
+the terminal or a pipe (see :mod:`tests.fakes.phone`)::
+
+    printf 'sms +32470000001 LIGHTS\\nsms +32470000001 1\\n' | .venv/bin/python -m tests.fakes
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import ProxyHandler, build_opener
+
+from tests.fakes.phone import QUIET, Phone, write_config
+from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.twilio_api import FakeTwilio
+
+HELP = """Type a citizen's message as: CHANNEL ADDRESS TEXT
+  telegram 4242 PARK           (a Telegram chat id; "/start PARK" works too)
+  tap 4242 2                   (taps button 2 of the last keyboard sent to chat 4242)
+  sms +32470000001 LIGHTS
+  whatsapp +32470000002 PARK
+Ctrl-D or "quit" to stop."""
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes", description=__doc__)
+    parser.add_argument("--voxpop", default="http://127.0.0.1:8080", help="Voxpop's address")
+    parser.add_argument("--config", default="fake-channels.toml", help="the config to write")
+    parser.add_argument("--database", default="sqlite:///voxpop-fakes.db", help="for Voxpop")
+    parser.add_argument(
+        "--no-serve", action="store_true", help="do not start voxpop serve (it runs already)"
+    )
+    parser.add_argument(
+        "--quiet", type=float, default=QUIET, help="seconds of silence that end the replies"
+    )
+    return parser.parse_args()
+
+
+@contextlib.contextmanager
+def _voxpop(config: Path, url: str) -> Iterator[None]:
+    """``voxpop serve`` with ``config``, until the block ends."""
+    voxpop = Path(sys.executable).with_name("voxpop")
+    command = [str(voxpop), "--config", str(config)]
+    subprocess.run([*command, "db", "upgrade"], check=True)
+    server = subprocess.Popen([*command, "serve"])
+    try:
+        opener = build_opener(ProxyHandler({}))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with opener.open(url.rstrip("/") + "/healthz", timeout=1):
+                    break
+            except (URLError, OSError):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("voxpop serve did not start; see its messages above") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main() -> None:
+    args = _arguments()
+    config = Path(args.config)
+    with FakeTelegram() as telegram, FakeTwilio() as twilio:
+        phone = Phone(args.voxpop, telegram, twilio, secrets.token_urlsafe(24), quiet=args.quiet)
+        write_config(phone, config, args.database)
+        print(f"Fake Telegram at {telegram.url}, fake Twilio at {twilio.url}.")
+        print(f"Wrote {config} for Voxpop at {args.voxpop}.")
+        serving = contextlib.nullcontext() if args.no_serve else _voxpop(config, args.voxpop)
+        with serving:
+            interactive = sys.stdin.isatty()
+            if interactive:
+                if args.no_serve:
+                    print(
+                        f"Start Voxpop: {Path(sys.executable).with_name('voxpop')} "
+                        f"--config {config} serve"
+                    )
+                print(HELP)
+            while True:
+                if interactive:
+                    print("phone> ", end="", flush=True)
+                line = sys.stdin.readline()
+                if not line or line.strip() in ("quit", "exit"):
+                    break
+                phone.handle(line.strip())
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
