@@ -53,8 +53,10 @@ def _voxpop(config: Path, url: str) -> Iterator[None]:
     """``voxpop serve`` with ``config``, until the block ends."""
     voxpop = Path(sys.executable).with_name("voxpop")
     command = [str(voxpop), "--config", str(config)]
-    subprocess.run([*command, "db", "upgrade"], check=True)
-    server = subprocess.Popen([*command, "serve"])
+    # The server shares the terminal with the phone: only its warnings, unless asked.
+    env = {"VOXPOP_LOGGING__LEVEL": "WARNING"} | dict(os.environ)
+    subprocess.run([*command, "db", "upgrade"], check=True, env=env)
+    server = subprocess.Popen([*command, "serve"], env=env)
     try:
         opener = build_opener(ProxyHandler({}))
         deadline = time.monotonic() + 30
