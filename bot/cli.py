@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
@@ -18,11 +18,12 @@ from typing import Any, TextIO
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import Config, ConfigError, channel_problems, load_config
+from bot.cli_common import check_channels, database_error, real_channels, runtime
+from bot.config import Config, ConfigError, load_config
 from bot.dispatch import DispatcherThread
 from bot.engine import ask
 from bot.messages import CHANNEL_NAMES, Address, InboundMessage, OutboundMessage
-from bot.runtime import Runtime, build_runtime, configure_logging
+from bot.runtime import configure_logging
 from bot.service import Outgoing, read_survey_sources
 from channels.addresses import address_problem
 from channels.base import numbered_list
@@ -51,41 +52,6 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = config
 
 
-def _check_channels(config: Config) -> None:
-    problems = channel_problems(config)
-    if problems:
-        where = config.source or "the environment"
-        raise click.ClickException(
-            f"channel configuration in {where} is incomplete:\n  " + "\n  ".join(problems)
-        )
-
-
-def _real_channels(config: Config) -> bool:
-    return config.telegram.enabled or config.twilio.enabled
-
-
-def _database_error(exc: Exception) -> click.ClickException:
-    # The driver's complaint, never the URL: it may hold a password.
-    reason = getattr(exc, "orig", None) or exc
-    return click.ClickException(f"cannot open the database: {reason}")
-
-
-@contextmanager
-def _runtime(config: Config, on_outbox: Callable[[], None] | None = None) -> Iterator[Runtime]:
-    try:
-        revision = current(config.database.url)
-    except (SQLAlchemyError, ValueError) as exc:
-        raise _database_error(exc) from exc
-    if revision != head():
-        state = "has no Voxpop schema yet" if revision is None else "is from another version"
-        raise click.ClickException(f"the database {state}: run `voxpop db upgrade` first")
-    runtime = build_runtime(config, on_outbox)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
-
-
 # --- db ---------------------------------------------------------------------------------------
 
 
@@ -102,7 +68,7 @@ def db_upgrade(config: Config) -> None:
         before = current(config.database.url)
         upgrade(config.database.url)
     except (SQLAlchemyError, ValueError) as exc:
-        raise _database_error(exc) from exc
+        raise database_error(exc) from exc
     if before == head():
         click.echo(f"database already up to date (revision {before})")
     else:
@@ -181,7 +147,7 @@ def survey_load(config: Config, files: tuple[str, ...]) -> None:
     if any(r.has_errors for r in reports):
         click.echo("nothing was loaded", err=True)
         sys.exit(1)
-    with _runtime(config) as rt:
+    with runtime(config) as rt:
         try:
             loaded_surveys = rt.service.load_surveys(read_survey_sources(paths))
         except SurveyError as exc:
@@ -204,7 +170,7 @@ _OUTCOMES = {
 @click.pass_obj
 def survey_list(config: Config) -> None:
     """Loaded consultations: id, title, version, status, responses."""
-    with _runtime(config) as rt:
+    with runtime(config) as rt:
         rows = rt.service.survey_rows()
         now = datetime.now(UTC)
         if not rows:
@@ -250,7 +216,7 @@ def chat(config: Config, sender: str | None, channel: str, start_slug: str | Non
     interactive = sys.stdin.isatty()
     # The transcript is the output here; routine INFO lines would only interleave with it.
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
-    with _runtime(config) as rt:
+    with runtime(config) as rt:
         if start_slug:
             try:
                 _show(rt.service.start_survey(address, start_slug, simulated=True))
@@ -313,7 +279,7 @@ def results_export(
     config: Config, survey_id: str, fmt: str, out: str | None, include_simulator: bool
 ) -> None:
     """One row per response; respondents are pseudonyms, never addresses (docs/results.md)."""
-    with _runtime(config) as rt:
+    with runtime(config) as rt:
         try:
             questions = rt.service.export_questions(survey_id)
         except LookupError as exc:
@@ -406,15 +372,15 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
     from bot.web import create_app
     from bot.web import serve as run_server
 
-    _check_channels(config)
+    check_channels(config)
     thread: DispatcherThread | None = None
-    with _runtime(config, on_outbox=lambda: thread.wake() if thread else None) as rt:
+    with runtime(config, on_outbox=lambda: thread.wake() if thread else None) as rt:
         if config.surveys.load:
             for loaded in rt.service.load_surveys(read_survey_sources(config.surveys.load)):
                 click.echo(f"survey {loaded.survey.id} version {loaded.version}")
         bind_host = host or config.server.host
         bind_port = port or config.server.port
-        if _real_channels(config):
+        if real_channels(config):
             thread = DispatcherThread(partial(dispatch_forever, config, rt.sessions))
             thread.start()
         if config.server.simulator:
@@ -438,8 +404,8 @@ def dispatch(config: Config) -> None:
     on PostgreSQL; see docs/delivery.md)."""
     from bot.transports import dispatch_forever
 
-    _check_channels(config)
-    if not _real_channels(config):
+    check_channels(config)
+    if not real_channels(config):
         raise click.ClickException(
             "no channel is configured ([telegram] or [twilio]): there is nothing to send"
         )
@@ -449,7 +415,7 @@ def dispatch(config: Config) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        with _runtime(config) as rt:
+        with runtime(config) as rt:
             click.echo("dispatching; Ctrl-C to stop")
             await dispatch_forever(config, rt.sessions, stop, wake)
 
@@ -467,7 +433,7 @@ def telegram_set_webhook(config: Config) -> None:
     """Register <public_url>/webhooks/telegram with Telegram, with the webhook secret."""
     from channels.telegram_send import TelegramSender
 
-    _check_channels(config)
+    check_channels(config)
     if not config.telegram.enabled:
         raise click.ClickException("[telegram] token is not set")
     url = config.server.public_url.rstrip("/") + "/webhooks/telegram"
@@ -500,7 +466,7 @@ def telegram_poll(config: Config) -> None:
         err=True,
     )
     thread: DispatcherThread | None = None
-    with _runtime(config, on_outbox=lambda: thread.wake() if thread else None) as rt:
+    with runtime(config, on_outbox=lambda: thread.wake() if thread else None) as rt:
         thread = DispatcherThread(partial(dispatch_forever, config, rt.sessions))
         thread.start()
 

@@ -55,6 +55,40 @@ class PrivacyConfig:
 class ConversationConfig:
     #: Language for system messages to a contact whose language is not known yet.
     default_language: str = "en"
+    #: A consultation left this long without a reply is ``abandoned`` (answers kept).
+    session_timeout_hours: float = 72.0
+
+
+@dataclass(frozen=True)
+class ContactsConfig:
+    #: Where phone numbers without a country code are from (ISO 3166, e.g. ``BE``).
+    #: Empty: such numbers are refused at import.
+    default_region: str = ""
+
+
+@dataclass(frozen=True)
+class PushesConfig:
+    #: For contacts whose own timezone is not known (IANA name).
+    timezone: str = "Europe/Brussels"
+    #: No invitation or reminder in this window of each contact's local time ("" for none).
+    quiet_hours: str = "21:00-09:00"
+    #: Invitations planned per second: a large audience is spread over time.
+    rate_per_second: float = 20.0
+    #: A contact with several addresses is reached on the first of these they have.
+    channels: tuple[str, ...] = ("telegram", "whatsapp", "sms")
+    #: A push due while no scheduler ran still goes if at most this late; else it is missed.
+    misfire_grace_hours: float = 6.0
+    #: For the cost estimate before a push: price of one SMS segment, and its currency.
+    sms_price_per_segment: float = 0.0
+    currency: str = "EUR"
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    #: How often the scheduler looks for due invitations, reminders and idle sessions.
+    tick_seconds: float = 15.0
+    #: How often a standby scheduler tries to take over.
+    standby_retry_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -240,6 +274,9 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
+    contacts: ContactsConfig = field(default_factory=ContactsConfig)
+    pushes: PushesConfig = field(default_factory=PushesConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     surveys: SurveysConfig = field(default_factory=SurveysConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     twilio: TwilioConfig = field(default_factory=TwilioConfig)

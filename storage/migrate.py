@@ -1,7 +1,7 @@
 """Schema migrations through Alembic's API; the scripts live in ``storage/migrations``.
 
 >>> head()
-'0002'
+'0003'
 """
 
 from __future__ import annotations

@@ -14,12 +14,15 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
+    Unicode,
     UniqueConstraint,
     false,
     text,
@@ -31,6 +34,9 @@ from sqlalchemy.types import TypeEngine
 from storage.db import JsonText, UtcDateTime
 
 __all__ = [
+    "PUSH_KINDS",
+    "PUSH_STATUSES",
+    "RECIPIENT_STATUSES",
     "SESSION_STATUSES",
     "Address",
     "AnswerRow",
@@ -38,6 +44,10 @@ __all__ = [
     "Base",
     "Contact",
     "Message",
+    "OutcomeRow",
+    "PushRecipient",
+    "PushRow",
+    "SchedulerJob",
     "SendBudget",
     "SessionRow",
     "Setting",
@@ -55,6 +65,13 @@ Json: TypeEngine[Any] = (
 )
 
 SESSION_STATUSES: Final = ("active", "completed", "abandoned")
+#: A consultation's invitation, or the "you said, we did" message after it.
+PUSH_KINDS: Final = ("invitation", "outcome")
+#: scheduled -> sending (recipients planned) -> done; or cancelled; or missed (too late after
+#: downtime: see docs/pushes.md).
+PUSH_STATUSES: Final = ("scheduled", "sending", "done", "cancelled", "missed")
+#: planned -> invited; or skipped (opted out since, took part already, closed...) or cancelled.
+RECIPIENT_STATUSES: Final = ("planned", "invited", "skipped", "cancelled")
 DIRECTIONS: Final = ("in", "out")
 #: Outbound life cycle; inbound rows are always ``received``.
 OUTBOUND_STATUSES: Final = (
@@ -112,6 +129,8 @@ class Contact(Base):
     pending: Mapped[dict[str, Any] | None]
     #: Set by FORGET; the row then holds no personal data.
     forgotten_at: Mapped[datetime | None]
+    #: Free labels for audiences ("volunteer", "panel-2026").
+    tags: Mapped[list[str]] = mapped_column(default=list)
 
 
 class Address(Base):
@@ -233,6 +252,7 @@ class Message(Base):
         Index("ix_messages_due", "status", "next_attempt_at"),
         Index(None, "contact_id"),
         Index(None, "session_id"),
+        Index(None, "recipient_id"),
         CheckConstraint(_in("direction", DIRECTIONS), name="direction"),
     )
 
@@ -259,6 +279,10 @@ class Message(Base):
     segments: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    #: The push recipient this message invites or reminds (a push's delivery counts).
+    recipient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("push_recipients.id", ondelete="SET NULL")
+    )
 
 
 class SendBudget(Base):
@@ -288,6 +312,110 @@ class StatusReport(Base):
     status: Mapped[str] = mapped_column(String(16))
     error_code: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime]
+
+
+class PushRow(Base):
+    """A push: a consultation (or its outcome) sent to an audience at a time. The row is the
+    truth staff see; the scheduler's jobs only wake it up."""
+
+    __tablename__ = "pushes"
+    __table_args__ = (
+        Index(None, "status", "scheduled_at"),
+        Index(None, "survey_slug"),
+        CheckConstraint(_in("status", PUSH_STATUSES), name="status"),
+        CheckConstraint(_in("kind", PUSH_KINDS), name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    survey_slug: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    scheduled_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    #: ``"staff"``, ``"staff:<name>"``.
+    created_by: Mapped[str] = mapped_column(String(128))
+    #: The filter over contacts (see :mod:`bot.audience`).
+    audience: Mapped[dict[str, Any]]
+    #: Channels in order of preference: a contact is reached on the first one they have.
+    channels: Mapped[list[str]]
+    #: For contacts without a timezone of their own.
+    timezone: Mapped[str] = mapped_column(String(64))
+    #: ``{"start": "21:00", "end": "09:00"}`` in each contact's own time, or NULL.
+    quiet_hours: Mapped[dict[str, Any] | None]
+    #: Invitations planned this many a second, so a large audience is spread over time.
+    rate_per_second: Mapped[float] = mapped_column(Float)
+    #: Invitation wordings to compare: ``[{"name": "A", "texts": {"en": ...}}, ...]``.
+    variants: Mapped[list[Any] | None] = mapped_column(Json, nullable=True)
+    #: ``{"after_hours": 24, "max": 1}``, or NULL.
+    reminders: Mapped[dict[str, Any] | None]
+    #: An outcome push's texts: ``{"texts": {lang: text}, "by": attribute, "values": {...}}``.
+    message: Mapped[dict[str, Any] | None]
+    fired_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    #: Recipients planned when it fired.
+    planned: Mapped[int] = mapped_column(Integer, default=0)
+    #: Why it was missed or cancelled, for staff.
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class PushRecipient(Base):
+    """One contact in a push: when their invitation is due, and what became of it. Unique per
+    push and contact, so planning a push twice (a double fire, a restart) plans nobody twice."""
+
+    __tablename__ = "push_recipients"
+    __table_args__ = (
+        UniqueConstraint("push_id", "contact_id"),
+        Index(None, "status", "due_at"),
+        Index(None, "next_reminder_at"),
+        Index(None, "session_id"),
+        CheckConstraint(_in("status", RECIPIENT_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    push_id: Mapped[int] = mapped_column(ForeignKey("pushes.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(32))
+    #: NULL after FORGET.
+    address: Mapped[str | None] = mapped_column(String(255))
+    language: Mapped[str] = mapped_column(String(16))
+    #: The invitation wording this recipient gets (A/B), or NULL.
+    variant: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    #: When the invitation may go: the push's time, spread at its rate, after quiet hours.
+    due_at: Mapped[datetime]
+    invited_at: Mapped[datetime | None]
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    next_reminder_at: Mapped[datetime | None]
+    #: Why it was skipped or is waiting (``opted out``, ``in another consultation``...).
+    reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class OutcomeRow(Base):
+    """What the city decided after a consultation ("you said, we did"), as published."""
+
+    __tablename__ = "outcomes"
+    __table_args__ = (Index(None, "survey_slug", "published_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    survey_slug: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime]
+    #: ``{"texts": {lang: text}, "by": attribute or null, "values": {value: {lang: text}}}``.
+    message: Mapped[dict[str, Any]]
+    #: The TOML file as published.
+    source: Mapped[str] = mapped_column(Text)
+    push_id: Mapped[int | None] = mapped_column(ForeignKey("pushes.id", ondelete="SET NULL"))
+
+
+class SchedulerJob(Base):
+    """APScheduler's job store (``SQLAlchemyJobStore``), declared here so that Alembic owns it
+    like every other table. The columns are APScheduler's own."""
+
+    __tablename__ = "apscheduler_jobs"
+
+    id: Mapped[str] = mapped_column(Unicode(191), primary_key=True)
+    next_run_time: Mapped[float | None] = mapped_column(Float(25), index=True)
+    job_state: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class AuditEntry(Base):
