@@ -103,6 +103,14 @@ class MarkHelped:
     pass
 
 
+@dataclass(frozen=True)
+class ReportResults:
+    """Tell the citizen the latest published outcome, or how the consultation is going; the
+    service knows both."""
+
+    language: str
+
+
 Effect: TypeAlias = (
     Say
     | UpdateSession
@@ -113,6 +121,7 @@ Effect: TypeAlias = (
     | Forget
     | ReportInfo
     | MarkHelped
+    | ReportResults
 )
 
 
@@ -201,8 +210,7 @@ def _command(ctx: Context, command: Command, lang: str) -> tuple[Effect, ...]:
         )
         return (SetPending({"kind": "forget"}), Say(ask))
     if name == "results":
-        # Published outcomes come with the staff push features; until then, say so honestly.
-        return (Say(t(lang, N_("No results have been published yet."))),)
+        return (ReportResults(lang),)
     # help, start, and repeat/skip with nothing to repeat or skip
     return _help(ctx, lang)
 

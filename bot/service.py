@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,12 @@ from bot import engine
 from bot.engine import Finish, Record, Say, SessionState, session_status
 from bot.i18n import N_, t
 from bot.messages import Address, InboundMessage, OutboundMessage
+from bot.results import latest_outcome, summary_text
 from channels.base import ButtonPress, Ignored, Rendered, StatusUpdate
 from channels.registry import renderer
 from storage import repo
 from storage.db import transaction
+from storage.models import Address as AddressRow
 from storage.models import AnswerRow, Contact, Message, SessionRow, SurveyRow
 from surveys.loader import SurveyError, clashes, parse_survey
 from surveys.model import Survey
@@ -82,6 +84,15 @@ class Received:
 
 
 @dataclass(frozen=True)
+class Invitation:
+    """What an invitation wrote: its messages, and the session it began (``None`` when it
+    began none: the survey is closed, or the contact took part already)."""
+
+    outgoing: tuple[Outgoing, ...]
+    session_id: int | None
+
+
+@dataclass(frozen=True)
 class _Handled:
     received: Received
     #: Rows were queued for the dispatcher: wake it after the commit.
@@ -119,6 +130,15 @@ class Service:
         self._surveys: dict[int, Survey] = {}
         self._keywords: dict[str, tuple[Survey, int]] = {}
         self._catalog_mark: tuple[int, int, datetime | None] | None = None
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The database sessions this service works on (for use cases built on it)."""
+        return self._sessions
+
+    def now(self) -> datetime:
+        """The service's clock."""
+        return self._clock()
 
     # --- inbound ----------------------------------------------------------------------------
 
@@ -403,25 +423,117 @@ class Service:
             now = self._clock()
             contact, addr, _ = repo.find_or_create_contact(s, address.channel, address.value, now)
             survey = self._survey_by_slug(s, slug)
-            sessions = repo.sessions_for_contact(s, contact.id)
-            ctx = self._context(s, contact, sessions, addr.opted_out_at is not None, now)
-            effects: tuple[conv.Effect, ...] = ()
-            if ctx.active is not None:
-                # An invitation replaces the conversation in progress, as a switch would.
-                active = ctx.active
-                step = engine.resume(active.survey, active.state, engine.Timeout(), now)
-                effects = (conv.UpdateSession(active.session_id, active.survey, step),)
-                ctx = replace(ctx, active=None)
-            language = ctx.contact.language or self._default_language
-            begun = conv.begin(ctx, survey, language)
-            started = next((e for e in begun if isinstance(e, conv.UpdateSession)), None)
-            if started is not None and not simulated:
-                begun = tuple(replace(e, kind="push") if isinstance(e, Say) else e for e in begun)
-            out = self._apply(s, effects + begun, contact, address, ctx, sessions, now, simulated)
-            if started is not None and not simulated:
+            invited = self.invite(s, contact, addr, survey, now, simulated=simulated)
+            return invited.outgoing
+
+    def invite(
+        self,
+        s: Session,
+        contact: Contact,
+        addr: AddressRow,
+        survey: Survey,
+        now: datetime,
+        *,
+        simulated: bool = False,
+        intro: str | None = None,
+    ) -> Invitation:
+        """Begin ``survey`` for a contact inside the caller's transaction: a conversation in
+        progress ends as a switch would; ``intro`` replaces the survey's own (an A/B wording).
+        """
+        address = Address(addr.channel, addr.value)
+        sessions = repo.sessions_for_contact(s, contact.id)
+        ctx = self._context(s, contact, sessions, addr.opted_out_at is not None, now)
+        effects: tuple[conv.Effect, ...] = ()
+        if ctx.active is not None:
+            # An invitation replaces the conversation in progress, as a switch would.
+            active = ctx.active
+            step = engine.resume(active.survey, active.state, engine.Timeout(), now)
+            effects = (conv.UpdateSession(active.session_id, active.survey, step),)
+            ctx = replace(ctx, active=None)
+        language = ctx.contact.language or self._default_language
+        begun = conv.begin(ctx, survey, language)
+        started = next((e for e in begun if isinstance(e, conv.UpdateSession)), None)
+        if started is not None and intro and started.session_id is None:
+            begun = _with_intro(begun, intro, bool(survey.intro))
+        if started is not None and not simulated:
+            begun = tuple(replace(e, kind="push") if isinstance(e, Say) else e for e in begun)
+        out = self._apply(s, effects + begun, contact, address, ctx, sessions, now, simulated)
+        session_id: int | None = None
+        if started is not None:
+            session_id = started.session_id
+            if session_id is None:
+                created = repo.get_active_session(s, contact.id)
+                session_id = created.id if created is not None else None
+            if not simulated:
                 opener = out[-len([e for e in begun if isinstance(e, Say)])]
                 self._mark_invitation(s, opener.id, survey, started.step.state.language)
-            return tuple(out)
+        return Invitation(tuple(out), session_id)
+
+    def remind(
+        self,
+        s: Session,
+        contact: Contact,
+        addr: AddressRow,
+        session: SessionRow,
+        text: str,
+        now: datetime,
+    ) -> tuple[Outgoing, ...]:
+        """A reminder line, then the session's current question again, as a push whose first
+        message may go as a WhatsApp template (it opens a conversation like an invitation)."""
+        survey = self._survey_row(s, session.survey_id)
+        state = SessionState.from_json(session.state)
+        step = engine.resume(survey, state, engine.Repeat(), now)
+        says = tuple(replace(say, kind="push") for say in step.says)
+        effects: tuple[conv.Effect, ...] = (
+            Say(text, kind="push"),
+            conv.UpdateSession(session.id, survey, step),
+            *says,
+        )
+        address = Address(addr.channel, addr.value)
+        ctx = self._context(s, contact, [session], addr.opted_out_at is not None, now)
+        out = self._apply(s, effects, contact, address, ctx, [session], now, False)
+        self._mark_invitation(s, out[0].id, survey, state.language)
+        return tuple(out)
+
+    def notify(
+        self, s: Session, contact: Contact, addr: AddressRow, text: str, now: datetime
+    ) -> Outgoing:
+        """One push message outside any consultation (an outcome), in the caller's
+        transaction."""
+        address = Address(addr.channel, addr.value)
+        return self._say(s, Say(text, kind="push"), address, contact.id, None, now, False)
+
+    def expire_idle(self, idle: timedelta, *, limit: int = 200) -> int:
+        """End consultations left without a reply for ``idle``: ``abandoned``, answers kept.
+        How many ended (at most ``limit`` per call)."""
+        with transaction(self._sessions) as s:
+            now = self._clock()
+            rows = s.scalars(
+                select(SessionRow)
+                .where(SessionRow.status == "active", SessionRow.updated_at < now - idle)
+                .order_by(SessionRow.updated_at)
+                .limit(limit)
+            ).all()
+            for row in rows:
+                survey = self._survey_row(s, row.survey_id)
+                state = SessionState.from_json(row.state)
+                step = engine.resume(survey, state, engine.Timeout(), now)
+                row.state, row.status, row.updated_at = step.state.to_json(), "abandoned", now
+            if rows:
+                log.info("%d idle consultations ended as abandoned", len(rows))
+            return len(rows)
+
+    def survey(self, s: Session, slug: str) -> Survey:
+        """The current version of a loaded survey; :class:`LookupError` if none."""
+        return self._survey_by_slug(s, slug)
+
+    def survey_of(self, s: Session, session: SessionRow) -> Survey:
+        """The survey version a session answers."""
+        return self._survey_row(s, session.survey_id)
+
+    def survey_slug_of(self, s: Session, session: SessionRow) -> str:
+        """The survey id a session answers (whatever its version)."""
+        return self._survey_row(s, session.survey_id).id
 
     def _mark_invitation(self, s: Session, message_id: int, survey: Survey, language: str) -> None:
         row = s.get(Message, message_id)
@@ -505,6 +617,9 @@ class Service:
                 repo.audit(s, "citizen", action, self.pseudonym(s, contact.id), {}, now)
             elif isinstance(effect, conv.ReportInfo):
                 text = self._info_text(s, contact, address, effect.language)
+                out.append(self._say(s, Say(text), address, contact_id, session_id, now, simulated))
+            elif isinstance(effect, conv.ReportResults):
+                text = results_text(s, self, contact, effect.language, ctx)
                 out.append(self._say(s, Say(text), address, contact_id, session_id, now, simulated))
             elif isinstance(effect, conv.Forget):
                 self.forget(s, contact, now)
@@ -611,13 +726,16 @@ class Service:
 
     # --- privacy ----------------------------------------------------------------------------
 
-    def forget(self, s: Session, contact: Contact, now: datetime) -> None:
-        """Erase a contact's personal data; answers stay as anonymous rows."""
+    def forget(
+        self, s: Session, contact: Contact, now: datetime, *, actor: str = "citizen"
+    ) -> None:
+        """Erase a contact's personal data; answers stay as anonymous rows. ``actor`` is who
+        asked: the citizen (FORGET) or ``"staff"`` (``voxpop contacts erase``)."""
         for row in repo.sessions_for_contact(s, contact.id):
             # A fresh random respondent id: rows of one person stay together, linked to no one.
             row.respondent = "anon-" + secrets.token_hex(8)
         repo.forget_contact(s, contact.id, now)
-        repo.audit(s, "citizen", "forget", f"contact:{contact.id}", {}, now)
+        repo.audit(s, actor, "forget", f"contact:{contact.id}", {}, now)
 
     def pseudonym(self, s: Session, contact_id: int) -> str:
         """A stable pseudonym for exports: a keyed hash, never the address."""
@@ -776,6 +894,36 @@ class Service:
                     .order_by(Message.id)
                 )
             )
+
+
+def results_text(
+    s: Session, service: Service, contact: Contact, language: str, ctx: conv.Context
+) -> str:
+    """RESULTS: the latest outcome published for the consultation the citizen is in or took
+    part in last (else the latest of any), or else how that consultation is going."""
+    slug: str | None = None
+    if ctx.active is not None:
+        slug = ctx.active.survey.id
+    elif ctx.previous:
+        slug = repo.last_survey_of(s, contact.id)
+    found = latest_outcome(s, slug, contact.attributes, language)
+    if found is not None:
+        return found
+    summary = summary_text(s, service.survey(s, slug), language) if slug else None
+    return summary or t(language, N_("No results have been published yet."))
+
+
+def _with_intro(
+    effects: tuple[conv.Effect, ...], intro: str, replaces: bool
+) -> tuple[conv.Effect, ...]:
+    """The begin effects with ``intro`` as the first message (instead of the survey's own
+    intro when it has one)."""
+    first = next(i for i, e in enumerate(effects) if isinstance(e, Say))
+    if replaces:
+        own = effects[first]
+        assert isinstance(own, Say)
+        return (*effects[:first], replace(own, text=intro), *effects[first + 1 :])
+    return (*effects[:first], Say(intro), *effects[first:])
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -50,6 +50,7 @@ __all__ = [
     "insert_inbound",
     "iter_responses",
     "last_keyboard",
+    "last_survey_of",
     "latest_survey",
     "latest_surveys",
     "lock_provider_ids",
@@ -458,6 +459,17 @@ def sessions_for_contact(s: Session, contact_id: int) -> list[SessionRow]:
             .where(SessionRow.contact_id == contact_id)
             .order_by(SessionRow.started_at, SessionRow.id)
         )
+    )
+
+
+def last_survey_of(s: Session, contact_id: int) -> str | None:
+    """The survey id of the contact's most recent session."""
+    return s.scalar(
+        select(SurveyRow.slug)
+        .join(SessionRow, SessionRow.survey_id == SurveyRow.id)
+        .where(SessionRow.contact_id == contact_id)
+        .order_by(SessionRow.updated_at.desc(), SessionRow.id.desc())
+        .limit(1)
     )
 
 

@@ -44,6 +44,9 @@ WORST_CASE: dict[str, str] = {
     "channel": "whatsapp",
     "answers": "999",
     "surveys": "999",
+    "count": "12345",  # people who took part in a city-wide consultation
+    "label": "Play with children",  # a choice's label, as staff write them
+    "share": "100",
 }
 
 #: Messages that bot.engine.hint_text may follow with one of HELP_SUFFIXES.

@@ -1,0 +1,68 @@
+"""Closing the loop: what the city decided, published to everyone who took part, and what
+``RESULTS`` answers at any time.
+
+Publishing stores the outcome (``outcomes``) and makes a push of kind ``outcome`` to every
+contact who answered at least one question of the consultation and has not opted out: taking
+part is their consent for hearing back. It goes out like an invitation (quiet hours, the
+rate, the providers' limits), one message per person in their language, worded for their
+district when the file says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.audience import Audience
+from bot.pushes import Preview, Pushes, PushSpec
+from bot.service import Service
+from storage.db import transaction
+from storage.models import OutcomeRow
+from surveys.outcomes import Outcome
+
+
+@dataclass(frozen=True)
+class Published:
+    outcome_id: int
+    push_id: int
+    preview: Preview
+
+
+def publish(
+    pushes: Pushes,
+    service: Service,
+    outcome: Outcome,
+    source: str,
+    at: datetime,
+    *,
+    spec: PushSpec | None = None,
+    actor: str = "staff",
+) -> Published:
+    """Store ``outcome`` and push it to everyone who took part (``spec`` may set channels,
+    quiet hours, rate: everything but the survey, kind, audience and text)."""
+    base = spec or PushSpec(survey=outcome.survey, at=at)
+    push_spec = PushSpec(
+        survey=outcome.survey,
+        at=at,
+        audience=Audience(took_part=(outcome.survey,)),
+        channels=base.channels,
+        timezone=base.timezone,
+        quiet_hours=base.quiet_hours,
+        rate_per_second=base.rate_per_second,
+        kind="outcome",
+        message=outcome.to_json(),
+        created_by=actor,
+    )
+    preview = pushes.preview(push_spec)
+    push_id = pushes.create(push_spec)
+    with transaction(service.sessions) as s:
+        row = OutcomeRow(
+            survey_slug=outcome.survey,
+            published_at=at,
+            message=outcome.to_json(),
+            source=source,
+            push_id=push_id,
+        )
+        s.add(row)
+        s.flush()
+        return Published(row.id, push_id, preview)

@@ -1,0 +1,153 @@
+"""The outcome file: what the city decided after a consultation, in each language ("you said,
+we did"), optionally worded per value of a contact attribute (a district). Pure.
+
+::
+
+    survey = "central-park"
+    text.en = "You asked for more bins. 20 new bins arrive in May. Thank you!"
+    text.nl = "U vroeg om meer vuilbakken. In mei komen er 20 bij. Bedankt!"
+
+    # Optional: another text for contacts whose attribute has a given value.
+    by = "district"
+    [texts.north]
+    en = "North asked for a fountain: it comes in June. Thank you!"
+
+Problems are reported as ``file:line: error: ...`` like a consultation file's.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from surveys.sms import sms_cost, to_gsm
+from surveys.validate import KeyLines, Problem, _syntax_problem
+
+_KEYS = ("survey", "text", "by", "texts")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    survey: str
+    #: Language -> text, the first being the default.
+    texts: Mapping[str, str]
+    #: The contact attribute that picks a text from ``per_value``, if any.
+    by: str | None = None
+    per_value: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "texts": dict(self.texts),
+            "by": self.by,
+            "values": {k: dict(v) for k, v in self.per_value.items()},
+        }
+
+
+@dataclass(frozen=True)
+class OutcomeReport:
+    outcome: Outcome | None
+    problems: list[Problem]
+    #: (where, language, segments, encoding) of every text, as SMS.
+    costs: list[tuple[str, str, int, str]]
+
+
+def text_for(message: Mapping[str, Any], language: str, attributes: Mapping[str, Any]) -> str:
+    """The text a contact gets, from a stored outcome (:meth:`Outcome.to_json`).
+
+    >>> m = {"texts": {"en": "Bins in May."}, "by": "district",
+    ...      "values": {"north": {"en": "A fountain in June."}}}
+    >>> text_for(m, "nl", {"district": "north"}), text_for(m, "en", {})
+    ('A fountain in June.', 'Bins in May.')
+    """
+    texts: Mapping[str, str] = message.get("texts") or {}
+    by = message.get("by")
+    if by:
+        chosen = (message.get("values") or {}).get(str(attributes.get(by, "")))
+        if chosen:
+            texts = chosen
+    if language in texts:
+        return texts[language]
+    return next(iter(texts.values()), "")
+
+
+def parse_outcome(data: bytes, source: str, languages: tuple[str, ...] = ()) -> OutcomeReport:
+    """Read an outcome file; ``languages`` are the consultation's, to flag missing ones."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        problem = Problem(source, line, "error", "not UTF-8 text; save the file as UTF-8")
+        return OutcomeReport(None, [problem], [])
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return OutcomeReport(None, [_syntax_problem(str(exc), text, source)], [])
+    lines = KeyLines(text)
+    problems: list[Problem] = []
+
+    def error(path: tuple[str | int, ...], message: str) -> None:
+        problems.append(Problem(source, lines.line(path), "error", message))
+
+    for key in document:
+        if key not in _KEYS:
+            error((key,), f"unknown key {key!r} (known: {', '.join(_KEYS)})")
+    survey = document.get("survey")
+    if not isinstance(survey, str) or not survey:
+        error(("survey",), 'survey = "<id>" is required: the consultation this outcome is for')
+    texts = _texts(document.get("text"), ("text",), error)
+    if texts is not None and not texts:
+        error(("text",), 'text is required, e.g. text.en = "What the city decided"')
+    by = document.get("by")
+    per_value: dict[str, Mapping[str, str]] = {}
+    if by is not None and (not isinstance(by, str) or not by):
+        error(("by",), 'by must name a contact attribute, like "district"')
+    raw_values = document.get("texts")
+    if raw_values is not None and not by:
+        error(("texts",), 'texts per value need by = "<attribute>" to say which attribute')
+    if by and not isinstance(raw_values, dict):
+        error(("by",), "by needs [texts.<value>] tables with the text for each value")
+    elif isinstance(raw_values, dict):
+        for value, table in raw_values.items():
+            found = _texts(table, ("texts", value), error)
+            if found:
+                per_value[value] = found
+    costs: list[tuple[str, str, int, str]] = []
+    for where, table in [("text", texts or {})] + [
+        (f"texts.{value}", table) for value, table in per_value.items()
+    ]:
+        for language, message in table.items():
+            cost = sms_cost(to_gsm(message))
+            costs.append((where, language, cost.segments, cost.encoding))
+    for language in languages:
+        if texts and language not in texts:
+            problems.append(
+                Problem(
+                    source,
+                    lines.line(("text",)),
+                    "warning",
+                    f"no text in {language}: those citizens get the {next(iter(texts))} text",
+                )
+            )
+    if any(p.severity == "error" for p in problems) or not isinstance(survey, str):
+        return OutcomeReport(None, problems, costs)
+    outcome = Outcome(survey, texts or {}, by if isinstance(by, str) else None, per_value)
+    return OutcomeReport(outcome, problems, costs)
+
+
+def _texts(value: Any, path: tuple[str | int, ...], error: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        error(path, 'texts are given per language, like text.en = "..."')
+        return None
+    found: dict[str, str] = {}
+    for language, message in value.items():
+        if not message.strip():
+            error((*path, language), f"the {language} text is empty")
+        else:
+            found[language] = message.strip()
+    return found
