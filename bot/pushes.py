@@ -195,6 +195,9 @@ class Pushes:
         self._on_outbox = on_outbox
         self._zones: dict[str, ZoneInfo] = {}
 
+    def now(self) -> datetime:
+        return self._clock()
+
     # --- making a push ----------------------------------------------------------------------
 
     def complete(self, spec: PushSpec) -> PushSpec:
