@@ -49,3 +49,5 @@ def configure_logging(config: Config) -> None:
     # may carry a phone number): the dispatcher logs each outcome itself, without personal data.
     for sdk in ("twilio.http_client", "httpx"):
         logging.getLogger(sdk).setLevel(logging.WARNING)
+    # APScheduler narrates every run of the tick at INFO; bot.scheduler logs what happened.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -1,0 +1,31 @@
+"""``voxpop scheduler``: the process that fires pushes and runs reminders, expiry and closing."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+import click
+
+from bot.cli_common import runtime
+from bot.config import Config
+from bot.pushes import Pushes
+from bot.scheduler import Scheduler
+
+
+@click.command("scheduler")
+@click.pass_obj
+def scheduler(config: Config) -> None:
+    """Fire pushes at their time and run what falls due (reminders, expiry, closing) until
+    interrupted. One is active per database; a second one stands by and takes over when the
+    first stops or dies (see docs/scheduler.md)."""
+    with runtime(config) as rt:
+        runner = Scheduler(rt.engine, Pushes(rt.sessions, rt.service, config), config.scheduler)
+
+        def stop(_signum: int, _frame: FrameType | None) -> None:
+            runner.request_stop()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, stop)
+        click.echo("scheduler starting; Ctrl-C to stop")
+        runner.run()
