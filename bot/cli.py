@@ -19,11 +19,14 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli_common import check_channels, database_error, real_channels, runtime
+from bot.cli_scheduler import scheduler as scheduler_command
 from bot.config import Config, ConfigError, load_config
 from bot.dispatch import DispatcherThread
 from bot.engine import ask
 from bot.messages import CHANNEL_NAMES, Address, InboundMessage, OutboundMessage
+from bot.pushes import Pushes
 from bot.runtime import configure_logging
+from bot.scheduler import Scheduler
 from bot.service import Outgoing, read_survey_sources
 from channels.addresses import address_problem
 from channels.base import numbered_list
@@ -367,7 +370,8 @@ def csv_value(value: Any) -> str:
 @click.pass_obj
 def serve(config: Config, host: str | None, port: int | None) -> None:
     """Run the web server (waitress): provider webhooks, the browser simulator at /simulator,
-    and, when a real channel is configured, a dispatcher that sends the outbox."""
+    the scheduler (standing by if another process runs it), and, when a real channel is
+    configured, a dispatcher that sends the outbox."""
     from bot.transports import dispatch_forever
     from bot.web import create_app
     from bot.web import serve as run_server
@@ -383,9 +387,15 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
         if real_channels(config):
             thread = DispatcherThread(partial(dispatch_forever, config, rt.sessions))
             thread.start()
+        # Stands by when another process (`voxpop scheduler`, another serve) holds the lock.
+        pushes = Pushes(
+            rt.sessions, rt.service, config, on_outbox=lambda: thread.wake() if thread else None
+        )
+        scheduler = Scheduler(rt.engine, pushes, config.scheduler)
         if config.server.simulator:
             click.echo(f"simulator: http://{bind_host}:{bind_port}/simulator")
         try:
+            scheduler.start()
             run_server(create_app(rt.service, config), bind_host, bind_port, config.server.threads)
         except OSError as exc:
             raise click.ClickException(
@@ -393,6 +403,7 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
                 "(is another Voxpop running? try --port)"
             ) from exc
         finally:
+            scheduler.stop()
             if thread is not None:
                 thread.stop()
 
@@ -502,6 +513,8 @@ def telegram_poll(config: Config) -> None:
         finally:
             thread.stop()
 
+
+main.add_command(scheduler_command)
 
 if __name__ == "__main__":
     main()
