@@ -11,7 +11,6 @@ district when the file says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from bot.audience import Audience
 from bot.pushes import Preview, Pushes, PushSpec
@@ -28,22 +27,12 @@ class Published:
     preview: Preview
 
 
-def publish(
-    pushes: Pushes,
-    service: Service,
-    outcome: Outcome,
-    source: str,
-    at: datetime,
-    *,
-    spec: PushSpec | None = None,
-    actor: str = "staff",
-) -> Published:
-    """Store ``outcome`` and push it to everyone who took part (``spec`` may set channels,
-    quiet hours, rate: everything but the survey, kind, audience and text)."""
-    base = spec or PushSpec(survey=outcome.survey, at=at)
-    push_spec = PushSpec(
+def outcome_push(outcome: Outcome, base: PushSpec, actor: str = "staff") -> PushSpec:
+    """The push that sends ``outcome``: ``base`` gives the time, channels, quiet hours and
+    rate; the audience is everyone who took part."""
+    return PushSpec(
         survey=outcome.survey,
-        at=at,
+        at=base.at,
         audience=Audience(took_part=(outcome.survey,)),
         channels=base.channels,
         timezone=base.timezone,
@@ -53,12 +42,18 @@ def publish(
         message=outcome.to_json(),
         created_by=actor,
     )
-    preview = pushes.preview(push_spec)
-    push_id = pushes.create(push_spec)
+
+
+def publish(
+    pushes: Pushes, service: Service, outcome: Outcome, source: str, spec: PushSpec
+) -> Published:
+    """Store ``outcome`` and make its push (``spec``, from :func:`outcome_push`)."""
+    preview = pushes.preview(spec)
+    push_id = pushes.create(spec)
     with transaction(service.sessions) as s:
         row = OutcomeRow(
             survey_slug=outcome.survey,
-            published_at=at,
+            published_at=service.now(),
             message=outcome.to_json(),
             source=source,
             push_id=push_id,

@@ -3,7 +3,7 @@ we did"), optionally worded per value of a contact attribute (a district). Pure.
 
 ::
 
-    survey = "central-park"
+    survey = "central-park"          # optional: the command names the consultation
     text.en = "You asked for more bins. 20 new bins arrive in May. Thank you!"
     text.nl = "U vroeg om meer vuilbakken. In mei komen er 20 bij. Bedankt!"
 
@@ -72,8 +72,11 @@ def text_for(message: Mapping[str, Any], language: str, attributes: Mapping[str,
     return next(iter(texts.values()), "")
 
 
-def parse_outcome(data: bytes, source: str, languages: tuple[str, ...] = ()) -> OutcomeReport:
-    """Read an outcome file; ``languages`` are the consultation's, to flag missing ones."""
+def parse_outcome(
+    data: bytes, source: str, survey_id: str, languages: tuple[str, ...] = ()
+) -> OutcomeReport:
+    """Read the outcome file of consultation ``survey_id`` (its ``survey`` key, if any, must
+    say the same); ``languages`` are the consultation's, to flag missing ones."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -93,12 +96,12 @@ def parse_outcome(data: bytes, source: str, languages: tuple[str, ...] = ()) -> 
     for key in document:
         if key not in _KEYS:
             error((key,), f"unknown key {key!r} (known: {', '.join(_KEYS)})")
-    survey = document.get("survey")
-    if not isinstance(survey, str) or not survey:
-        error(("survey",), 'survey = "<id>" is required: the consultation this outcome is for')
+    survey = document.get("survey", survey_id)
+    if survey != survey_id:
+        error(("survey",), f"this file is for {survey!r}, not {survey_id!r}")
     texts = _texts(document.get("text"), ("text",), error)
-    if texts is not None and not texts:
-        error(("text",), 'text is required, e.g. text.en = "What the city decided"')
+    if "text" not in document:
+        error((), 'text is required, e.g. text.en = "What the city decided"')
     by = document.get("by")
     per_value: dict[str, Mapping[str, str]] = {}
     if by is not None and (not isinstance(by, str) or not by):
@@ -130,9 +133,10 @@ def parse_outcome(data: bytes, source: str, languages: tuple[str, ...] = ()) -> 
                     f"no text in {language}: those citizens get the {next(iter(texts))} text",
                 )
             )
-    if any(p.severity == "error" for p in problems) or not isinstance(survey, str):
+    problems.sort(key=lambda p: p.line or 0)
+    if any(p.severity == "error" for p in problems):
         return OutcomeReport(None, problems, costs)
-    outcome = Outcome(survey, texts or {}, by if isinstance(by, str) else None, per_value)
+    outcome = Outcome(survey_id, texts or {}, by if isinstance(by, str) else None, per_value)
     return OutcomeReport(outcome, problems, costs)
 
 
