@@ -395,18 +395,26 @@ class Scheduler:
     def run(self) -> None:
         """Stand by, take over, schedule; step down when the lock is lost; until stopped."""
         retry = self._config.standby_retry_seconds
+        # What was last said, so that a long standby or outage is logged once, not every retry.
+        said: str | None = None
         while not self._stop.is_set():
             try:
                 taken = self._lock.acquire()
             except (SQLAlchemyError, OSError) as exc:
-                _log_failure("scheduler: taking the lock", exc)
                 taken = False
-            if not taken:
-                if not self._standing_by.is_set():
+                if said != "unreachable":
+                    reason = getattr(exc, "orig", None) or exc
+                    log.warning("scheduler cannot take its lock (%s); retrying", reason)
+                    said = "unreachable"
+            else:
+                if not taken and said != "standing by":
                     log.info("scheduler standing by: another scheduler holds the lock")
-                    self._standing_by.set()
+                    said = "standing by"
+            if not taken:
+                self._standing_by.set()
                 self._stop.wait(retry)
                 continue
+            said = None
             self._standing_by.clear()
             failed = False
             try:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config, SchedulerConfig
 from bot.pushes import FireResult, Pushes
-from bot.scheduler import LOCK_KEY, Scheduler, push_job_id, scheduler_lock
+from bot.scheduler import LOCK_KEY, FileLock, Scheduler, push_job_id, scheduler_lock
 from bot.service import Service, read_survey_sources
 from storage.db import is_sqlite, make_engine, session_factory, transaction
 from storage.models import PushRow, SchedulerJob
@@ -181,6 +181,26 @@ def test_a_scheduler_whose_connection_died_steps_down(
         _until(lambda: runner.active, what="the scheduler to be active again")
         push_id = _add_push(db, _now())
         _until(lambda: _fired(db, push_id), what="the push to fire")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_lock_out_of_reach_is_reported_once_and_taken_when_back(
+    engine: Engine,
+    db: sessionmaker[Session],
+    service: Service,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.scheduler")
+    folder = tmp_path / "not-yet"
+    lock = FileLock(folder / "voxpop.db.scheduler.lock")
+    with _running(Scheduler(engine, _pushes(db, service), FAST, lock=lock), active=False) as runner:
+        assert runner.wait_standing_by(5)
+        time.sleep(0.5)  # several retries
+        assert caplog.text.count("scheduler cannot take its lock") == 1
+        assert not runner.active
+        folder.mkdir()
+        assert runner.wait_active(5)
 
 
 # --- jobs follow the push rows ----------------------------------------------------------------
