@@ -3,7 +3,8 @@
 An audience is a filter: channels, languages, attribute values (``district = north or east``),
 tags, and whether the contact took part in, or has not answered, given consultations. The
 filter never overrides consent: an address is reachable only with a consent record, not opted
-out and not reported invalid (:func:`reachable`).
+out and not reported invalid (:func:`reachable`). The one exception is an outcome, which goes
+to those who took part: taking part was their consent to hear back.
 """
 
 from __future__ import annotations
@@ -117,10 +118,11 @@ class Candidate:
     addresses: Sequence[AddressView]
 
 
-def reachable(address: AddressView) -> bool:
-    """Consent recorded, not opted out, not reported invalid."""
+def reachable(address: AddressView, *, consent: bool = True) -> bool:
+    """Consent recorded (unless ``consent`` is False: an outcome goes to everyone who took
+    part, their consent for hearing back), not opted out, not reported invalid."""
     return (
-        address.consent_at is not None
+        (address.consent_at is not None or not consent)
         and address.opted_out_at is None
         and address.invalid_at is None
     )
@@ -153,7 +155,11 @@ def matches(
 
 
 def choose_address(
-    candidate: Candidate, preference: Sequence[str], allowed: Sequence[str] = ()
+    candidate: Candidate,
+    preference: Sequence[str],
+    allowed: Sequence[str] = (),
+    *,
+    consent: bool = True,
 ) -> AddressView | None:
     """The reachable address on the first channel of ``preference`` (limited to ``allowed``
     when given) that the contact has.
@@ -171,6 +177,6 @@ def choose_address(
         if allowed and channel not in allowed:
             continue
         for address in candidate.addresses:
-            if address.channel == channel and reachable(address):
+            if address.channel == channel and reachable(address, consent=consent):
                 return address
     return None

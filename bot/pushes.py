@@ -449,7 +449,9 @@ class Pushes:
                 default_language=default_language,
             ):
                 continue
-            address = choose_address(candidate, spec.channels)
+            address = choose_address(
+                candidate, spec.channels, consent=spec.kind == "invitation"
+            )
             if address is None:
                 unreachable += 1
                 continue
@@ -548,7 +550,7 @@ class Pushes:
             push = s.get(PushRow, r.push_id)
             assert push is not None
             spec = self._spec_of(push)
-            found = self._reachable(s, r)
+            found = self._reachable(s, r, consent=push.kind == "invitation")
             if isinstance(found, str):
                 return _skip(r, found)
             contact, address = found
@@ -588,7 +590,9 @@ class Pushes:
                 r.next_reminder_at = now + spec.reminders.after
             return "invited"
 
-    def _reachable(self, s: Session, r: PushRecipient) -> tuple[Contact, Address] | str:
+    def _reachable(
+        self, s: Session, r: PushRecipient, *, consent: bool = True
+    ) -> tuple[Contact, Address] | str:
         """The recipient's contact and address if they may still be contacted, else why not."""
         contact = s.get(Contact, r.contact_id) if r.contact_id is not None else None
         if contact is None or contact.forgotten_at is not None or r.address is None:
@@ -605,7 +609,7 @@ class Pushes:
             address.opted_out_at,
             address.invalid_at,
         )
-        if not reachable(view):
+        if not reachable(view, consent=consent):
             if address.opted_out_at is not None:
                 return "opted out"
             return "invalid number" if address.invalid_at is not None else "no consent"

@@ -60,7 +60,7 @@ def summary_text(s: Session, survey: Survey, language: str) -> str | None:
             share = round(100 * n / sum(counts.values()))
             return t(
                 language,
-                N_("{title}: {count} people took part so far. Most chose: {label} ({share}%)."),
+                N_("Participants in {title} so far: {count}. Most chose: {label} ({share}%)."),
                 title=title,
                 count=took_part,
                 label=_label(question, top, language, survey.default_language),
@@ -68,7 +68,7 @@ def summary_text(s: Session, survey: Survey, language: str) -> str | None:
             )
     return t(
         language,
-        N_("{title}: {count} people took part so far. The city will share what it decides."),
+        N_("Participants in {title} so far: {count}. The city will share what it decides."),
         title=title,
         count=took_part,
     )

@@ -4,6 +4,7 @@ closing, misfires, the double fire, cancelling, variants."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,50 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.audience import Audience
-from bot.config import Config, ConversationConfig, PushesConfig
 from bot.messages import Address, InboundMessage
 from bot.pushes import Pushes, PushSpec, Reminders, Variant
-from bot.service import Service, read_survey_sources
+from bot.service import Service
 from storage.db import transaction
 from storage.models import Address as AddressRow
 from storage.models import AnswerRow, Contact, Message, PushRecipient, PushRow, SessionRow
+from tests.bot.conftest import FIXTURES, T0, Clock, push_config
 
-FIXTURES = Path(__file__).parent / "fixtures"
-T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # 11:00 in Brussels
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(db: sessionmaker[Session], clock: Clock) -> Service:
-    svc = Service(db, clock=clock)
-    files = [str(FIXTURES / "every-type.toml"), str(FIXTURES / "other.toml")]
-    svc.load_surveys(read_survey_sources(files))
-    return svc
-
-
-def _config(**pushes: Any) -> Config:
-    defaults: dict[str, Any] = {"quiet_hours": "", "rate_per_second": 100.0}
-    return Config(
-        pushes=PushesConfig(**(defaults | pushes)),
-        conversation=ConversationConfig(session_timeout_hours=72),
-    )
-
-
-@pytest.fixture
-def pushes(db: sessionmaker[Session], service: Service, clock: Clock) -> Pushes:
-    return Pushes(db, service, _config(), clock=clock)
+_ids = itertools.count(1)
 
 
 def add_contact(
@@ -120,7 +86,7 @@ def push_row(db: sessionmaker[Session], push_id: int) -> PushRow:
 
 
 def reply(service: Service, clock: Clock, value: str, text: str) -> list[str]:
-    msg = InboundMessage(Address("sms", value), text, f"in-{clock.now}-{value}-{text}", clock.now)
+    msg = InboundMessage(Address("sms", value), text, f"in-{next(_ids)}", clock.now)
     return [o.text for o in service.receive(msg).outgoing]
 
 
@@ -181,7 +147,7 @@ def test_the_preview_prices_the_sms(
 ) -> None:
     for n in range(3):
         add_contact(db, f"+3247000000{n}")
-    priced = Pushes(db, service, _config(sms_price_per_segment=0.05), clock=clock)
+    priced = Pushes(db, service, push_config(sms_price_per_segment=0.05), clock=clock)
     preview = priced.preview(spec())
     # every-type: the intro and the first question, one segment each, for three people.
     assert (preview.sms_segments, preview.cost, preview.currency) == (6, 0.3, "EUR")
@@ -225,7 +191,7 @@ def test_quiet_hours_are_the_contacts_own_night(
 ) -> None:
     clock.now = at
     add_contact(db, "+32470000001", timezone=zone)
-    pushes = Pushes(db, service, _config(quiet_hours="21:00-09:00"), clock=clock)
+    pushes = Pushes(db, service, push_config(quiet_hours="21:00-09:00"), clock=clock)
     push_id = pushes.create(spec(at=at))
     pushes.fire(push_id)
     (planned,) = recipients(db)
@@ -237,7 +203,7 @@ def test_a_contact_without_a_timezone_has_the_push_s(
 ) -> None:
     clock.now = at = datetime(2026, 12, 1, 20, 30, tzinfo=UTC)
     add_contact(db, "+32470000001", timezone=None)
-    pushes = Pushes(db, service, _config(quiet_hours="21:00-09:00"), clock=clock)
+    pushes = Pushes(db, service, push_config(quiet_hours="21:00-09:00"), clock=clock)
     pushes.fire(pushes.create(spec(at=at, timezone="America/New_York")))
     assert recipients(db)[0].due_at == at
 
@@ -257,12 +223,12 @@ def test_two_schedulers_firing_at_once_plan_once(
 ) -> None:
     for n in range(30):
         add_contact(db, f"+324700000{n:02d}")
-    push_id = Pushes(db, service, _config(), clock=clock).create(spec())
+    push_id = Pushes(db, service, push_config(), clock=clock).create(spec())
     outcomes: list[str] = []
     barrier = threading.Barrier(2)
 
     def fire() -> None:
-        mine = Pushes(db, service, _config(), clock=clock)
+        mine = Pushes(db, service, push_config(), clock=clock)
         barrier.wait()
         outcomes.append(mine.fire(push_id).outcome)
 
@@ -301,7 +267,7 @@ def test_a_push_late_after_downtime_goes_within_the_grace_and_is_missed_after(
     db: sessionmaker[Session], service: Service, clock: Clock
 ) -> None:
     add_contact(db, "+32470000001")
-    pushes = Pushes(db, service, _config(misfire_grace_hours=6), clock=clock)
+    pushes = Pushes(db, service, push_config(misfire_grace_hours=6), clock=clock)
     late, too_late = pushes.create(spec()), pushes.create(spec())
     clock.now = T0 + timedelta(hours=5)
     result = pushes.fire(late)
@@ -377,7 +343,7 @@ def test_an_invitation_due_at_night_after_a_wait_waits_for_the_morning(
     clock.now = datetime(2026, 12, 1, 19, 50, tzinfo=UTC)  # 20:50 in Brussels
     add_contact(db, "+32470000001", timezone="Europe/Brussels")
     reply(service, clock, "+32470000001", "OTHER")
-    pushes = Pushes(db, service, _config(quiet_hours="21:00-09:00"), clock=clock)
+    pushes = Pushes(db, service, push_config(quiet_hours="21:00-09:00"), clock=clock)
     pushes.fire(pushes.create(spec(at=clock.now)))
     pushes.tick()  # busy until 21:05
     reply(service, clock, "+32470000001", "yes")
@@ -396,7 +362,7 @@ def test_reminders_re_invite_the_silent_and_nudge_the_halfway(
     add_contact(db, "+32470000001")
     add_contact(db, "+32470000002")
     done = add_contact(db, "+32470000003")
-    pushes = Pushes(db, service, _config(), clock=clock)
+    pushes = Pushes(db, service, push_config(), clock=clock)
     reminders = Reminders(after=timedelta(hours=24), most=2)
     pushes.fire(pushes.create(spec(survey="other", reminders=reminders)))
     clock.now += timedelta(seconds=1)  # all three are due
@@ -448,7 +414,7 @@ def test_a_reminder_due_at_night_waits_for_the_morning(
 ) -> None:
     clock.now = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)  # 09:30 in Brussels
     add_contact(db, "+32470000001", timezone="Europe/Brussels")
-    pushes = Pushes(db, service, _config(quiet_hours="21:00-09:00"), clock=clock)
+    pushes = Pushes(db, service, push_config(quiet_hours="21:00-09:00"), clock=clock)
     pushes.fire(pushes.create(spec(at=clock.now, reminders=Reminders(timedelta(hours=13)))))
     pushes.tick()
     clock.now += timedelta(hours=13)  # 22:30 in Brussels
@@ -484,7 +450,7 @@ def test_a_closed_consultation_invites_nobody_more_and_late_replies_hear_it(
     service.load_surveys([("other.toml", text)])
     add_contact(db, "+32470000001")
     add_contact(db, "+32470000002")
-    pushes = Pushes(db, service, _config(), clock=clock)
+    pushes = Pushes(db, service, push_config(), clock=clock)
     push_id = pushes.create(spec(survey="other", rate_per_second=1 / 7200))  # 2 h apart
     pushes.fire(push_id)
     pushes.tick()

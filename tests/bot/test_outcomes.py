@@ -1,0 +1,117 @@
+"""Closing the loop: outcome files, publishing to those who took part, and RESULTS."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.outcomes import outcome_push, publish
+from bot.pushes import Pushes, PushSpec
+from bot.service import Service
+from storage.db import transaction
+from storage.models import Contact, OutcomeRow
+from surveys.outcomes import parse_outcome
+from tests.bot.conftest import T0, Clock
+from tests.bot.test_pushes import add_contact, outbox, recipients, reply
+
+EXAMPLE = Path(__file__).parents[2] / "surveys" / "examples" / "outcomes" / "central-park.toml"
+OUTCOME = b"""survey = "other"
+text.en = "You said yes. We will do it."
+text.nl = "U zei ja. We doen het."
+by = "district"
+[texts.north]
+en = "North said yes: it starts in your street."
+"""
+
+
+def test_the_example_outcome_is_valid() -> None:
+    report = parse_outcome(EXAMPLE.read_bytes(), str(EXAMPLE), "central-park", ("en", "nl", "fr"))
+    assert report.problems == []
+    assert report.outcome is not None
+    assert report.outcome.by == "district"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            b'survey = "park"\ntext.en = "x"\n',
+            "o.toml:1: error: this file is for 'park', not 'other'",
+        ),
+        (b'text.en = "x"\ncolour = "red"\n', "o.toml:2: error: unknown key 'colour'"),
+        (b'text.en = "  "\n', "o.toml:1: error: the en text is empty"),
+        (b'by = "district"\n', 'error: text is required, e.g. text.en = "What the city decided"'),
+        (b'text.en = "x"\nby = "district"\n', "o.toml:2: error: by needs [texts.<value>] tables"),
+        (b'text.en = "x"\n[texts.north]\nen = "y"\n', "o.toml:2: error: texts per value need by"),
+        (b'text.en = "x\n', "o.toml:1: error: TOML syntax"),
+        (b'text.en = "caf\xe9"\n', "o.toml:1: error: not UTF-8 text"),
+        (b'text = "x"\n', "o.toml:1: error: texts are given per language"),
+    ],
+)
+def test_a_bad_outcome_file_says_where_and_why(text: bytes, problem: str) -> None:
+    report = parse_outcome(text, "o.toml", "other")
+    assert report.outcome is None
+    assert any(problem in str(p) for p in report.problems), report.problems
+
+
+def test_a_missing_language_is_a_warning() -> None:
+    report = parse_outcome(b'text.en = "x"\n', "o.toml", "other", ("en", "fr"))
+    assert report.outcome is not None
+    assert [str(p) for p in report.problems] == [
+        "o.toml:1: warning: no text in fr: those citizens get the en text"
+    ]
+
+
+def _publish(pushes: Pushes, service: Service) -> int:
+    report = parse_outcome(OUTCOME, "o.toml", "other")
+    assert report.outcome is not None
+    spec = pushes.complete(outcome_push(report.outcome, PushSpec(survey="other", at=T0)))
+    return publish(pushes, service, report.outcome, OUTCOME.decode(), spec).push_id
+
+
+def test_an_outcome_reaches_everyone_who_took_part_and_did_not_opt_out(
+    db: sessionmaker[Session], service: Service, pushes: Pushes, clock: Clock
+) -> None:
+    # They texted the keyword themselves: no consent record, and none needed to hear back.
+    for n in (1, 2, 3):
+        reply(service, clock, f"+3247000000{n}", "OTHER")
+        reply(service, clock, f"+3247000000{n}", "yes")
+    reply(service, clock, "+32470000003", "STOP")
+    add_contact(db, "+32470000009")  # agreed to be contacted, never took part
+    with transaction(db) as s:
+        contact = s.scalars(select(Contact).order_by(Contact.id)).first()
+        assert contact is not None
+        contact.attributes = {"district": "north"}
+    push_id = _publish(pushes, service)
+    pushes.fire(push_id)
+    clock.now += timedelta(seconds=1)
+    assert pushes.tick().invited == 2
+    assert [r.address for r in recipients(db)] == ["+32470000001", "+32470000002"]
+    assert outbox(db, "+32470000001")[-1].text == "North said yes: it starts in your street."
+    assert outbox(db, "+32470000002")[-1].text == "You said yes. We will do it."
+    assert outbox(db, "+32470000009") == []
+    with transaction(db, read_only=True) as s:
+        (row,) = s.scalars(select(OutcomeRow))
+        assert (row.survey_slug, row.push_id) == ("other", push_id)
+
+
+def test_results_tells_how_it_is_going_then_what_the_city_decided(
+    db: sessionmaker[Session], service: Service, pushes: Pushes, clock: Clock
+) -> None:
+    assert reply(service, clock, "+32470000001", "RESULTS") == [
+        "No results have been published yet."
+    ]
+    for n, answer in ((1, "yes"), (2, "yes"), (3, "no")):
+        reply(service, clock, f"+3247000000{n}", "OTHER")
+        reply(service, clock, f"+3247000000{n}", answer)
+    assert reply(service, clock, "+32470000001", "RESULTS") == [
+        "Participants in Other so far: 3. Most chose: Yes (67%)."
+    ]
+    _publish(pushes, service)
+    assert reply(service, clock, "+32470000002", "RESULTADOS") == ["You said yes. We will do it."]
+    # Someone who never took part hears the latest outcome too.
+    assert reply(service, clock, "+32470000008", "RESULTS") == ["You said yes. We will do it."]
