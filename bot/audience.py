@@ -9,7 +9,7 @@ to those who took part: taking part was their consent to hear back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -132,8 +132,8 @@ def matches(
     audience: Audience,
     candidate: Candidate,
     *,
-    completed: Mapping[str, set[int]],
-    answered: Mapping[str, set[int]],
+    completed: Mapping[str, Collection[int]],
+    answered: Mapping[str, Collection[int]],
     default_language: str,
 ) -> bool:
     """Whether the contact is in the audience (address choice aside).
@@ -141,17 +141,21 @@ def matches(
     ``completed[slug]`` and ``answered[slug]`` are the contact ids that completed, or answered
     at least one question of, each survey the audience names.
     """
-    language = candidate.language or default_language
-    if audience.languages and language not in audience.languages:
+    if audience.languages and (candidate.language or default_language) not in audience.languages:
         return False
     for name, values in audience.where.items():
         if str(candidate.attributes.get(name, "")) not in values:
             return False
-    if any(tag not in candidate.tags for tag in audience.tags):
+    if audience.tags and any(tag not in candidate.tags for tag in audience.tags):
         return False
-    if any(candidate.contact_id in completed.get(slug, set()) for slug in audience.not_answered):
+    contact = candidate.contact_id
+    if audience.not_answered and any(
+        contact in completed.get(slug, ()) for slug in audience.not_answered
+    ):
         return False
-    return all(candidate.contact_id in answered.get(slug, set()) for slug in audience.took_part)
+    return not audience.took_part or all(
+        contact in answered.get(slug, ()) for slug in audience.took_part
+    )
 
 
 def choose_address(

@@ -168,6 +168,12 @@ class PushReport:
 
 
 @dataclass
+class _Tally:
+    unreachable: int = 0
+    took_part: int = 0
+
+
+@dataclass
 class _Plan:
     """One planned recipient, before it is a row."""
 
@@ -241,26 +247,31 @@ class Pushes:
     def preview(self, spec: PushSpec) -> Preview:
         """Who the push would reach now, per channel and language, and what its SMS cost."""
         spec = self.complete(spec)
-        with transaction(self._sessions, read_only=True) as s:
-            survey = self._service.survey(s, spec.survey)
-            plans, unreachable, took_part = self._audience(s, spec, survey)
         by_channel: dict[str, int] = {}
         by_language: dict[str, int] = {}
-        segments = 0
+        segments = recipients = 0
         variants = spec.variants
-        for index, plan in enumerate(plans):
-            by_channel[plan.address.channel] = by_channel.get(plan.address.channel, 0) + 1
-            by_language[plan.language] = by_language.get(plan.language, 0) + 1
-            if plan.address.channel == "sms":
-                variant = variants[index % len(variants)] if variants else None
-                segments += self._segments(survey, plan.language, variant, spec)
+        tally = _Tally()
+        costs: dict[tuple[str, str | None], int] = {}
+        with transaction(self._sessions, read_only=True) as s:
+            survey = self._service.survey(s, spec.survey)
+            for index, plan in enumerate(self._audience(s, spec, survey, tally)):
+                recipients += 1
+                by_channel[plan.address.channel] = by_channel.get(plan.address.channel, 0) + 1
+                by_language[plan.language] = by_language.get(plan.language, 0) + 1
+                if plan.address.channel == "sms":
+                    variant = variants[index % len(variants)] if variants else None
+                    key = (plan.language, variant.name if variant else None)
+                    if key not in costs:
+                        costs[key] = self._segments(survey, plan.language, variant, spec)
+                    segments += costs[key]
         price = self._config.pushes.sms_price_per_segment
         return Preview(
-            recipients=len(plans),
+            recipients=recipients,
             by_channel=by_channel,
             by_language=by_language,
-            unreachable=unreachable,
-            took_part=took_part,
+            unreachable=tally.unreachable,
+            took_part=tally.took_part,
             sms_segments=segments,
             cost=round(segments * price, 2),
             currency=self._config.pushes.currency,
@@ -430,17 +441,21 @@ class Pushes:
             message=push.message,
         )
 
-    def _audience(self, s: Session, spec: PushSpec, survey: Survey) -> tuple[list[_Plan], int, int]:
-        """The recipients in contact order; how many matched without a reachable address,
-        and how many completed the consultation already (an invitation skips them)."""
+    def _audience(
+        self, s: Session, spec: PushSpec, survey: Survey, tally: _Tally
+    ) -> Iterator[_Plan]:
+        """The recipients in contact order, streamed; ``tally`` counts who matched without
+        a reachable address, and who completed the consultation already (an invitation
+        skips them)."""
         audience = spec.audience
         default_language = self._config.conversation.default_language
         completed = store.contacts_who(s, {*audience.not_answered, spec.survey}, completed=True)
         answered = store.contacts_who(s, audience.took_part, completed=False)
         done = completed.get(spec.survey, set()) if spec.kind == "invitation" else set()
-        plans: list[_Plan] = []
-        unreachable = took_part = 0
-        for candidate in _grouped(store.candidate_rows(s, spec.channels)):
+        rows = store.candidate_rows(
+            s, spec.channels, attributes=bool(audience.where), tags=bool(audience.tags)
+        )
+        for candidate in _grouped(rows):
             if not matches(
                 audience,
                 candidate,
@@ -449,28 +464,27 @@ class Pushes:
                 default_language=default_language,
             ):
                 continue
-            address = choose_address(
-                candidate, spec.channels, consent=spec.kind == "invitation"
-            )
+            address = choose_address(candidate, spec.channels, consent=spec.kind == "invitation")
             if address is None:
-                unreachable += 1
+                tally.unreachable += 1
                 continue
             if candidate.contact_id in done:
-                took_part += 1
+                tally.took_part += 1
                 continue
             language = survey.language_for(candidate.language or default_language)
-            plans.append(_Plan(candidate, address, language))
-        return plans, unreachable, took_part
+            yield _Plan(candidate, address, language)
 
     def _plan(self, s: Session, push: PushRow, now: datetime) -> int:
+        """Insert the push's recipients in batches as the contacts stream by: memory stays
+        flat however large the audience."""
         spec = self._spec_of(push)
         survey = self._service.survey(s, push.survey_slug)
-        plans, _, _ = self._audience(s, spec, survey)
         start = max(push.scheduled_at, now)  # a late push spreads from now
         step = timedelta(seconds=1 / push.rate_per_second)
         quiet = spec.quiet
-        rows = []
-        for index, plan in enumerate(plans):
+        rows: list[dict[str, Any]] = []
+        planned = 0
+        for index, plan in enumerate(self._audience(s, spec, survey, _Tally())):
             due = start + step * index
             if quiet is not None:
                 due = quiet.next_allowed(due, self._zone(plan.candidate.timezone, spec))
@@ -488,8 +502,11 @@ class Pushes:
                     "reminders_sent": 0,
                 }
             )
+            if len(rows) >= store.PLAN_BATCH:
+                store.insert_recipients(s, rows)
+                planned, rows = planned + len(rows), []
         store.insert_recipients(s, rows)
-        return len(rows)
+        return planned + len(rows)
 
     def _zone(self, name: str | None, spec: PushSpec) -> ZoneInfo:
         """The contact's timezone, or the push's when theirs is unknown or not valid."""

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -40,16 +40,19 @@ class CandidateRow(NamedTuple):
     invalid_at: datetime | None
 
 
-def candidate_rows(s: Session, channels: Sequence[str]) -> Iterator[CandidateRow]:
+def candidate_rows(
+    s: Session, channels: Sequence[str], *, attributes: bool = True, tags: bool = True
+) -> Iterator[CandidateRow]:
     """Every address on ``channels`` of every contact not forgotten, ordered by contact: the
-    caller groups them and applies the audience (streamed, so memory stays flat)."""
+    caller groups them and applies the audience (streamed, so memory stays flat). Attributes
+    and tags are read only when asked for: decoding them is most of the cost."""
     stmt = (
         select(
             Contact.id,
             Contact.language,
             Contact.timezone,
-            Contact.attributes,
-            Contact.tags,
+            Contact.attributes if attributes else literal(None),
+            Contact.tags if tags else literal(None),
             Address.channel,
             Address.value,
             Address.consent_at,
