@@ -33,9 +33,10 @@ from bot.results import latest_outcome, summary_text
 from channels.base import ButtonPress, Ignored, Rendered, StatusUpdate
 from channels.registry import renderer
 from storage import repo
+from storage.contacts import DECLINED_PREFIX, record_consent
 from storage.db import transaction
 from storage.models import Address as AddressRow
-from storage.models import AnswerRow, Contact, Message, SessionRow, SurveyRow
+from storage.models import AnswerRow, Contact, Message, SessionRow, Setting, SurveyRow
 from surveys.loader import SurveyError, clashes, parse_survey
 from surveys.model import Survey
 from surveys.text import normalize
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 PSEUDONYM_SETTING = "pseudonym_key"
+#: Changed whenever staff close a survey, so every process re-reads its closing time.
+CATALOG_SETTING = "catalog_changed"
 #: Tries of one inbound message that lost a race with the same citizen's other message.
 CONCURRENT_TRIES = 3
 #: Outbox kinds besides "reply"/"push" that the dispatcher carries out for Telegram buttons:
@@ -129,7 +132,7 @@ class Service:
         # Surveys are parsed once per stored version (row id) and kept for the process.
         self._surveys: dict[int, Survey] = {}
         self._keywords: dict[str, tuple[Survey, int]] = {}
-        self._catalog_mark: tuple[int, int, datetime | None] | None = None
+        self._catalog_mark: tuple[int, int, datetime | None, str | None] | None = None
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -525,7 +528,23 @@ class Service:
 
     def survey(self, s: Session, slug: str) -> Survey:
         """The current version of a loaded survey; :class:`LookupError` if none."""
+        self._keyword_map(s)  # another process may have loaded or closed it
         return self._survey_by_slug(s, slug)
+
+    def close_survey(self, slug: str, at: datetime, actor: str = "staff") -> int:
+        """Close every version of ``slug`` at ``at`` (now, or later): from then on nobody is
+        invited or reminded, and late replies hear it is closed. How many versions."""
+        with transaction(self._sessions) as s:
+            now = self._clock()
+            rows = repo.all_versions(s, slug)
+            if not rows:
+                raise LookupError(f"no survey {slug!r} is loaded")
+            for row in rows:
+                row.closes_at = at
+            repo.set_setting(s, CATALOG_SETTING, f"{now.isoformat()} {secrets.token_hex(4)}")
+            repo.audit(s, actor, "survey_close", slug, {"at": at.isoformat()}, now)
+        self._catalog_mark = None
+        return len(rows)
 
     def survey_of(self, s: Session, session: SessionRow) -> Survey:
         """The survey version a session answers."""
@@ -695,9 +714,31 @@ class Service:
         for e in effect.step.effects:
             if isinstance(e, Record):
                 repo.upsert_answer(s, row.id, e.question_id, e.value, e.raw, e.how, now)
+                self._record_consent(s, effect.survey, e, contact, address, now)
             elif isinstance(e, Finish) and e.status == "completed":
                 row.completed_at = now
         return row.id
+
+    def _record_consent(
+        self,
+        s: Session,
+        survey: Survey,
+        record: Record,
+        contact: Contact,
+        address: Address,
+        now: datetime,
+    ) -> None:
+        """The answer to a survey's consent question is the citizen's own word on future
+        consultations, recorded on the address they answered from (docs/contacts.md)."""
+        question = survey.question(record.question_id)
+        if question is None or not question.consent or not isinstance(record.value, bool):
+            return  # not the consent question, or skipped
+        given = record.value
+        source = f"survey {survey.id}" if given else f"{DECLINED_PREFIX}survey {survey.id}"
+        record_consent(s, address.channel, address.value, given=given, source=source, now=now)
+        action = "consent_given" if given else "consent_withdrawn"
+        details = {"survey": survey.id, "channel": address.channel}
+        repo.audit(s, "citizen", action, self.pseudonym(s, contact.id), details, now)
 
     def _info_text(self, s: Session, contact: Contact, address: Address, language: str) -> str:
         answers = (
@@ -808,16 +849,27 @@ class Service:
             if row is None:
                 raise LookupError(f"survey version {row_id} is not stored")
             survey = parse_survey(row.source, f"{row.slug} v{row.version}")
+            if row.closes_at != survey.closes_at:
+                # Closed by staff (voxpop survey close): every version closes together.
+                survey = replace(survey, closes_at=row.closes_at)
             self._surveys[row_id] = survey
         return survey
 
     def _keyword_map(self, s: Session) -> dict[str, tuple[Survey, int]]:
-        # One cheap query tells whether another process loaded a survey since we looked.
+        # One cheap query tells whether another process loaded or closed a survey since we
+        # looked.
+        changed = select(Setting.value).where(Setting.key == CATALOG_SETTING).scalar_subquery()
         mark = s.execute(
-            select(func.count(SurveyRow.id), func.max(SurveyRow.id), func.max(SurveyRow.loaded_at))
+            select(
+                func.count(SurveyRow.id),
+                func.max(SurveyRow.id),
+                func.max(SurveyRow.loaded_at),
+                changed,
+            )
         ).one()
-        key = (int(mark[0] or 0), int(mark[1] or 0), mark[2])
+        key = (int(mark[0] or 0), int(mark[1] or 0), mark[2], mark[3])
         if key != self._catalog_mark:
+            self._surveys.clear()  # closing times may have changed
             keywords: dict[str, tuple[Survey, int]] = {}
             for row in repo.latest_surveys(s):
                 survey = self._survey_row(s, row.id)

@@ -84,6 +84,8 @@ class Question:
     max_label: Translations = field(default_factory=dict)
     integer: bool = False
     max_length: int = 1000
+    #: yesno only: the answer records whether the citizen wants future consultations.
+    consent: bool = False
 
     def text_in(self, language: str, default: str) -> str:
         return pick(self.text, language, default)
@@ -125,6 +127,11 @@ class Survey:
 
     def question(self, question_id: str) -> Question | None:
         return next((q for q in self.questions if q.id == question_id), None)
+
+    @property
+    def consent_question(self) -> Question | None:
+        """The question asking whether the citizen wants future consultations, if any."""
+        return next((q for q in self.questions if q.consent), None)
 
     def is_closed(self, now: datetime) -> bool:
         return self.closes_at is not None and now >= self.closes_at

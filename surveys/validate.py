@@ -92,7 +92,7 @@ _COMMON_QUESTION_KEYS = ("id", "type", "text", "optional", "when")
 _TYPE_KEYS: dict[QuestionType, tuple[str, ...]] = {
     "choice": ("choices", "numbering"),
     "multi": ("choices", "numbering", "min_choices", "max_choices"),
-    "yesno": (),
+    "yesno": ("consent",),
     "scale": ("min", "max", "min_label", "max_label"),
     "number": ("min", "max", "integer"),
     "text": ("max_length",),
@@ -797,9 +797,19 @@ class _Checker:
         ids = [q.get("id") for q in value]
         earlier: dict[str, _Earlier] = {}
         questions: list[Question] = []
+        consent_question: str | None = None
         for index, table in enumerate(value):
             question = self.check_question(table, index, ids, earlier)
             questions.append(question)
+            if question.consent:
+                if consent_question is not None:
+                    self.error(
+                        ("questions", index, "consent"),
+                        f"question '{question.id}' asks for consent too, but question "
+                        f"'{consent_question}' already does: a survey asks for it once",
+                    )
+                else:
+                    consent_question = question.id
             if question.id and question.id not in earlier:
                 earlier[question.id] = _Earlier(
                     index,
@@ -862,6 +872,9 @@ class _Checker:
             integer = self.check_bool(table, path, "integer", name, default=False)
         if qtype == "text":
             max_length = self.check_max_length(table.get("max_length"), path, name)
+        consent = False
+        if qtype == "yesno":
+            consent = self.check_bool(table, path, "consent", name, default=False)
         return Question(
             id=qid,
             type=qtype,
@@ -878,6 +891,7 @@ class _Checker:
             max_label=max_label,
             integer=integer,
             max_length=max_length,
+            consent=consent,
         )
 
     def check_type(self, table: Mapping[str, Any], path: KeyPath, name: str) -> QuestionType | None:

@@ -36,6 +36,7 @@ tap 4242 1
 tap 4242 1
 telegram 4242 1980
 telegram 4242 A water fountain
+tap 4242 1
 """
 
 

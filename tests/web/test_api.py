@@ -59,8 +59,9 @@ def test_sms_consultation_from_keyword_to_thanks(client: FlaskClient, service: S
         ("1 4", "How clean is the park?"),
         ("4", "Should the city build a new playground in the park?"),
         ("1", "In what year were you born?"),
-        ("SKIP", "one idea to make the park better?"),
-        ("More benches", "Thank you! The results will be on the city website in April."),
+        ("SKIP", "One idea to make the park better?"),
+        ("More benches", "Last one: may the city send you short consultations"),
+        ("2", "Thank you! The results will be on the city website in April."),
     ]
     for text, expected in script:
         assert expected in joined(send(client, text))
@@ -74,6 +75,7 @@ def test_sms_consultation_from_keyword_to_thanks(client: FlaskClient, service: S
     assert record["answers"]["visits"] == "weekly"
     assert record["answers"]["clean"] == 4
     assert record["answers"]["idea"] == "More benches"
+    assert record["answers"]["future"] is False
 
 
 def test_telegram_buttons_carry_payloads(client: FlaskClient) -> None:

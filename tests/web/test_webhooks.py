@@ -49,6 +49,7 @@ CONFIG = Config(
     ),
 )
 THANKS = "Thank you! The results will be on the city website in April."
+CONSENT = "Last one: may the city send you short consultations like this one in the future?"
 SORRY = "Sorry, I can only read text. Please reply with a text message."
 _ids = itertools.count(1)
 
@@ -613,8 +614,9 @@ def test_full_consultation_over_telegram(
         (telegram_update("callback_query_key", id="cb-key"), "Would more bins help?"),
         (press_update("more_bins:yes", 6004), "Should the city build a new playground"),
         (text_update("no"), "In what year were you born?"),
-        (text_update("1980"), "Last one: one idea to make the park better?"),
-        (text_update("More benches"), THANKS),
+        (text_update("1980"), "One idea to make the park better?"),
+        (text_update("More benches"), CONSENT),
+        (press_update("future:yes", 6005), THANKS),
     ]
     for update, expected in steps:
         mark = last_id(db)
@@ -628,11 +630,12 @@ def test_full_consultation_over_telegram(
         "playground": False,
         "birth_year": 1980,
         "idea": "More benches",
+        "future": True,
     }
     assert {m.channel for m in outbox(db)} == {"telegram"}
     # One callback answer and one keyboard removal per tap.
     kinds = [m.kind for m in outbox(db)]
-    assert kinds.count(CALLBACK_ANSWER) == kinds.count(KEYBOARD_REMOVE) == 4
+    assert kinds.count(CALLBACK_ANSWER) == kinds.count(KEYBOARD_REMOVE) == 5
 
 
 def test_full_consultation_over_sms(
@@ -644,8 +647,9 @@ def test_full_consultation_over_sms(
         ("1 4", "How clean is the park?"),
         ("4", "Should the city build a new playground in the park?"),
         ("yes", "In what year were you born?"),
-        ("SKIP", "Last one: one idea to make the park better?"),
-        ("More benches", THANKS),
+        ("SKIP", "One idea to make the park better?"),
+        ("More benches", CONSENT),
+        ("yes", THANKS),
     ]
     for text, expected in script:
         mark = last_id(db)
@@ -675,8 +679,9 @@ def test_full_consultation_over_whatsapp(
         ({"Body": "2,5"}, "How clean is the park?"),
         ({"Body": "5"}, "Should the city build a new playground in the park?"),
         ({"Body": "no"}, "In what year were you born?"),
-        ({"Body": "1975"}, "Last one: one idea to make the park better?"),
-        ({"Body": "Shade 🌳"}, THANKS),
+        ({"Body": "1975"}, "One idea to make the park better?"),
+        ({"Body": "Shade 🌳"}, CONSENT),
+        ({"Body": "nee"}, THANKS),
     ]
     for fields, expected in script:
         assert whatsapp(**fields)[-1].startswith(expected)
@@ -687,6 +692,7 @@ def test_full_consultation_over_whatsapp(
         "playground": False,
         "birth_year": 1975,
         "idea": "Shade 🌳",
+        "future": False,
     }
     assert {(m.channel, m.address) for m in outbox(db)} == {("whatsapp", PHONE)}
 
