@@ -19,6 +19,8 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli_common import check_channels, database_error, real_channels, runtime
+from bot.cli_outcome import outcome
+from bot.cli_push import parse_at, push
 from bot.cli_scheduler import scheduler as scheduler_command
 from bot.config import Config, ConfigError, load_config
 from bot.dispatch import DispatcherThread
@@ -187,6 +189,22 @@ def survey_list(config: Config) -> None:
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         for r in table:
             click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+@survey.command("close")
+@click.argument("survey_id")
+@click.option("--at", "at_text", default="now", show_default=True, help="now, +2h, or a time.")
+@click.pass_obj
+def survey_close(config: Config, survey_id: str, at_text: str) -> None:
+    """Close a consultation (every version): nobody more is invited or reminded, and late
+    replies hear that it is closed. Loading its file again later reopens it."""
+    with runtime(config) as rt:
+        at = parse_at(at_text, config.pushes.timezone, rt.service.now())
+        try:
+            versions = rt.service.close_survey(survey_id, at)
+        except LookupError as exc:
+            raise click.ClickException(str(exc).strip("'\"")) from None
+    click.echo(f"{survey_id}: closes at {at:%Y-%m-%d %H:%M} UTC ({versions} version(s))")
 
 
 # --- chat -------------------------------------------------------------------------------------
@@ -515,6 +533,8 @@ def telegram_poll(config: Config) -> None:
 
 
 main.add_command(scheduler_command)
+main.add_command(push)
+main.add_command(outcome)
 
 if __name__ == "__main__":
     main()

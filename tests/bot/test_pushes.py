@@ -466,6 +466,31 @@ def test_a_closed_consultation_invites_nobody_more_and_late_replies_hear_it(
     ]
 
 
+def test_closing_a_survey_reaches_every_process_and_every_version(
+    db: sessionmaker[Session], service: Service, clock: Clock
+) -> None:
+    add_contact(db, "+32470000001")
+    add_contact(db, "+32470000002")
+    scheduler_side = Service(db, clock=clock)  # another process: its own caches
+    pushes = Pushes(db, scheduler_side, push_config(), clock=clock)
+    pushes.fire(pushes.create(spec(rate_per_second=1 / 3600)))  # an hour apart
+    pushes.tick()
+    reply(service, clock, "+32470000001", "red")  # answering, on this process
+    service.close_survey("every-type", clock.now)
+    clock.now += timedelta(hours=1)
+    pushes.tick()
+    assert [(r.status, r.reason) for r in recipients(db)] == [
+        ("invited", None),
+        ("skipped", "closed"),
+    ]
+    assert reply(service, clock, "+32470000001", "bus") == [
+        "Sorry, this consultation is closed. Thank you for your interest."
+    ]
+    assert reply(service, clock, "+32470000009", "EVERY") == [
+        "Sorry, this consultation is closed. Thank you for your interest."
+    ]
+
+
 # --- cancelling and variants ----------------------------------------------------------------
 
 
