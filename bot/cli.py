@@ -19,6 +19,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli_common import check_channels, database_error, real_channels, runtime
+from bot.cli_contacts import contacts
 from bot.cli_outcome import outcome
 from bot.cli_push import parse_at, push
 from bot.cli_scheduler import scheduler as scheduler_command
@@ -533,6 +534,7 @@ def telegram_poll(config: Config) -> None:
 
 
 main.add_command(scheduler_command)
+main.add_command(contacts)
 main.add_command(push)
 main.add_command(outcome)
 
