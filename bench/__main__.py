@@ -1,13 +1,32 @@
-"""``make bench``: every benchmark, each printing a ratio against a baseline from the same run."""
+"""``make bench``: every benchmark, each printing a ratio against a baseline from the same run.
+
+``python -m bench --quick`` runs smaller sizes (about half the time); ``--only NAME`` runs
+one of: engine, chat, webhook, dispatch, latency.
+"""
 
 from __future__ import annotations
 
-from bench import chat_bench, engine_bench
+import argparse
+from collections.abc import Callable
+
+from bench import chat_bench, dispatch_bench, engine_bench, latency_bench, webhook_bench
 
 
 def main() -> None:
-    engine_bench.main()
-    chat_bench.main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs, for a quick look")
+    parser.add_argument("--only", choices=("engine", "chat", "webhook", "dispatch", "latency"))
+    args = parser.parse_args()
+    benches: dict[str, Callable[[], None]] = {
+        "engine": engine_bench.main,
+        "chat": chat_bench.main,
+        "webhook": lambda: webhook_bench.main([], quick=args.quick),
+        "dispatch": lambda: dispatch_bench.main([], quick=args.quick),
+        "latency": lambda: latency_bench.main([], quick=args.quick),
+    }
+    for name, bench in benches.items():
+        if args.only in (None, name):
+            bench()
 
 
 if __name__ == "__main__":

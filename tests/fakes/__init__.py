@@ -2,7 +2,11 @@
 
 The real SDKs (python-telegram-bot, twilio) talk to them over HTTP, so a test exercises the
 same requests, answers and errors a real provider would give. Each fake is a WSGI app served by
-werkzeug on ``127.0.0.1`` with an ephemeral port, in a background thread::
+werkzeug on ``127.0.0.1`` with an ephemeral port, in a background thread, or with
+``keep_alive=True`` by :mod:`tests.fakes._http`, which keeps connections open as the real APIs
+do and is several times faster (the benchmarks use it; werkzeug closes every connection). It is
+not the default because a client's first requests then also open connections and its later
+ones do not, which moves the arrival times that pacing tests compare::
 
     with FakeTelegram(token=TOKEN) as telegram:
         ...  # point the SDK at telegram.url; inspect telegram.calls
@@ -38,6 +42,8 @@ from typing import Any, ClassVar, Self
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fakes._http import HttpServer
 
 __all__ = [
     "Call",
@@ -91,6 +97,7 @@ class FakeServer:
         failure_rate: float = 0.0,
         seed: int = 0,
         failure_kinds: Iterable[str] = ("5xx", "429"),
+        keep_alive: bool = False,
     ) -> None:
         self.timeout_delay = timeout_delay
         self.slow_delay = slow_delay
@@ -104,6 +111,11 @@ class FakeServer:
         if failure_rate:
             self.set_failure_rate(failure_rate, seed=seed, kinds=failure_kinds)
         self._closing = threading.Event()
+        self._keep_alive: HttpServer | None = None
+        if keep_alive:
+            self._keep_alive = HttpServer(self._wsgi, type(self).__name__)
+            self.url = f"http://127.0.0.1:{self._keep_alive.port}"
+            return
         self._connections: set[socket.socket] = set()
         self._handlers: set[threading.Thread] = set()
         self._server = make_server(
@@ -125,6 +137,9 @@ class FakeServer:
         if self._closing.is_set():
             return
         self._closing.set()  # wakes handlers sleeping in a timeout or a long poll
+        if self._keep_alive is not None:
+            self._keep_alive.close()
+            return
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -284,7 +299,7 @@ class FakeServer:
         fake = self
 
         class Handler(WSGIRequestHandler):
-            # Keep-alive, as the real APIs do: the SDKs reuse their connections.
+            # HTTP/1.1 answers; werkzeug still closes the connection after each one.
             protocol_version = "HTTP/1.1"
 
             def setup(self) -> None:

@@ -97,6 +97,7 @@ class FakeTelegram(FakeServer):
         failure_rate: float = 0.0,
         seed: int = 0,
         failure_kinds: Iterable[str] = ("5xx", "429"),
+        keep_alive: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
@@ -117,6 +118,7 @@ class FakeTelegram(FakeServer):
             failure_rate=failure_rate,
             seed=seed,
             failure_kinds=failure_kinds,
+            keep_alive=keep_alive,
         )
 
     @property

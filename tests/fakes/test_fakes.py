@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.error import HTTPError
@@ -222,3 +224,88 @@ def test_failure_rate_from_the_constructor() -> None:
         status, _, body = call(url, {"To": "+32470123456", "From": "+1555", "Body": "x"}, _auth())
 
     assert (status, body["code"]) == (503, 20503)
+
+
+# --- the keep-alive server --------------------------------------------------------------------
+
+
+def _raw_post(conn: http.client.HTTPConnection, form: dict[str, str]) -> tuple[int, str, Any]:
+    path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} | _auth()
+    conn.request("POST", path, body=urlencode(form), headers=headers)
+    answer = conn.getresponse()
+    return answer.status, answer.getheader("Connection") or "", json.loads(answer.read())
+
+
+def test_keep_alive_serves_many_requests_on_one_connection() -> None:
+    with FakeTwilio(keep_alive=True) as fake:
+        port = int(fake.url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            answers = [
+                _raw_post(conn, {"To": "+32470123456", "From": "+15555550199", "Body": str(n)})
+                for n in range(3)
+            ]
+            sock = conn.sock
+            assert sock is not None
+            local = sock.getsockname()
+        finally:
+            conn.close()
+        calls = fake.calls
+
+    assert [(status, connection) for status, connection, _ in answers] == [(201, "keep-alive")] * 3
+    assert [body["body"] for _, _, body in answers] == ["0", "1", "2"]
+    assert [c.params["Body"] for c in calls] == ["0", "1", "2"]
+    assert local[0] == "127.0.0.1"
+
+
+def test_keep_alive_speaks_the_same_wire_format() -> None:
+    with FakeTelegram(keep_alive=True) as fake:
+        fake.fail_next(1, "429")
+        limited, headers, body = call(
+            f"{fake.url}/bot{TOKEN}/sendMessage", {"chat_id": "1", "text": "x"}
+        )
+        sent, _, answer = call(f"{fake.url}/bot{TOKEN}/sendMessage", {"chat_id": "1", "text": "x"})
+        unknown, _, _ = call(f"{fake.url}/nothing-here", {})
+
+    assert (limited, body["parameters"]) == (429, {"retry_after": 3})
+    assert headers["Content-Type"] == "application/json"
+    assert (sent, answer["result"]["text"]) == (200, "x")
+    assert unknown == 404
+
+
+def test_keep_alive_reads_chunked_bodies() -> None:
+    with FakeTwilio(keep_alive=True) as fake:
+        port = int(fake.url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        body = urlencode({"To": "+32470123456", "From": "+15555550199", "Body": "chunked"})
+        try:
+            conn.request(
+                "POST",
+                f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+                body=iter([body[:10].encode(), body[10:].encode()]),
+                headers={"Content-Type": "application/x-www-form-urlencoded"} | _auth(),
+                encode_chunked=True,
+            )
+            answer = conn.getresponse()
+            status, sent = answer.status, json.loads(answer.read())
+        finally:
+            conn.close()
+
+    assert (status, sent["body"]) == (201, "chunked")
+
+
+def test_keep_alive_close_does_not_wait_for_a_timeout_fault() -> None:
+    fake = FakeTwilio(keep_alive=True, timeout_delay=30)
+    fake.fail_next(1, "timeout")
+    url = f"{fake.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    form = {"To": "+32470123456", "From": "+15555550199", "Body": "x"}
+    request = Request(url, data=urlencode(form).encode(), headers=_auth())
+    with pytest.raises(OSError, match="timed out"):
+        _OPENER.open(request, timeout=0.3)
+
+    started = time.monotonic()
+    fake.close()
+
+    assert time.monotonic() - started < 5
+    assert [c.fault for c in fake.calls] == ["timeout"]

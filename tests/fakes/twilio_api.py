@@ -102,6 +102,7 @@ class FakeTwilio(FakeServer):
         failure_rate: float = 0.0,
         seed: int = 0,
         failure_kinds: Iterable[str] = ("5xx", "429"),
+        keep_alive: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.account_sid = account_sid
@@ -118,6 +119,7 @@ class FakeTwilio(FakeServer):
             failure_rate=failure_rate,
             seed=seed,
             failure_kinds=failure_kinds,
+            keep_alive=keep_alive,
         )
 
     # --- test controls ----------------------------------------------------------------------

@@ -1,0 +1,355 @@
+"""Dispatcher throughput: the real Dispatcher and Transports sending a full outbox to a loopback
+fake provider, against a raw async HTTP client posting the same requests to the same fake.
+
+``messages`` outbox rows (a question with its choices, each to a different citizen) are
+queued in a fresh SQLite database; a child process then runs ``dispatch_forever`` (what
+``voxpop dispatch`` runs: claim with a lease, render, send through the provider SDK, record)
+until every row is ``sent``. The baseline, in a child process of the same shape, is httpx's
+``AsyncClient`` (the HTTP client python-telegram-bot uses) posting the same form bodies, with
+the same credentials, to the same fake with the same concurrency (``[dispatch]
+concurrency``); no database, no SDK. It runs before and after the dispatcher and is
+averaged. A second reference, aiohttp's client doing the same, shows what the fake itself can
+take. The fake runs in this process, so no client shares its interpreter with the server.
+
+Channels: ``sms`` (the twilio SDK, sync, in threads) and ``telegram`` (python-telegram-bot,
+async). Targets: at least 1,000 messages/s, and at least 0.7 of the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+import httpx
+from sqlalchemy import func, insert, select
+
+from bench import harness
+from bot.config import DispatchConfig, load_config
+from bot.dispatch import Job
+from bot.runtime import build_runtime
+from bot.transports import dispatch_forever, outbound
+from channels import sms, telegram
+from channels.telegram_send import keyboard
+from storage.db import make_engine, session_factory, transaction
+from storage.migrate import upgrade
+from storage.models import Message
+from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.twilio_api import FakeTwilio
+
+CHANNELS = ("sms", "telegram")
+#: A question with its choices, as the service queues it (rendered at send time).
+TEXT = "How often do you visit the park?"
+PAYLOAD = {
+    "options": [
+        {"key": str(n), "label": label, "payload": f"visits:{key}"}
+        for n, (key, label) in enumerate(
+            (
+                ("weekly", "Every week"),
+                ("monthly", "Every month"),
+                ("rarely", "Rarely"),
+                ("never", "Never"),
+            ),
+            start=1,
+        )
+    ]
+}
+
+
+def address(channel: str, i: int) -> str:
+    return harness.phone(i) if channel == "sms" else str(700_000_000 + i)
+
+
+def _job(channel: str, i: int) -> Job:
+    return Job(i, channel, address(channel, i), "reply", TEXT, PAYLOAD, 1)
+
+
+def queue(db_url: str, channel: str, messages: int) -> None:
+    """``messages`` due replies on ``channel``, each to another citizen."""
+    engine = make_engine(db_url)
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "direction": "out",
+            "channel": channel,
+            "address": address(channel, i),
+            "kind": "reply",
+            "text": TEXT,
+            "payload": PAYLOAD,
+            "status": "queued",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for i in range(messages)
+    ]
+    try:
+        with transaction(session_factory(engine)) as s:
+            for start in range(0, len(rows), 1000):
+                s.execute(insert(Message), rows[start : start + 1000])
+    finally:
+        engine.dispose()
+
+
+# --- the two child processes ------------------------------------------------------------------
+
+
+def _unsent(db_url: str) -> int:
+    engine = make_engine(db_url)
+    try:
+        with transaction(session_factory(engine), read_only=True) as s:
+            found = s.scalar(
+                select(func.count()).where(
+                    Message.direction == "out", Message.status.in_(("queued", "sending"))
+                )
+            )
+            return found or 0
+    finally:
+        engine.dispose()
+
+
+async def _dispatcher(db_url: str) -> float:
+    """Run ``dispatch_forever`` until no row is left to send; the seconds it took."""
+    config = load_config()
+    runtime = build_runtime(config)
+    stop, wake = asyncio.Event(), asyncio.Event()
+
+    async def until_done() -> None:
+        while await asyncio.to_thread(_unsent, db_url):
+            await asyncio.sleep(0.02)
+        stop.set()
+
+    started = time.perf_counter()
+    watcher = asyncio.ensure_future(until_done())
+    try:
+        await dispatch_forever(config, runtime.sessions, stop, wake)
+    finally:
+        watcher.cancel()
+        runtime.close()
+    return time.perf_counter() - started
+
+
+def baseline_requests(channel: str, messages: int) -> tuple[str, list[dict[str, str]]]:
+    """The URL and form bodies the SDK posts for these messages, built by hand."""
+    config = load_config()
+    forms: list[dict[str, str]] = []
+    if channel == "sms":
+        twilio = config.twilio
+        url = f"{twilio.api_base_url}/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
+        callback = config.server.public_url + "/webhooks/twilio/status"
+        for i in range(messages):
+            body = sms.render(outbound(_job(channel, i))).text
+            forms.append(
+                {"To": address(channel, i), "From": twilio.sms_from, "Body": body}
+                | {"StatusCallback": callback}
+            )
+        return url, forms
+    token = config.telegram.token
+    url = f"{config.telegram.api_base_url}/bot{token}/sendMessage"
+    for i in range(messages):
+        rendered = telegram.render(outbound(_job(channel, i)))
+        markup = keyboard(rendered)
+        form = {"chat_id": address(channel, i), "text": rendered.text}
+        if markup is not None:
+            form["reply_markup"] = json.dumps(markup.to_dict())
+        forms.append(form)
+    return url, forms
+
+
+def _auth_headers(channel: str) -> dict[str, str]:
+    if channel != "sms":
+        return {}  # the Bot API token is in the URL
+    twilio = load_config().twilio
+    pair = f"{twilio.account_sid}:{twilio.auth_token}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
+async def _httpx(channel: str, messages: int) -> float:
+    """Post the same requests with httpx, ``[dispatch] concurrency`` at a time."""
+    url, forms = baseline_requests(channel, messages)
+    concurrency = load_config().dispatch.concurrency
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    gate = asyncio.Semaphore(concurrency)
+    headers = _auth_headers(channel)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(limits=limits, headers=headers, trust_env=False) as client:
+
+        async def post(form: dict[str, str]) -> None:
+            async with gate:
+                answer = await client.post(url, data=form)
+            if answer.status_code not in (200, 201):
+                raise RuntimeError(f"baseline: HTTP {answer.status_code}")
+
+        await asyncio.gather(*(post(form) for form in forms))
+    return time.perf_counter() - started
+
+
+async def _aiohttp(channel: str, messages: int) -> float:
+    """The same with aiohttp: what the fake can take from a lighter client."""
+    url, forms = baseline_requests(channel, messages)
+    concurrency = load_config().dispatch.concurrency
+    gate = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(
+        connector=connector, headers=_auth_headers(channel), trust_env=False
+    ) as client:
+
+        async def post(form: dict[str, str]) -> None:
+            async with gate, client.post(url, data=form) as answer:
+                await answer.read()
+                if answer.status not in (200, 201):
+                    raise RuntimeError(f"baseline: HTTP {answer.status}")
+
+        await asyncio.gather(*(post(form) for form in forms))
+    return time.perf_counter() - started
+
+
+def child_main(argv: Sequence[str]) -> None:
+    """``python -m bench.dispatch_bench --child dispatcher|raw ...``: print the seconds."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", choices=("dispatcher", "httpx", "aiohttp"), required=True)
+    parser.add_argument("--channel", choices=CHANNELS, required=True)
+    parser.add_argument("--messages", type=int, required=True)
+    parser.add_argument("--db", required=True)
+    args = parser.parse_args(argv)
+    if args.child == "dispatcher":
+        seconds = asyncio.run(_dispatcher(args.db))
+    elif args.child == "httpx":
+        seconds = asyncio.run(_httpx(args.channel, args.messages))
+    else:
+        seconds = asyncio.run(_aiohttp(args.channel, args.messages))
+    print(json.dumps({"seconds": seconds}))
+
+
+# --- the bench --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    channel: str
+    messages: int
+    concurrency: int
+    dispatcher_seconds: float
+    #: httpx before and after the dispatcher.
+    raw_seconds: tuple[float, float]
+    aiohttp_seconds: float
+    provider_calls: int
+
+    @property
+    def dispatcher_per_second(self) -> float:
+        return self.messages / self.dispatcher_seconds
+
+    @property
+    def raw_per_second(self) -> float:
+        return sum(self.messages / s for s in self.raw_seconds) / len(self.raw_seconds)
+
+    @property
+    def aiohttp_per_second(self) -> float:
+        return self.messages / self.aiohttp_seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.dispatcher_per_second / self.raw_per_second
+
+
+def _child(
+    kind: str, channel: str, messages: int, db_url: str, env: dict[str, str], deadline: float
+) -> float:
+    command = [sys.executable, "-m", "bench.dispatch_bench", "--child", kind]
+    command += ["--channel", channel, "--messages", str(messages), "--db", db_url]
+    done = subprocess.run(
+        command,
+        env=env,
+        cwd=harness.ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=deadline,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} child failed:\n{done.stderr[-3000:]}")
+    seconds: float = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    return seconds
+
+
+def run(channel: str, messages: int = 5000, *, deadline: float = 300.0) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        db_url = f"sqlite:///{tmp}/dispatch.db"
+        upgrade(db_url)
+        queue(db_url, channel, messages)
+        # Keep-alive, as the real APIs: werkzeug's server (the fakes' default) would be the limit.
+        fake: FakeTwilio | FakeTelegram = (
+            FakeTwilio(keep_alive=True) if channel == "sms" else FakeTelegram(keep_alive=True)
+        )
+        with fake:
+            if isinstance(fake, FakeTwilio):
+                env = harness.voxpop_env(db_url, twilio=fake, log_level="WARNING")
+            else:
+                env = harness.voxpop_env(db_url, telegram=fake, log_level="WARNING")
+            lighter = _child("aiohttp", channel, messages, db_url, env, deadline)
+            before = _child("httpx", channel, messages, db_url, env, deadline)
+            raw_params = fake.calls[-1].params
+            fake.clear_calls()
+            dispatcher = _child("dispatcher", channel, messages, db_url, env, deadline)
+            calls = fake.calls
+            sdk_params = calls[-1].params if calls else {}
+            after = _child("httpx", channel, messages, db_url, env, deadline)
+        unsent = _unsent(db_url)
+    sends = [c for c in calls if c.name in ("messages.create", "sendMessage")]
+    if unsent or len(sends) != messages:
+        raise RuntimeError(f"{channel}: {unsent} rows unsent, {len(sends)} provider calls")
+    if set(raw_params) != set(sdk_params):
+        # The baseline must post what the SDK posts, or the ratio compares different work.
+        raise RuntimeError(f"baseline posts {sorted(raw_params)}, the SDK {sorted(sdk_params)}")
+    return Result(
+        channel=channel,
+        messages=messages,
+        concurrency=DispatchConfig().concurrency,
+        dispatcher_seconds=dispatcher,
+        raw_seconds=(before, after),
+        aiohttp_seconds=lighter,
+        provider_calls=len(calls),
+    )
+
+
+def report(r: Result) -> str:
+    before, after = (r.messages / s for s in r.raw_seconds)
+    return (
+        f"dispatch {r.channel}: {r.dispatcher_per_second:,.0f} messages/s through the "
+        f"Dispatcher and the SDK ({r.messages} in {r.dispatcher_seconds:.1f} s, "
+        f"{r.provider_calls} provider calls, concurrency {r.concurrency}); raw httpx "
+        f"{r.raw_per_second:,.0f}/s ({before:,.0f} before, {after:,.0f} after); ratio "
+        f"{r.ratio:.2f} (targets >= 0.7 and >= 1,000/s); the fake takes "
+        f"{r.aiohttp_per_second:,.0f}/s from aiohttp"
+    )
+
+
+def main(argv: Sequence[str] | None = None, *, quick: bool = False) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=2000 if quick else 5000)
+    parser.add_argument("--channel", choices=(*CHANNELS, "all"), default="all")
+    args = parser.parse_args(argv)
+    for channel in CHANNELS if args.channel == "all" else (args.channel,):
+        print(report(run(channel, args.messages)))
+
+
+def _entry(argv: list[str]) -> None:
+    if argv and argv[0] == "--child":
+        child_main(argv)
+    else:
+        main(argv)
+
+
+if __name__ == "__main__":
+    _entry(sys.argv[1:])

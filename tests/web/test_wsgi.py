@@ -1,0 +1,149 @@
+"""The WSGI entry point for gunicorn (:mod:`bot.wsgi`): built from the environment's config,
+refusing a database without the schema or a half-configured channel, served by gunicorn."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.request import ProxyHandler, build_opener
+
+import pytest
+from flask import Flask
+
+from bot import wsgi
+from bot.config import ConfigError
+from bot.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No config file and no VOXPOP_* settings but those a test sets."""
+    for name in list(os.environ):
+        if name.startswith("VOXPOP_") and "__" in name:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("VOXPOP_CONFIG", os.devnull)
+    monkeypatch.setenv("VOXPOP_LOGGING__LEVEL", "WARNING")
+    return monkeypatch
+
+
+def _close(app: Flask) -> None:
+    runtime = app.extensions["voxpop.runtime"]
+    assert isinstance(runtime, Runtime)
+    runtime.close()
+
+
+def test_the_app_is_built_from_the_environment(
+    environment: pytest.MonkeyPatch, db_url: str
+) -> None:
+    environment.setenv("VOXPOP_DATABASE__URL", db_url)
+
+    app = wsgi.build_app()
+    try:
+        answer = app.test_client().get("/healthz")
+    finally:
+        _close(app)
+
+    assert answer.status_code == 200
+    assert answer.get_json() == {"status": "ok"}
+
+
+@pytest.fixture
+def fresh_module() -> Iterator[None]:
+    """``bot.wsgi`` as if just imported: no app built yet, and none left behind."""
+    vars(wsgi).pop("app", None)
+    wsgi._app = None
+    try:
+        yield
+    finally:
+        built = vars(wsgi).pop("app", None)
+        wsgi._app = None
+        if isinstance(built, Flask):
+            _close(built)
+
+
+@pytest.mark.usefixtures("fresh_module")
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_app_is_built_once_on_first_use(environment: pytest.MonkeyPatch, db_url: str) -> None:
+    environment.setenv("VOXPOP_DATABASE__URL", db_url)
+
+    first = wsgi.app
+    again = wsgi.app
+
+    assert first is again
+    assert first.test_client().get("/healthz").status_code == 200
+
+
+def test_a_database_without_the_schema_is_refused(
+    environment: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    environment.setenv("VOXPOP_DATABASE__URL", f"sqlite:///{tmp_path}/empty.db")
+
+    with pytest.raises(ConfigError, match="run `voxpop db upgrade` first"):
+        wsgi.build_app()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_half_configured_channel_is_refused(environment: pytest.MonkeyPatch, db_url: str) -> None:
+    environment.setenv("VOXPOP_DATABASE__URL", db_url)
+    environment.setenv("VOXPOP_SERVER__PUBLIC_URL", "https://voxpop.example.city")
+    environment.setenv("VOXPOP_TELEGRAM__TOKEN", "7000000001:AAF-test-token")
+
+    with pytest.raises(ConfigError, match="webhook_secret is required"):
+        wsgi.build_app()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_gunicorn_serves_it(db_url: str, tmp_path: Path) -> None:
+    # gunicorn ignores settings it does not know: this works with and without a control socket.
+    settings = tmp_path / "gunicorn.conf.py"
+    settings.write_text("control_socket_disable = True\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "VOXPOP_CONFIG": os.devnull,
+        "VOXPOP_DATABASE__URL": db_url,
+        "VOXPOP_LOGGING__LEVEL": "WARNING",
+    }
+    log = tmp_path / "gunicorn.log"
+    command = [sys.executable, "-m", "gunicorn", "--config", str(settings)]
+    command += ["--workers", "1", "--bind", "127.0.0.1:0", "bot.wsgi:app"]
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
+    try:
+        port = _listening_port(log, server)
+        opener = build_opener(ProxyHandler({}))  # loopback, whatever the environment says
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    status, body = answer.status, answer.read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+
+    assert status == 200
+    assert b'"status":"ok"' in body.replace(b" ", b"")
+
+
+def _listening_port(log: Path, server: subprocess.Popen[bytes]) -> int:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text())
+        if found:
+            return int(found.group(1))
+        if server.poll() is not None:
+            break
+        time.sleep(0.05)
+    pytest.fail(f"gunicorn did not start:\n{log.read_text()[-2000:]}")
