@@ -25,10 +25,10 @@ from bot.quiet import QuietHoursError, zone_of
 from bot.stats import Rate
 from storage.pushes import PushCounts
 
-_RELATIVE = re.compile(r"^(?:now)?\s*\+\s*(\d+)\s*([mhd])$")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhd])$")
+_RELATIVE = re.compile(r"^(?:now)?\s*\+\s*(\d+)\s*([smhd])$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?$")
-_UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0}
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
 _PER |= {"h": 3600.0, "hour": 3600.0}
 
@@ -58,7 +58,7 @@ def push() -> None:
 
 
 def parse_at(text: str, timezone: str, now: datetime) -> datetime:
-    """``now``, ``+10m``/``+2h``/``+1d``, ``2026-12-01 10:00`` (in ``timezone``), or an ISO
+    """``now``, ``+30s``/``+10m``/``+2h``/``+1d``, ``2026-12-01 10:00`` (in ``timezone``), or an ISO
     time with an offset; in UTC.
 
     >>> now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -98,7 +98,7 @@ def parse_rate(text: str) -> float:
 
 
 def parse_duration(text: str) -> timedelta:
-    """``24h``, ``90m``, ``2d``.
+    """``24h``, ``90m``, ``2d`` (``30s`` too, to try reminders out).
 
     >>> parse_duration("36h")
     datetime.timedelta(days=1, seconds=43200)
@@ -259,12 +259,22 @@ def show_plan(spec: PushSpec, preview: Preview) -> None:
         click.echo(f"  left out: {preview.took_part} who completed it already")
     if preview.sms_segments:
         cost = f", about {preview.currency} {preview.cost:.2f}" if preview.cost else ""
-        click.echo(f"  SMS: {preview.sms_segments} segments{cost}")
+        plural = "s" if preview.sms_segments != 1 else ""
+        click.echo(f"  SMS: {preview.sms_segments} segment{plural}{cost}")
 
 
 def _hours(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:g} h"
+    """``24 h``, ``90 min``, ``30 s``.
+
+    >>> _hours(timedelta(hours=24)), _hours(timedelta(minutes=90)), _hours(timedelta(seconds=30))
+    ('24 h', '90 min', '30 s')
+    """
+    seconds = delta.total_seconds()
+    if (seconds >= 3600 and seconds % 3600 == 0) or seconds >= 6 * 3600:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
 
 
 @contextmanager
@@ -318,14 +328,17 @@ def show_report(report: PushReport) -> None:
     click.echo(f"  audience: {Audience.from_json(row.audience).describe()}")
     if row.note:
         click.echo(f"  note: {row.note}")
+    invitation = row.kind == "invitation"
     header = (
         f"  {'':<12}{'planned':>8}{'invited':>8}{'waiting':>8}{'skipped':>8}{'sent':>7}"
-        f"{'delivered':>10}{'failed':>7}{'started':>8}{'completed':>10}  response rate (95%)"
+        f"{'delivered':>10}{'failed':>7}"
     )
+    if invitation:
+        header += f"{'started':>8}{'completed':>10}  response rate (95%)"
     click.echo(header)
-    click.echo(_counts_line("all", report.total))
+    click.echo(_counts_line("all", report.total, invitation))
     for channel, counts in sorted(report.by_channel.items()):
-        click.echo(_counts_line(channel, counts))
+        click.echo(_counts_line(channel, counts, invitation))
     if report.by_variant:
         click.echo("  by variant (started and completed of those invited):")
         for name, counts in sorted(report.by_variant.items()):
@@ -340,12 +353,14 @@ def show_report(report: PushReport) -> None:
         click.echo(f"  not invited (yet): {reasons}")
 
 
-def _counts_line(label: str, c: PushCounts) -> str:
-    rate = Rate(c.completed, c.invited)
-    return (
+def _counts_line(label: str, c: PushCounts, invitation: bool = True) -> str:
+    line = (
         f"  {label:<12}{c.planned:>8}{c.invited:>8}{c.waiting:>8}{c.skipped:>8}{c.sent:>7}"
-        f"{c.delivered:>10}{c.failed:>7}{c.started:>8}{c.completed:>10}  {rate}"
+        f"{c.delivered:>10}{c.failed:>7}"
     )
+    if invitation:  # an outcome is not answered: no rates
+        line += f"{c.started:>8}{c.completed:>10}  {Rate(c.completed, c.invited)}"
+    return line
 
 
 @push.command("cancel")

@@ -31,6 +31,7 @@ HELP = """Type a citizen's message as: CHANNEL ADDRESS TEXT
   tap 4242 2                   (taps button 2 of the last keyboard sent to chat 4242)
   sms +32470000001 LIGHTS
   whatsapp +32470000002 PARK
+  wait 90                      (shows what the bot sends on its own: a push, a reminder)
 Ctrl-D or "quit" to stop."""
 
 

@@ -10,6 +10,7 @@ lines like these from the terminal or a pipe::
     tap 4242 1                  taps the first button of the last keyboard sent to chat 4242
     sms +32470000001 LIGHTS     an SMS
     whatsapp +32470000002 hi    a WhatsApp message
+    wait 90                     shows what the bot sends on its own meanwhile (a push)
 
 After each line it prints what the bot sent back (``bot>``), and for Twilio it reports
 delivery to Voxpop's status callback, as Twilio would.
@@ -105,6 +106,9 @@ class Phone:
         """Carry out one line (see the module docstring) and print the replies."""
         words = line.split(maxsplit=2)
         if not words or words[0].startswith("#"):
+            return
+        if words[0] == "wait":
+            self._wait(words[1] if len(words) > 1 else "")
             return
         if len(words) < 3:
             self.print_line("? write: telegram|sms|whatsapp ADDRESS TEXT, or tap CHAT N")
@@ -241,10 +245,23 @@ class Phone:
 
     # --- replies --------------------------------------------------------------------------------
 
-    def _replies(self) -> Iterator[str]:
-        """What the bot sends until it has been quiet for a moment."""
+    def _wait(self, seconds: str) -> None:
+        """``wait 90``: show what the bot sends on its own (a push, a reminder) meanwhile."""
+        try:
+            duration = float(seconds)
+        except ValueError:
+            self.print_line("? write: wait SECONDS")
+            return
+        self.print_line(f"(waiting {duration:g} s for messages)")
+        for message in self._replies(duration, until_quiet=False):
+            self.print_line(f"bot> {message}")
+
+    def _replies(self, patience: float = PATIENCE, *, until_quiet: bool = True) -> Iterator[str]:
+        """What the bot sends until it has been quiet for a moment (or for ``patience``)."""
         started = last = time.monotonic()
-        while time.monotonic() - last < self.quiet and time.monotonic() - started < PATIENCE:
+        while time.monotonic() - started < patience and (
+            not until_quiet or time.monotonic() - last < self.quiet
+        ):
             fresh: list[Call] = []
             for name, fake in (("telegram", self.telegram), ("twilio", self.twilio)):
                 calls = fake.calls
