@@ -17,12 +17,13 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     String,
+    Table,
     and_,
     delete,
     exists,
     func,
-    insert,
     select,
+    text,
     true,
     update,
 )
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 from storage.models import (
     Address,
     AnswerRow,
+    Base,
     Contact,
     PushRecipient,
     PushRow,
@@ -249,11 +251,29 @@ def _update(
     return counts
 
 
-def _dialect_insert(s: Session, model: type[Address]) -> postgresql.Insert | sqlite.Insert:
+def _table(model: type[Base]) -> Table:
+    return Base.metadata.tables[model.__tablename__]
+
+
+def _dialect_insert(s: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
     """The dialect's INSERT, which has ``on_conflict_do_nothing`` on both engines."""
     if s.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _new_ids(s: Session, count: int) -> list[int]:
+    """``count`` fresh contact ids, reserved up front so rows insert without RETURNING
+    (which SQLAlchemy cannot batch while keeping the rows' order on SQLite)."""
+    if s.get_bind().dialect.name == "postgresql":
+        # Sequence values are never handed out twice, whatever else inserts meanwhile.
+        reserve = text(
+            "SELECT nextval(pg_get_serial_sequence('contacts', 'id')) FROM generate_series(1, :n)"
+        )
+        return list(s.scalars(reserve, {"n": count}))
+    # SQLite: this transaction began IMMEDIATE and holds the only write lock.
+    first = (s.scalar(select(func.max(Contact.id))) or 0) + 1
+    return list(range(first, first + count))
 
 
 def _insert(
@@ -262,21 +282,22 @@ def _insert(
     """Insert contacts and their addresses; the rows whose address appeared meanwhile."""
     if not rows:
         return []
-    contact_ids = list(
-        s.scalars(
-            insert(Contact).returning(Contact.id, sort_by_parameter_order=True),
-            [
-                {
-                    "language": r.language,
-                    "timezone": r.timezone,
-                    "attributes": dict(r.attributes),
-                    "tags": list(r.tags),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for r in rows
-            ],
-        )
+    contact_ids = _new_ids(s, len(rows))
+    # Core executemany: the ORM's bulk insert splits the batch wherever a row's NULLs differ.
+    s.execute(
+        _table(Contact).insert(),
+        [
+            {
+                "id": contact_id,
+                "language": r.language,
+                "timezone": r.timezone,
+                "attributes": dict(r.attributes),
+                "tags": list(r.tags),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for r, contact_id in zip(rows, contact_ids, strict=True)
+        ],
     )
     values = []
     for row, contact_id in zip(rows, contact_ids, strict=True):
@@ -291,20 +312,23 @@ def _insert(
                 "created_at": now,
             }
         )
-    stmt = _dialect_insert(s, Address).on_conflict_do_nothing(index_elements=["channel", "value"])
-    inserted = {
-        (channel, value)
-        for channel, value in s.execute(stmt.returning(Address.channel, Address.value), values)
-    }
+    stmt = _dialect_insert(s, _table(Address)).on_conflict_do_nothing(
+        index_elements=["channel", "value"]
+    )
+    s.execute(stmt, values)
     counts.created += len(rows)
+    # An address that went to another contact was created meanwhile (a first message).
+    ours = dict(zip(((r.channel, r.value) for r in rows), contact_ids, strict=True))
+    found = _addresses_at(s, list(ours))
     lost = [
-        (row, contact_id)
-        for row, contact_id in zip(rows, contact_ids, strict=True)
-        if (row.channel, row.value) not in inserted
+        row
+        for row in rows
+        if found[(row.channel, row.value)].contact_id != ours[(row.channel, row.value)]
     ]
     if lost:
-        s.execute(delete(Contact).where(Contact.id.in_([contact_id for _, contact_id in lost])))
-    return [row for row, _ in lost]
+        orphans = [ours[(row.channel, row.value)] for row in lost]
+        s.execute(delete(Contact).where(Contact.id.in_(orphans)))
+    return lost
 
 
 # --- consent from a conversation ------------------------------------------------------------
