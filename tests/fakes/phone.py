@@ -11,6 +11,7 @@ lines like these from the terminal or a pipe::
     sms +32470000001 LIGHTS     an SMS
     whatsapp +32470000002 hi    a WhatsApp message
     wait 90                     shows what the bot sends on its own meanwhile (a push)
+    echo done                   prints "done" (for scripts driving the phone)
 
 After each line it prints what the bot sent back (``bot>``), and for Twilio it reports
 delivery to Voxpop's status callback, as Twilio would.
@@ -109,6 +110,9 @@ class Phone:
             return
         if words[0] == "wait":
             self._wait(words[1] if len(words) > 1 else "")
+            return
+        if words[0] == "echo":  # a marker for scripts driving the phone
+            self.print_line(line.partition(" ")[2])
             return
         if len(words) < 3:
             self.print_line("? write: telegram|sms|whatsapp ADDRESS TEXT, or tap CHAT N")
