@@ -22,11 +22,13 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot import engine
 from bot.audience import (
@@ -54,6 +56,7 @@ from surveys.outcomes import text_for
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+_T = TypeVar("_T")
 #: Someone in the middle of another consultation is looked at again this much later.
 BUSY_RETRY = timedelta(minutes=15)
 #: Invitations written per tick at most: the tick must end well before the next one.
@@ -414,9 +417,13 @@ class Pushes:
         """Carry out what fell due: invitations, reminders, idle conversations, closing."""
         invited, postponed, skipped = self._invite_due()
         reminded = self._remind_due()
-        expired = self._service.expire_idle(
-            timedelta(hours=self._config.conversation.session_timeout_hours)
-        )
+        try:
+            expired = self._service.expire_idle(
+                timedelta(hours=self._config.conversation.session_timeout_hours)
+            )
+        except StaleDataError:
+            expired = 0  # a citizen wrote at that moment: the next tick looks again
+
         finished = self._finish()
         if (invited or reminded) and self._on_outbox is not None:
             self._on_outbox()
@@ -547,10 +554,10 @@ class Pushes:
                 break
             for recipient_id in due:
                 done.add(recipient_id)
-                outcome = self._invite(recipient_id)
+                outcome = _racing(self._invite, recipient_id)
                 if outcome == "invited":
                     invited += 1
-                elif outcome == "postponed":
+                elif outcome in ("postponed", "raced"):
                     postponed += 1
                 else:
                     skipped += 1
@@ -657,7 +664,7 @@ class Pushes:
         with transaction(self._sessions, read_only=True) as s:
             due = store.due_reminders(s, now, INVITES_PER_TICK)
         for recipient_id in due:
-            reminded += self._remind(recipient_id)
+            reminded += 1 if _racing(self._remind, recipient_id) == 1 else 0
         return reminded
 
     def _remind(self, recipient_id: int) -> int:
@@ -741,6 +748,16 @@ class Pushes:
                     push.status, push.finished_at = "done", now
                     finished += 1
         return finished
+
+
+def _racing(work: Callable[[int], _T], recipient_id: int) -> _T | str:
+    """``work(recipient_id)``, or ``"raced"`` when the citizen's own message changed their
+    conversation at the same moment: the recipient is left as it was, for the next tick."""
+    try:
+        return work(recipient_id)
+    except (StaleDataError, IntegrityError) as exc:
+        log.info("recipient %d raced a message (%s): next tick", recipient_id, type(exc).__name__)
+        return "raced"
 
 
 def _grouped(rows: Iterator[store.CandidateRow]) -> Iterator[Candidate]:
