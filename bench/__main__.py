@@ -1,7 +1,7 @@
 """``make bench``: every benchmark, each printing a ratio against a baseline from the same run.
 
 ``python -m bench --quick`` runs smaller sizes (about half the time); ``--only NAME`` runs
-one of: engine, chat, webhook, dispatch, latency.
+one of: engine, chat, webhook, dispatch, latency, plan.
 """
 
 from __future__ import annotations
@@ -9,13 +9,22 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench import chat_bench, dispatch_bench, engine_bench, latency_bench, webhook_bench
+from bench import (
+    chat_bench,
+    dispatch_bench,
+    engine_bench,
+    latency_bench,
+    plan_bench,
+    webhook_bench,
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a quick look")
-    parser.add_argument("--only", choices=("engine", "chat", "webhook", "dispatch", "latency"))
+    parser.add_argument(
+        "--only", choices=("engine", "chat", "webhook", "dispatch", "latency", "plan")
+    )
     args = parser.parse_args()
     benches: dict[str, Callable[[], None]] = {
         "engine": engine_bench.main,
@@ -23,6 +32,7 @@ def main() -> None:
         "webhook": lambda: webhook_bench.main([], quick=args.quick),
         "dispatch": lambda: dispatch_bench.main([], quick=args.quick),
         "latency": lambda: latency_bench.main([], quick=args.quick),
+        "plan": lambda: plan_bench.main(["--contacts", "20000" if args.quick else "100000"]),
     }
     for name, bench in benches.items():
         if args.only in (None, name):

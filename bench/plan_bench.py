@@ -147,12 +147,12 @@ def run(contacts: int = 100_000) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--child", choices=("plan", "baseline"))
     parser.add_argument("--url")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         child_main(args.child, args.url)
         return
