@@ -136,6 +136,11 @@ def upsert_contacts(s: Session, rows: Sequence[ContactFields], now: datetime) ->
     counts = UpsertCounts()
     if not rows:
         return counts
+    if s.get_bind().dialect.name == "postgresql":
+        # psycopg prepares statements it sees often, and PostgreSQL may then keep a generic
+        # plan made while the tables were small: a sequential scan, per batch, of a table
+        # this very transaction keeps growing. Plan each look-up for its own values.
+        s.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     found = _addresses_at(s, [(r.channel, r.value) for r in rows])
     known = [r for r in rows if (r.channel, r.value) in found]
     new = [r for r in rows if (r.channel, r.value) not in found]
