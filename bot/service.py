@@ -714,7 +714,8 @@ class Service:
         for e in effect.step.effects:
             if isinstance(e, Record):
                 repo.upsert_answer(s, row.id, e.question_id, e.value, e.raw, e.how, now)
-                self._record_consent(s, effect.survey, e, contact, address, now)
+                if not simulated:  # staff's test phones are not contacts to push to
+                    self._record_consent(s, effect.survey, e, contact, address, now)
             elif isinstance(e, Finish) and e.status == "completed":
                 row.completed_at = now
         return row.id

@@ -520,6 +520,15 @@ def test_skipping_the_consent_question_records_nothing(
     assert not any(e.action.startswith("consent") for e in audit_rows(db))
 
 
+def test_the_simulator_records_no_consent(poll: Service, db: sessionmaker[Session]) -> None:
+    # The staff's test phone answering "yes" must not become an address pushes may go to.
+    for text in ("POLL", "yes", "yes"):
+        msg = InboundMessage(Address("sms", "+15555550101"), text, f"in-{next(_ids)}", NOW)
+        poll.receive(msg, simulated=True)
+    assert address(db, "sms", "+15555550101").consent_at is None
+    assert not any(e.action.startswith("consent") for e in audit_rows(db))
+
+
 def test_other_yes_answers_are_not_consent(poll: Service, db: sessionmaker[Session]) -> None:
     for text in ("POLL", "yes"):
         send(poll, "sms", "+32470000001", text)
