@@ -43,6 +43,13 @@ def _contacts(config: Config, rt: Runtime) -> Contacts:
             f"[contacts] default_region {config.contacts.default_region!r} is not a region "
             "code like BE, NL or FR"
         )
+    try:
+        ZoneInfo(config.pushes.timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise click.ClickException(
+            f"[pushes] timezone {config.pushes.timezone!r} is not an IANA timezone name, "
+            "like Europe/Brussels"
+        ) from None
     return Contacts(
         rt.sessions,
         rt.service,
@@ -91,7 +98,9 @@ def _progress() -> Iterator[Progress]:
             if step is None:
                 if total < PROGRESS_MIN_LINES:
                     return
-                bar = stack.enter_context(click.progressbar(length=total, file=sys.stderr))
+                bar = stack.enter_context(
+                    click.progressbar(length=total, label="importing", file=sys.stderr)
+                )
                 step = bar.update
                 update = step
             step(line - done)

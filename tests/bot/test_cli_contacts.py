@@ -70,6 +70,12 @@ def test_an_unknown_region_is_refused(db_url: str) -> None:
     assert "[contacts] default_region 'XX' is not a region code like BE" in result.stderr
 
 
+def test_an_unknown_default_timezone_is_refused(db_url: str) -> None:
+    result = run(db_url, "contacts", "import", EXAMPLE, VOXPOP_PUSHES__TIMEZONE="Europe/Gent")
+    assert result.exit_code == 1
+    assert "[pushes] timezone 'Europe/Gent' is not an IANA timezone name" in result.stderr
+
+
 def test_a_bad_header_imports_nothing(db_url: str, tmp_path: Path) -> None:
     path = write(tmp_path, "phone,district\n+32470000001,north\n")
     result = voxpop(db_url, "contacts", "import", path)
