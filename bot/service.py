@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,15 @@ Clock = Callable[[], datetime]
 PSEUDONYM_SETTING = "pseudonym_key"
 #: Changed whenever staff close a survey, so every process re-reads its closing time.
 CATALOG_SETTING = "catalog_changed"
+#: How long a process trusts its survey catalog before checking for another process's loads
+#: or closings (its own take effect at once).
+CATALOG_RECHECK = 1.0
+_CATALOG_MARK = select(
+    func.count(SurveyRow.id),
+    func.max(SurveyRow.id),
+    func.max(SurveyRow.loaded_at),
+    select(Setting.value).where(Setting.key == CATALOG_SETTING).scalar_subquery(),
+)
 #: Tries of one inbound message that lost a race with the same citizen's other message.
 CONCURRENT_TRIES = 3
 #: Outbox kinds besides "reply"/"push" that the dispatcher carries out for Telegram buttons:
@@ -133,6 +143,7 @@ class Service:
         self._surveys: dict[int, Survey] = {}
         self._keywords: dict[str, tuple[Survey, int]] = {}
         self._catalog_mark: tuple[int, int, datetime | None, str | None] | None = None
+        self._catalog_checked = 0.0
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -528,7 +539,7 @@ class Service:
 
     def survey(self, s: Session, slug: str) -> Survey:
         """The current version of a loaded survey; :class:`LookupError` if none."""
-        self._keyword_map(s)  # another process may have loaded or closed it
+        self._keyword_map(s, fresh=True)  # another process may have loaded or closed it
         return self._survey_by_slug(s, slug)
 
     def close_survey(self, slug: str, at: datetime, actor: str = "staff") -> int:
@@ -657,7 +668,7 @@ class Service:
     ) -> Outgoing:
         message = OutboundMessage(address, say.text, say.options, say.kind)
         options = [{"key": o.key, "label": o.label, "payload": o.payload} for o in say.options]
-        msg = repo.add_outbound(
+        message_id = repo.add_outbound(
             s,
             channel=address.channel,
             # A contact forgotten a moment ago: a simulated goodbye keeps no trace of the number.
@@ -672,7 +683,7 @@ class Service:
             status="simulated" if simulated else "queued",
             segments=renderer(address.channel).render(message).segments if simulated else None,
         )
-        return Outgoing(msg.id, message)
+        return Outgoing(message_id, message)
 
     def _store_step(
         self,
@@ -856,18 +867,15 @@ class Service:
             self._surveys[row_id] = survey
         return survey
 
-    def _keyword_map(self, s: Session) -> dict[str, tuple[Survey, int]]:
+    def _keyword_map(self, s: Session, *, fresh: bool = False) -> dict[str, tuple[Survey, int]]:
         # One cheap query tells whether another process loaded or closed a survey since we
-        # looked.
-        changed = select(Setting.value).where(Setting.key == CATALOG_SETTING).scalar_subquery()
-        mark = s.execute(
-            select(
-                func.count(SurveyRow.id),
-                func.max(SurveyRow.id),
-                func.max(SurveyRow.loaded_at),
-                changed,
-            )
-        ).one()
+        # looked; at most once a second (CATALOG_RECHECK) unless ``fresh``: every message asks.
+        clock = time.monotonic()
+        recent = clock - self._catalog_checked < CATALOG_RECHECK
+        if self._catalog_mark is not None and recent and not fresh:
+            return self._keywords
+        mark = s.execute(_CATALOG_MARK).one()
+        self._catalog_checked = clock
         key = (int(mark[0] or 0), int(mark[1] or 0), mark[2], mark[3])
         if key != self._catalog_mark:
             self._surveys.clear()  # closing times may have changed

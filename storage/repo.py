@@ -8,13 +8,25 @@ whole surrounding transaction.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -77,6 +89,17 @@ def _insert(s: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
 # --- messages ---------------------------------------------------------------------------
 
 
+@functools.cache
+def _insert_inbound_stmt(dialect: str) -> Any:
+    # Built once per dialect: constructing a statement costs more than running it.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(Message)
+        .on_conflict_do_nothing(index_elements=["direction", "channel", "provider_id"])
+        .returning(Message.id)
+    )
+
+
 def insert_inbound(
     s: Session,
     *,
@@ -88,27 +111,32 @@ def insert_inbound(
     received_at: datetime,
     contact_id: int | None = None,
     session_id: int | None = None,
-) -> Message | None:
-    """Record an inbound message; ``None`` if the provider already delivered this one."""
-    stmt = (
-        _insert(s, Message)
-        .values(
-            direction="in",
-            channel=channel,
-            address=address,
-            contact_id=contact_id,
-            session_id=session_id,
-            kind=None,
-            text=text,
-            payload=payload,
-            provider_id=provider_id,
-            status="received",
-            created_at=received_at,
-        )
-        .on_conflict_do_nothing(index_elements=["direction", "channel", "provider_id"])
-        .returning(Message)
-    )
-    return s.scalars(stmt).first()
+) -> int | None:
+    """Record an inbound message: its id, or ``None`` if the provider already delivered it."""
+    params = {
+        "direction": "in",
+        "channel": channel,
+        "address": address,
+        "contact_id": contact_id,
+        "session_id": session_id,
+        "kind": None,
+        "text": text,
+        "payload": payload,
+        "provider_id": provider_id,
+        "status": "received",
+        "attempts": 0,
+        "created_at": received_at,
+    }
+    # On the Connection: the ORM's INSERT path costs more than the statement itself.
+    found: int | None = s.connection().execute(_insert_inbound_stmt(_dialect(s)), params).scalar()
+    return found
+
+
+def _dialect(s: Session) -> str:
+    return s.get_bind().dialect.name
+
+
+_INSERT_OUTBOUND = insert(Message).returning(Message.id)
 
 
 def add_outbound(
@@ -125,31 +153,32 @@ def add_outbound(
     not_before: datetime | None = None,
     status: str = "queued",
     segments: int | None = None,
-) -> Message:
-    """Queue an outbound message for the dispatcher, due at ``not_before`` (default ``now``).
+) -> int:
+    """Queue an outbound message for the dispatcher, due at ``not_before`` (default ``now``);
+    its id.
 
     ``status`` other than ``queued`` records a message that is never to be sent (the
     simulator's ``simulated``); it is then stamped as handled at ``now``.
     """
-    message = Message(
-        direction="out",
-        channel=channel,
-        address=address,
-        contact_id=contact_id,
-        session_id=session_id,
-        kind=kind,
-        text=text,
-        payload=payload,
-        status=status,
-        attempts=0,
-        next_attempt_at=not_before or now,
-        segments=segments,
-        sent_at=None if status == "queued" else now,
-        created_at=now,
-    )
-    s.add(message)
-    s.flush()
-    return message
+    params = {
+        "direction": "out",
+        "channel": channel,
+        "address": address,
+        "contact_id": contact_id,
+        "session_id": session_id,
+        "kind": kind,
+        "text": text,
+        "payload": payload,
+        "status": status,
+        "attempts": 0,
+        "next_attempt_at": not_before or now,
+        "segments": segments,
+        "sent_at": None if status == "queued" else now,
+        "created_at": now,
+        "recipient_id": None,
+    }
+    message_id: int = s.connection().execute(_INSERT_OUTBOUND, params).scalar_one()
+    return message_id
 
 
 #: How far an outbound message has got. A delivery report only ever moves it up, so repeated
@@ -335,12 +364,15 @@ def init_send_budget(s: Session, key: str, now: datetime) -> None:
 # --- contacts ---------------------------------------------------------------------------
 
 
+_CONTACT_AT = (
+    select(Contact, Address)
+    .join(Address, Address.contact_id == Contact.id)
+    .where(Address.channel == bindparam("channel"), Address.value == bindparam("value"))
+)
+
+
 def _address_with_contact(s: Session, channel: str, value: str) -> tuple[Contact, Address] | None:
-    row = s.execute(
-        select(Contact, Address)
-        .join(Address, Address.contact_id == Contact.id)
-        .where(Address.channel == channel, Address.value == value)
-    ).first()
+    row = s.execute(_CONTACT_AT, {"channel": channel, "value": value}).first()
     return None if row is None else (row[0], row[1])
 
 
@@ -451,15 +483,16 @@ def get_active_session(s: Session, contact_id: int) -> SessionRow | None:
     ).one_or_none()
 
 
+_SESSIONS_OF = (
+    select(SessionRow)
+    .where(SessionRow.contact_id == bindparam("contact_id"))
+    .order_by(SessionRow.started_at, SessionRow.id)
+)
+
+
 def sessions_for_contact(s: Session, contact_id: int) -> list[SessionRow]:
     """All of the contact's sessions, oldest first."""
-    return list(
-        s.scalars(
-            select(SessionRow)
-            .where(SessionRow.contact_id == contact_id)
-            .order_by(SessionRow.started_at, SessionRow.id)
-        )
-    )
+    return list(s.scalars(_SESSIONS_OF, {"contact_id": contact_id}))
 
 
 def last_survey_of(s: Session, contact_id: int) -> str | None:
@@ -473,25 +506,11 @@ def last_survey_of(s: Session, contact_id: int) -> str | None:
     )
 
 
-def upsert_answer(
-    s: Session,
-    session_id: int,
-    question_id: str,
-    value: Any,
-    raw: str | None,
-    how: str,
-    at: datetime,
-) -> AnswerRow:
-    """Store the answer to ``question_id``, replacing an earlier one (a corrected answer)."""
-    stmt = _insert(s, AnswerRow).values(
-        session_id=session_id,
-        question_id=question_id,
-        value=value,
-        raw=raw,
-        how=how,
-        answered_at=at,
-    )
-    stmt = stmt.on_conflict_do_update(
+@functools.cache
+def _upsert_answer_stmt(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(AnswerRow)
+    return stmt.on_conflict_do_update(
         index_elements=["session_id", "question_id"],
         set_={
             "value": stmt.excluded.value,
@@ -500,8 +519,27 @@ def upsert_answer(
             "answered_at": stmt.excluded.answered_at,
         },
     )
-    # populate_existing: an instance already in the session gets the new values.
-    return s.scalars(stmt.returning(AnswerRow), execution_options={"populate_existing": True}).one()
+
+
+def upsert_answer(
+    s: Session,
+    session_id: int,
+    question_id: str,
+    value: Any,
+    raw: str | None,
+    how: str,
+    at: datetime,
+) -> None:
+    """Store the answer to ``question_id``, replacing an earlier one (a corrected answer)."""
+    params = {
+        "session_id": session_id,
+        "question_id": question_id,
+        "value": value,
+        "raw": raw,
+        "how": how,
+        "answered_at": at,
+    }
+    s.connection().execute(_upsert_answer_stmt(_dialect(s)), params)
 
 
 def answers_of(s: Session, session_id: int) -> list[AnswerRow]:

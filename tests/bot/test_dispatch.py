@@ -56,7 +56,7 @@ def _queue(
 ) -> int:
     with transaction(db) as s:
         contact, _, _ = repo.find_or_create_contact(s, channel, address, at)
-        row = repo.add_outbound(
+        return repo.add_outbound(
             s,
             channel=channel,
             address=address,
@@ -65,7 +65,6 @@ def _queue(
             kind=kind,
             contact_id=contact.id,
         )
-        return row.id
 
 
 def _rows(db: sessionmaker[Session]) -> dict[str, Message]:

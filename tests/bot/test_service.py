@@ -272,7 +272,7 @@ def test_a_failure_mid_message_stores_neither_the_inbound_nor_its_replies(
     real = repo.add_outbound
     calls: list[str] = []
 
-    def fail_on_second(s: Session, **kwargs: Any) -> Message:
+    def fail_on_second(s: Session, **kwargs: Any) -> int:
         calls.append(kwargs["text"])
         if len(calls) == 2:
             raise RuntimeError("provider SDK exploded")

@@ -76,7 +76,7 @@ def add_session(
 def inbound(
     s: Session, provider_id: str, text: str = "2", payload: Any = None, **extra: Any
 ) -> Message | None:
-    return repo.insert_inbound(
+    message_id = repo.insert_inbound(
         s,
         channel="sms",
         address=PHONE,
@@ -86,6 +86,7 @@ def inbound(
         received_at=NOW,
         **extra,
     )
+    return None if message_id is None else s.get(Message, message_id)
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -128,13 +129,15 @@ def test_same_provider_id_on_another_channel_is_another_message(
             received_at=NOW,
         )
         assert other is not None
-        assert other.payload == {"data": "q1:2"}
+        stored = s.get(Message, other)
+        assert stored is not None
+        assert stored.payload == {"data": "q1:2"}
 
 
 def test_add_outbound_is_queued_and_due_now(db: sessionmaker[Session]) -> None:
     with transaction(db) as s:
         contact = add_contact(s)
-        message = repo.add_outbound(
+        message_id = repo.add_outbound(
             s,
             channel="sms",
             address=PHONE,
@@ -143,7 +146,7 @@ def test_add_outbound_is_queued_and_due_now(db: sessionmaker[Session]) -> None:
             payload=[{"key": "1", "label": "Ja"}],
             contact_id=contact.id,
         )
-        assert message.id is not None
+        assert message_id > 0
     with transaction(db) as s:
         due = s.scalars(
             select(Message).where(Message.status == "queued", Message.next_attempt_at <= NOW)
@@ -270,21 +273,17 @@ def test_upsert_answer_replaces_a_corrected_answer(db: sessionmaker[Session]) ->
     later = NOW + timedelta(minutes=1)
     with transaction(db) as s:
         session = add_session(s, add_contact(s).id, add_survey(s).id)
-        first = repo.upsert_answer(s, session.id, "q1", "bike", "2", "number", NOW)
-        second = repo.upsert_answer(s, session.id, "q1", ["bus", "car"], "bus car", "label", later)
-        skipped = repo.upsert_answer(s, session.id, "q2", None, None, "skip", later)
-        assert second is first  # the same row, refreshed in place
-        assert (second.value, second.raw, second.how, second.answered_at) == (
-            ["bus", "car"],
-            "bus car",
-            "label",
-            later,
-        )
+        repo.upsert_answer(s, session.id, "q1", "bike", "2", "number", NOW)
+        repo.upsert_answer(s, session.id, "q1", ["bus", "car"], "bus car", "label", later)
+        repo.upsert_answer(s, session.id, "q2", None, None, "skip", later)
     with transaction(db) as s:
         answers = repo.answers_of(s, session.id)
         null_values = s.scalar(select(func.count()).where(AnswerRow.value.is_(None)))
-    assert [(a.question_id, a.value) for a in answers] == [("q1", ["bus", "car"]), ("q2", None)]
-    assert skipped.raw is None
+    # One row per question: the corrected answer replaced the first.
+    assert [(a.question_id, a.value, a.raw, a.how, a.answered_at) for a in answers] == [
+        ("q1", ["bus", "car"], "bus car", "label", later),
+        ("q2", None, None, "skip", later),
+    ]
     assert null_values == 1  # a skipped answer is SQL NULL, not JSON null
 
 
@@ -412,9 +411,13 @@ def test_forget_contact_leaves_anonymous_answers_and_no_address(
         # Stored before the contact is known, and quoting the number: must still go.
         inbound(s, "SM1", text=f"my number is {PHONE}", payload="btn")
         inbound(s, "SM2", text="FORGET", contact_id=contact.id)
-        sent = repo.add_outbound(
-            s, channel="sms", address=PHONE, text="Q1", now=NOW, contact_id=contact.id
+        sent = s.get(
+            Message,
+            repo.add_outbound(
+                s, channel="sms", address=PHONE, text="Q1", now=NOW, contact_id=contact.id
+            ),
         )
+        assert sent is not None
         sent.status = "failed"
         sent.error = f"The 'To' number {PHONE} is not a valid phone number."
         queued = repo.add_outbound(
@@ -450,7 +453,7 @@ def test_forget_contact_leaves_anonymous_answers_and_no_address(
         assert sessions[0].respondent == done.respondent  # exports still group by respondent
         assert len(s.scalars(select(AnswerRow)).all()) == 2
         assert repo.count_responses(s, "parks") == 1
-        cancelled = s.get(Message, queued.id)
+        cancelled = s.get(Message, queued)
         assert cancelled is not None
         assert (cancelled.status, cancelled.next_attempt_at) == ("failed", None)
         assert s.scalar(select(func.count()).where(Message.address.is_not(None))) == 1

@@ -508,9 +508,11 @@ def test_carrier_notice_from_a_short_code_writes_nothing(
 def _sent(db: sessionmaker[Session], provider_id: str, channel: str = "sms") -> int:
     """An outbound message the dispatcher has handed to Twilio."""
     with transaction(db) as s:
-        row = repo.add_outbound(s, channel=channel, address=PHONE, text="Q?", now=NOW)
+        message_id = repo.add_outbound(s, channel=channel, address=PHONE, text="Q?", now=NOW)
+        row = s.get(Message, message_id)
+        assert row is not None
         row.status, row.provider_id, row.sent_at = "sent", provider_id, NOW
-        return row.id
+        return message_id
 
 
 def _state(db: sessionmaker[Session], message_id: int) -> tuple[str, str | None]:
