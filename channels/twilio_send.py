@@ -5,13 +5,10 @@ is configured (it picks the sender), else from ``sms_from``; WhatsApp goes from
 ``whatsapp:<whatsapp_from>`` to ``whatsapp:<number>``. Each message asks Twilio for status
 callbacks at the URL given to the constructor.
 
-The SDK is synchronous (requests), so :meth:`TwilioSender.send` runs it in a worker thread
-with :func:`asyncio.to_thread`; the requests session and its connection pool are shared by
-those threads. The SDK's ``AsyncTwilioHttpClient`` (aiohttp) was not chosen: it opens its
-aiohttp session in its constructor (so it must be built inside the running loop and is tied
-to it), turns our timeout into one total timeout, and reports every timeout alike, while
-requests tells a connect timeout (never sent: retry) from a read timeout (maybe delivered:
-do not resend).
+The SDK's own async client sends: :class:`_HttpClient` is its ``AsyncTwilioHttpClient``
+(aiohttp) with our API root, our timeouts (connecting and reading apart), and its connection
+pool opened in the loop that sends (:mod:`channels.http`). The SDK's synchronous client ran
+in a thread per send, and recording its answers queued behind those threads.
 
 Failures become :mod:`channels.errors`::
 
@@ -24,6 +21,7 @@ Failures become :mod:`channels.errors`::
     cannot connect, connect timeout         Unreachable  the request never left
     read timeout, connection lost after     Unknown      it may have been delivered, so it
       the request was sent                               is not blindly resent
+      (see channels/http.py for which transport error is which)
     any other refusal                       Rejected
 
 Error messages name the code, never Twilio's text: it can quote the phone number.
@@ -31,27 +29,28 @@ Error messages name the code, never Twilio's text: it can quote the phone number
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-import requests
+import aiohttp
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
-from urllib3.exceptions import MaxRetryError
 
 from bot.config import TwilioConfig
 from bot.messages import Address
-from channels import errors
+from channels import errors, http
 from channels.base import Lifecycle, Rendered, SendReceipt
 
 #: Where the SDK sends REST API requests; :class:`_HttpClient` moves them to the config's root.
 SDK_API_ROOT: Final = "https://api.twilio.com"
 #: Waited when a 429 gives no usable ``Retry-After``.
 DEFAULT_RETRY_AFTER: Final = 1.0
+#: Connections kept open to the API; the dispatcher's concurrency stays below it.
+POOL_SIZE: Final = 100
 
 _OPTED_OUT = frozenset({21610})
 _INVALID_ADDRESS = frozenset({21211, 21614})
@@ -72,28 +71,75 @@ class _RateLimitedError(Exception):
         self.code = code
 
 
-class _HttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
-    """The SDK's requests client, sending to ``api_root`` instead of api.twilio.com.
+class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
+    """The SDK's aiohttp client, sending to ``api_root`` instead of api.twilio.com.
 
     Twilio's documented way to aim the SDK elsewhere is a custom HTTP client; the SDK's
-    ``/2010-04-01/...`` paths are kept and appended to the configured root.
+    ``/2010-04-01/...`` paths are kept and appended to the configured root. Unlike the
+    SDK's own, the session is opened by :meth:`open` in the loop that sends (the SDK opens
+    it in the constructor), ``timeout`` bounds connecting and reading each on its own (the
+    SDK's is one total), credentials go in the header directly (aiohttp deprecates its
+    ``auth`` argument) and requests are not narrated at INFO (the dispatcher logs outcomes).
     """
 
     def __init__(self, api_root: str, timeout: float) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(pool_connections=False, timeout=timeout)
         self.api_root = api_root.rstrip("/")
+        self._timeouts = http.timeouts(timeout, timeout, timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy: str | None = None
+        self._authorization: tuple[tuple[str, str], str] | None = None
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+    async def open(self) -> None:
+        if self._session is None or self._session.closed:
+            self._session = http.new_session(POOL_SIZE)
+            self._proxy = http.env_proxy(self.api_root)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _basic(self, auth: tuple[str, str]) -> str:
+        if self._authorization is None or self._authorization[0] != auth:
+            pair = f"{auth[0]}:{auth[1]}".encode()
+            self._authorization = (auth, "Basic " + base64.b64encode(pair).decode("ascii"))
+        return self._authorization[1]
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
         if url.startswith(SDK_API_ROOT + "/"):
             url = self.api_root + url[len(SDK_API_ROOT) :]
-        response: Response = super().request(method, url, *args, **kwargs)
-        if response.status_code == 429:
-            raise _RateLimitedError(_retry_after(response.headers), _error_code(response.text))
+        await self.open()
+        assert self._session is not None
+        sent = dict(headers or {})
+        if auth is not None:
+            sent["Authorization"] = self._basic(auth)
+        limits = self._timeouts if timeout is None else http.timeouts(timeout, timeout, timeout)
+        async with self._session.request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=sent,
+            timeout=limits,
+            allow_redirects=allow_redirects,
+            proxy=self._proxy,
+        ) as answer:
+            body = await answer.read()
+        response = Response(answer.status, body.decode("utf-8", "replace"), answer.headers)
+        if answer.status == 429:
+            raise _RateLimitedError(_retry_after(answer.headers), _error_code(response.text))
         return response
-
-    def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float:
@@ -138,15 +184,10 @@ def to_send_error(exc: Exception) -> errors.SendError:
             return errors.Unreachable(reason, code=str(code))
         return errors.Rejected(reason, code=str(code))
     reason = f"twilio: {type(exc).__name__}"
-    if isinstance(exc, requests.ConnectTimeout):  # before ConnectionError: it is one too
+    if isinstance(exc, http.NEVER_LEFT):
         return errors.Unreachable(reason)
-    if isinstance(exc, requests.ConnectionError):
-        # requests wraps connect failures (refused, DNS, TLS, proxy) in urllib3's
-        # MaxRetryError; a connection aborted after the request was sent is not wrapped.
-        if exc.args and isinstance(exc.args[0], MaxRetryError):
-            return errors.Unreachable(reason)
-        return errors.Unknown(reason)
-    # A read timeout, a broken answer or anything else after the request left.
+    # A read timeout, a connection lost after the request was written, a broken answer or
+    # anything else after the request left.
     return errors.Unknown(reason)
 
 
@@ -178,18 +219,18 @@ class TwilioSender(Lifecycle):
             # requests go (a non-empty mapping, or the SDK falls back to os.environ).
             environment={"TWILIO_EDGE": "", "TWILIO_REGION": ""},
         )
+        # The Messages resource of the account, built once rather than on every send.
+        self._messages = self._client.messages
 
     # --- lifecycle --------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        """Nothing to open: connections are made on first use. Here for a uniform lifecycle."""
+        """Open the connection pool in this event loop (connections are made on first use)."""
+        await self._http.open()
 
     async def shutdown(self) -> None:
-        self.close()
-
-    def close(self) -> None:
         """Close the pooled connections."""
-        self._http.close()
+        await self._http.close()
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -214,11 +255,15 @@ class TwilioSender(Lifecycle):
         if self._status_callback:
             arguments["status_callback"] = self._status_callback
         try:
-            message = await asyncio.to_thread(self._client.messages.create, **arguments)
-        except (TwilioRestException, TwilioServiceException, _RateLimitedError) as exc:
-            # from None: the SDK's message can quote the phone number.
-            raise to_send_error(exc) from None
-        except requests.RequestException as exc:
+            message = await self._messages.create_async(**arguments)
+        except (
+            TwilioRestException,
+            TwilioServiceException,
+            _RateLimitedError,
+            aiohttp.ClientError,
+            OSError,  # TimeoutError among them
+        ) as exc:
+            # from None: the SDK's message can quote the phone number, aiohttp's the URL.
             raise to_send_error(exc) from None
         segments: int | None = None
         if address.channel == "sms":

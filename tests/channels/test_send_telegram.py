@@ -7,16 +7,18 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 from telegram import error as tg
 
 from bot.config import TelegramConfig
 from bot.messages import Address
 from channels import errors
 from channels.base import Button, Rendered, SendReceipt
+from channels.http import PoolTimeoutError
 from channels.telegram_send import TelegramSender, WebhookStatus, to_send_error, typed_key
-from tests.fakes import closed_port, unresponsive_port
+from tests.fakes import closed_port, hangs_up_after_request, unresponsive_port
 from tests.fakes.telegram_api import TOKEN, FakeTelegram
 
 T = TypeVar("T")
@@ -251,6 +253,21 @@ def test_no_connection_is_unreachable(place: Callable[[], Any]) -> None:
         asyncio.run(main(root))
 
 
+def test_a_connection_lost_after_the_request_left_is_unknown() -> None:
+    async def main(root: str) -> None:
+        sender = make_sender(root)
+        try:
+            await sender.initialize()  # getMe is lost too: logged, not raised
+            await sender.send(CHAT, Rendered("Hi"))
+        finally:
+            await sender.shutdown()
+
+    with hangs_up_after_request() as root, pytest.raises(errors.Unknown) as raised:
+        asyncio.run(main(root))
+
+    assert TOKEN not in str(raised.value)
+
+
 def test_start_tolerates_telegram_being_away(caplog: pytest.LogCaptureFixture) -> None:
     async def start_then_send(root: str) -> None:
         async with make_sender(root) as sender:  # getMe fails: logged, not raised
@@ -280,7 +297,7 @@ def test_the_token_never_reaches_the_logs(
 
     run(telegram.url, send_to(CHAT, Rendered("Hi")))
 
-    assert "sendMessage" in caplog.text  # httpx logs every request, URL included
+    assert "sendMessage" in caplog.text  # PTB logs every call at DEBUG
     assert TOKEN not in caplog.text
 
 
@@ -289,21 +306,50 @@ def _caused(exc: tg.TelegramError, cause: BaseException | None) -> tg.TelegramEr
     return exc
 
 
-# How PTB reports failures, and what they mean: did the request leave, may it have arrived?
+def _refused() -> aiohttp.ClientConnectorError:
+    key = ConnectionKey("127.0.0.1", 1, False, True, None, None, None, None)
+    return aiohttp.ClientConnectorError(key, OSError(111, "Connection refused"))
+
+
+# How our PTB transport (channels.http, aiohttp) reports failures, and what they mean: did
+# the request leave, may it have arrived?
 CLASSIFIED: list[tuple[str, tg.TelegramError, type[errors.SendError]]] = [
-    ("connect timeout", _caused(tg.TimedOut(), httpx.ConnectTimeout("")), errors.Unreachable),
-    ("pool timeout", _caused(tg.TimedOut(), httpx.PoolTimeout("")), errors.Unreachable),
-    ("write timeout", _caused(tg.TimedOut(), httpx.WriteTimeout("")), errors.Unreachable),
-    ("read timeout", _caused(tg.TimedOut(), httpx.ReadTimeout("")), errors.Unknown),
+    (
+        "connect timeout",
+        _caused(tg.TimedOut(), aiohttp.ConnectionTimeoutError("")),
+        errors.Unreachable,
+    ),
+    ("pool timeout", _caused(tg.TimedOut(), PoolTimeoutError()), errors.Unreachable),
+    (
+        "closed before writing",
+        _caused(tg.NetworkError("x"), aiohttp.ClientConnectionResetError("")),
+        errors.Unreachable,
+    ),
+    ("read timeout", _caused(tg.TimedOut(), aiohttp.SocketTimeoutError("")), errors.Unknown),
+    ("whole request timed out", _caused(tg.TimedOut(), TimeoutError()), errors.Unknown),
     ("timeout of unknown origin", tg.TimedOut(), errors.Unknown),
-    ("refused", _caused(tg.NetworkError("x"), httpx.ConnectError("")), errors.Unreachable),
+    ("refused", _caused(tg.NetworkError("x"), _refused()), errors.Unreachable),
     (
         "closed before answering",
-        _caused(tg.NetworkError("x"), httpx.RemoteProtocolError("")),
+        _caused(tg.NetworkError("x"), aiohttp.ServerDisconnectedError()),
         errors.Unknown,
     ),
-    ("reset while reading", _caused(tg.NetworkError("x"), httpx.ReadError("")), errors.Unknown),
+    (
+        "reset while reading or writing",
+        _caused(tg.NetworkError("x"), aiohttp.ClientOSError(104, "reset")),
+        errors.Unknown,
+    ),
+    (
+        "broken answer",
+        _caused(tg.NetworkError("x"), aiohttp.ClientPayloadError("")),
+        errors.Unknown,
+    ),
     ("5xx", tg.NetworkError("Bad Gateway"), errors.Unreachable),
+    (
+        "not opened",
+        _caused(tg.NetworkError("Unknown error in HTTP implementation"), RuntimeError()),
+        errors.Unreachable,
+    ),
     ("unreadable 200", tg.TelegramError("Invalid server response"), errors.Unknown),
     ("webhook conflict", tg.Conflict("Conflict: terminated by other"), errors.ConfigError),
     ("group migrated", tg.ChatMigrated(-100123), errors.InvalidAddress),

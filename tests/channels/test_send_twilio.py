@@ -7,20 +7,19 @@ import base64
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from http.client import RemoteDisconnected
 from typing import Any
 
+import aiohttp
 import pytest
-import requests
+from aiohttp.client_reqrep import ConnectionKey
 from twilio.base.exceptions import TwilioRestException
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from bot.config import TwilioConfig
 from bot.messages import Address
 from channels import errors
 from channels.base import Rendered, SendReceipt
 from channels.twilio_send import TwilioSender, to_send_error
-from tests.fakes import closed_port, unresponsive_port
+from tests.fakes import closed_port, hangs_up_after_request, unresponsive_port
 from tests.fakes.twilio_api import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
 SMS = Address("sms", "+32470123456")
@@ -268,24 +267,30 @@ def test_other_channels_are_a_programming_error(twilio: FakeTwilio) -> None:
         send(twilio.url, Address("telegram", "81234"), Rendered("Hi"))
 
 
-def _refused() -> requests.ConnectionError:
-    reason = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
-    return requests.ConnectionError(MaxRetryError(None, "/", reason))  # type: ignore[arg-type]
+def test_a_connection_lost_after_the_request_left_is_unknown() -> None:
+    with hangs_up_after_request() as root, pytest.raises(errors.Unknown):
+        send(root, SMS, Rendered("Hi"))
 
 
-# How requests and the SDK report failures, and what they mean.
+def _refused() -> aiohttp.ClientConnectorError:
+    key = ConnectionKey("127.0.0.1", 1, False, True, None, None, None, None)
+    return aiohttp.ClientConnectorError(key, OSError(111, "Connection refused"))
+
+
+# How aiohttp (under the SDK's async client) and the SDK report failures, and what they mean.
 CLASSIFIED: list[tuple[str, Exception, type[errors.SendError]]] = [
-    ("connect timeout", requests.ConnectTimeout(), errors.Unreachable),
+    ("connect timeout", aiohttp.ConnectionTimeoutError("Connection timeout"), errors.Unreachable),
     ("refused", _refused(), errors.Unreachable),
     (
-        "aborted after sending",
-        requests.ConnectionError(
-            ProtocolError("Connection aborted.", RemoteDisconnected("closed"))
-        ),
-        errors.Unknown,
+        "closed before the request was written",
+        aiohttp.ClientConnectionResetError("Cannot write to closing transport"),
+        errors.Unreachable,
     ),
-    ("read timeout", requests.ReadTimeout(), errors.Unknown),
-    ("broken answer", requests.exceptions.ChunkedEncodingError(), errors.Unknown),
+    ("aborted after sending", aiohttp.ServerDisconnectedError(), errors.Unknown),
+    ("reset while waiting", aiohttp.ClientOSError(104, "Connection reset by peer"), errors.Unknown),
+    ("read timeout", aiohttp.SocketTimeoutError("Timeout on reading"), errors.Unknown),
+    ("whole request timed out", TimeoutError(), errors.Unknown),
+    ("broken answer", aiohttp.ClientPayloadError("not completed"), errors.Unknown),
     ("429 without header", TwilioRestException(429, "/", code=20429), errors.Throttled),
     ("other 4xx", TwilioRestException(400, "/", code=21617), errors.Rejected),
     ("5xx", TwilioRestException(503, "/", code=20503), errors.Unreachable),

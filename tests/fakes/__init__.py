@@ -22,7 +22,9 @@ Shared kinds: ``5xx`` (or ``500``/``502``/``503``), ``429``, ``timeout`` (answer
 ``timeout_delay`` seconds, longer than the client waits; the request is still carried out, as a
 slow provider would) and ``slow`` (``slow_delay`` seconds, then succeed). Each fake adds its
 provider's refusals (see :data:`FakeTelegram.REFUSALS`, :data:`FakeTwilio.REFUSALS`).
-:func:`closed_port` and :func:`unresponsive_port` give addresses where nothing answers.
+:func:`closed_port` and :func:`unresponsive_port` give addresses where nothing answers;
+:func:`hangs_up_after_request` one that reads a whole request, then closes the connection
+without answering (the request arrived; the client cannot know it).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
     "Call",
     "FakeServer",
     "closed_port",
+    "hangs_up_after_request",
     "unresponsive_port",
 ]
 
@@ -358,4 +361,56 @@ def unresponsive_port() -> Iterator[str]:
     finally:
         for filler in fillers:
             filler.close()
+        listener.close()
+
+
+@contextlib.contextmanager
+def hangs_up_after_request() -> Iterator[str]:
+    """A loopback URL whose server reads each request whole, then hangs up without a word.
+
+    The request arrived (as at a provider that crashed after acting on it), so the client
+    must not take it for one that never left. The received requests are not kept.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2.0)
+                received = b""
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in received:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        received += chunk
+                    head, _, body = received.partition(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n"):
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value)
+                    while len(body) < length:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        body += chunk
+
+    thread = threading.Thread(target=serve, name="hangs-up", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
         listener.close()
