@@ -216,7 +216,7 @@ class Service:
                 # Providers retry on errors and timeouts: a redelivery answers 200, changes nothing.
                 log.info("duplicate inbound on %s for contact %d", msg.address.channel, contact.id)
                 return _Handled(Received(duplicate=True), notify=False)
-            address.last_inbound_at = now
+            repo.touch_address(s, address, now)
             ctx = self._context(s, contact, sessions, address.opted_out_at is not None, now)
             fresh = press is None or self._answer_press(s, press, contact.id, active, ctx, now)
             go_ahead = conv.is_go_ahead(ctx, msg.text, msg.payload)
@@ -366,7 +366,7 @@ class Service:
                 return False
             # It still opens WhatsApp's 24-hour window: the citizen wrote to us; a thumbs-up
             # sticker under an invitation's template lets the consultation go on.
-            address.last_inbound_at = now
+            repo.touch_address(s, address, now)
             if "push" in self._release_held(s, target, True, now):
                 log.info("contact %d answered a template: invitation continues", contact.id)
             elif address.opted_out_at is not None:
@@ -634,11 +634,12 @@ class Service:
             elif isinstance(effect, conv.UpdateSession):
                 session_id = self._store_step(s, effect, contact, address, loaded, now, simulated)
             elif isinstance(effect, conv.ChangeLanguage):
-                contact.language = effect.language
+                repo.update_columns(s, contact, language=effect.language)
             elif isinstance(effect, conv.SetPending):
-                contact.pending = dict(effect.pending) if effect.pending else None
+                pending = dict(effect.pending) if effect.pending else None
+                repo.update_columns(s, contact, pending=pending)
             elif isinstance(effect, conv.MarkHelped):
-                contact.last_help_at = now
+                repo.update_columns(s, contact, last_help_at=now)
             elif isinstance(effect, conv.OptOut | conv.OptIn):
                 opted_out = isinstance(effect, conv.OptOut)
                 for addr in repo.addresses_of(s, contact.id):
@@ -696,13 +697,18 @@ class Service:
         simulated: bool,
     ) -> int:
         state = effect.step.state
+        completed = any(
+            isinstance(e, Finish) and e.status == "completed" for e in effect.step.effects
+        )
         if effect.session_id is None:
-            # Write the end of the previous session first: one active session per contact.
-            s.flush()
-            survey_row_id = self._keyword_row_id(s, effect.survey)
-            row = SessionRow(
+            # The end of the previous session is written already (Core statements run at
+            # once): one active session per contact.
+            if s.dirty or s.new:
+                s.flush()
+            session_id = repo.insert_session(
+                s,
                 contact_id=contact.id,
-                survey_id=survey_row_id,
+                survey_id=self._keyword_row_id(s, effect.survey),
                 respondent=self.pseudonym(s, contact.id),
                 channel=address.channel,
                 language=state.language,
@@ -710,26 +716,28 @@ class Service:
                 state=state.to_json(),
                 started_at=now,
                 updated_at=now,
+                completed_at=now if completed else None,
                 simulated=simulated,
             )
-            s.add(row)
-            s.flush()
         else:
-            found = loaded.get(effect.session_id) or s.get(SessionRow, effect.session_id)
-            assert found is not None
-            row = found
-            row.state = state.to_json()
-            row.status = state.status
-            row.language = state.language
-            row.updated_at = now
+            row = loaded.get(effect.session_id) or s.get(SessionRow, effect.session_id)
+            assert row is not None
+            session_id = row.id
+            repo.update_session(
+                s,
+                row,
+                state=state.to_json(),
+                status=state.status,
+                language=state.language,
+                now=now,
+                completed_at=now if completed else None,
+            )
         for e in effect.step.effects:
             if isinstance(e, Record):
-                repo.upsert_answer(s, row.id, e.question_id, e.value, e.raw, e.how, now)
+                repo.upsert_answer(s, session_id, e.question_id, e.value, e.raw, e.how, now)
                 if not simulated:  # staff's test phones are not contacts to push to
                     self._record_consent(s, effect.survey, e, contact, address, now)
-            elif isinstance(e, Finish) and e.status == "completed":
-                row.completed_at = now
-        return row.id
+        return session_id
 
     def _record_consent(
         self,

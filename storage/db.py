@@ -3,7 +3,10 @@
 SQLite is tuned for one small server: WAL (readers never block the writer), a busy timeout
 (a second writer waits instead of failing), ``synchronous=NORMAL`` (safe with WAL), foreign
 keys on, and ``BEGIN IMMEDIATE`` so a transaction takes the write lock up front rather than
-failing with "database is locked" when it first writes after reading. Long reads (exports,
+failing with "database is locked" when it first writes after reading. Writers in all
+processes queue at a file lock next to the database before ``BEGIN IMMEDIATE``
+(:class:`_WriterGate`): SQLite's own busy handler sleeps 1, 2, 5, 10 ms between tries, so
+under load the lock sat free while the next writer slept. Long reads (exports,
 the staff console) use ``transaction(sm, read_only=True)``: a deferred BEGIN on SQLite, so they
 never hold up a webhook, and ``READ ONLY`` on PostgreSQL.
 
@@ -16,8 +19,12 @@ never hold up a webhook, and ``READ ONLY`` on PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -105,9 +112,49 @@ def make_engine(url: str | URL, *, schema: str | None = None, echo: bool = False
     )
 
 
+class _WriterGate:
+    """Writers to one SQLite file take turns here, in every process: an ``flock`` on
+    ``<database>.writers`` taken (polled every 50-500 µs, so the next writer starts within
+    a fraction of a millisecond) before ``BEGIN IMMEDIATE``, released after ``COMMIT`` or
+    ``ROLLBACK``. The database's own lock stays the guarantee: past the busy timeout the
+    gate gives up and lets SQLite decide. A process that dies loses its lock with it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def open(self) -> int:
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self, fd: int) -> bool:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, 0.0005)
+
+    @staticmethod
+    def release(fd: int) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_GATE_FD = "voxpop_writer_gate_fd"
+
+
 def _configure_sqlite(engine: Engine) -> None:
+    database = engine.url.database
+    gate = None
+    if database and database != ":memory:" and not database.startswith("file:"):
+        gate = _WriterGate(f"{database}.writers")
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         # Take BEGIN away from the sqlite3 driver (it skips it before SELECT and DDL, so
         # reads aren't repeatable and DDL isn't transactional); the "begin" hook emits it.
         dbapi_connection.isolation_level = None
@@ -119,6 +166,40 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
+        if gate is not None:
+            record.info[_GATE_FD] = gate.open()
+
+    @event.listens_for(engine, "close")
+    def _on_close(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        fd = record.info.pop(_GATE_FD, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _end(conn: Connection, statement: str) -> None:
+        # The COMMIT or ROLLBACK is run here, so the gate opens only once it is done; the
+        # driver's own commit() or rollback() then finds no transaction and does nothing.
+        fd = conn.connection.info.get(_GATE_FD)
+        driver = conn.connection.dbapi_connection
+        try:
+            if driver is not None and driver.in_transaction:
+                conn.exec_driver_sql(statement)
+        finally:
+            if fd is not None:
+                _WriterGate.release(fd)
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(conn: Connection) -> None:
+        _end(conn, "COMMIT")
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(conn: Connection) -> None:
+        _end(conn, "ROLLBACK")
+
+    @event.listens_for(engine, "reset")
+    def _on_reset(_dbapi_connection: Any, record: ConnectionPoolEntry, _state: Any) -> None:
+        fd = record.info.get(_GATE_FD)
+        if fd is not None:
+            _WriterGate.release(fd)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -127,7 +208,15 @@ def _configure_sqlite(engine: Engine) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
         if mode not in ("IMMEDIATE", "DEFERRED"):
             raise ValueError(f"{SQLITE_BEGIN} must be IMMEDIATE or DEFERRED, not {mode!r}")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        fd = conn.connection.info.get(_GATE_FD)
+        if mode == "IMMEDIATE" and gate is not None and fd is not None:
+            gate.acquire(fd)
+        try:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            if fd is not None:
+                _WriterGate.release(fd)
+            raise
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

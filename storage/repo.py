@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
 from storage.models import (
     Address,
@@ -60,6 +62,7 @@ __all__ = [
     "init_send_budget",
     "init_setting",
     "insert_inbound",
+    "insert_session",
     "iter_responses",
     "last_keyboard",
     "last_survey_of",
@@ -73,6 +76,9 @@ __all__ = [
     "store_early_report",
     "store_survey_version",
     "survey_by_id",
+    "touch_address",
+    "update_columns",
+    "update_session",
     "upsert_answer",
 ]
 
@@ -481,6 +487,93 @@ def get_active_session(s: Session, contact_id: int) -> SessionRow | None:
     return s.scalars(
         select(SessionRow).where(SessionRow.contact_id == contact_id, SessionRow.status == "active")
     ).one_or_none()
+
+
+_UPDATE_SESSION = (
+    update(SessionRow)
+    .where(
+        SessionRow.id == bindparam("row_id"),
+        SessionRow.state_version == bindparam("version"),
+    )
+    .values(
+        state=bindparam("state"),
+        status=bindparam("status"),
+        language=bindparam("language"),
+        updated_at=bindparam("updated_at"),
+        completed_at=func.coalesce(bindparam("completed_at"), SessionRow.completed_at),
+        state_version=SessionRow.state_version + 1,
+    )
+)
+
+
+def update_session(
+    s: Session,
+    row: SessionRow,
+    *,
+    state: dict[str, Any],
+    status: str,
+    language: str,
+    now: datetime,
+    completed_at: datetime | None = None,
+) -> None:
+    """Store a session's new state, if nobody else did since ``row`` was read (the optimistic
+    lock): otherwise :class:`~sqlalchemy.orm.exc.StaleDataError`, and the caller tries again.
+    ``row`` is updated in memory too, without becoming dirty."""
+    params = {
+        "row_id": row.id,
+        "version": row.state_version,
+        "state": state,
+        "status": status,
+        "language": language,
+        "updated_at": now,
+        "completed_at": completed_at,
+    }
+    # The Core UPDATE on the Connection skips the ORM's unit of work: the hot path's cost.
+    if s.connection().execute(_UPDATE_SESSION, params).rowcount != 1:
+        raise StaleDataError(f"session {row.id} changed while this message was handled")
+    for name, value in (
+        ("state", state),
+        ("status", status),
+        ("language", language),
+        ("updated_at", now),
+        ("state_version", row.state_version + 1),
+        ("completed_at", completed_at or row.completed_at),
+    ):
+        set_committed_value(row, name, value)
+
+
+_INSERT_SESSION = insert(SessionRow).returning(SessionRow.id)
+
+
+def insert_session(s: Session, **values: Any) -> int:
+    """A new session row; its id."""
+    session_id: int = (
+        s.connection().execute(_INSERT_SESSION, {"state_version": 1} | values).scalar_one()
+    )
+    return session_id
+
+
+_TOUCH_ADDRESS = (
+    update(Address)
+    .where(Address.id == bindparam("address_id"))
+    .values(last_inbound_at=bindparam("at"))
+)
+
+
+def touch_address(s: Session, address: Address, at: datetime) -> None:
+    """The citizen wrote from ``address`` at ``at`` (WhatsApp's window opens): on every
+    inbound message, so the statement is built once."""
+    s.connection().execute(_TOUCH_ADDRESS, {"address_id": address.id, "at": at})
+    set_committed_value(address, "last_inbound_at", at)
+
+
+def update_columns(s: Session, obj: Contact | Address, **values: Any) -> None:
+    """Write a few columns of a loaded contact or address at once (a Core UPDATE), and keep the
+    object in memory in step without making it dirty."""
+    model = type(obj)
+    s.connection().execute(update(model).where(model.id == obj.id).values(**values))
+    for name, value in values.items():
+        set_committed_value(obj, name, value)
 
 
 _SESSIONS_OF = (

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -168,12 +169,14 @@ def test_a_scheduler_whose_connection_died_steps_down(
     caplog.set_level(logging.INFO, logger="bot.scheduler")
     with _running(Scheduler(engine, _pushes(db, service), FAST)) as runner:
         with engine.begin() as conn:
+            # Only this schema's scheduler: another test run may share the server.
+            schema = conn.execute(text("SELECT current_schema()")).scalar_one()
             killed = conn.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-                    " AND classid = :key AND objsubid = 2"
+                    " AND classid = :key AND objid::bigint = :schema AND objsubid = 2"
                 ),
-                {"key": LOCK_KEY},
+                {"key": LOCK_KEY, "schema": zlib.crc32(str(schema).encode())},
             ).all()
         assert killed == [(True,)]
         _until(lambda: "scheduler lost its lock: stepping down" in caplog.text, what="step-down")
