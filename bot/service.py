@@ -105,6 +105,20 @@ class Invitation:
     session_id: int | None
 
 
+@dataclass
+class _Ready:
+    """What an inbound message is decided on: read before its write transaction."""
+
+    contact: Contact
+    address: AddressRow
+    sessions: list[SessionRow]
+    active: int | None
+    ctx: conv.Context
+    #: What the conversation makes of the message, decided ahead (None: decide in the
+    #: write transaction).
+    effects: tuple[conv.Effect, ...] | None = None
+
+
 @dataclass(frozen=True)
 class _Handled:
     received: Received
@@ -190,57 +204,93 @@ class Service:
     def _receive_once(
         self, msg: InboundMessage, *, simulated: bool, press: ButtonPress | None
     ) -> _Handled:
+        now = self._clock()
+        channel, value = msg.address.channel, msg.address.value
+        ready: _Ready | None = None
+        if press is None:
+            # Read and decide before the write transaction: on SQLite writers take turns, so
+            # only the writes should hold the lock. A message from the same citizen committed
+            # in between is caught by the session's optimistic lock (and tried again).
+            with transaction(self._sessions, read_only=True) as r:
+                found = repo.find_contact(r, channel, value)
+                if found is not None:
+                    ready = self._ready(r, found[0], found[1], now)
+                    ready.effects = conv.handle(ready.ctx, msg.text, msg.payload)
         with transaction(self._sessions) as s:
-            now = self._clock()
-            contact, address, _ = repo.find_or_create_contact(
-                s, msg.address.channel, msg.address.value, now
-            )
-            if press is not None:
-                # Two taps at once wait for each other here (PostgreSQL; SQLite has one writer),
-                # so the second sees the first's keyboard removal.
-                s.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
-            sessions = repo.sessions_for_contact(s, contact.id)
-            active = next((r.id for r in sessions if r.status == "active"), None)
-            row = repo.insert_inbound(
-                s,
-                channel=msg.address.channel,
-                address=msg.address.value,
-                provider_id=msg.provider_id,
-                text=msg.text,
-                payload=msg.payload,
-                received_at=msg.received_at,
-                contact_id=contact.id,
-                session_id=active,
-            )
-            if row is None:
-                # Providers retry on errors and timeouts: a redelivery answers 200, changes nothing.
-                log.info("duplicate inbound on %s for contact %d", msg.address.channel, contact.id)
-                return _Handled(Received(duplicate=True), notify=False)
-            repo.touch_address(s, address, now)
-            ctx = self._context(s, contact, sessions, address.opted_out_at is not None, now)
-            fresh = press is None or self._answer_press(s, press, contact.id, active, ctx, now)
-            go_ahead = conv.is_go_ahead(ctx, msg.text, msg.payload)
-            released = () if simulated else self._release_held(s, msg.address, go_ahead, now)
-            if "push" in released and go_ahead:
-                # The citizen answered an invitation sent as a template outside WhatsApp's
-                # window: what it held back (the first question) goes now; this is no answer.
-                log.info("contact %d answered a template: invitation continues", contact.id)
-                fresh = False
-            effects = conv.handle(ctx, msg.text, msg.payload) if fresh else ()
-            if press is None and not simulated and msg.address.channel == "telegram":
-                # Before the replies: the old buttons go before the next question shows.
-                self._remove_answered_keyboard(s, effects, contact.id, active, now)
-            out = self._apply(s, effects, contact, msg.address, ctx, sessions, now, simulated)
-            # The contact id is the pseudonym in logs: never the number or the chat id.
-            log.info(
-                "inbound on %s for contact %d: %d effects, %d replies",
-                msg.address.channel,
-                contact.id,
-                len(effects),
-                len(out),
-            )
-            queued = bool(out or press is not None or released)
-            return _Handled(Received(False, tuple(out)), notify=queued and not simulated)
+            if ready is None:  # a new contact, or a tapped button: all under the lock
+                contact, address, _ = repo.find_or_create_contact(s, channel, value, now)
+                if press is not None:
+                    # Two taps at once wait for each other here (PostgreSQL; SQLite has one
+                    # writer), so the second sees the first's keyboard removal.
+                    s.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
+                ready = self._ready(s, contact, address, now)
+            return self._handle(s, msg, ready, simulated, press, now)
+
+    def _ready(self, s: Session, contact: Contact, address: AddressRow, now: datetime) -> _Ready:
+        sessions = repo.sessions_for_contact(s, contact.id)
+        ctx = self._context(s, contact, sessions, address.opted_out_at is not None, now)
+        active = next((r.id for r in sessions if r.status == "active"), None)
+        return _Ready(contact, address, sessions, active, ctx)
+
+    def _handle(
+        self,
+        s: Session,
+        msg: InboundMessage,
+        ready: _Ready,
+        simulated: bool,
+        press: ButtonPress | None,
+        now: datetime,
+    ) -> _Handled:
+        """The writes of one inbound message, in the caller's (write) transaction."""
+        contact, address, sessions, active, ctx = (
+            ready.contact,
+            ready.address,
+            ready.sessions,
+            ready.active,
+            ready.ctx,
+        )
+        row = repo.insert_inbound(
+            s,
+            channel=msg.address.channel,
+            address=msg.address.value,
+            provider_id=msg.provider_id,
+            text=msg.text,
+            payload=msg.payload,
+            received_at=msg.received_at,
+            contact_id=contact.id,
+            session_id=active,
+        )
+        if row is None:
+            # Providers retry on errors and timeouts: a redelivery answers 200, changes nothing.
+            log.info("duplicate inbound on %s for contact %d", msg.address.channel, contact.id)
+            return _Handled(Received(duplicate=True), notify=False)
+        repo.touch_address(s, address, now)
+        fresh = press is None or self._answer_press(s, press, contact.id, active, ctx, now)
+        go_ahead = conv.is_go_ahead(ctx, msg.text, msg.payload)
+        released = () if simulated else self._release_held(s, msg.address, go_ahead, now)
+        if "push" in released and go_ahead:
+            # The citizen answered an invitation sent as a template outside WhatsApp's
+            # window: what it held back (the first question) goes now; this is no answer.
+            log.info("contact %d answered a template: invitation continues", contact.id)
+            fresh = False
+        effects: tuple[conv.Effect, ...] = ()
+        if fresh:
+            decided = ready.effects
+            effects = decided if decided is not None else conv.handle(ctx, msg.text, msg.payload)
+        if press is None and not simulated and msg.address.channel == "telegram":
+            # Before the replies: the old buttons go before the next question shows.
+            self._remove_answered_keyboard(s, effects, contact.id, active, now)
+        out = self._apply(s, effects, contact, msg.address, ctx, sessions, now, simulated)
+        # The contact id is the pseudonym in logs: never the number or the chat id.
+        log.info(
+            "inbound on %s for contact %d: %d effects, %d replies",
+            msg.address.channel,
+            contact.id,
+            len(effects),
+            len(out),
+        )
+        queued = bool(out or press is not None or released)
+        return _Handled(Received(False, tuple(out)), notify=queued and not simulated)
 
     def _release_held(
         self, s: Session, address: Address, go_ahead: bool, now: datetime

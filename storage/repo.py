@@ -55,6 +55,7 @@ __all__ = [
     "apply_status",
     "audit",
     "count_responses",
+    "find_contact",
     "find_or_create_contact",
     "forget_contact",
     "get_active_session",
@@ -380,6 +381,11 @@ _CONTACT_AT = (
 def _address_with_contact(s: Session, channel: str, value: str) -> tuple[Contact, Address] | None:
     row = s.execute(_CONTACT_AT, {"channel": channel, "value": value}).first()
     return None if row is None else (row[0], row[1])
+
+
+def find_contact(s: Session, channel: str, value: str) -> tuple[Contact, Address] | None:
+    """The contact reached at ``(channel, value)`` and that address, if known."""
+    return _address_with_contact(s, channel, value)
 
 
 def find_or_create_contact(
