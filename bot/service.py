@@ -318,8 +318,20 @@ class Service:
         if not answered:
             return
         keyboard = repo.last_keyboard(s, contact_id, "telegram")
-        if keyboard is None or self._keyboard_removed(s, contact_id, keyboard):
-            return
+        if keyboard is not None:
+            self._remove_keyboard(s, keyboard, contact_id, session_id, now)
+
+    def _remove_keyboard(
+        self,
+        s: Session,
+        keyboard: Mapping[str, str],
+        contact_id: int,
+        session_id: int | None,
+        now: datetime,
+    ) -> bool:
+        """Queue the removal of a message's buttons, once; whether it was queued now."""
+        if self._keyboard_removed(s, contact_id, keyboard):
+            return False
         repo.add_outbound(
             s,
             channel="telegram",
@@ -327,10 +339,11 @@ class Service:
             text="",
             now=now,
             kind=KEYBOARD_REMOVE,
-            payload=keyboard,
+            payload=dict(keyboard),
             contact_id=contact_id,
             session_id=session_id,
         )
+        return True
 
     def _keyboard_removed(self, s: Session, contact_id: int, keyboard: Mapping[str, str]) -> bool:
         earlier = s.scalars(
@@ -367,19 +380,8 @@ class Service:
         )
         if press.keyboard_chat is not None and press.keyboard_message is not None:
             keyboard = {"chat": press.keyboard_chat, "message_id": press.keyboard_message}
-            if self._keyboard_removed(s, contact_id, keyboard):
+            if not self._remove_keyboard(s, keyboard, contact_id, session_id, now):
                 return False  # a second tap on an answered keyboard (a double tap, a lag)
-            repo.add_outbound(
-                s,
-                channel=channel,
-                address=chat,
-                text="",
-                now=now,
-                kind=KEYBOARD_REMOVE,
-                payload=keyboard,
-                contact_id=contact_id,
-                session_id=session_id,
-            )
         payload = press.message.payload
         if payload is None:
             return True  # a typed key (Telegram's k:<key>) counts as typed text
