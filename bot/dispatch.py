@@ -15,6 +15,14 @@ for a later claim. On a channel with a session window (WhatsApp, 24 hours), a ro
 outside the window is ``held`` until the citizen writes again, except an invitation's
 opening message, which goes as an approved template (``Job.template``).
 
+Sending is a pipeline (:meth:`Dispatcher.run`): a claim tops up the work whenever fewer
+than ``refill_below`` claimed messages are left, while earlier ones are still being sent;
+outcomes are recorded in groups, every ``record_interval`` or ``record_group`` outcomes,
+whichever comes first. Claims and records run one at a time on one database thread of the
+dispatcher's own (no two of its transactions wait for each other's lock), with Core
+statements where the ORM would cost per row. A citizen's messages go one after the other,
+and none of theirs is claimed again until what went before is recorded.
+
 Outcomes follow the :mod:`channels.errors` tree: retryable errors come back ``queued`` with
 exponential backoff and jitter (a 429 waits at least its ``retry_after``, and holds back the
 sender and the address as long) until ``max_attempts``; a send whose request left without an
@@ -25,16 +33,18 @@ answer is ``unknown``, never blindly resent; refusals about the contact change t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, ParamSpec, TypeVar
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import Connection, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels import errors
@@ -44,6 +54,9 @@ from storage.db import is_sqlite, transaction
 from storage.models import Address, Message, SendBudget
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 Clock = Callable[[], datetime]
 #: Kinds that are messages a citizen sees, paced per address; others are chores (button
@@ -99,6 +112,11 @@ class Pacing:
     #: A 429 holds back the whole sender for its ``retry_after`` (else the address only).
     throttle_holds_sender: bool = True
 
+    @property
+    def per_address_rows(self) -> bool:
+        """Whether a claim needs the addresses' rows (their gap or their window)."""
+        return self.per_address is not None or self.session_window is not None
+
 
 #: Sends one job on its channel; raises a :class:`channels.errors.SendError`.
 Deliver = Callable[[Job], Awaitable[SendReceipt]]
@@ -113,12 +131,21 @@ class DispatchSettings:
     max_backoff: timedelta = timedelta(minutes=15)
     #: Our own credentials refused: retry later without using up the message's attempts.
     config_error_wait: timedelta = timedelta(minutes=5)
+    #: Rows one claim takes per channel, at most.
     batch: int = 100
     concurrency: int = 32
     #: A claim takes what its pacing lets leave within this; the rest waits for a later claim.
     horizon: timedelta = timedelta(seconds=1)
     #: A dispatcher prunes delivery reports that never matched a message after this.
     report_ttl: timedelta = timedelta(hours=1)
+    #: Outcomes wait at most this long for their group's transaction ...
+    record_interval: timedelta = timedelta(milliseconds=10)
+    #: ... or until this many have finished; no send starts while twice this many wait or
+    #: are being recorded (docs/delivery.md: the duplicate window).
+    record_group: int = 50
+    #: Claim again once fewer claimed messages than this are left to send (0: the larger of
+    #: ``concurrency`` and half a ``batch``).
+    refill_below: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +155,129 @@ class Outcome:
     error: errors.SendError | None = None
     #: Not tried: an earlier message to the same address failed, and order matters.
     deferred: bool = False
+
+
+@dataclass
+class _Budget:
+    """A sender's ``send_budgets`` row while a claim holds it."""
+
+    next_free_at: datetime
+    loaded: datetime
+
+
+@dataclass
+class _AddressRow:
+    """The pacing columns of an ``addresses`` row while a claim holds it."""
+
+    id: int
+    next_send_at: datetime | None
+    last_inbound_at: datetime | None
+    loaded_next_send_at: datetime | None = field(default=None, repr=False)
+
+
+# --- prebuilt statements: built once, their compiled form cached by SQLAlchemy --------------
+
+_messages: Table = Message.__table__  # type: ignore[assignment]
+_addresses: Table = Address.__table__  # type: ignore[assignment]
+_budgets: Table = SendBudget.__table__  # type: ignore[assignment]
+_m, _a, _b = _messages.c, _addresses.c, _budgets.c
+
+
+def _claim_query(skip_locked: bool) -> Any:
+    now = bindparam("now", type_=_m.next_attempt_at.type)
+    due = or_(
+        and_(_m.status == "queued", _m.next_attempt_at <= now),
+        # A dispatcher died mid-send: its lease ran out, so the row is due again.
+        and_(_m.status == "sending", _m.lease_until < now),
+    )
+    stmt = (
+        select(_m.id, _m.channel, _m.address, _m.kind, _m.text, _m.payload, _m.attempts)
+        .where(_m.direction == "out", _m.channel == bindparam("channel"), due)
+        .order_by(
+            # A tapped button spins until answered; pushes wait for every reply.
+            case((_m.kind == "callback_answer", 0), (_m.kind == "push", 2), else_=1),
+            _m.next_attempt_at,
+            _m.id,
+        )
+        .limit(bindparam("limit"))
+    )
+    return stmt.with_for_update(skip_locked=True) if skip_locked else stmt
+
+
+_CLAIM = {False: _claim_query(False), True: _claim_query(True)}
+_LEASE = (
+    update(_messages)
+    .where(_m.id == bindparam("row_id"))
+    .values(
+        status="sending",
+        lease_until=bindparam("lease_until", type_=_m.lease_until.type),
+        attempts=bindparam("claimed_attempts"),
+    )
+)
+_SET_STATUS = (
+    update(_messages)
+    .where(_m.id == bindparam("row_id"))
+    .values(
+        status=bindparam("new_status"),
+        error=func.coalesce(bindparam("new_error", type_=_m.error.type), _m.error),
+        lease_until=None,
+    )
+)
+_BUDGET = select(_b.next_free_at).where(_b.key == bindparam("key"))
+_SET_BUDGET = (
+    update(_budgets)
+    .where(_b.key == bindparam("budget_key"))
+    .values(next_free_at=bindparam("next_free", type_=_b.next_free_at.type))
+)
+
+
+def _pacing_addresses_query(skip_locked: bool) -> Any:
+    stmt = (
+        select(_a.id, _a.value, _a.next_send_at, _a.last_inbound_at)
+        .where(
+            _a.channel == bindparam("channel"), _a.value.in_(bindparam("values", expanding=True))
+        )
+        .order_by(_a.id)  # every claimer locks in the same order: no deadlock
+    )
+    return stmt.with_for_update() if skip_locked else stmt
+
+
+_PACING_ADDRESSES = {False: _pacing_addresses_query(False), True: _pacing_addresses_query(True)}
+_SET_NEXT_SEND = (
+    update(_addresses)
+    .where(_a.id == bindparam("address_id"))
+    .values(next_send_at=bindparam("next_send", type_=_a.next_send_at.type))
+)
+
+
+def _owned_query(lock: bool) -> Any:
+    stmt = (
+        select(_m.id, _m.status, _m.attempts)
+        .where(_m.id.in_(bindparam("ids", expanding=True)))
+        .order_by(_m.id)  # one locking order for every dispatcher
+    )
+    return stmt.with_for_update() if lock else stmt
+
+
+_OWNED = {False: _owned_query(False), True: _owned_query(True)}
+#: A send the provider accepted. The guard repeats what :data:`_OWNED` found: a record that
+#: comes late never touches a row another dispatcher took over.
+_SENT = (
+    update(_messages)
+    .where(
+        _m.id == bindparam("row_id"),
+        _m.status == "sending",
+        _m.attempts == bindparam("claimed_attempts"),
+    )
+    .values(
+        status="sent",
+        sent_at=bindparam("sent_at", type_=_m.sent_at.type),
+        provider_id=bindparam("provider", type_=_m.provider_id.type),
+        segments=func.coalesce(bindparam("billed", type_=_m.segments.type), _m.segments),
+        error=None,
+        lease_until=None,
+    )
+)
 
 
 class Dispatcher:
@@ -153,56 +303,70 @@ class Dispatcher:
         self._pruned_at: datetime | None = None
         #: The last claim left messages waiting for their pacing until this.
         self._soonest: datetime | None = None
+        #: The last claim left due messages alone because their address was still busy here.
+        self._skipped_busy = False
 
     # --- claiming ---------------------------------------------------------------------------
 
-    def claim(self, limit: int | None = None) -> list[Job]:
+    def claim(self, limit: int | None = None, busy: Collection[tuple[str, str]] = ()) -> list[Job]:
         """Lease up to ``limit`` due rows per channel: button answers, then replies, then
-        pushes, oldest first; as many as each channel's pacing lets leave within the horizon."""
+        pushes, oldest first; as many as each channel's pacing lets leave within the horizon.
+
+        ``busy`` are the (channel, address) pairs this dispatcher is still sending to or
+        recording: their rows stay for a later claim, so that one citizen's messages never
+        overtake each other.
+        """
         now = self._clock()
         self._soonest = None
+        self._skipped_busy = False
         with transaction(self._sessions) as s:
+            conn = s.connection()
             jobs: list[Job] = []
             for channel in self._transports:
-                jobs += self._claim_channel(s, channel, now, limit or self._settings.batch)
+                jobs += self._claim_channel(
+                    s, conn, channel, now, limit or self._settings.batch, busy
+                )
             return jobs
 
-    def _claim_channel(self, s: Session, channel: str, now: datetime, limit: int) -> list[Job]:
-        due = or_(
-            and_(Message.status == "queued", Message.next_attempt_at <= now),
-            # A dispatcher died mid-send: its lease ran out, so the row is due again.
-            and_(Message.status == "sending", Message.lease_until < now),
-        )
-        stmt = (
-            select(Message)
-            .where(Message.direction == "out", Message.channel == channel, due)
-            .order_by(
-                # A tapped button spins until answered; pushes wait for every reply.
-                case((Message.kind == "callback_answer", 0), (Message.kind == "push", 2), else_=1),
-                Message.next_attempt_at,
-                Message.id,
-            )
-            .limit(limit)
-        )
-        if self._skip_locked:
-            stmt = stmt.with_for_update(skip_locked=True)
-        rows = list(s.scalars(stmt))
+    def _claim_channel(
+        self,
+        s: Session,
+        conn: Connection,
+        channel: str,
+        now: datetime,
+        limit: int,
+        busy: Collection[tuple[str, str]],
+    ) -> list[Job]:
+        rows = conn.execute(
+            _CLAIM[self._skip_locked], {"now": now, "channel": channel, "limit": limit}
+        ).all()
         if not rows:
             return []
         pacing = self._pacing.get(channel)
-        budget = self._budget(s, pacing, now) if pacing is not None else None
-        addresses = self._addresses(s, channel, rows) if pacing is not None else {}
+        budget = self._budget(s, conn, pacing, now) if pacing is not None else None
+        addresses: dict[str, _AddressRow] = {}
+        if pacing is not None and pacing.per_address_rows:
+            addresses = self._addresses(conn, channel, {row.address for row in rows})
         waiting: set[str] = set()  # addresses whose next message must wait: keep their order
-        jobs = []
+        leased: list[dict[str, Any]] = []
+        settled: list[dict[str, Any]] = []  # failed or held without a send
+        jobs: list[Job] = []
+        lease = self._settings.lease
         for row in rows:
             if row.address is None:  # erased by FORGET before it could be sent
-                row.status, row.error = "failed", "address erased"
+                settled.append(
+                    {"row_id": row.id, "new_status": "failed", "new_error": "address erased"}
+                )
                 continue
             if row.address in waiting:
                 continue
+            if (channel, row.address) in busy:
+                waiting.add(row.address)
+                self._skipped_busy = True
+                continue
             job = Job(
                 row.id,
-                row.channel,
+                channel,
                 row.address,
                 row.kind or "reply",
                 row.text,
@@ -214,7 +378,7 @@ class Dispatcher:
                 address = addresses.get(row.address)
                 if _outside_window(pacing, job, address, now):
                     if not job.opens_invitation:
-                        row.status, row.lease_until = HELD, None
+                        settled.append({"row_id": row.id, "new_status": HELD, "new_error": None})
                         continue
                     job = _with(job, template=True)
                 turn = self._take_turn(pacing, job, budget, address, now)
@@ -224,18 +388,31 @@ class Dispatcher:
                     waiting.add(row.address)
                     continue
                 start = turn
-            row.status = "sending"
-            row.lease_until = start + self._settings.lease
-            row.attempts = job.attempts
-            jobs.append(_with(job, delay=(start - now).total_seconds()))
+            leased.append(
+                {"row_id": row.id, "lease_until": start + lease, "claimed_attempts": job.attempts}
+            )
+            jobs.append(_with(job, delay=(start - now).total_seconds()) if start != now else job)
+        if leased:
+            conn.execute(_LEASE, leased)
+        if settled:
+            conn.execute(_SET_STATUS, settled)
+        if pacing is not None and budget is not None and budget.next_free_at != budget.loaded:
+            conn.execute(_SET_BUDGET, {"budget_key": pacing.key, "next_free": budget.next_free_at})
+        moved = [
+            {"address_id": a.id, "next_send": a.next_send_at}
+            for a in addresses.values()
+            if a.next_send_at != a.loaded_next_send_at
+        ]
+        if moved:
+            conn.execute(_SET_NEXT_SEND, moved)
         return jobs
 
     def _take_turn(
         self,
         pacing: Pacing,
         job: Job,
-        budget: SendBudget | None,
-        address: Address | None,
+        budget: _Budget | None,
+        address: _AddressRow | None,
         now: datetime,
     ) -> datetime | Literal["spent", "wait"]:
         """When ``job`` may leave, taking its share of the budget and its address's gap;
@@ -264,26 +441,25 @@ class Dispatcher:
         if self._soonest is None or moment < self._soonest:
             self._soonest = moment
 
-    def _budget(self, s: Session, pacing: Pacing, now: datetime) -> SendBudget:
-        """The sender's budget row, locked until the claim commits (PostgreSQL; SQLite's
+    def _budget(self, s: Session, conn: Connection, pacing: Pacing, now: datetime) -> _Budget:
+        """The sender's budget, its row locked until the claim commits (PostgreSQL; SQLite's
         claim holds the only write lock anyway)."""
-        stmt = select(SendBudget).where(SendBudget.key == pacing.key).with_for_update()
-        budget = s.scalars(stmt).one_or_none()
-        if budget is None:
+        stmt = _BUDGET.with_for_update() if self._skip_locked else _BUDGET
+        found = conn.execute(stmt, {"key": pacing.key}).scalar_one_or_none()
+        if found is None:
             repo.init_send_budget(s, pacing.key, now)
-            budget = s.scalars(stmt).one()
-        budget.next_free_at = max(budget.next_free_at, now)
-        return budget
+            found = conn.execute(stmt, {"key": pacing.key}).scalar_one()
+        return _Budget(max(found, now), found)
 
-    def _addresses(self, s: Session, channel: str, rows: list[Message]) -> dict[str, Address]:
-        values = {row.address for row in rows if row.address is not None}
-        stmt = (
-            select(Address)
-            .where(Address.channel == channel, Address.value.in_(values))
-            .order_by(Address.id)  # every claimer locks in the same order: no deadlock
-            .with_for_update()
-        )
-        return {address.value: address for address in s.scalars(stmt)}
+    def _addresses(
+        self, conn: Connection, channel: str, values: set[str | None]
+    ) -> dict[str, _AddressRow]:
+        query = _PACING_ADDRESSES[self._skip_locked]
+        found = conn.execute(query, {"channel": channel, "values": [v for v in values if v]})
+        return {
+            row.value: _AddressRow(row.id, row.next_send_at, row.last_inbound_at, row.next_send_at)
+            for row in found
+        }
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -298,104 +474,139 @@ class Dispatcher:
         return Outcome(job, receipt=receipt)
 
     async def run_once(self) -> int:
-        """Claim one batch, send it with bounded concurrency, record the outcomes."""
-        jobs = self.claim()
-        claimed = time.monotonic()
-        if not jobs:
-            return 0
-        limit = asyncio.Semaphore(self._settings.concurrency)
-        # One citizen's messages go one after the other, in order (an intro before its first
-        # question); different citizens' go in parallel.
-        queues: dict[tuple[str, str], list[Job]] = {}
-        for job in sorted(jobs, key=lambda j: j.id):
-            queues.setdefault((job.channel, job.address), []).append(job)
-
-        async def in_order(queue: list[Job]) -> None:
-            outcomes: list[Outcome] = []
-            for index, job in enumerate(queue):
-                # Wait for the job's turn under the pacing, in real time since the claim.
-                wait = job.delay - (time.monotonic() - claimed)
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                async with limit:
-                    outcome = await self.send(job)
-                outcomes.append(outcome)
-                if outcome.error is not None:
-                    outcomes += [Outcome(later, deferred=True) for later in queue[index + 1 :]]
-                    break
-            # Record as soon as this citizen's messages are done, not at the end of the batch:
-            # a dispatcher killed now resends only what was in flight (docs/delivery.md).
-            await asyncio.to_thread(self.record, outcomes)
-
-        await asyncio.gather(*(in_order(queue) for queue in queues.values()))
+        """Claim one batch, send it with bounded concurrency, record every outcome."""
+        async with self._pipeline() as pipeline:
+            jobs = await pipeline.in_db(self.claim, None, ())
+            pipeline.start(jobs)
+            await pipeline.drain()
         return len(jobs)
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, idle_poll: float = 0.5) -> None:
         """Work the outbox until ``stop``; ``wake`` (set after a commit that queued messages)
-        ends an idle wait at once, so a reply leaves within moments, not at the next poll."""
-        while not stop.is_set():
-            try:
-                busy = await self.run_once()
-            except Exception:
-                # The database went away for a moment: wait, then carry on; never die.
-                log.exception("dispatcher round failed; retrying")
-                busy = 0
-            if busy:
-                continue
-            wait = idle_poll
-            if self._soonest is not None:
-                # Messages wait for their pacing: look again when the first may go.
-                until = (self._soonest - self._clock()).total_seconds()
-                wait = min(wait, max(until, 0.01))
-            wake.clear()
-            waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
-            _, pending = await asyncio.wait(
-                waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in pending:
-                waiter.cancel()
+        ends an idle wait at once, so a reply leaves within moments, not at the next poll.
+
+        Claims top the pipeline up while earlier messages are still being sent; on ``stop``
+        what is claimed is still sent and recorded."""
+        settings = self._settings
+        refill_below = settings.refill_below or max(settings.concurrency, settings.batch // 2)
+        async with self._pipeline() as pipeline:
+            while not stop.is_set():
+                if pipeline.in_flight >= refill_below:
+                    await _first(stop.wait(), pipeline.room(refill_below))
+                    continue
+                # Cleared before the claim looks: a commit or a record after it wakes us.
+                wake.clear()
+                pipeline.recorded.clear()
+                try:
+                    jobs = await pipeline.in_db(self.claim, None, pipeline.busy())
+                except Exception:
+                    # The database went away for a moment: wait, then carry on; never die.
+                    log.exception("dispatcher claim failed; retrying")
+                    await _first(stop.wait(), timeout=idle_poll)
+                    continue
+                if jobs:
+                    pipeline.start(jobs)
+                    continue
+                wait = idle_poll
+                if self._soonest is not None:
+                    # Messages wait for their pacing: look again when the first may go.
+                    until = (self._soonest - self._clock()).total_seconds()
+                    wait = min(wait, max(until, 0.01))
+                waits = [wake.wait(), stop.wait()]
+                if self._skipped_busy:
+                    # Due messages wait for their address's earlier ones to be recorded.
+                    waits.append(pipeline.recorded.wait())
+                await _first(*waits, timeout=wait)
+            await pipeline.drain()
+
+    @contextlib.asynccontextmanager
+    async def _pipeline(self) -> AsyncIterator[_Pipeline]:
+        pipeline = _Pipeline(self)
+        try:
+            yield pipeline
+        finally:
+            await pipeline.close()
 
     # --- recording --------------------------------------------------------------------------
 
     def record(self, outcomes: list[Outcome]) -> None:
-        """Store outcomes; deferred ones must follow the failure they wait behind."""
+        """Store outcomes in one transaction; deferred ones must follow the failure they wait
+        behind, in the same call. Rows another dispatcher took over are left alone."""
+        if not outcomes:
+            return
         now = self._clock()
-        # Per address: when its failed message is due again, so the rest queue behind it.
-        held: dict[tuple[str, str], datetime] = {}
-        sent: list[Message] = []
         with transaction(self._sessions) as s:
-            for outcome in outcomes:
-                row = s.get(Message, outcome.job.id)
-                if row is None or row.status != "sending" or row.attempts != outcome.job.attempts:
-                    continue  # our lease ran out and another dispatcher took the row over
-                row.lease_until = None
-                key = (outcome.job.channel, outcome.job.address)
-                if outcome.deferred:
-                    # Not tried: give the attempt back, and keep the order behind the failure.
-                    after = held.get(key, now)
-                    row.status, row.attempts = "queued", row.attempts - 1
-                    row.next_attempt_at = after
-                    held[key] = after + timedelta(microseconds=1)
-                    continue
-                if outcome.receipt is not None:
-                    receipt = outcome.receipt
-                    row.status, row.sent_at = "sent", now
-                    row.provider_id = receipt.provider_id or None
-                    row.segments = receipt.segments or row.segments
-                    row.error = None
-                    if receipt.template is not None and isinstance(row.payload, Mapping):
-                        row.payload = {**row.payload, "template": receipt.template}
-                    sent.append(row)
-                    continue
-                assert outcome.error is not None
-                self._failed(s, row, outcome.error, now)
-                if row.status == "queued" and row.next_attempt_at is not None:
-                    held[key] = row.next_attempt_at + timedelta(microseconds=1)
-            # Delivery reports that came back before we knew the provider ids.
-            repo.apply_early_reports(s, [m for m in sent if m.provider_id])
+            conn = s.connection()
+            ids = [outcome.job.id for outcome in outcomes]
+            current = {
+                row.id: (row.status, row.attempts)
+                for row in conn.execute(_OWNED[self._skip_locked], {"ids": ids})
+            }
+            # Our lease ran out and another dispatcher took the row over: not ours to record.
+            mine = [o for o in outcomes if current.get(o.job.id) == ("sending", o.job.attempts)]
+            plain = [o for o in mine if o.receipt is not None and o.receipt.template is None]
+            if plain:
+                conn.execute(
+                    _SENT,
+                    [
+                        {
+                            "row_id": o.job.id,
+                            "claimed_attempts": o.job.attempts,
+                            "sent_at": now,
+                            "provider": o.receipt.provider_id or None,
+                            "billed": o.receipt.segments or None,
+                        }
+                        for o in plain
+                        if o.receipt is not None
+                    ],
+                )
+            done = {o.job.id for o in plain}
+            sent = self._record_rest(s, [o for o in mine if o.job.id not in done], now)
+            # Delivery reports that came back before we knew the provider ids; the rows
+            # updated above by their id are named by transient objects (nothing is added).
+            sent += [
+                Message(channel=o.job.channel, provider_id=o.receipt.provider_id)
+                for o in plain
+                if o.receipt is not None and o.receipt.provider_id
+            ]
+            repo.apply_early_reports(s, sent)
             if self._pruned_at is None or now - self._pruned_at > timedelta(minutes=1):
                 repo.prune_status_reports(s, now - self._settings.report_ttl)
                 self._pruned_at = now
+
+    def _record_rest(self, s: Session, outcomes: list[Outcome], now: datetime) -> list[Message]:
+        """Failures, deferrals and templates, through the ORM (they are few); the rows sent."""
+        # Per address: when its failed message is due again, so the rest queue behind it.
+        held: dict[tuple[str, str], datetime] = {}
+        sent: list[Message] = []
+        for outcome in outcomes:
+            row = s.get(Message, outcome.job.id)
+            if row is None or row.status != "sending" or row.attempts != outcome.job.attempts:
+                continue
+            row.lease_until = None
+            key = (outcome.job.channel, outcome.job.address)
+            if outcome.deferred:
+                # Not tried: give the attempt back, and keep the order behind the failure.
+                after = held.get(key, now)
+                row.status, row.attempts = "queued", row.attempts - 1
+                row.next_attempt_at = after
+                held[key] = after + timedelta(microseconds=1)
+                continue
+            if outcome.receipt is not None:
+                receipt = outcome.receipt
+                row.status, row.sent_at = "sent", now
+                row.provider_id = receipt.provider_id or None
+                row.segments = receipt.segments or row.segments
+                row.error = None
+                if receipt.template is not None and isinstance(row.payload, Mapping):
+                    row.payload = {**row.payload, "template": receipt.template}
+                sent.append(row)
+                continue
+            assert outcome.error is not None
+            self._failed(s, row, outcome.error, now)
+            if row.status == "queued" and row.next_attempt_at is not None:
+                held[key] = row.next_attempt_at + timedelta(microseconds=1)
+        return sent
 
     def _failed(self, s: Session, row: Message, error: errors.SendError, now: datetime) -> None:
         settings = self._settings
@@ -466,11 +677,214 @@ class Dispatcher:
             address.opted_out_at = address.opted_out_at or now
 
 
+class _Pipeline:
+    """One run of a dispatcher: its database thread, the sends under way, and the outcomes
+    waiting for their group's transaction."""
+
+    #: Waits between tries of a group's record that failed (the database went away).
+    RETRIES: Final = (0.05, 0.25, 1.0)
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._settings = dispatcher._settings
+        self._loop = asyncio.get_running_loop()
+        # One thread for every transaction of this dispatcher: claims and records never
+        # queue for each other's write lock in SQLite's sleeping busy handler.
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="voxpop-dispatch-db")
+        self._limit = asyncio.Semaphore(self._settings.concurrency)
+        #: Claimed and not yet sent (or waiting for their pacing).
+        self.in_flight = 0
+        self._room = asyncio.Event()
+        self._room_below = 0
+        #: Addresses with messages sent or being sent and not yet recorded, and how many.
+        self._owned: dict[tuple[str, str], int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Finished outcomes waiting for their group, one list per address's queue.
+        self._finished: list[list[Outcome]] = []
+        self._waiting = 0
+        self._ready = asyncio.Event()
+        self._full = asyncio.Event()
+        #: Set after each group's transaction.
+        self.recorded = asyncio.Event()
+        self._recording = False
+        #: Finished outcomes not yet committed, and how many there may be before sends wait.
+        self._unrecorded = 0
+        self._most_unrecorded = 2 * self._settings.record_group
+        self._closing = False
+        self._recorder = asyncio.ensure_future(self._record_groups())
+
+    async def in_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` on the dispatcher's database thread."""
+        return await self._loop.run_in_executor(self._db, lambda: fn(*args, **kwargs))
+
+    def busy(self) -> frozenset[tuple[str, str]]:
+        return frozenset(self._owned)
+
+    async def room(self, below: int) -> None:
+        """Until fewer than ``below`` claimed messages are left to send."""
+        while self.in_flight >= below:
+            self._room.clear()
+            self._room_below = below
+            await self._room.wait()
+
+    def start(self, jobs: list[Job]) -> None:
+        """Send ``jobs``: one citizen's one after the other (an intro before its first
+        question), different citizens' in parallel, at most ``concurrency`` at once."""
+        claimed = time.monotonic()
+        queues: dict[tuple[str, str], list[Job]] = {}
+        for job in sorted(jobs, key=lambda j: j.id):
+            queues.setdefault((job.channel, job.address), []).append(job)
+        for key, queue in queues.items():
+            self._owned[key] = self._owned.get(key, 0) + len(queue)
+            self.in_flight += len(queue)
+            task = asyncio.ensure_future(self._in_order(queue, claimed))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _in_order(self, queue: list[Job], claimed: float) -> None:
+        send = self._dispatcher.send
+        outcomes: list[Outcome] = []
+        try:
+            for index, job in enumerate(queue):
+                # Wait for the job's turn under the pacing, in real time since the claim.
+                wait = job.delay - (time.monotonic() - claimed)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if self._unrecorded >= self._most_unrecorded:
+                    # The database lags: what a kill could resend stays bounded.
+                    await self._recorded_some()
+                async with self._limit:
+                    outcome = await send(job)
+                outcomes.append(outcome)
+                self._sent(1)
+                if outcome.error is not None:
+                    later = queue[index + 1 :]
+                    outcomes += [Outcome(job, deferred=True) for job in later]
+                    self._sent(len(later))
+                    break
+        finally:
+            # Finished outcomes join the next group; a cancelled send leaves its row to the
+            # lease, like a dispatcher killed mid-send.
+            if outcomes:
+                self._finish(outcomes)
+            self._release(queue[len(outcomes) :])
+
+    async def _recorded_some(self) -> None:
+        while self._unrecorded >= self._most_unrecorded:
+            self._full.set()  # no point waiting for the interval
+            self.recorded.clear()
+            await self.recorded.wait()
+
+    def _sent(self, count: int) -> None:
+        self.in_flight -= count
+        if self.in_flight < self._room_below:
+            self._room.set()
+
+    def _finish(self, outcomes: list[Outcome]) -> None:
+        self._finished.append(outcomes)
+        self._waiting += len(outcomes)
+        self._unrecorded += len(outcomes)
+        self._ready.set()
+        if self._waiting >= self._settings.record_group:
+            self._full.set()
+
+    def _release(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            key = (job.channel, job.address)
+            left = self._owned.get(key, 0) - 1
+            if left > 0:
+                self._owned[key] = left
+            else:
+                self._owned.pop(key, None)
+
+    async def _record_groups(self) -> None:
+        """Record what has finished, every ``record_interval`` or ``record_group``."""
+        interval = self._settings.record_interval.total_seconds()
+        while True:
+            await self._ready.wait()
+            if self._waiting < self._settings.record_group and not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval):
+                        await self._full.wait()
+            group, self._finished, self._waiting = self._finished, [], 0
+            self._ready.clear()
+            self._full.clear()
+            self._recording = True
+            try:
+                await self._record(group)
+            finally:
+                self._recording = False
+            for outcomes in group:
+                self._release([outcome.job for outcome in outcomes])
+                self._unrecorded -= len(outcomes)
+            self.recorded.set()
+
+    async def _record(self, group: list[list[Outcome]]) -> None:
+        """One transaction for the group; if the database refuses it, a few more tries, then
+        each citizen's outcomes apart, so that one bad outcome cannot hold back the rest.
+        What still fails is left ``sending``: sent again once its lease runs out."""
+        record = self._dispatcher.record
+        flat = [outcome for outcomes in group for outcome in outcomes]
+        for wait in (*self.RETRIES, None):
+            try:
+                await self.in_db(record, flat)
+                return
+            except Exception:
+                log.exception("recording %d outcomes failed", len(flat))
+                if wait is None:
+                    break
+                await asyncio.sleep(wait)
+        for outcomes in group:
+            try:
+                await self.in_db(record, outcomes)
+            except Exception:
+                log.exception("recording %d outcomes failed; left to the lease", len(outcomes))
+
+    async def drain(self) -> None:
+        """Until every claimed message is sent and every outcome recorded."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        while (self._finished or self._recording) and not self._recorder.done():
+            self._full.set()
+            self.recorded.clear()
+            await self.recorded.wait()
+
+    async def close(self) -> None:
+        """Stop: sends still under way are cancelled (their rows wait for the lease); what
+        has finished is recorded."""
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            if not self._recorder.done():
+                await self._flush()
+        finally:
+            self._recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recorder
+            self._db.shutdown(wait=True)
+
+
+async def _first(*waits: Awaitable[Any], timeout: float | None = None) -> None:
+    """Until the first of ``waits`` is done, or ``timeout``."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
 def _with(job: Job, **changes: Any) -> Job:
     return replace(job, **changes)
 
 
-def _outside_window(pacing: Pacing, job: Job, address: Address | None, now: datetime) -> bool:
+def _outside_window(pacing: Pacing, job: Job, address: _AddressRow | None, now: datetime) -> bool:
     if pacing.session_window is None or job.kind not in MESSAGE_KINDS:
         return False
     last = address.last_inbound_at if address is not None else None

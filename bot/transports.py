@@ -2,8 +2,11 @@
 and each channel's :class:`~bot.dispatch.Pacing` from the config.
 
 An outbox row is rendered for its channel here, at send time, so a change in rendering rules
-applies to messages still waiting. Telegram chores queued by the webhook (answering a button
-press, removing an answered keyboard) are outbox rows too: the webhook never calls out.
+applies to messages still waiting. Rendering is pure and does not depend on the address, so
+a push's question is rendered (and its SMS segments counted) once for all its recipients,
+not once for the claim's pacing and again for each send. Telegram chores queued by the
+webhook (answering a button press, removing an answered keyboard) are outbox rows too: the
+webhook never calls out.
 A WhatsApp invitation outside the 24-hour window goes as the approved template configured for
 its survey and language (``[twilio] whatsapp_templates``).
 """
@@ -11,8 +14,8 @@ its survey and language (``[twilio] whatsapp_templates``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+import functools
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +26,7 @@ from bot.dispatch import Clock, Deliver, Dispatcher, DispatchSettings, Job, Paci
 from bot.messages import Address, Option, OutboundMessage
 from bot.service import utc_now
 from channels import errors, sms, telegram, whatsapp
-from channels.base import Lifecycle, SendReceipt
+from channels.base import Lifecycle, Rendered, SendReceipt
 from channels.telegram_send import TelegramSender
 from channels.twilio_send import TwilioSender
 
@@ -49,9 +52,44 @@ def outbound(job: Job) -> OutboundMessage:
     return OutboundMessage(address, job.text, _options(job.payload), "reply")
 
 
+_RENDERERS: dict[str, Callable[[OutboundMessage], Rendered]] = {
+    "sms": sms.render,
+    "telegram": telegram.render,
+    "whatsapp": whatsapp.render,
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def _render(
+    channel: str, kind: str, text: str, options: tuple[tuple[str, str, str], ...]
+) -> Rendered:
+    message = OutboundMessage(
+        Address(channel, ""),
+        text,
+        tuple(Option(*option) for option in options),
+        "push" if kind == "push" else "reply",
+    )
+    return _RENDERERS[channel](message)
+
+
+def rendered(job: Job) -> Rendered:
+    """``job`` as its channel renders it (the same for every address: cached).
+
+    >>> job = Job(1, "sms", "+15555550123", "reply", "Hi…", None, 1)
+    >>> rendered(job).text, rendered(job).segments, rendered(job) is rendered(job)
+    ('Hi...', 1, True)
+    """
+    options: tuple[tuple[str, str, str], ...] = ()
+    if isinstance(job.payload, Mapping) and job.payload.get("options"):
+        # Plain tuples: a cheaper cache key than Option objects, built twice per message.
+        options = tuple(
+            (str(o["key"]), str(o["label"]), str(o["payload"])) for o in job.payload["options"]
+        )
+    return _render(job.channel, job.kind, job.text, options)
+
+
 def _sms_segments(job: Job) -> int:
-    rendered = sms.render(outbound(job))
-    return rendered.segments or 1
+    return rendered(job).segments or 1
 
 
 def _telegram_cost(job: Job) -> int:
@@ -136,22 +174,20 @@ class Transports(Lifecycle):
         if job.kind == KEYBOARD_REMOVE:
             await self.telegram.remove_keyboard(job.address, str(payload["message_id"]))
             return SendReceipt(provider_id="")
-        message = outbound(job)
-        receipt = await self.telegram.send(message.address, telegram.render(message))
+        receipt = await self.telegram.send(Address(job.channel, job.address), rendered(job))
         # Telegram numbers messages per chat: the chat makes the id unique.
         return SendReceipt(f"{job.address}:{receipt.provider_id}", receipt.segments)
 
     async def _sms_send(self, job: Job) -> SendReceipt:
         assert self.twilio is not None
-        message = outbound(job)
-        return await self.twilio.send(message.address, sms.render(message))
+        return await self.twilio.send(Address(job.channel, job.address), rendered(job))
 
     async def _whatsapp_send(self, job: Job) -> SendReceipt:
         assert self.twilio is not None
-        message = outbound(job)
+        address = Address(job.channel, job.address)
         if job.template:
-            return await self._whatsapp_template(job, message.address)
-        return await self.twilio.send(message.address, whatsapp.render(message))
+            return await self._whatsapp_template(job, address)
+        return await self.twilio.send(address, rendered(job))
 
     async def _whatsapp_template(self, job: Job, address: Address) -> SendReceipt:
         """An invitation outside the 24-hour window: its survey's approved template."""
@@ -199,9 +235,6 @@ async def dispatch_forever(
         max_backoff=timedelta(seconds=d.max_backoff_seconds),
         concurrency=d.concurrency,
     )
-    # The Twilio SDK is synchronous and runs in threads: as many as sends may be in flight.
-    executor = ThreadPoolExecutor(max_workers=d.concurrency + 4, thread_name_prefix="send")
-    asyncio.get_running_loop().set_default_executor(executor)
     async with Transports(config) as transports:
         dispatcher = Dispatcher(
             sessions, transports.delivers(), clock, settings, pacing=pacing(config)
