@@ -39,6 +39,7 @@ from storage.models import (
     Base,
     Contact,
     Message,
+    PushRecipient,
     SendBudget,
     SessionRow,
     Setting,
@@ -429,10 +430,11 @@ def addresses_of(s: Session, contact_id: int) -> list[Address]:
 def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
     """Erase a contact's personal data (FORGET); their answers remain, anonymous.
 
-    Deletes the addresses, blanks the address, text, payload and error of every message to or
-    from them (provider ids stay, so a redelivery is still recognised), cancels what was not
-    sent yet, detaches their sessions (ending an active one) and empties the contact row,
-    which remains as a tombstone with ``forgotten_at``.
+    Deletes the addresses, blanks the address of their push plans, and the address, text,
+    payload and error of every message to or from them (provider ids stay, so a redelivery
+    is still recognised), cancels what was not sent yet, detaches their sessions (ending an
+    active one) and empties the contact row, which remains as a tombstone with
+    ``forgotten_at``.
     """
     contact = s.get(Contact, contact_id)
     if contact is None:
@@ -459,6 +461,19 @@ def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
             contact_id=None,
         ),
         execution_options={"synchronize_session": "fetch"},
+    )
+    # Push plans keep the counts, not the number; an invitation not sent yet never will be.
+    planned = PushRecipient.status == "planned"
+    s.execute(
+        update(PushRecipient)
+        .where(PushRecipient.contact_id == contact_id)
+        .values(
+            address=None,
+            next_reminder_at=None,
+            status=case((planned, "skipped"), else_=PushRecipient.status),
+            reason=case((planned, "forgotten"), else_=PushRecipient.reason),
+        ),
+        execution_options={"synchronize_session": False},
     )
     for address in addresses_of(s, contact_id):
         s.delete(address)

@@ -531,3 +531,21 @@ def test_variants_are_assigned_reproducibly_and_replace_the_intro(
     report = pushes.report(push_id)
     assert sum(c.invited for c in report.by_variant.values()) == 40
     assert set(report.by_variant) == {"A", "B"}
+
+
+def test_forget_leaves_no_number_in_a_push_plan(
+    db: sessionmaker[Session], pushes: Pushes, service: Service, clock: Clock
+) -> None:
+    add_contact(db, "+32470000001")
+    add_contact(db, "+32470000002")
+    pushes.fire(pushes.create(spec(rate_per_second=1 / 60)))
+    pushes.tick()  # the first is invited, the second waits a minute
+    for number in ("+32470000001", "+32470000002"):
+        reply(service, clock, number, "FORGET")
+        reply(service, clock, number, "YES")
+    assert [(r.address, r.status, r.reason) for r in recipients(db)] == [
+        (None, "invited", None),
+        (None, "skipped", "forgotten"),
+    ]
+    clock.now += timedelta(minutes=2)
+    assert pushes.tick().invited == 0
