@@ -215,17 +215,18 @@ def _auth_headers(channel: str) -> dict[str, str]:
 
 
 async def _aiohttp(channel: str, messages: int) -> float:
-    """Post the same requests with aiohttp as the senders set it up, ``[dispatch]
-    concurrency`` at a time."""
+    """Post the same requests with aiohttp as the senders set it up and use it (the form
+    encoded by :func:`channels.http.form_body`), ``[dispatch] concurrency`` at a time."""
     url, forms = baseline_requests(channel, messages)
     concurrency = load_config().dispatch.concurrency
     gate = asyncio.Semaphore(concurrency)
-    headers = _auth_headers(channel)
+    headers = _auth_headers(channel) | {"Content-Type": http.FORM}
     started = time.perf_counter()
     async with http.new_session(concurrency) as client:
 
         async def post(form: dict[str, str]) -> None:
-            async with gate, client.post(url, data=form, headers=headers) as answer:
+            body = http.form_body(form)
+            async with gate, client.post(url, data=body, headers=headers) as answer:
                 await answer.read()
                 if answer.status not in (200, 201):
                     raise RuntimeError(f"baseline: HTTP {answer.status}")

@@ -678,8 +678,9 @@ class Dispatcher:
 
 
 class _Pipeline:
-    """One run of a dispatcher: its database thread, the sends under way, and the outcomes
-    waiting for their group's transaction."""
+    """One run of a dispatcher: its database thread, ``concurrency`` senders working through
+    the claimed messages (one citizen's in order), and the outcomes waiting for their group's
+    transaction."""
 
     #: Waits between tries of a group's record that failed (the database went away).
     RETRIES: Final = (0.05, 0.25, 1.0)
@@ -691,15 +692,18 @@ class _Pipeline:
         # One thread for every transaction of this dispatcher: claims and records never
         # queue for each other's write lock in SQLite's sleeping busy handler.
         self._db = ThreadPoolExecutor(1, thread_name_prefix="voxpop-dispatch-db")
-        self._limit = asyncio.Semaphore(self._settings.concurrency)
-        #: Claimed and not yet sent (or waiting for their pacing).
+        #: Claimed and not yet sent (also those waiting for their pacing).
         self.in_flight = 0
         self._room = asyncio.Event()
         self._room_below = 0
-        #: Addresses with messages sent or being sent and not yet recorded, and how many.
+        self._idle = asyncio.Event()
+        self._idle.set()
+        #: Addresses with messages claimed, sent or being sent and not yet recorded.
         self._owned: dict[tuple[str, str], int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        #: Finished outcomes waiting for their group, one list per address's queue.
+        #: One citizen's messages each, in order, due now; and those due later.
+        self._due: asyncio.Queue[tuple[list[Job], float]] = asyncio.Queue()
+        self._later: set[asyncio.TimerHandle] = set()
+        #: Finished outcomes waiting for their group, one list per citizen.
         self._finished: list[list[Outcome]] = []
         self._waiting = 0
         self._ready = asyncio.Event()
@@ -712,6 +716,9 @@ class _Pipeline:
         self._most_unrecorded = 2 * self._settings.record_group
         self._closing = False
         self._recorder = asyncio.ensure_future(self._record_groups())
+        self._senders = [
+            asyncio.ensure_future(self._sender()) for _ in range(self._settings.concurrency)
+        ]
 
     async def in_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` on the dispatcher's database thread."""
@@ -729,7 +736,7 @@ class _Pipeline:
 
     def start(self, jobs: list[Job]) -> None:
         """Send ``jobs``: one citizen's one after the other (an intro before its first
-        question), different citizens' in parallel, at most ``concurrency`` at once."""
+        question), different citizens' in parallel, each when its pacing lets it go."""
         claimed = time.monotonic()
         queues: dict[tuple[str, str], list[Job]] = {}
         for job in sorted(jobs, key=lambda j: j.id):
@@ -737,24 +744,43 @@ class _Pipeline:
         for key, queue in queues.items():
             self._owned[key] = self._owned.get(key, 0) + len(queue)
             self.in_flight += len(queue)
-            task = asyncio.ensure_future(self._in_order(queue, claimed))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._idle.clear()
+            self._when_due(queue, claimed)
+
+    def _when_due(self, queue: list[Job], claimed: float) -> None:
+        """Hand ``queue`` to a sender when its first message's turn has come; no sender
+        waits for a turn meanwhile."""
+        wait = queue[0].delay - (time.monotonic() - claimed)
+        if wait <= 0:
+            self._due.put_nowait((queue, claimed))
+            return
+
+        def due() -> None:
+            self._later.discard(timer)
+            self._due.put_nowait((queue, claimed))
+
+        timer = self._loop.call_later(wait, due)
+        self._later.add(timer)
+
+    async def _sender(self) -> None:
+        while True:
+            queue, claimed = await self._due.get()
+            await self._in_order(queue, claimed)
 
     async def _in_order(self, queue: list[Job], claimed: float) -> None:
         send = self._dispatcher.send
         outcomes: list[Outcome] = []
+        rest: list[Job] = []
         try:
             for index, job in enumerate(queue):
-                # Wait for the job's turn under the pacing, in real time since the claim.
-                wait = job.delay - (time.monotonic() - claimed)
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                if index and job.delay - (time.monotonic() - claimed) > 0:
+                    rest = queue[index:]  # the next one's turn is later: free this sender
+                    self._when_due(rest, claimed)
+                    break
                 if self._unrecorded >= self._most_unrecorded:
                     # The database lags: what a kill could resend stays bounded.
                     await self._recorded_some()
-                async with self._limit:
-                    outcome = await send(job)
+                outcome = await send(job)
                 outcomes.append(outcome)
                 self._sent(1)
                 if outcome.error is not None:
@@ -763,11 +789,12 @@ class _Pipeline:
                     self._sent(len(later))
                     break
         finally:
-            # Finished outcomes join the next group; a cancelled send leaves its row to the
-            # lease, like a dispatcher killed mid-send.
+            # Finished outcomes join the next group; a send cancelled by close() leaves its
+            # row to the lease, like a dispatcher killed mid-send.
             if outcomes:
                 self._finish(outcomes)
-            self._release(queue[len(outcomes) :])
+            if not rest:
+                self._release(queue[len(outcomes) :])
 
     async def _recorded_some(self) -> None:
         while self._unrecorded >= self._most_unrecorded:
@@ -779,6 +806,8 @@ class _Pipeline:
         self.in_flight -= count
         if self.in_flight < self._room_below:
             self._room.set()
+        if self.in_flight <= 0:
+            self._idle.set()
 
     def _finish(self, outcomes: list[Outcome]) -> None:
         self._finished.append(outcomes)
@@ -842,8 +871,7 @@ class _Pipeline:
 
     async def drain(self) -> None:
         """Until every claimed message is sent and every outcome recorded."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks)
+        await self._idle.wait()
         await self._flush()
 
     async def _flush(self) -> None:
@@ -853,13 +881,15 @@ class _Pipeline:
             await self.recorded.wait()
 
     async def close(self) -> None:
-        """Stop: sends still under way are cancelled (their rows wait for the lease); what
-        has finished is recorded."""
+        """Stop: sends still under way are cancelled and messages not yet sent dropped
+        (their rows wait for the lease); what has finished is recorded."""
         self._closing = True
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sender in self._senders:
+            sender.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
+        for timer in self._later:
+            timer.cancel()
+        self._later.clear()
         try:
             if not self._recorder.done():
                 await self._flush()

@@ -193,6 +193,8 @@ class _Request(BaseRequest):
         self._session: aiohttp.ClientSession | None = None
         self._gate: http.Gate | None = None
         self._proxy: str | None = None
+        self._agent = {"User-Agent": self.USER_AGENT}
+        self._headers = self._agent | {"Content-Type": http.FORM}
 
     @property
     def read_timeout(self) -> float | None:
@@ -230,11 +232,13 @@ class _Request(BaseRequest):
                 _seconds(write_timeout, self._write),
                 _seconds(read_timeout, self._read),
             )
-        body: aiohttp.FormData | dict[str, str] | None = None
+        body: aiohttp.FormData | bytes | None = None
+        headers = self._headers
         if request_data is not None:
-            body = request_data.json_parameters
             if request_data.contains_files:
-                body = _multipart(request_data)
+                body, headers = _multipart(request_data), self._agent
+            else:
+                body = http.form_body(request_data.json_parameters)
         try:
             await gate.enter(_seconds(pool_timeout, self._pool))
             try:
@@ -242,7 +246,7 @@ class _Request(BaseRequest):
                     method,
                     url,
                     data=body,
-                    headers={"User-Agent": self.USER_AGENT},
+                    headers=headers,
                     timeout=limits,
                     proxy=self._proxy,
                 ) as answer:

@@ -124,19 +124,23 @@ class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio ships 
         sent = dict(headers or {})
         if auth is not None:
             sent["Authorization"] = self._basic(auth)
+        body: bytes | None = None
+        if data is not None:
+            body = http.form_body(data)
+            sent.setdefault("Content-Type", http.FORM)
         limits = self._timeouts if timeout is None else http.timeouts(timeout, timeout, timeout)
         async with self._session.request(
             method,
             url,
             params=params,
-            data=data,
+            data=body,
             headers=sent,
             timeout=limits,
             allow_redirects=allow_redirects,
             proxy=self._proxy,
         ) as answer:
-            body = await answer.read()
-        response = Response(answer.status, body.decode("utf-8", "replace"), answer.headers)
+            content = await answer.read()
+        response = Response(answer.status, content.decode("utf-8", "replace"), answer.headers)
         if answer.status == 429:
             raise _RateLimitedError(_retry_after(answer.headers), _error_code(response.text))
         return response
