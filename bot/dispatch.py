@@ -42,9 +42,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapp
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, ParamSpec, TypeVar
+from typing import Any, Final, Literal, NamedTuple, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels import errors
@@ -157,6 +157,13 @@ class Outcome:
     deferred: bool = False
 
 
+class _Sent(NamedTuple):
+    """A sent message as :func:`storage.repo.apply_early_reports` reads it."""
+
+    channel: str
+    provider_id: str
+
+
 @dataclass
 class _Budget:
     """A sender's ``send_budgets`` row while a claim holds it."""
@@ -183,18 +190,39 @@ _budgets: Table = SendBudget.__table__  # type: ignore[assignment]
 _m, _a, _b = _messages.c, _addresses.c, _budgets.c
 
 
-def _claim_query(skip_locked: bool) -> Any:
+def _priority(kind: str | None) -> int:
+    # A tapped button spins until answered; pushes wait for every reply.
+    return 0 if kind == "callback_answer" else 2 if kind == "push" else 1
+
+
+def _claim_query(status: str, skip_locked: bool) -> Any:
+    """Due rows in ``status``, in claiming order.
+
+    Queued rows are due at ``next_attempt_at``; a ``sending`` row is due again when its
+    lease ran out (its dispatcher died mid-send). Both are asked through the
+    (status, next_attempt_at) index: a ``sending`` row's ``next_attempt_at`` is the time it
+    was due before its claim, never NULL nor later than now (only a claim sets ``sending``,
+    and FORGET fails unsent rows). One query with both as an OR went through the
+    (direction, channel, provider_id) index on SQLite instead: every message the channel
+    ever sent, on every claim.
+    """
     now = bindparam("now", type_=_m.next_attempt_at.type)
-    due = or_(
-        and_(_m.status == "queued", _m.next_attempt_at <= now),
-        # A dispatcher died mid-send: its lease ran out, so the row is due again.
-        and_(_m.status == "sending", _m.lease_until < now),
-    )
+    due = [_m.status == status, _m.next_attempt_at <= now]
+    if status == "sending":
+        due.append(_m.lease_until < now)
     stmt = (
-        select(_m.id, _m.channel, _m.address, _m.kind, _m.text, _m.payload, _m.attempts)
-        .where(_m.direction == "out", _m.channel == bindparam("channel"), due)
+        select(
+            _m.id,
+            _m.channel,
+            _m.address,
+            _m.kind,
+            _m.text,
+            _m.payload,
+            _m.attempts,
+            _m.next_attempt_at,
+        )
+        .where(_m.direction == "out", _m.channel == bindparam("channel"), *due)
         .order_by(
-            # A tapped button spins until answered; pushes wait for every reply.
             case((_m.kind == "callback_answer", 0), (_m.kind == "push", 2), else_=1),
             _m.next_attempt_at,
             _m.id,
@@ -204,7 +232,11 @@ def _claim_query(skip_locked: bool) -> Any:
     return stmt.with_for_update(skip_locked=True) if skip_locked else stmt
 
 
-_CLAIM = {False: _claim_query(False), True: _claim_query(True)}
+_CLAIM = {
+    (status, locked): _claim_query(status, locked)
+    for status in ("queued", "sending")
+    for locked in (False, True)
+}
 _LEASE = (
     update(_messages)
     .where(_m.id == bindparam("row_id"))
@@ -337,9 +369,13 @@ class Dispatcher:
         limit: int,
         busy: Collection[tuple[str, str]],
     ) -> list[Job]:
-        rows = conn.execute(
-            _CLAIM[self._skip_locked], {"now": now, "channel": channel, "limit": limit}
-        ).all()
+        params = {"now": now, "channel": channel, "limit": limit}
+        rows = conn.execute(_CLAIM["queued", self._skip_locked], params).all()
+        expired = conn.execute(_CLAIM["sending", self._skip_locked], params).all()
+        if expired:
+            rows = sorted(
+                [*rows, *expired], key=lambda r: (_priority(r.kind), r.next_attempt_at, r.id)
+            )[:limit]
         if not rows:
             return []
         pacing = self._pacing.get(channel)
@@ -391,7 +427,15 @@ class Dispatcher:
             leased.append(
                 {"row_id": row.id, "lease_until": start + lease, "claimed_attempts": job.attempts}
             )
-            jobs.append(_with(job, delay=(start - now).total_seconds()) if start != now else job)
+            if start != now:  # built anew: dataclasses.replace costs several times more
+                delay = (start - now).total_seconds()
+                job = Job(
+                    *(job.id, channel, job.address, job.kind, job.text, job.payload),
+                    job.attempts,
+                    delay,
+                    job.template,
+                )
+            jobs.append(job)
         if leased:
             conn.execute(_LEASE, leased)
         if settled:
@@ -562,14 +606,16 @@ class Dispatcher:
                 )
             done = {o.job.id for o in plain}
             sent = self._record_rest(s, [o for o in mine if o.job.id not in done], now)
-            # Delivery reports that came back before we knew the provider ids; the rows
-            # updated above by their id are named by transient objects (nothing is added).
-            sent += [
-                Message(channel=o.job.channel, provider_id=o.receipt.provider_id)
+            # Delivery reports that came back before we knew the provider ids. The rows
+            # updated above by their id are named by what apply_early_reports reads of a
+            # Message (channel, provider_id): building ORM objects would cost more than the
+            # whole UPDATE.
+            named = [
+                _Sent(o.job.channel, o.receipt.provider_id)
                 for o in plain
                 if o.receipt is not None and o.receipt.provider_id
             ]
-            repo.apply_early_reports(s, sent)
+            repo.apply_early_reports(s, [*sent, *cast(list[Message], named)])
             if self._pruned_at is None or now - self._pruned_at > timedelta(minutes=1):
                 repo.prune_status_reports(s, now - self._settings.report_ttl)
                 self._pruned_at = now
