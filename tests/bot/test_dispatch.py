@@ -5,12 +5,14 @@ Sending through the real SDKs against loopback fake providers is in tests/channe
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.dispatch import Dispatcher, DispatchSettings, Job, Outcome, Pacing
@@ -459,3 +461,194 @@ def test_reports_that_never_find_their_message_are_pruned(db: sessionmaker[Sessi
     dispatcher.record([Outcome(job, receipt=SendReceipt("SM-mine"))])
     with transaction(db, read_only=True) as s:
         assert s.scalars(select(StatusReport)).all() == []
+
+
+# --- the pipeline: claims topping up, grouped records, one citizen's order -----------------
+
+
+def test_a_claim_leaves_an_address_still_busy_here_for_later(db: sessionmaker[Session]) -> None:
+    clock = Clock()
+    _queue(db, "to the busy one", address="+32470000001")
+    _queue(db, "to another", address="+32470000002")
+    dispatcher = _dispatcher(db, clock)
+    jobs = dispatcher.claim(busy={("sms", "+32470000001")})
+    assert [j.text for j in jobs] == ["to another"]
+    assert _rows(db)["to the busy one"].status == "queued"
+    assert [j.text for j in dispatcher.claim()] == ["to the busy one"]
+
+
+def test_lease_expired_rows_are_claimed_in_the_same_order_as_queued_ones(
+    db: sessionmaker[Session],
+) -> None:
+    clock = Clock()
+    _queue(db, "push", kind="push", at=T0 - timedelta(minutes=9))
+    _queue(db, "reply", at=T0 - timedelta(minutes=3), address="+32470000002")
+    _queue(db, "abandoned reply", at=T0 - timedelta(minutes=5), address="+32470000003")
+    dying = _dispatcher(db, clock)
+    with transaction(db) as s:  # only the abandoned reply is claimed by a dispatcher that dies
+        for row in s.scalars(select(Message).where(Message.text != "abandoned reply")):
+            row.next_attempt_at = T0 + timedelta(minutes=1)
+    assert [j.text for j in dying.claim()] == ["abandoned reply"]
+    with transaction(db) as s:
+        for row in s.scalars(select(Message).where(Message.text != "abandoned reply")):
+            row.next_attempt_at = row.created_at
+    clock.now += timedelta(minutes=2)  # its lease ran out
+    jobs = _dispatcher(db, clock).claim()
+    assert [(j.text, j.attempts) for j in jobs] == [
+        ("abandoned reply", 2),
+        ("reply", 1),
+        ("push", 1),
+    ]
+
+
+class _Provider:
+    """A Deliver that answers after a short wait, noting the order of the calls; the
+    addresses in ``failing`` answer 503 to their first message."""
+
+    def __init__(self, failing: frozenset[str] = frozenset()) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self._failing = set(failing)
+
+    async def __call__(self, job: Job) -> SendReceipt:
+        self.calls.append((job.address, job.text))
+        await asyncio.sleep(0.001)
+        if job.address in self._failing:
+            self._failing.discard(job.address)
+            raise errors.Unreachable("503")
+        return SendReceipt(f"SM{job.id}")
+
+
+class _Counting(Dispatcher):
+    """Counts the record transactions."""
+
+    records: list[int]
+
+    def record(self, outcomes: list[Outcome]) -> None:
+        self.records = [*getattr(self, "records", []), len(outcomes)]
+        super().record(outcomes)
+
+
+def _run_until_sent(dispatcher: Dispatcher, db: sessionmaker[Session], total: int) -> None:
+    """``dispatcher.run`` until ``total`` rows are no longer queued or sending."""
+
+    async def main() -> None:
+        stop, wake = asyncio.Event(), asyncio.Event()
+
+        async def watch() -> None:
+            while True:
+                with transaction(db, read_only=True) as s:
+                    done = s.scalar(
+                        select(func.count()).where(Message.status.not_in(("queued", "sending")))
+                    )
+                if done == total:
+                    stop.set()
+                    return
+                await asyncio.sleep(0.01)
+
+        watcher = asyncio.ensure_future(watch())
+        await asyncio.wait_for(dispatcher.run(stop, wake, idle_poll=0.01), 20)
+        await watcher
+
+    asyncio.run(main())
+
+
+def test_run_records_in_groups_and_keeps_each_citizens_order(db: sessionmaker[Session]) -> None:
+    clock = Clock()
+    for n in range(60):
+        for part in ("intro", "question"):
+            _queue(db, f"{part} {n}", address=f"+3247000{n:04d}")
+    provider = _Provider(failing=frozenset({"+32470000007"}))
+    settings = DispatchSettings(batch=25, concurrency=8, record_group=10)
+    dispatcher = _Counting(db, {"sms": provider}, clock, settings, random.Random(7))
+    _run_until_sent(dispatcher, db, 118)  # all but citizen 7's, queued for a retry
+    rows = _rows(db)
+    # Each citizen's question left after their intro had been answered and recorded.
+    for n in range(60):
+        address = f"+3247000{n:04d}"
+        mine = [text for to, text in provider.calls if to == address]
+        assert mine[0] == f"intro {n}"
+    assert rows["intro 7"].status == "queued"
+    # The failed intro's question was not tried in that round, and waits behind it.
+    assert (rows["question 7"].status, rows["question 7"].attempts) == ("queued", 0)
+    assert rows["question 7"].next_attempt_at > rows["intro 7"].next_attempt_at  # type: ignore[operator]
+    assert {r.status for t, r in rows.items() if not t.endswith(" 7")} == {"sent"}
+    # Far fewer transactions than messages, none larger than needed.
+    assert len(dispatcher.records) < 60
+    assert sum(dispatcher.records) == 120
+
+
+def test_sends_wait_while_too_many_outcomes_wait_for_the_database(
+    db: sessionmaker[Session],
+) -> None:
+    clock = Clock()
+    for n in range(40):
+        _queue(db, f"m{n}", address=f"+3247000{n:04d}")
+    unrecorded: list[int] = []
+
+    class Slow(Dispatcher):
+        def record(self, outcomes: list[Outcome]) -> None:
+            time.sleep(0.05)  # a database that lags
+            super().record(outcomes)
+
+    provider = _Provider()
+    settings = DispatchSettings(concurrency=8, record_group=5)
+    dispatcher = Slow(db, {"sms": provider}, clock, settings, random.Random(7))
+    original = _Provider.__call__
+
+    async def counting(self: _Provider, job: Job) -> SendReceipt:
+        with transaction(db, read_only=True) as s:
+            sent = s.scalar(select(func.count()).where(Message.status == "sent")) or 0
+        unrecorded.append(len(self.calls) - sent)
+        return await original(self, job)
+
+    provider.__class__ = type("Counting", (_Provider,), {"__call__": counting})
+    _run_until_sent(dispatcher, db, 40)
+    # At most twice record_group finished and unrecorded, plus what was in flight.
+    assert max(unrecorded) <= 2 * settings.record_group + settings.concurrency
+
+
+def test_a_group_the_database_refuses_is_recorded_citizen_by_citizen(
+    db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import dispatch
+
+    monkeypatch.setattr(dispatch._Pipeline, "RETRIES", (0.0,))
+    clock = Clock()
+    for n in range(6):
+        _queue(db, f"m{n}", address=f"+3247000{n:04d}")
+
+    async def same_id_twice(job: Job) -> SendReceipt:
+        # m0 and m1 get the same provider id: the (direction, channel, provider_id) unique
+        # constraint refuses any transaction holding both.
+        return SendReceipt("SM-dup" if job.text in ("m0", "m1") else f"SM{job.id}")
+
+    settings = DispatchSettings(record_group=100, record_interval=timedelta(seconds=1))
+    dispatcher = Dispatcher(db, {"sms": same_id_twice}, clock, settings, random.Random(7))
+    assert asyncio.run(dispatcher.run_once()) == 6
+    rows = _rows(db)
+    assert {rows[f"m{n}"].status for n in range(2, 6)} == {"sent"}
+    # One of the pair is recorded; the other is left to its lease, as after a crash.
+    assert sorted(rows[m].status for m in ("m0", "m1")) == ["sending", "sent"]
+
+
+def test_on_stop_what_is_claimed_is_still_sent_and_recorded(db: sessionmaker[Session]) -> None:
+    clock = Clock()
+    for n in range(30):
+        _queue(db, f"m{n}", address=f"+3247000{n:04d}")
+    provider = _Provider()
+
+    async def main() -> None:
+        stop, wake = asyncio.Event(), asyncio.Event()
+        dispatcher = Dispatcher(
+            db, {"sms": provider}, clock, DispatchSettings(concurrency=4), random.Random(7)
+        )
+        task = asyncio.ensure_future(dispatcher.run(stop, wake))
+        while not provider.calls:
+            await asyncio.sleep(0.001)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+    rows = _rows(db)
+    assert len(provider.calls) == 30  # one claim took them all
+    assert {r.status for r in rows.values()} == {"sent"}
