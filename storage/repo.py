@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -257,12 +258,15 @@ def lock_provider_ids(s: Session, channel: str, provider_ids: Iterable[str]) -> 
     """
     if s.get_bind().dialect.name != "postgresql":
         return
-    for provider_id in sorted(set(provider_ids)):  # one order everywhere: no deadlock
-        s.execute(
-            select(
-                func.pg_advisory_xact_lock(_REPORT_LOCKS, func.hashtext(f"{channel}:{provider_id}"))
-            )
-        )
+    keys = [f"{channel}:{provider_id}" for provider_id in sorted(set(provider_ids))]
+    if keys:
+        # One round trip for the whole group, locking in one order everywhere: no deadlock.
+        s.execute(_LOCK_REPORTS, {"group": _REPORT_LOCKS, "keys": keys})
+
+
+_LOCK_REPORTS = sql_text(
+    "SELECT pg_advisory_xact_lock(:group, hashtext(key)) FROM unnest(CAST(:keys AS text[])) AS key"
+)
 
 
 def store_early_report(
