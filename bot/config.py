@@ -203,19 +203,19 @@ def find_template(
     templates: Mapping[str, Mapping[str, WhatsAppTemplate]],
     survey: str,
     languages: tuple[str, ...],
-) -> WhatsAppTemplate | None:
-    """The template for ``survey`` in the first of ``languages`` that has one; a survey's
-    own templates before the ``*`` ones.
+) -> tuple[str, WhatsAppTemplate] | None:
+    """The template for ``survey`` in the first of ``languages`` that has one, and that
+    language (its variables are filled in it); a survey's own templates before ``*``'s.
 
     >>> sid = "HX" + "b" * 32
     >>> found = find_template({"*": {"nl": WhatsAppTemplate(sid)}}, "park", ("fr", "nl"))
-    >>> found is not None and found.content_sid == sid
+    >>> found is not None and found[0] == "nl" and found[1].content_sid == sid
     True
     """
     for table in (templates.get(survey), templates.get("*")):
         for language in languages:
             if table is not None and language in table:
-                return table[language]
+                return language, table[language]
     return None
 
 

@@ -627,6 +627,7 @@ class Service:
             # Fallbacks for the template's language, in order.
             "languages": [survey.default_language],
             "title": survey.title.get(language) or survey.title.get(survey.default_language, ""),
+            "titles": dict(survey.title),
             "keyword": survey.keywords[0] if survey.keywords else "",
             "questions": str(len(survey.questions)),
         }

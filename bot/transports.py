@@ -196,13 +196,19 @@ class Transports(Lifecycle):
         survey = str(invitation.get("survey", ""))
         languages = (str(invitation.get("language", "")), *invitation.get("languages", ()))
         languages += (self._default_language,)
-        template = find_template(self._templates, survey, tuple(dict.fromkeys(languages)))
-        if template is None:
+        found = find_template(self._templates, survey, tuple(dict.fromkeys(languages)))
+        if found is None:
             raise errors.NoTemplate(
                 f"whatsapp: outside the 24-hour window and no template for {survey} in "
                 f"{', '.join(dict.fromkeys(languages))} ([twilio] whatsapp_templates)"
             )
+        language, template = found
         values = {name: str(invitation.get(name, "")) for name in ("title", "keyword", "questions")}
+        # A template in another language than the citizen's (a fallback) gets its variables
+        # in its own language: no Dutch title inside an English sentence.
+        titles = invitation.get("titles")
+        if isinstance(titles, Mapping) and language in titles:
+            values["title"] = str(titles[language])
         receipt = await self.twilio.send_template(
             address, template.content_sid, template.fill(values)
         )

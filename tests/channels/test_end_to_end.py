@@ -307,6 +307,21 @@ def test_an_invitation_outside_the_window_goes_as_a_template_and_goes_on_after_t
     assert _answers(db) == [("visits", "weekly")]
 
 
+def test_a_template_in_another_language_gets_its_variables_in_that_language(
+    db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio
+) -> None:
+    clock = Clock()
+    config = _with_template(_config(telegram, twilio))  # an English template only
+    service = _service(db, clock)
+    with transaction(db) as s:
+        contact, _, _ = repo.find_or_create_contact(s, "whatsapp", CITIZEN, clock.now, "nl")
+    service.start_survey(Address("whatsapp", CITIZEN), "central-park")
+    assert _dispatch(config, db, clock, paced=True) == 1
+    (call,) = twilio.calls_to("messages.create")
+    assert json.loads(call.params["ContentVariables"]) == {"1": "Central Park", "2": "PARK"}
+    assert contact.language == "nl"
+
+
 def test_inside_the_window_an_invitation_is_plain_text(
     db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio
 ) -> None:

@@ -37,7 +37,8 @@ Ctrl-D or "quit" to stop."""
 
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.fakes", description=__doc__)
-    parser.add_argument("--voxpop", default="http://127.0.0.1:8080", help="Voxpop's address")
+    # Not make run's 8080: both may run at once, each with its own database.
+    parser.add_argument("--voxpop", default="http://127.0.0.1:8090", help="Voxpop's address")
     parser.add_argument("--config", default="fake-channels.toml", help="the config to write")
     parser.add_argument("--database", default="sqlite:///voxpop-fakes.db", help="for Voxpop")
     parser.add_argument(
@@ -62,13 +63,18 @@ def _voxpop(config: Path, url: str) -> Iterator[None]:
         opener = build_opener(ProxyHandler({}))
         deadline = time.monotonic() + 30
         while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                # Its own server, not another one answering on the same port.
+                raise SystemExit("voxpop serve did not start; see its messages above")
             try:
                 with opener.open(url.rstrip("/") + "/healthz", timeout=1):
-                    break
+                    pass
             except (URLError, OSError):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("voxpop serve did not start; see its messages above") from None
                 time.sleep(0.2)
+                continue
+            time.sleep(0.3)  # a server that failed to bind has exited by now
+            if server.poll() is None:
+                break
         yield
     finally:
         server.terminate()
