@@ -21,6 +21,8 @@ from surveys.text import normalize
 #: The unprompted help for an unmatched message goes out at most this often per contact,
 #: so two auto-responders cannot ping-pong.
 HELP_INTERVAL = timedelta(days=1)
+#: How long after a consultation closes a stray answer to it hears that it closed.
+LATE_ANSWERS = timedelta(days=7)
 
 _CONFIRM = Question(id="confirm", type="yesno", text={})
 
@@ -330,10 +332,20 @@ def _confirm_pending(ctx: Context, text: str, lang: str) -> tuple[Effect, ...]:
 
 
 def _unmatched(ctx: Context, lang: str) -> tuple[Effect, ...]:
-    """One short pointer to the open consultations: it may go to an auto-responder."""
+    """One short pointer to the open consultations: it may go to an auto-responder. A late
+    answer to a consultation that closed under the citizen hears that it closed instead."""
     last = ctx.contact.last_help_at
     if last is not None and ctx.now - last < HELP_INTERVAL:
         return ()
+    closed = [
+        view
+        for view in ctx.previous.values()
+        if view.state.status == "abandoned"
+        and view.survey.closes_at is not None
+        and timedelta(0) <= ctx.now - view.survey.closes_at < LATE_ANSWERS
+    ]
+    if closed:
+        return (MarkHelped(), Say(engine.closed_text(closed[0].survey.language_for(lang))))
     return (MarkHelped(), _open_keywords(ctx, lang))
 
 

@@ -570,23 +570,32 @@ class Service:
         return self._say(s, Say(text, kind="push"), address, contact.id, None, now, False)
 
     def expire_idle(self, idle: timedelta, *, limit: int = 200) -> int:
-        """End consultations left without a reply for ``idle``: ``abandoned``, answers kept.
-        How many ended (at most ``limit`` per call)."""
+        """End conversations left without a reply for ``idle``, and those of consultations
+        that have closed: ``abandoned``, answers kept. How many ended (at most ``limit`` of
+        each per call)."""
         with transaction(self._sessions) as s:
             now = self._clock()
-            rows = s.scalars(
+            idle_rows = s.scalars(
                 select(SessionRow)
                 .where(SessionRow.status == "active", SessionRow.updated_at < now - idle)
                 .order_by(SessionRow.updated_at)
                 .limit(limit)
             ).all()
-            for row in rows:
+            closed_rows = s.scalars(
+                select(SessionRow)
+                .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
+                .where(SessionRow.status == "active", SurveyRow.closes_at <= now)
+                .order_by(SessionRow.id)
+                .limit(limit)
+            ).all()
+            rows = {row.id: row for row in (*idle_rows, *closed_rows)}
+            for row in rows.values():
                 survey = self._survey_row(s, row.survey_id)
                 state = SessionState.from_json(row.state)
                 step = engine.resume(survey, state, engine.Timeout(), now)
                 row.state, row.status, row.updated_at = step.state.to_json(), "abandoned", now
             if rows:
-                log.info("%d idle consultations ended as abandoned", len(rows))
+                log.info("%d idle or closed consultations ended as abandoned", len(rows))
             return len(rows)
 
     def survey(self, s: Session, slug: str) -> Survey:

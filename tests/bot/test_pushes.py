@@ -483,6 +483,10 @@ def test_closing_a_survey_reaches_every_process_and_every_version(
         ("invited", None),
         ("skipped", "closed"),
     ]
+    # The conversation in progress ended with the consultation; its answer is kept.
+    with transaction(db, read_only=True) as s:
+        assert [r.status for r in s.scalars(select(SessionRow))] == ["abandoned"]
+        assert [a.question_id for a in s.scalars(select(AnswerRow))] == ["colour"]
     assert reply(service, clock, "+32470000001", "bus") == [
         "Sorry, this consultation is closed. Thank you for your interest."
     ]
