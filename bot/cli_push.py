@@ -348,9 +348,19 @@ def show_report(report: PushReport) -> None:
                 f"    {name or '-':<10} invited {counts.invited}: started {started}, "
                 f"completed {completed}"
             )
-    if report.reasons:
-        reasons = ", ".join(f"{why} {n}" for why, n in sorted(report.reasons.items()))
-        click.echo(f"  not invited (yet): {reasons}")
+    if report.total.reminders:
+        click.echo(f"  reminders sent: {report.total.reminders}")
+    reasons = dict(report.reasons)
+    explained = sum(n for why, n in reasons.items() if why in _WAITING_REASONS)
+    if report.total.waiting > explained:
+        reasons["their turn at the push's rate"] = report.total.waiting - explained
+    if reasons:
+        listed = ", ".join(f"{why} {n}" for why, n in sorted(reasons.items()))
+        click.echo(f"  not invited (yet): {listed}")
+
+
+#: Reasons a planned recipient waits (the others say why one was skipped or cancelled).
+_WAITING_REASONS = frozenset({"quiet hours", "in another consultation"})
 
 
 def _counts_line(label: str, c: PushCounts, invitation: bool = True) -> str:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -492,9 +492,11 @@ class Pushes:
         rows: list[dict[str, Any]] = []
         planned = 0
         for index, plan in enumerate(self._audience(s, spec, survey, _Tally())):
-            due = start + step * index
+            turn = start + step * index
+            due, reason = turn, None
             if quiet is not None:
-                due = quiet.next_allowed(due, self._zone(plan.candidate.timezone, spec))
+                due = quiet.next_allowed(turn, self._zone(plan.candidate.timezone, spec))
+                reason = "quiet hours" if due > turn else None
             variant = _variant_for(push.id, plan.candidate.contact_id, spec.variants)
             rows.append(
                 {
@@ -506,6 +508,7 @@ class Pushes:
                     "variant": variant.name if variant else None,
                     "status": "planned",
                     "due_at": due,
+                    "reason": reason,
                     "reminders_sent": 0,
                 }
             )
@@ -739,9 +742,16 @@ class Pushes:
                             .where(PushRecipient.push_id == push.id)
                             .values(next_reminder_at=None)
                         )
+                # Done when nobody waits for an invitation or a reminder any more.
                 waiting = s.scalar(
                     select(PushRecipient.id)
-                    .where(PushRecipient.push_id == push.id, PushRecipient.status == "planned")
+                    .where(
+                        PushRecipient.push_id == push.id,
+                        or_(
+                            PushRecipient.status == "planned",
+                            PushRecipient.next_reminder_at.is_not(None),
+                        ),
+                    )
                     .limit(1)
                 )
                 if waiting is None:

@@ -143,6 +143,8 @@ class PushCounts(NamedTuple):
     failed: int
     started: int
     completed: int
+    #: Reminders sent, in all.
+    reminders: int = 0
 
 
 def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str, PushCounts]:
@@ -154,8 +156,12 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
         "channel": PushRecipient.channel,
         "variant": PushRecipient.variant,
     }[by]
-    recipients: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    columns: list[Any] = [PushRecipient.status, func.count(PushRecipient.id)]
+    recipients: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    columns: list[Any] = [
+        PushRecipient.status,
+        func.count(PushRecipient.id),
+        func.coalesce(func.sum(PushRecipient.reminders_sent), 0),
+    ]
     stmt = select(*columns, *([group] if group is not None else [])).where(
         PushRecipient.push_id == push_id
     )
@@ -166,6 +172,7 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
         slot = {"invited": 1, "skipped": 2, "cancelled": 2, "planned": 3}[status]
         recipients[key][0] += n
         recipients[key][slot] += n
+        recipients[key][4] += int(row[2])
 
     # A recipient's invitation is its first message; reminders come later.
     first = (
@@ -221,6 +228,7 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
             failed=delivery[key][2],
             started=outcome[key][0],
             completed=outcome[key][1],
+            reminders=recipients[key][4],
         )
         for key in keys
     }

@@ -196,6 +196,9 @@ def test_quiet_hours_are_the_contacts_own_night(
     pushes.fire(push_id)
     (planned,) = recipients(db)
     assert planned.due_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M") == due
+    # Staff see why it waits.
+    waiting = planned.due_at > at
+    assert pushes.report(push_id).reasons == ({"quiet hours": 1} if waiting else {})
 
 
 def test_a_contact_without_a_timezone_has_the_push_s(
@@ -364,9 +367,11 @@ def test_reminders_re_invite_the_silent_and_nudge_the_halfway(
     done = add_contact(db, "+32470000003")
     pushes = Pushes(db, service, push_config(), clock=clock)
     reminders = Reminders(after=timedelta(hours=24), most=2)
-    pushes.fire(pushes.create(spec(survey="other", reminders=reminders)))
+    push_id = pushes.create(spec(survey="other", reminders=reminders))
+    pushes.fire(push_id)
     clock.now += timedelta(seconds=1)  # all three are due
     assert pushes.tick().invited == 3
+    assert push_row(db, push_id).status == "sending"  # reminders are still to come
     reply(service, clock, "+32470000003", "yes")  # completes "other" at once
     clock.now += timedelta(hours=24)
     assert pushes.tick().reminded == 2
@@ -378,6 +383,8 @@ def test_reminders_re_invite_the_silent_and_nudge_the_halfway(
     assert pushes.tick().reminded == 2
     clock.now += timedelta(hours=24)
     assert pushes.tick().reminded == 0  # at most two
+    assert push_row(db, push_id).status == "done"
+    assert pushes.report(push_id).total.reminders == 4
     assert {r.contact_id: r.reminders_sent for r in recipients(db)}[done] == 0
     assert [r.reminders_sent for r in recipients(db)] == [2, 2, 0]
 
