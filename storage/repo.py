@@ -669,12 +669,20 @@ def answers_of(s: Session, session_id: int) -> list[AnswerRow]:
     )
 
 
+def _answered() -> ColumnElement[bool]:
+    """A session is a response once a question is answered (an invitation nobody answered
+    is not one) or it is completed."""
+    return or_(
+        SessionRow.status == "completed",
+        select(AnswerRow.id).where(AnswerRow.session_id == SessionRow.id).exists(),
+    )
+
+
 def _responses(
     slug: str, include_partial: bool, include_simulated: bool = False
 ) -> Sequence[ColumnElement[bool]]:
     where = [SurveyRow.slug == slug]
-    if not include_partial:
-        where.append(SessionRow.status == "completed")
+    where.append(_answered() if include_partial else SessionRow.status == "completed")
     if not include_simulated:
         where.append(SessionRow.simulated.is_(False))
     return where
@@ -692,11 +700,12 @@ def count_responses(s: Session, survey_slug: str, *, include_partial: bool = Fal
 
 
 def count_by_origin(s: Session, survey_slug: str) -> tuple[int, int]:
-    """All sessions of a survey over every version: (citizens', the simulator's)."""
+    """Responses to a survey over every version (sessions with an answer, or completed):
+    (citizens', the simulator's)."""
     stmt = (
         select(SessionRow.simulated, func.count(SessionRow.id))
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
-        .where(SurveyRow.slug == survey_slug)
+        .where(SurveyRow.slug == survey_slug, _answered())
         .group_by(SessionRow.simulated)
     )
     counts = {bool(simulated): int(n) for simulated, n in s.execute(stmt)}

@@ -331,7 +331,9 @@ def test_count_and_iter_responses_batch_their_queries(
             repo.upsert_answer(s, row.id, "q1", i, str(i), "number", NOW)
             repo.upsert_answer(s, row.id, "q2", "yes", "ja", "label", NOW)
             ids.append(row.id)
-        add_session(s, add_contact(s, "+32470999998").id, v1.id)  # still answering
+        answering = add_session(s, add_contact(s, "+32470999998").id, v1.id)
+        repo.upsert_answer(s, answering.id, "q1", 1, "1", "number", NOW)  # still answering
+        add_session(s, add_contact(s, "+32470999996").id, v1.id)  # invited, never answered
         add_session(s, add_contact(s, "+32470999997").id, other.id, "completed")
 
     statements: list[str] = []
@@ -344,7 +346,9 @@ def test_count_and_iter_responses_batch_their_queries(
     try:
         with transaction(db) as s:
             assert repo.count_responses(s, "parks") == 5
+            # An invitation nobody answered is not a response.
             assert repo.count_responses(s, "parks", include_partial=True) == 6
+            assert len(list(repo.iter_responses(s, "parks", include_partial=True))) == 6
             statements.clear()
             responses = list(repo.iter_responses(s, "parks", batch_size=2))
     finally:
