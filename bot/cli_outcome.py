@@ -114,10 +114,12 @@ def outcome_list(config: Config, survey_id: str | None) -> None:
         rows = s.scalars(stmt).all()
         if not rows:
             click.echo("no outcome published yet")
+            return
+        click.echo(f"{'ID':>4}  {'SURVEY':<20} {'PUBLISHED (UTC)':<20} LANGUAGES, PUSH")
         for row in rows:
             languages = ", ".join(row.message.get("texts", {}))
             push = f", push {row.push_id}" if row.push_id else ""
             click.echo(
-                f"{row.id:>4}  {row.survey_slug:<20} {row.published_at:%Y-%m-%d %H:%M} UTC  "
+                f"{row.id:>4}  {row.survey_slug:<20} {row.published_at:%Y-%m-%d %H:%M}     "
                 f"[{languages}]{push}"
             )

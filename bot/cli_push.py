@@ -259,6 +259,8 @@ def show_plan(spec: PushSpec, preview: Preview) -> None:
         click.echo(f"  left out: {preview.took_part} who completed it already")
     if preview.sms_segments:
         cost = f", about {preview.currency} {preview.cost:.2f}" if preview.cost else ""
+        if not preview.cost:
+            cost = " (set [pushes] sms_price_per_segment to see the cost)"
         plural = "s" if preview.sms_segments != 1 else ""
         click.echo(f"  SMS: {preview.sms_segments} segment{plural}{cost}")
 
