@@ -19,6 +19,7 @@ from storage import contacts as store
 from storage.db import transaction
 from storage.models import Address as AddressRow
 from storage.models import AuditEntry, Contact, SessionRow
+from tests.bot.conftest import Clock
 from tests.bot.test_service import cells_containing
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -28,17 +29,9 @@ PARK = str(ROOT / "surveys" / "examples" / "central-park.toml")
 _ids = itertools.count(1)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 @pytest.fixture
