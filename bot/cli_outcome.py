@@ -84,7 +84,8 @@ def outcome_publish(
         )
         try:
             spec = pushes.complete(outcome_push(report.outcome, base))
-            show_plan(spec, pushes.preview(spec))
+            preview = pushes.preview(spec)
+            show_plan(spec, preview)
             if dry_run:
                 click.echo("dry run: nothing was published")
                 return
@@ -94,7 +95,7 @@ def outcome_publish(
             raise click.ClickException(str(exc)) from None
         click.echo(
             f"outcome {published.outcome_id} published for {survey_id}: push "
-            f"{published.push_id} to {published.preview.recipients} who took part"
+            f"{published.push_id} to {preview.recipients} who took part"
         )
         if spec.at <= pushes.now():
             fired = pushes.fire(published.push_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.audience import Audience
-from bot.pushes import Preview, Pushes, PushSpec
+from bot.pushes import Pushes, PushSpec
 from bot.service import Service
 from storage.db import transaction
 from storage.models import OutcomeRow
@@ -24,7 +24,6 @@ from surveys.outcomes import Outcome
 class Published:
     outcome_id: int
     push_id: int
-    preview: Preview
 
 
 def outcome_push(outcome: Outcome, base: PushSpec, actor: str = "staff") -> PushSpec:
@@ -47,8 +46,8 @@ def outcome_push(outcome: Outcome, base: PushSpec, actor: str = "staff") -> Push
 def publish(
     pushes: Pushes, service: Service, outcome: Outcome, source: str, spec: PushSpec
 ) -> Published:
-    """Store ``outcome`` and make its push (``spec``, from :func:`outcome_push`)."""
-    preview = pushes.preview(spec)
+    """Store ``outcome`` and make its push (``spec``, from :func:`outcome_push`); who it
+    reaches is :meth:`Pushes.preview`'s to tell, before."""
     push_id = pushes.create(spec)
     with transaction(service.sessions) as s:
         row = OutcomeRow(
@@ -60,4 +59,4 @@ def publish(
         )
         s.add(row)
         s.flush()
-        return Published(row.id, push_id, preview)
+        return Published(row.id, push_id)
