@@ -17,6 +17,7 @@ The tick also sends reminders, ends idle conversations, and closes what has clos
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -117,8 +118,9 @@ class PushSpec:
     message: Mapping[str, Any] | None = None
     created_by: str = "staff"
 
-    @property
+    @functools.cached_property
     def quiet(self) -> QuietHours | None:
+        # Parsed once: planning asks for every recipient.
         return QuietHours.parse(self.quiet_hours or "")
 
 
@@ -488,15 +490,12 @@ class Pushes:
         survey = self._service.survey(s, push.survey_slug)
         start = max(push.scheduled_at, now)  # a late push spreads from now
         step = timedelta(seconds=1 / push.rate_per_second)
-        quiet = spec.quiet
         rows: list[dict[str, Any]] = []
         planned = 0
         for index, plan in enumerate(self._audience(s, spec, survey, _Tally())):
             turn = start + step * index
-            due, reason = turn, None
-            if quiet is not None:
-                due = quiet.next_allowed(turn, self._zone(plan.candidate.timezone, spec))
-                reason = "quiet hours" if due > turn else None
+            due = self._allowed(spec, plan.candidate.timezone, turn)
+            reason = "quiet hours" if due > turn else None
             variant = _variant_for(push.id, plan.candidate.contact_id, spec.variants)
             rows.append(
                 {
@@ -517,6 +516,13 @@ class Pushes:
                 planned, rows = planned + len(rows), []
         store.insert_recipients(s, rows)
         return planned + len(rows)
+
+    def _allowed(self, spec: PushSpec, timezone: str | None, moment: datetime) -> datetime:
+        """``moment``, or the end of the contact's quiet hours when it falls in them."""
+        quiet = spec.quiet
+        if quiet is None:
+            return moment
+        return quiet.next_allowed(moment, self._zone(timezone, spec))
 
     def _zone(self, name: str | None, spec: PushSpec) -> ZoneInfo:
         """The contact's timezone, or the push's when theirs is unknown or not valid."""
@@ -581,12 +587,10 @@ class Pushes:
             if isinstance(found, str):
                 return _skip(r, found)
             contact, address = found
-            quiet = spec.quiet
-            if quiet is not None:
-                allowed = quiet.next_allowed(now, self._zone(contact.timezone, spec))
-                if allowed > now:
-                    r.due_at, r.reason = allowed, "quiet hours"
-                    return "postponed"
+            allowed = self._allowed(spec, contact.timezone, now)
+            if allowed > now:
+                r.due_at, r.reason = allowed, "quiet hours"
+                return "postponed"
             if push.kind == "outcome":
                 return self._send_outcome(s, r, push, contact, address, now)
             survey = self._service.survey(s, push.survey_slug)
@@ -695,12 +699,10 @@ class Pushes:
             if survey.is_closed(now):
                 r.next_reminder_at = None
                 return 0
-            quiet = spec.quiet
-            if quiet is not None:
-                allowed = quiet.next_allowed(now, self._zone(contact.timezone, spec))
-                if allowed > now:
-                    r.next_reminder_at = allowed
-                    return 0
+            allowed = self._allowed(spec, contact.timezone, now)
+            if allowed > now:
+                r.next_reminder_at = allowed
+                return 0
             title = survey.title.get(session.language) or survey.title.get(
                 survey.default_language, survey.id
             )
