@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Connection, Table, bindparam, case, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels import errors
@@ -54,6 +54,7 @@ from channels.base import SendReceipt
 from storage import repo
 from storage.db import is_sqlite, transaction
 from storage.models import Address, Message, SendBudget
+from storage.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -192,21 +193,16 @@ _budgets: Table = SendBudget.__table__  # type: ignore[assignment]
 _m, _a, _b = _messages.c, _addresses.c, _budgets.c
 
 
-def _priority(kind: str | None) -> int:
-    # A tapped button spins until answered; pushes wait for every reply.
-    return 0 if kind == "callback_answer" else 2 if kind == "push" else 1
-
-
 def _claim_query(status: str, skip_locked: bool) -> Any:
     """Due rows in ``status``, in claiming order.
 
     Queued rows are due at ``next_attempt_at``; a ``sending`` row is due again when its
     lease ran out (its dispatcher died mid-send). Both are asked through the
-    (status, next_attempt_at) index: a ``sending`` row's ``next_attempt_at`` is the time it
-    was due before its claim, never NULL nor later than now (only a claim sets ``sending``,
-    and FORGET fails unsent rows). One query with both as an OR went through the
-    (direction, channel, provider_id) index on SQLite instead: every message the channel
-    ever sent, on every claim.
+    (status, channel, priority, next_attempt_at, id) index, read in its order up to the
+    limit: a ``sending`` row's ``next_attempt_at`` is the time it was due before its claim,
+    never NULL nor later than now (only a claim sets ``sending``, and FORGET fails unsent
+    rows). One query with both as an OR went through the (direction, channel, provider_id)
+    index on SQLite instead: every message the channel ever sent, on every claim.
     """
     now = bindparam("now", type_=_m.next_attempt_at.type)
     due = [_m.status == status, _m.next_attempt_at <= now]
@@ -222,13 +218,12 @@ def _claim_query(status: str, skip_locked: bool) -> Any:
             _m.payload,
             _m.attempts,
             _m.next_attempt_at,
+            _m.priority,
         )
         .where(_m.direction == "out", _m.channel == bindparam("channel"), *due)
-        .order_by(
-            case((_m.kind == "callback_answer", 0), (_m.kind == "push", 2), else_=1),
-            _m.next_attempt_at,
-            _m.id,
-        )
+        # The order of the (status, channel, priority, next_attempt_at, id) index: the claim
+        # reads the rows it takes, and stops at the limit.
+        .order_by(_m.priority, _m.next_attempt_at, _m.id)
         .limit(bindparam("limit"))
     )
     return stmt.with_for_update(skip_locked=True) if skip_locked else stmt
@@ -239,7 +234,7 @@ _CLAIM = {
     for status in ("queued", "sending")
     for locked in (False, True)
 }
-_LEASE = (
+_LEASE = Prepared(
     update(_messages)
     .where(_m.id == bindparam("row_id"))
     .values(
@@ -248,7 +243,7 @@ _LEASE = (
         attempts=bindparam("claimed_attempts"),
     )
 )
-_SET_STATUS = (
+_SET_STATUS = Prepared(
     update(_messages)
     .where(_m.id == bindparam("row_id"))
     .values(
@@ -277,7 +272,7 @@ def _pacing_addresses_query(skip_locked: bool) -> Any:
 
 
 _PACING_ADDRESSES = {False: _pacing_addresses_query(False), True: _pacing_addresses_query(True)}
-_SET_NEXT_SEND = (
+_SET_NEXT_SEND = Prepared(
     update(_addresses)
     .where(_a.id == bindparam("address_id"))
     .values(next_send_at=bindparam("next_send", type_=_a.next_send_at.type))
@@ -296,7 +291,7 @@ def _owned_query(lock: bool) -> Any:
 _OWNED = {False: _owned_query(False), True: _owned_query(True)}
 #: A send the provider accepted. The guard repeats what :data:`_OWNED` found: a record that
 #: comes late never touches a row another dispatcher took over.
-_SENT = (
+_SENT = Prepared(
     update(_messages)
     .where(
         _m.id == bindparam("row_id"),
@@ -376,9 +371,9 @@ class Dispatcher:
         rows = conn.execute(_CLAIM["queued", self._skip_locked], params).all()
         expired = conn.execute(_CLAIM["sending", self._skip_locked], params).all()
         if expired:
-            rows = sorted(
-                [*rows, *expired], key=lambda r: (_priority(r.kind), r.next_attempt_at, r.id)
-            )[:limit]
+            rows = sorted([*rows, *expired], key=lambda r: (r.priority, r.next_attempt_at, r.id))[
+                :limit
+            ]
         if not rows:
             return []
         pacing = self._pacing.get(channel)
@@ -440,9 +435,9 @@ class Dispatcher:
                 )
             jobs.append(job)
         if leased:
-            conn.execute(_LEASE, leased)
+            _LEASE.executemany(conn, leased)
         if settled:
-            conn.execute(_SET_STATUS, settled)
+            _SET_STATUS.executemany(conn, settled)
         if pacing is not None and budget is not None and budget.next_free_at != budget.loaded:
             conn.execute(_SET_BUDGET, {"budget_key": pacing.key, "next_free": budget.next_free_at})
         moved = [
@@ -451,7 +446,7 @@ class Dispatcher:
             if a.next_send_at != a.loaded_next_send_at
         ]
         if moved:
-            conn.execute(_SET_NEXT_SEND, moved)
+            _SET_NEXT_SEND.executemany(conn, moved)
         return jobs
 
     def _take_turn(
@@ -593,8 +588,8 @@ class Dispatcher:
             mine = [o for o in outcomes if current.get(o.job.id) == ("sending", o.job.attempts)]
             plain = [o for o in mine if o.receipt is not None and o.receipt.template is None]
             if plain:
-                conn.execute(
-                    _SENT,
+                _SENT.executemany(
+                    conn,
                     [
                         {
                             "row_id": o.job.id,

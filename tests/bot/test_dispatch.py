@@ -10,16 +10,18 @@ import random
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.dispatch import Dispatcher, DispatchSettings, Job, Outcome, Pacing
+from bot.dispatch import _CLAIM, Dispatcher, DispatchSettings, Job, Outcome, Pacing
 from channels import errors
 from channels.base import SendReceipt
 from storage import repo
-from storage.db import transaction
+from storage.db import make_engine, transaction
+from storage.migrate import upgrade
 from storage.models import Address, Message, StatusReport
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -84,6 +86,30 @@ def test_replies_go_before_pushes_and_older_before_newer(db: sessionmaker[Sessio
     jobs = _dispatcher(db, clock).claim()
     assert [j.text for j in jobs] == ["reply old", "reply new", "push old"]
     assert all(j.attempts == 1 for j in jobs)
+
+
+def test_a_small_claim_takes_the_button_answer_then_the_reply_past_older_pushes(
+    db: sessionmaker[Session],
+) -> None:
+    clock = Clock()
+    for n in range(3):
+        _queue(db, f"push {n}", kind="push", at=T0 - timedelta(minutes=10 - n))
+    _queue(db, "reply", channel="telegram", address="100", at=T0 - timedelta(seconds=2))
+    _queue(db, "", kind="callback_answer", channel="telegram", address="100", at=T0)
+    _queue(db, "telegram push", kind="push", channel="telegram", address="200", at=T0)
+    dispatcher = _dispatcher(db, clock, batch=2)
+    assert [(j.channel, j.kind, j.text) for j in dispatcher.claim()] == [
+        ("sms", "push", "push 0"),
+        ("sms", "push", "push 1"),
+        ("telegram", "callback_answer", ""),
+        ("telegram", "reply", "reply"),
+    ]
+    assert [j.text for j in dispatcher.claim()] == ["push 2", "telegram push"]
+    with transaction(db, read_only=True) as s:
+        stored = {(m.kind, m.text): m.priority for m in s.scalars(select(Message))}
+    assert stored[("callback_answer", "")] == 0
+    assert stored[("reply", "reply")] == 1
+    assert stored[("push", "push 0")] == 2
 
 
 def test_a_claimed_row_is_leased_and_reclaimed_only_after_the_lease(
@@ -654,3 +680,28 @@ def test_on_stop_what_is_claimed_is_still_sent_and_recorded(db: sessionmaker[Ses
     rows = _rows(db)
     assert len(provider.calls) == 30  # one claim took them all
     assert {r.status for r in rows.values()} == {"sent"}
+
+
+def test_on_sqlite_a_claim_reads_due_rows_in_order_without_sorting_them(tmp_path: Path) -> None:
+    # SQLite's planner, without statistics, used to take a range over every due row and
+    # sort them all for each claim of a hundred (about 5 ms with 10,000 due).
+    url = f"sqlite:///{tmp_path / 'voxpop.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            for status in ("queued", "sending"):
+                sql = str(_CLAIM[status, False].compile(engine))
+                plan = " / ".join(
+                    str(row[-1])
+                    for row in conn.exec_driver_sql(
+                        "EXPLAIN QUERY PLAN " + sql,
+                        ("out", "sms", status, "2026-11-27 00:00:00", 100, 0)
+                        if status == "queued"
+                        else ("out", "sms", status, "2026-11-27", "2026-11-27", 100, 0),
+                    )
+                )
+                assert "ix_messages_claim" in plan
+                assert "TEMP B-TREE" not in plan
+    finally:
+        engine.dispose()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from alembic import command
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from storage.db import make_engine
 from storage.migrate import alembic_config, current, differences, head, upgrade
@@ -13,7 +18,7 @@ from storage.models import Base
 
 
 def test_migrated_to_head(db_url: str) -> None:
-    assert current(db_url) == head() == "0003"
+    assert current(db_url) == head() == "0004"
 
 
 def test_models_and_migrations_agree(db_url: str) -> None:
@@ -50,3 +55,56 @@ def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     upgrade(url)
     assert current(url) == head()
     assert differences(url) == []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """An empty database on each engine (a throwaway PostgreSQL schema), and its schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'voxpop.db'}", None
+        return
+    postgres_url: str = request.getfixturevalue("postgres_url")
+    schema = f"voxpop_migration_{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        yield postgres_url, schema
+    finally:
+        admin = make_engine(postgres_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_messages_already_queued_get_their_claim_priority(
+    fresh_url: tuple[str, str | None],
+) -> None:
+    url, schema = fresh_url
+    upgrade(url, schema=schema, revision="0003")
+    engine = make_engine(url, schema=schema)
+    at = datetime(2026, 11, 27, tzinfo=UTC)
+    kinds = {"a": "callback_answer", "b": "reply", "c": "push", "d": "keyboard_remove", "e": None}
+    try:
+        with engine.begin() as conn:
+            for text_, kind in kinds.items():
+                conn.execute(
+                    text(
+                        "INSERT INTO messages (direction, channel, kind, text, status, attempts, "
+                        "created_at) VALUES (:d, 'sms', :k, :t, :s, 0, :at)"
+                    ),
+                    {
+                        "d": "in" if kind is None else "out",
+                        "k": kind,
+                        "t": text_,
+                        "s": "received" if kind is None else "queued",
+                        "at": at,
+                    },
+                )
+        upgrade(url, schema=schema)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT text, priority FROM messages")).all()
+        found: dict[str, int] = {row[0]: row[1] for row in rows}
+        assert found == {"a": 0, "b": 1, "c": 2, "d": 1, "e": 1}
+        indexes = {ix["name"] for ix in inspect(engine).get_indexes("messages")}
+        assert "ix_messages_claim" in indexes
+        assert "ix_messages_due" not in indexes
+    finally:
+        engine.dispose()
