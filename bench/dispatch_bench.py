@@ -14,7 +14,11 @@ with, aiohttp (the twilio SDK's async client, and python-telegram-bot through ou
 posting the same form bodies with the same credentials to the same fake, with the same
 concurrency (``[dispatch] concurrency``); no database, no SDK. It runs before and after the
 dispatcher and is averaged. A second reference, pre-built requests over raw asyncio streams
-(:mod:`bench.httpload`) at the same concurrency, shows what the fake itself can take. The
+(:mod:`bench.httpload`) at the same concurrency, shows what the fake itself can take. A
+third, the *SDK alone*, sends the same messages through the channel's sender (the twilio SDK,
+or python-telegram-bot's ``Bot.send_message``) at the same concurrency with no database and
+no pipeline: its ratio to raw aiohttp is the most any dispatcher using that SDK could reach.
+The
 fake runs in this process, so no client shares its interpreter with the server; on a
 two-core machine the fake and the client share the cores.
 
@@ -44,7 +48,7 @@ from bench import harness, httpload
 from bot.config import DispatchConfig, load_config
 from bot.dispatch import Job
 from bot.runtime import build_runtime
-from bot.transports import dispatch_forever, outbound
+from bot.transports import Transports, dispatch_forever, outbound
 from channels import http, sms, telegram
 from channels.telegram_send import keyboard
 from storage.db import READ_ONLY, make_engine, session_factory, transaction
@@ -235,6 +239,24 @@ async def _aiohttp(channel: str, messages: int) -> float:
     return time.perf_counter() - started
 
 
+async def _sdk(channel: str, messages: int) -> float:
+    """The same messages through the channel's sender as the dispatcher calls it, with the
+    same concurrency: no database, no claims, no pipeline."""
+    config = load_config()
+    jobs = [_job(channel, i) for i in range(messages)]
+    gate = asyncio.Semaphore(config.dispatch.concurrency)
+    async with Transports(config) as transports:
+        deliver = transports.delivers()[channel]
+
+        async def send(job: Job) -> None:
+            async with gate:
+                await deliver(job)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(send(job) for job in jobs))
+        return time.perf_counter() - started
+
+
 def _streams(channel: str, messages: int) -> float:
     """The same requests, pre-built, over raw asyncio streams (:mod:`bench.httpload`)."""
     url, forms = baseline_requests(channel, messages)
@@ -251,7 +273,9 @@ def _streams(channel: str, messages: int) -> float:
 def child_main(argv: Sequence[str]) -> None:
     """``python -m bench.dispatch_bench --child dispatcher|raw ...``: print the seconds."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child", choices=("dispatcher", "aiohttp", "streams"), required=True)
+    parser.add_argument(
+        "--child", choices=("dispatcher", "aiohttp", "sdk", "streams"), required=True
+    )
     parser.add_argument("--channel", choices=CHANNELS, required=True)
     parser.add_argument("--messages", type=int, required=True)
     parser.add_argument("--db", required=True)
@@ -260,6 +284,8 @@ def child_main(argv: Sequence[str]) -> None:
         seconds = asyncio.run(_dispatcher(args.db))
     elif args.child == "aiohttp":
         seconds = asyncio.run(_aiohttp(args.channel, args.messages))
+    elif args.child == "sdk":
+        seconds = asyncio.run(_sdk(args.channel, args.messages))
     else:
         seconds = _streams(args.channel, args.messages)
     print(json.dumps({"seconds": seconds}))
@@ -278,6 +304,8 @@ class Result:
     raw_seconds: tuple[float, float]
     #: Pre-built requests over raw streams: what the fake takes.
     streams_seconds: float
+    #: The channel's sender alone, no database.
+    sdk_seconds: float
     provider_calls: int
 
     @property
@@ -295,6 +323,14 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.dispatcher_per_second / self.raw_per_second
+
+    @property
+    def sdk_per_second(self) -> float:
+        return self.messages / self.sdk_seconds
+
+    @property
+    def sdk_ratio(self) -> float:
+        return self.sdk_per_second / self.raw_per_second
 
 
 def _child(
@@ -339,6 +375,7 @@ def run(channel: str, messages: int = 5000, *, deadline: float = 300.0) -> Resul
             dispatcher = _child("dispatcher", channel, messages, db_url, env, deadline)
             calls = fake.calls
             sdk_params = calls[-1].params if calls else {}
+            sdk = _child("sdk", channel, messages, db_url, env, deadline)
             after = _child("aiohttp", channel, messages, db_url, env, deadline)
         unsent = _unsent(db_url)
     sends = [c for c in calls if c.name in ("messages.create", "sendMessage")]
@@ -354,6 +391,7 @@ def run(channel: str, messages: int = 5000, *, deadline: float = 300.0) -> Resul
         dispatcher_seconds=dispatcher,
         raw_seconds=(before, after),
         streams_seconds=streams,
+        sdk_seconds=sdk,
         provider_calls=len(calls),
     )
 
@@ -365,7 +403,8 @@ def report(r: Result) -> str:
         f"Dispatcher and the SDK ({r.messages} in {r.dispatcher_seconds:.1f} s, "
         f"{r.provider_calls} provider calls, concurrency {r.concurrency}); raw aiohttp "
         f"{r.raw_per_second:,.0f}/s ({before:,.0f} before, {after:,.0f} after); ratio "
-        f"{r.ratio:.2f} (targets >= 0.7 and >= 1,000/s); the fake takes "
+        f"{r.ratio:.2f} (targets >= 0.7 and >= 1,000/s); the SDK alone, no database, "
+        f"{r.sdk_per_second:,.0f}/s, ratio {r.sdk_ratio:.2f}; the fake takes "
         f"{r.streams_per_second:,.0f}/s from pre-built requests on raw streams"
     )
 

@@ -43,6 +43,9 @@ SMS_FROM = "+15555550199"
 TELEGRAM_SECRET = "bench-webhook-secret"
 #: The webhook bench's baseline: a Flask route that does nothing (:mod:`bench.webhook_app`).
 NOOP_PATH = "/bench/noop"
+#: The least a signed SMS reply costs in this stack: the SDK's signature check, then the
+#: statements of a reply on the bare driver (:mod:`bench.webhook_app`).
+FLOOR_PATH = "/bench/floor"
 #: Inbound SMS as Twilio posts it (a real payload; From, Body and the ids are replaced).
 SMS_FIXTURE = ROOT / "tests" / "channels" / "fixtures" / "twilio" / "sms_inbound.txt"
 #: A whole consultation as a citizen texts it: the keyword, then one answer per question.

@@ -12,6 +12,12 @@ The baseline, in the same server and the same run, is the same requests posted t
 Flask route; it is measured before and after the webhooks and averaged. The ratio webhook /
 no-op is the figure (target: at least 0.5). Every answer must be 200, and the database must
 hold every inbound message, every answer and one consultation per citizen.
+
+A reference in the same run, the *floor*: other citizens' consultations posted to
+``/bench/floor`` (:mod:`bench.webhook_app`), which checks the signature with the same SDK
+validator and runs the statements of a reply on the bare ``sqlite3`` driver, with no ORM and
+no engine. Its ratio to the no-op route is what any Python implementation of this webhook
+would at best reach on this server.
 """
 
 from __future__ import annotations
@@ -31,11 +37,14 @@ from storage.models import AnswerRow, Message, SessionRow
 from tests.fakes.twilio_api import FakeTwilio
 
 WEBHOOK_PATH = "/webhooks/twilio/sms"
+#: The floor's citizens are numbered from here (:func:`bench.harness.phone`).
+_FLOOR = 1_000_000
 
 
 @dataclass(frozen=True)
 class Result:
     webhook: Load
+    floor: Load
     noop_before: Load
     noop_after: Load
     stored: dict[str, int]
@@ -50,6 +59,10 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.webhook.per_second / self.noop_per_second
+
+    @property
+    def floor_ratio(self) -> float:
+        return self.floor.per_second / self.noop_per_second
 
 
 def _conversations(port: int, auth_token: str, senders: range, path: str) -> list[list[bytes]]:
@@ -106,25 +119,41 @@ def run(
             token, port = twilio.auth_token, server.port
             warm = range(senders, senders + warmup)
             measured = range(senders)
-            # Warm both routes up: imports, caches, SQLite pages, connection pools.
-            for path in (harness.NOOP_PATH, WEBHOOK_PATH):
+            # The floor's citizens are others: its rows are not a consultation the app runs.
+            floor_warm, floor_measured = (
+                range(r.start + _FLOOR, r.stop + _FLOOR) for r in (warm, measured)
+            )
+            # Warm the routes up: imports, caches, SQLite pages, connection pools.
+            for path, citizens in (
+                (harness.NOOP_PATH, warm),
+                (WEBHOOK_PATH, warm),
+                (harness.FLOOR_PATH, floor_warm),
+            ):
                 warmed = run_conversations(
-                    harness.HOST, port, _conversations(port, token, warm, path), concurrency
+                    harness.HOST, port, _conversations(port, token, citizens, path), concurrency
                 )
                 _check(warmed, path, log)
             noop_requests = _conversations(port, token, measured, harness.NOOP_PATH)
             webhook_requests = _conversations(port, token, measured, WEBHOOK_PATH)
+            floor_requests = _conversations(port, token, floor_measured, harness.FLOOR_PATH)
             noop_before = run_conversations(harness.HOST, port, noop_requests, concurrency)
             webhook = run_conversations(harness.HOST, port, webhook_requests, concurrency)
+            floor = run_conversations(harness.HOST, port, floor_requests, concurrency)
             noop_after = run_conversations(harness.HOST, port, noop_requests, concurrency)
-            for load, path in ((noop_before, harness.NOOP_PATH), (webhook, WEBHOOK_PATH)):
+            for load, path in (
+                (noop_before, harness.NOOP_PATH),
+                (webhook, WEBHOOK_PATH),
+                (floor, harness.FLOOR_PATH),
+                (noop_after, harness.NOOP_PATH),
+            ):
                 _check(load, path, log)
-            _check(noop_after, harness.NOOP_PATH, log)
         people = senders + warmup
+        texts = len(harness.CONSULTATION)
+        # The floor stores every text as an answer, in one conversation per citizen.
         expected = {
-            "inbound": people * len(harness.CONSULTATION),
-            "answers": people * harness.ANSWERS_PER_CONSULTATION,
-            "sessions": people,
+            "inbound": 2 * people * texts,
+            "answers": people * harness.ANSWERS_PER_CONSULTATION + people * texts,
+            "sessions": 2 * people,
         }
         stored = _stored(db_url)
     for key, count in expected.items():
@@ -132,7 +161,7 @@ def run(
             raise RuntimeError(f"stored {stored[key]} {key}, expected {count}")
     if stored["outbound"] < expected["inbound"]:
         raise RuntimeError(f"only {stored['outbound']} replies for {expected['inbound']} texts")
-    return Result(webhook, noop_before, noop_after, stored, expected, workers, worker_class)
+    return Result(webhook, floor, noop_before, noop_after, stored, expected, workers, worker_class)
 
 
 def _check(load: Load, path: str, log: Path) -> None:
@@ -150,7 +179,9 @@ def report(r: Result) -> str:
         f"({w.requests} in {w.seconds:.1f} s; gunicorn {r.workers} {r.worker_class} workers, "
         f"SQLite); no-op Flask route {r.noop_per_second:,.0f}/s "
         f"({r.noop_before.per_second:,.0f} before, {r.noop_after.per_second:,.0f} after); "
-        f"ratio {r.ratio:.2f} (target >= 0.5); all 200, stored {r.stored['inbound']} inbound, "
+        f"ratio {r.ratio:.2f} (target >= 0.5); the floor (SDK signature check, bare sqlite3, "
+        f"no engine) {r.floor.per_second:,.0f}/s, ratio {r.floor_ratio:.2f}; all 200, "
+        f"stored {r.stored['inbound']} inbound, "
         f"{r.stored['outbound']} replies, {r.stored['answers']} answers; the client used "
         f"{w.client_cpu_seconds / w.seconds:.0%} of a core (no-op: "
         f"{n.client_cpu_seconds / n.seconds:.0%})"
