@@ -11,8 +11,8 @@ fake's first ``Messages.json`` call to that citizen after it. Reported: p50, p99
 and the same for the webhook's own answer.
 
 For comparison, the same load against gunicorn (2 workers, :mod:`bot.wsgi`) with
-``voxpop dispatch`` beside it: that dispatcher is not woken by the web workers, so it finds
-new replies at its idle poll (``[dispatch] idle_poll_seconds``, 0.5 s by default).
+``voxpop dispatch`` beside it, in another process: the workers ring the outbox bell
+(:mod:`storage.outbox_bell`) after each commit that queued a reply, which wakes it.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def report(r: Result) -> str:
     where = (
         "voxpop serve (waitress + woken dispatcher thread)"
         if r.setup == "serve"
-        else "gunicorn 2 workers + voxpop dispatch (idle poll 0.5 s)"
+        else "gunicorn 2 workers + voxpop dispatch (woken by the outbox bell)"
     )
     return (
         f"latency {r.setup}: webhook in -> provider call p50 {ms(r.reply, 50)} ms, "

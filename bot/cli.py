@@ -407,9 +407,7 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
             thread = DispatcherThread(partial(dispatch_forever, config, rt.sessions))
             thread.start()
         # Stands by when another process (`voxpop scheduler`, another serve) holds the lock.
-        pushes = Pushes(
-            rt.sessions, rt.service, config, on_outbox=lambda: thread.wake() if thread else None
-        )
+        pushes = Pushes(rt.sessions, rt.service, config, on_outbox=rt.on_outbox)
         scheduler = Scheduler(rt.engine, pushes, config.scheduler)
         if config.server.simulator:
             click.echo(f"simulator: http://{bind_host}:{bind_port}/simulator")

@@ -20,7 +20,9 @@ def scheduler(config: Config) -> None:
     interrupted. One is active per database; a second one stands by and takes over when the
     first stops or dies (see docs/scheduler.md)."""
     with runtime(config) as rt:
-        runner = Scheduler(rt.engine, Pushes(rt.sessions, rt.service, config), config.scheduler)
+        # Invitations and reminders ring the dispatchers (voxpop dispatch, voxpop serve).
+        pushes = Pushes(rt.sessions, rt.service, config, on_outbox=rt.on_outbox)
+        runner = Scheduler(rt.engine, pushes, config.scheduler)
 
         def stop(_signum: int, _frame: FrameType | None) -> None:
             runner.request_stop()

@@ -257,7 +257,8 @@ class DispatchConfig:
     max_backoff_seconds: float = 900.0
     #: Sends in flight at once per dispatcher.
     concurrency: int = 32
-    #: When idle, look for due messages this often (a new reply wakes it at once anyway).
+    #: When idle, look for due messages this often (a new reply wakes it at once anyway,
+    #: from any process: storage.outbox_bell).
     idle_poll_seconds: float = 0.5
     #: How long one provider call may take before it counts as a timeout.
     send_timeout_seconds: float = 10.0

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
 from bot.service import Service
+from storage import outbox_bell
 from storage.db import make_engine, session_factory
 
 
@@ -20,22 +21,33 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     service: Service
+    #: Call after a commit that queued messages: wakes this process's dispatcher (the
+    #: ``on_outbox`` given) and rings every other one on the database (storage.outbox_bell).
+    on_outbox: Callable[[], None]
 
     def close(self) -> None:
         self.engine.dispose()
 
 
 def build_runtime(config: Config, on_outbox: Callable[[], None] | None = None) -> Runtime:
-    """``on_outbox`` is called after each commit that queued messages (wakes a dispatcher)."""
+    """``on_outbox`` is called after each commit that queued messages (wakes this process's
+    dispatcher); the dispatchers of other processes hear the outbox bell after it."""
     engine = make_engine(config.database.url)
     sessions = session_factory(engine)
+    ring = outbox_bell.bell(engine)
+
+    def queued() -> None:
+        if on_outbox is not None:
+            on_outbox()
+        ring()
+
     service = Service(
         sessions,
         default_language=config.conversation.default_language,
         pseudonym_key=config.privacy.pseudonym_key,
-        on_outbox=on_outbox,
+        on_outbox=queued,
     )
-    return Runtime(config, engine, sessions, service)
+    return Runtime(config, engine, sessions, service, queued)
 
 
 def configure_logging(config: Config) -> None:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config, find_template
@@ -29,6 +31,7 @@ from channels import errors, sms, telegram, whatsapp
 from channels.base import Lifecycle, Rendered, SendReceipt
 from channels.telegram_send import TelegramSender
 from channels.twilio_send import TwilioSender
+from storage import outbox_bell
 
 #: Outbox kinds that are Telegram chores rather than messages.
 CALLBACK_ANSWER = "callback_answer"
@@ -241,8 +244,19 @@ async def dispatch_forever(
         max_backoff=timedelta(seconds=d.max_backoff_seconds),
         concurrency=d.concurrency,
     )
+    loop = asyncio.get_running_loop()
+
+    def rung() -> None:  # from the bell's thread
+        loop.call_soon_threadsafe(wake.set)
+
+    engine = sessions.kw.get("bind")
+    # Other processes' commits (gunicorn's workers, voxpop scheduler) ring the bell.
+    listening: AbstractContextManager[None] = nullcontext()
+    if isinstance(engine, Engine):
+        listening = outbox_bell.listen(engine, rung)
     async with Transports(config) as transports:
         dispatcher = Dispatcher(
             sessions, transports.delivers(), clock, settings, pacing=pacing(config)
         )
-        await dispatcher.run(stop, wake, d.idle_poll_seconds)
+        with listening:
+            await dispatcher.run(stop, wake, d.idle_poll_seconds)

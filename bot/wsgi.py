@@ -12,8 +12,9 @@ Each worker process builds ``app`` once, on first use, from the usual configurat
 The workers only answer requests: a webhook commits its replies to the outbox and returns.
 ``voxpop serve`` runs a dispatcher thread in the web process and wakes it after each commit;
 gunicorn workers start none, so run ``voxpop dispatch`` beside them (one on SQLite, one or
-more on PostgreSQL). It is not woken by the workers: it finds new replies at its next idle
-poll, so they leave up to ``[dispatch] idle_poll_seconds`` later than under ``voxpop serve``.
+more on PostgreSQL). The workers ring the outbox bell after each commit that queued a reply
+(:mod:`storage.outbox_bell`: a named pipe beside the SQLite file, or PostgreSQL's
+``NOTIFY``), so the reply leaves at once, as under ``voxpop serve``.
 
 A database without the current schema, or a half-configured channel, stops the worker at
 start with the reason. With ``--preload`` the app is built in the master before the fork;

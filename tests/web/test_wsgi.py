@@ -16,9 +16,13 @@ from urllib.request import ProxyHandler, build_opener
 import pytest
 from flask import Flask
 
+from bench import harness
 from bot import wsgi
 from bot.config import ConfigError
 from bot.runtime import Runtime
+from bot.service import read_survey_sources
+from surveys.loader import EXAMPLES_DIR
+from tests.fakes.twilio_api import FakeTwilio
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,3 +151,64 @@ def _listening_port(log: Path, server: subprocess.Popen[bytes]) -> int:
             break
         time.sleep(0.05)
     pytest.fail(f"gunicorn did not start:\n{log.read_text()[-2000:]}")
+
+
+def test_a_webhook_answered_here_wakes_voxpop_dispatch_in_another_process(
+    environment: pytest.MonkeyPatch, db_url: str, tmp_path: Path
+) -> None:
+    # gunicorn's workers start no dispatcher: `voxpop dispatch` runs beside them. With its
+    # idle poll at a minute, only the outbox bell rung after the webhook's commit can make
+    # the reply leave within seconds.
+    with FakeTwilio(keep_alive=True) as twilio:
+        settings = {
+            "VOXPOP_DATABASE__URL": db_url,
+            "VOXPOP_SERVER__PUBLIC_URL": harness.PUBLIC_URL,
+            "VOXPOP_TWILIO__ACCOUNT_SID": twilio.account_sid,
+            "VOXPOP_TWILIO__AUTH_TOKEN": twilio.auth_token,
+            "VOXPOP_TWILIO__API_BASE_URL": twilio.url,
+            "VOXPOP_TWILIO__SMS_FROM": harness.SMS_FROM,
+            "VOXPOP_DISPATCH__IDLE_POLL_SECONDS": "60",
+        }
+        for name, value in settings.items():
+            environment.setenv(name, value)
+        app = wsgi.build_app()
+        log = tmp_path / "dispatch.log"
+        with log.open("wb") as out:
+            dispatcher = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "dispatch"],
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+        try:
+            runtime = app.extensions["voxpop.runtime"]
+            runtime.service.load_surveys(read_survey_sources([str(EXAMPLES_DIR)]))
+            _wait_for_line(log, dispatcher, "dispatching")
+            time.sleep(0.5)  # past its first claim: from here it waits a minute, or a ring
+            form = harness.sms_form("+15555550123", "PARK")
+            headers = harness.twilio_headers(twilio.auth_token, "/webhooks/twilio/sms", form)
+            posted = time.monotonic()
+            answer = app.test_client().post("/webhooks/twilio/sms", data=form, headers=headers)
+            assert answer.status_code == 200
+            while not twilio.calls_to("messages.create"):
+                assert time.monotonic() - posted < 10, f"no reply sent:\n{log.read_text()}"
+                time.sleep(0.02)
+            waited = time.monotonic() - posted
+        finally:
+            dispatcher.send_signal(signal.SIGTERM)
+            dispatcher.wait(timeout=20)
+            _close(app)
+    first = twilio.calls_to("messages.create")[0]
+    assert first.params["To"] == "+15555550123"
+    assert "Central Park" in first.params["Body"]
+    assert waited < 5, f"the reply left after {waited:.1f} s: the dispatcher was not woken"
+
+
+def _wait_for_line(log: Path, process: subprocess.Popen[bytes], text: str) -> None:
+    deadline = time.monotonic() + 30
+    while text not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"voxpop dispatch did not start:\n{log.read_text()[-2000:]}")
+        time.sleep(0.05)
