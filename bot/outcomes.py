@@ -48,8 +48,9 @@ def publish(
 ) -> Published:
     """Store ``outcome`` and make its push (``spec``, from :func:`outcome_push`); who it
     reaches is :meth:`Pushes.preview`'s to tell, before."""
-    push_id = pushes.create(spec)
+    # One transaction: a push with no outcome row to say what it was would be sent anyway.
     with transaction(service.sessions) as s:
+        push_id = pushes.add(s, spec)
         row = OutcomeRow(
             survey_slug=outcome.survey,
             published_at=service.now(),

@@ -284,32 +284,36 @@ class Pushes:
 
     def create(self, spec: PushSpec) -> int:
         """Store the push as ``scheduled``; the scheduler fires it at its time."""
+        with transaction(self._sessions) as s:
+            return self.add(s, spec)
+
+    def add(self, s: Session, spec: PushSpec) -> int:
+        """:meth:`create` in the caller's transaction, with what must be stored with it."""
         spec = self.complete(spec)
         now = self._clock()
-        with transaction(self._sessions) as s:
-            self._service.survey(s, spec.survey)  # it must be loaded
-            push = PushRow(
-                survey_slug=spec.survey,
-                kind=spec.kind,
-                status="scheduled",
-                scheduled_at=spec.at,
-                created_at=now,
-                created_by=spec.created_by,
-                audience=spec.audience.to_json(),
-                channels=list(spec.channels),
-                timezone=spec.timezone,
-                quiet_hours=spec.quiet.to_json() if spec.quiet else None,
-                rate_per_second=spec.rate_per_second,
-                variants=[v.to_json() for v in spec.variants] or None,
-                reminders=spec.reminders.to_json() if spec.reminders else None,
-                message=dict(spec.message) if spec.message else None,
-                planned=0,
-            )
-            s.add(push)
-            s.flush()
-            details = {"kind": spec.kind, "at": spec.at.isoformat(), "survey": spec.survey}
-            repo.audit(s, spec.created_by, "push_create", f"push:{push.id}", details, now)
-            return push.id
+        self._service.survey(s, spec.survey)  # it must be loaded
+        push = PushRow(
+            survey_slug=spec.survey,
+            kind=spec.kind,
+            status="scheduled",
+            scheduled_at=spec.at,
+            created_at=now,
+            created_by=spec.created_by,
+            audience=spec.audience.to_json(),
+            channels=list(spec.channels),
+            timezone=spec.timezone,
+            quiet_hours=spec.quiet.to_json() if spec.quiet else None,
+            rate_per_second=spec.rate_per_second,
+            variants=[v.to_json() for v in spec.variants] or None,
+            reminders=spec.reminders.to_json() if spec.reminders else None,
+            message=dict(spec.message) if spec.message else None,
+            planned=0,
+        )
+        s.add(push)
+        s.flush()
+        details = {"kind": spec.kind, "at": spec.at.isoformat(), "survey": spec.survey}
+        repo.audit(s, spec.created_by, "push_create", f"push:{push.id}", details, now)
+        return push.id
 
     def cancel(self, push_id: int, actor: str = "staff") -> int:
         """Cancel a push: nobody more is invited, and invitations not sent yet are not sent.

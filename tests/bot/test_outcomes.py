@@ -13,7 +13,7 @@ from bot.outcomes import outcome_push, publish
 from bot.pushes import Pushes, PushSpec
 from bot.service import Service
 from storage.db import transaction
-from storage.models import Contact, OutcomeRow
+from storage.models import Contact, OutcomeRow, PushRow
 from surveys.outcomes import parse_outcome
 from tests.bot.conftest import T0, Clock
 from tests.bot.test_pushes import add_contact, outbox, recipients, reply
@@ -115,3 +115,21 @@ def test_results_tells_how_it_is_going_then_what_the_city_decided(
     assert reply(service, clock, "+32470000002", "RESULTADOS") == ["You said yes. We will do it."]
     # Someone who never took part hears the latest outcome too.
     assert reply(service, clock, "+32470000008", "RESULTS") == ["You said yes. We will do it."]
+
+
+def test_an_outcome_that_cannot_be_stored_leaves_no_push_to_send(
+    db: sessionmaker[Session],
+    service: Service,
+    pushes: Pushes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("the outcome row could not be written")
+
+    # Fails after the push is added, while the outcome row is being made.
+    monkeypatch.setattr(service, "now", broken)
+    with pytest.raises(RuntimeError, match="could not be written"):
+        _publish(pushes, service)
+    with transaction(db, read_only=True) as s:
+        assert s.scalars(select(PushRow)).all() == []
+        assert s.scalars(select(OutcomeRow)).all() == []
