@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
@@ -113,7 +114,15 @@ def _print_report(report: ValidationReport, costs: bool) -> None:
 
 
 def _survey_files(paths: tuple[str, ...]) -> list[str]:
-    """Files as given, folders expanded to their ``*.toml`` files."""
+    """Files as given, folders expanded to their ``*.toml`` files; a folder without any is
+    an error (loading "nothing" from the wrong folder must not look like success)."""
+    for raw in paths:
+        folder = Path(raw)
+        if folder.is_dir() and not any(folder.glob("*.toml")):
+            raise click.ClickException(
+                f"{raw}: no consultation files (*.toml) in this folder; the examples are in "
+                "surveys/examples/"
+            )
     return [name for name, _ in read_survey_sources(paths, read=False)]
 
 

@@ -5,9 +5,13 @@ Each worker process builds ``app`` once, on first use, from the usual configurat
 :mod:`bot.config`), with the runtime of :func:`bot.runtime.build_runtime`::
 
     voxpop db upgrade
-    voxpop survey load surveys/                       # [surveys] load is not read here
+    voxpop survey load surveys/examples/              # your folder; [surveys] load is not read
     gunicorn --workers 2 --bind 127.0.0.1:8080 'bot.wsgi:app'
     voxpop dispatch                                   # beside it: the workers never send
+    voxpop scheduler                                  # and this, for pushes (docs/scheduler.md)
+
+``voxpop dispatch`` needs a channel in the config (``[telegram]`` or ``[twilio]``,
+docs/channels.md): without one there is nothing to send, and it says so and stops.
 
 The workers only answer requests: a webhook commits its replies to the outbox and returns.
 ``voxpop serve`` runs a dispatcher thread in the web process and wakes it after each commit;

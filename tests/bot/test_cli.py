@@ -553,3 +553,14 @@ def test_serve_on_a_busy_port_is_one_clear_line(db_url: str) -> None:
     assert result.exit_code == 1
     assert f"Error: cannot listen on 127.0.0.1:{port}: " in result.stderr
     assert "is another Voxpop running? try --port" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["load", "validate"])
+def test_a_folder_without_consultation_files_is_an_error(
+    db_url: str, tmp_path: Path, command: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a survey\n", encoding="utf-8")
+    result = voxpop(db_url, "survey", command, str(tmp_path))
+    assert result.exit_code == 1
+    assert f"{tmp_path}: no consultation files (*.toml) in this folder" in result.stderr
+    assert voxpop(db_url, "survey", "list").stdout.startswith("no surveys loaded")
