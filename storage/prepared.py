@@ -78,6 +78,10 @@ class Prepared:
         """
         if not rows:
             return
+        if not conn.in_transaction():
+            # SQLAlchemy begins on its own first statement, not on ours: without a begun
+            # transaction each row would commit alone (SQLite's driver runs in autocommit).
+            raise RuntimeError("Prepared.executemany runs inside a begun transaction")
         compiled = self._compile(conn.dialect)
         params = [compiled.row(row) for row in rows]
         driver = conn.connection.driver_connection

@@ -96,3 +96,10 @@ def test_every_open_parameter_must_be_given(engine: Engine) -> None:
     with pytest.raises(KeyError, match="pid"), engine.begin() as conn:
         _RESCHEDULE.executemany(conn, [{"row_id": row_id, "due": T0, "data": None}])
     assert _stored(engine)[0][0] == "failed"
+
+
+def test_rows_are_never_written_outside_a_transaction(engine: Engine) -> None:
+    (row_id,) = _insert(engine, 1)
+    with engine.connect() as conn, pytest.raises(RuntimeError, match="begun transaction"):
+        _RESCHEDULE.executemany(conn, [{"row_id": row_id, "due": T0, "data": None, "pid": None}])
+    assert _stored(engine)[0][0] == "failed"
