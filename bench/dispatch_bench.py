@@ -46,8 +46,8 @@ from sqlalchemy import func, insert, select
 
 from bench import harness, httpload
 from bot.config import DispatchConfig, load_config
-from bot.dispatch import Job
 from bot.runtime import build_runtime
+from bot.sending import Job
 from bot.transports import Transports, dispatch_forever, outbound
 from channels import http, sms, telegram
 from channels.telegram_send import keyboard

@@ -5,7 +5,7 @@ with ``lease_until``; a dispatcher killed mid-send leaves the row ``sending`` an
 dispatcher reclaims it once the lease has expired. On PostgreSQL several dispatchers claim
 with ``FOR UPDATE SKIP LOCKED``; on SQLite ``BEGIN IMMEDIATE`` makes claiming one at a time.
 
-Pacing (:class:`Pacing`, per channel) holds for all dispatchers together, because it lives in
+Pacing (:class:`~bot.sending.Pacing`, per channel) holds for all dispatchers together, because it lives in
 the database and is taken inside the claim's transaction: a sender's budget
 (``send_budgets``: the earliest time its next message may leave, a GCRA meter counting SMS
 segments) and a per-address gap (``addresses.next_send_at``: Telegram's one message a second
@@ -39,125 +39,31 @@ import contextlib
 import logging
 import random
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, NamedTuple, ParamSpec, TypeVar, cast
+from typing import Any, Literal, NamedTuple, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.dispatch_pipeline import Pipeline, first
+from bot.sending import (
+    HELD,
+    MESSAGE_KINDS,
+    Clock,
+    Deliver,
+    DispatchSettings,
+    Job,
+    Outcome,
+    Pacing,
+)
 from channels import errors
-from channels.base import SendReceipt
-from storage import repo
+from storage import outbox, repo
 from storage.db import is_sqlite, transaction
 from storage.models import Address, Message, SendBudget
-from storage.prepared import Prepared
 
 log = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-Clock = Callable[[], datetime]
-#: Kinds that are messages a citizen sees, paced per address; others are chores (button
-#: answers, keyboard removals) that no chat limit applies to.
-MESSAGE_KINDS: Final = frozenset({"reply", "push"})
-#: Held rows wait for the citizen's next message (WhatsApp's window).
-HELD: Final = "held"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One claimed outbox row, detached from the database session."""
-
-    id: int
-    channel: str
-    address: str
-    kind: str
-    text: str
-    payload: Any
-    attempts: int
-    #: Seconds after the claim before it may be sent (the sender's and the address's pacing).
-    delay: float = 0.0
-    #: Outside the session window: send the approved template instead of the text.
-    template: bool = False
-
-    @property
-    def opens_invitation(self) -> bool:
-        """The first message of an invitation, which may go as a template."""
-        return (
-            self.kind == "push"
-            and isinstance(self.payload, Mapping)
-            and isinstance(self.payload.get("invitation"), Mapping)
-        )
-
-
-def _one(job: Job) -> int:
-    return 1
-
-
-@dataclass(frozen=True)
-class Pacing:
-    """How one channel may send, for all dispatchers together."""
-
-    #: The shared budget (``send_budgets.key``): the sender, e.g. ``sms:+3247...``.
-    key: str
-    per_second: float
-    #: The least time between two messages to one address (Telegram: a second per chat).
-    per_address: timedelta | None = None
-    #: What a job uses of the budget: an SMS's segments; 0 for a chore that is not limited.
-    cost: Callable[[Job], int] = _one
-    #: Free-form messages only this long after the citizen's last message (WhatsApp).
-    session_window: timedelta | None = None
-    #: A 429 holds back the whole sender for its ``retry_after`` (else the address only).
-    throttle_holds_sender: bool = True
-
-    @property
-    def per_address_rows(self) -> bool:
-        """Whether a claim needs the addresses' rows (their gap or their window)."""
-        return self.per_address is not None or self.session_window is not None
-
-
-#: Sends one job on its channel; raises a :class:`channels.errors.SendError`.
-Deliver = Callable[[Job], Awaitable[SendReceipt]]
-
-
-@dataclass(frozen=True)
-class DispatchSettings:
-    #: A send must finish well within this, or another dispatcher may send the row again.
-    lease: timedelta = timedelta(seconds=60)
-    max_attempts: int = 6
-    base_backoff: timedelta = timedelta(seconds=2)
-    max_backoff: timedelta = timedelta(minutes=15)
-    #: Our own credentials refused: retry later without using up the message's attempts.
-    config_error_wait: timedelta = timedelta(minutes=5)
-    #: Rows one claim takes per channel, at most.
-    batch: int = 100
-    concurrency: int = 32
-    #: A claim takes what its pacing lets leave within this; the rest waits for a later claim.
-    horizon: timedelta = timedelta(seconds=1)
-    #: A dispatcher prunes delivery reports that never matched a message after this.
-    report_ttl: timedelta = timedelta(hours=1)
-    #: Outcomes wait at most this long for their group's transaction ...
-    record_interval: timedelta = timedelta(milliseconds=10)
-    #: ... or until this many have finished; no send starts while twice this many wait or
-    #: are being recorded (docs/delivery.md: the duplicate window).
-    record_group: int = 50
-    #: Claim again once fewer claimed messages than this are left to send (0: the larger of
-    #: ``concurrency`` and half a ``batch``).
-    refill_below: int = 0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    job: Job
-    receipt: SendReceipt | None = None
-    error: errors.SendError | None = None
-    #: Not tried: an earlier message to the same address failed, and order matters.
-    deferred: bool = False
 
 
 class _Sent(NamedTuple):
@@ -183,130 +89,6 @@ class _AddressRow:
     next_send_at: datetime | None
     last_inbound_at: datetime | None
     loaded_next_send_at: datetime | None = field(default=None, repr=False)
-
-
-# --- prebuilt statements: built once, their compiled form cached by SQLAlchemy --------------
-
-_messages: Table = Message.__table__  # type: ignore[assignment]
-_addresses: Table = Address.__table__  # type: ignore[assignment]
-_budgets: Table = SendBudget.__table__  # type: ignore[assignment]
-_m, _a, _b = _messages.c, _addresses.c, _budgets.c
-
-
-def _claim_query(status: str, skip_locked: bool) -> Any:
-    """Due rows in ``status``, in claiming order.
-
-    Queued rows are due at ``next_attempt_at``; a ``sending`` row is due again when its
-    lease ran out (its dispatcher died mid-send). Both are asked through the
-    (status, channel, priority, next_attempt_at, id) index, read in its order up to the
-    limit: a ``sending`` row's ``next_attempt_at`` is the time it was due before its claim,
-    never NULL nor later than now (only a claim sets ``sending``, and FORGET fails unsent
-    rows). One query with both as an OR went through the (direction, channel, provider_id)
-    index on SQLite instead: every message the channel ever sent, on every claim.
-    """
-    now = bindparam("now", type_=_m.next_attempt_at.type)
-    due = [_m.status == status, _m.next_attempt_at <= now]
-    if status == "sending":
-        due.append(_m.lease_until < now)
-    stmt = (
-        select(
-            _m.id,
-            _m.channel,
-            _m.address,
-            _m.kind,
-            _m.text,
-            _m.payload,
-            _m.attempts,
-            _m.next_attempt_at,
-            _m.priority,
-        )
-        .where(_m.direction == "out", _m.channel == bindparam("channel"), *due)
-        # The order of the (status, channel, priority, next_attempt_at, id) index: the claim
-        # reads the rows it takes, and stops at the limit.
-        .order_by(_m.priority, _m.next_attempt_at, _m.id)
-        .limit(bindparam("limit"))
-    )
-    return stmt.with_for_update(skip_locked=True) if skip_locked else stmt
-
-
-_CLAIM = {
-    (status, locked): _claim_query(status, locked)
-    for status in ("queued", "sending")
-    for locked in (False, True)
-}
-_LEASE = Prepared(
-    update(_messages)
-    .where(_m.id == bindparam("row_id"))
-    .values(
-        status="sending",
-        lease_until=bindparam("lease_until", type_=_m.lease_until.type),
-        attempts=bindparam("claimed_attempts"),
-    )
-)
-_SET_STATUS = Prepared(
-    update(_messages)
-    .where(_m.id == bindparam("row_id"))
-    .values(
-        status=bindparam("new_status"),
-        error=func.coalesce(bindparam("new_error", type_=_m.error.type), _m.error),
-        lease_until=None,
-    )
-)
-_BUDGET = select(_b.next_free_at).where(_b.key == bindparam("key"))
-_SET_BUDGET = (
-    update(_budgets)
-    .where(_b.key == bindparam("budget_key"))
-    .values(next_free_at=bindparam("next_free", type_=_b.next_free_at.type))
-)
-
-
-def _pacing_addresses_query(skip_locked: bool) -> Any:
-    stmt = (
-        select(_a.id, _a.value, _a.next_send_at, _a.last_inbound_at)
-        .where(
-            _a.channel == bindparam("channel"), _a.value.in_(bindparam("values", expanding=True))
-        )
-        .order_by(_a.id)  # every claimer locks in the same order: no deadlock
-    )
-    return stmt.with_for_update() if skip_locked else stmt
-
-
-_PACING_ADDRESSES = {False: _pacing_addresses_query(False), True: _pacing_addresses_query(True)}
-_SET_NEXT_SEND = Prepared(
-    update(_addresses)
-    .where(_a.id == bindparam("address_id"))
-    .values(next_send_at=bindparam("next_send", type_=_a.next_send_at.type))
-)
-
-
-def _owned_query(lock: bool) -> Any:
-    stmt = (
-        select(_m.id, _m.status, _m.attempts)
-        .where(_m.id.in_(bindparam("ids", expanding=True)))
-        .order_by(_m.id)  # one locking order for every dispatcher
-    )
-    return stmt.with_for_update() if lock else stmt
-
-
-_OWNED = {False: _owned_query(False), True: _owned_query(True)}
-#: A send the provider accepted. The guard repeats what :data:`_OWNED` found: a record that
-#: comes late never touches a row another dispatcher took over.
-_SENT = Prepared(
-    update(_messages)
-    .where(
-        _m.id == bindparam("row_id"),
-        _m.status == "sending",
-        _m.attempts == bindparam("claimed_attempts"),
-    )
-    .values(
-        status="sent",
-        sent_at=bindparam("sent_at", type_=_m.sent_at.type),
-        provider_id=bindparam("provider", type_=_m.provider_id.type),
-        segments=func.coalesce(bindparam("billed", type_=_m.segments.type), _m.segments),
-        error=None,
-        lease_until=None,
-    )
-)
 
 
 class Dispatcher:
@@ -368,8 +150,8 @@ class Dispatcher:
         busy: Collection[tuple[str, str]],
     ) -> list[Job]:
         params = {"now": now, "channel": channel, "limit": limit}
-        rows = conn.execute(_CLAIM["queued", self._skip_locked], params).all()
-        expired = conn.execute(_CLAIM["sending", self._skip_locked], params).all()
+        rows = conn.execute(outbox.CLAIM["queued", self._skip_locked], params).all()
+        expired = conn.execute(outbox.CLAIM["sending", self._skip_locked], params).all()
         if expired:
             rows = sorted([*rows, *expired], key=lambda r: (r.priority, r.next_attempt_at, r.id))[
                 :limit
@@ -435,18 +217,19 @@ class Dispatcher:
                 )
             jobs.append(job)
         if leased:
-            _LEASE.executemany(conn, leased)
+            outbox.LEASE.executemany(conn, leased)
         if settled:
-            _SET_STATUS.executemany(conn, settled)
+            outbox.SET_STATUS.executemany(conn, settled)
         if pacing is not None and budget is not None and budget.next_free_at != budget.loaded:
-            conn.execute(_SET_BUDGET, {"budget_key": pacing.key, "next_free": budget.next_free_at})
+            next_free = {"budget_key": pacing.key, "next_free": budget.next_free_at}
+            conn.execute(outbox.SET_BUDGET, next_free)
         moved = [
             {"address_id": a.id, "next_send": a.next_send_at}
             for a in addresses.values()
             if a.next_send_at != a.loaded_next_send_at
         ]
         if moved:
-            _SET_NEXT_SEND.executemany(conn, moved)
+            outbox.SET_NEXT_SEND.executemany(conn, moved)
         return jobs
 
     def _take_turn(
@@ -486,7 +269,7 @@ class Dispatcher:
     def _budget(self, s: Session, conn: Connection, pacing: Pacing, now: datetime) -> _Budget:
         """The sender's budget, its row locked until the claim commits (PostgreSQL; SQLite's
         claim holds the only write lock anyway)."""
-        stmt = _BUDGET.with_for_update() if self._skip_locked else _BUDGET
+        stmt = outbox.BUDGET.with_for_update() if self._skip_locked else outbox.BUDGET
         found = conn.execute(stmt, {"key": pacing.key}).scalar_one_or_none()
         if found is None:
             repo.init_send_budget(s, pacing.key, now)
@@ -496,7 +279,7 @@ class Dispatcher:
     def _addresses(
         self, conn: Connection, channel: str, values: set[str | None]
     ) -> dict[str, _AddressRow]:
-        query = _PACING_ADDRESSES[self._skip_locked]
+        query = outbox.PACING_ADDRESSES[self._skip_locked]
         found = conn.execute(query, {"channel": channel, "values": [v for v in values if v]})
         return {
             row.value: _AddressRow(row.id, row.next_send_at, row.last_inbound_at, row.next_send_at)
@@ -534,7 +317,7 @@ class Dispatcher:
         async with self._pipeline() as pipeline:
             while not stop.is_set():
                 if pipeline.in_flight >= refill_below:
-                    await _first(stop.wait(), pipeline.room(refill_below))
+                    await first(stop.wait(), pipeline.room(refill_below))
                     continue
                 # Cleared before the claim looks: a commit or a record after it wakes us.
                 wake.clear()
@@ -544,7 +327,7 @@ class Dispatcher:
                 except Exception:
                     # The database went away for a moment: wait, then carry on; never die.
                     log.exception("dispatcher claim failed; retrying")
-                    await _first(stop.wait(), timeout=idle_poll)
+                    await first(stop.wait(), timeout=idle_poll)
                     continue
                 if jobs:
                     pipeline.start(jobs)
@@ -558,12 +341,12 @@ class Dispatcher:
                 if self._skipped_busy:
                     # Due messages wait for their address's earlier ones to be recorded.
                     waits.append(pipeline.recorded.wait())
-                await _first(*waits, timeout=wait)
+                await first(*waits, timeout=wait)
             await pipeline.drain()
 
     @contextlib.asynccontextmanager
-    async def _pipeline(self) -> AsyncIterator[_Pipeline]:
-        pipeline = _Pipeline(self)
+    async def _pipeline(self) -> AsyncIterator[Pipeline]:
+        pipeline = Pipeline(self.send, self.record, self._settings, on_sqlite=self._on_sqlite)
         try:
             yield pipeline
         finally:
@@ -582,13 +365,13 @@ class Dispatcher:
             ids = [outcome.job.id for outcome in outcomes]
             current = {
                 row.id: (row.status, row.attempts)
-                for row in conn.execute(_OWNED[self._skip_locked], {"ids": ids})
+                for row in conn.execute(outbox.OWNED[self._skip_locked], {"ids": ids})
             }
             # Our lease ran out and another dispatcher took the row over: not ours to record.
             mine = [o for o in outcomes if current.get(o.job.id) == ("sending", o.job.attempts)]
             plain = [o for o in mine if o.receipt is not None and o.receipt.template is None]
             if plain:
-                _SENT.executemany(
+                outbox.SENT.executemany(
                     conn,
                     [
                         {
@@ -719,249 +502,6 @@ class Dispatcher:
         else:
             # Opted out at the carrier, or blocked the bot: nothing more may go there.
             address.opted_out_at = address.opted_out_at or now
-
-
-class _Pipeline:
-    """One run of a dispatcher: its transactions, ``concurrency`` senders working through
-    the claimed messages (one citizen's in order), and the outcomes waiting for their group's
-    transaction."""
-
-    #: Waits between tries of a group's record that failed (the database went away).
-    RETRIES: Final = (0.05, 0.25, 1.0)
-
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._dispatcher = dispatcher
-        self._settings = dispatcher._settings
-        self._loop = asyncio.get_running_loop()
-        # Claims and records run one at a time, never queueing for each other's write lock
-        # in SQLite's sleeping busy handler. PostgreSQL's round trips go to a thread of their
-        # own, so that sends go on meanwhile. SQLite runs in this process, a statement in
-        # microseconds: on the event loop it saves the two threads' fight for the GIL
-        # (18% more messages a second, docs/performance.md). The loop then waits only when
-        # another process holds the write lock (at most busy_timeout, 5 s: well within the
-        # send timeouts), and the sends would soon wait for their records then anyway.
-        self._db: ThreadPoolExecutor | None = None
-        if not dispatcher._on_sqlite:
-            self._db = ThreadPoolExecutor(1, thread_name_prefix="voxpop-dispatch-db")
-        #: Claimed and not yet sent (also those waiting for their pacing).
-        self.in_flight = 0
-        self._room = asyncio.Event()
-        self._room_below = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        #: Addresses with messages claimed, sent or being sent and not yet recorded.
-        self._owned: dict[tuple[str, str], int] = {}
-        #: One citizen's messages each, in order, due now; and those due later.
-        self._due: asyncio.Queue[tuple[list[Job], float]] = asyncio.Queue()
-        self._later: set[asyncio.TimerHandle] = set()
-        #: Finished outcomes waiting for their group, one list per citizen.
-        self._finished: list[list[Outcome]] = []
-        self._waiting = 0
-        self._ready = asyncio.Event()
-        self._full = asyncio.Event()
-        #: Set after each group's transaction.
-        self.recorded = asyncio.Event()
-        self._recording = False
-        #: Finished outcomes not yet committed, and how many there may be before sends wait.
-        self._unrecorded = 0
-        self._most_unrecorded = 2 * self._settings.record_group
-        self._closing = False
-        self._recorder = asyncio.ensure_future(self._record_groups())
-        self._senders = [
-            asyncio.ensure_future(self._sender()) for _ in range(self._settings.concurrency)
-        ]
-
-    async def in_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn``, a transaction: on the database thread, or here on SQLite."""
-        if self._db is None:
-            return fn(*args, **kwargs)
-        return await self._loop.run_in_executor(self._db, lambda: fn(*args, **kwargs))
-
-    def busy(self) -> frozenset[tuple[str, str]]:
-        return frozenset(self._owned)
-
-    async def room(self, below: int) -> None:
-        """Until fewer than ``below`` claimed messages are left to send."""
-        while self.in_flight >= below:
-            self._room.clear()
-            self._room_below = below
-            await self._room.wait()
-
-    def start(self, jobs: list[Job]) -> None:
-        """Send ``jobs``: one citizen's one after the other (an intro before its first
-        question), different citizens' in parallel, each when its pacing lets it go."""
-        claimed = time.monotonic()
-        queues: dict[tuple[str, str], list[Job]] = {}
-        for job in sorted(jobs, key=lambda j: j.id):
-            queues.setdefault((job.channel, job.address), []).append(job)
-        for key, queue in queues.items():
-            self._owned[key] = self._owned.get(key, 0) + len(queue)
-            self.in_flight += len(queue)
-            self._idle.clear()
-            self._when_due(queue, claimed)
-
-    def _when_due(self, queue: list[Job], claimed: float) -> None:
-        """Hand ``queue`` to a sender when its first message's turn has come; no sender
-        waits for a turn meanwhile."""
-        wait = queue[0].delay - (time.monotonic() - claimed)
-        if wait <= 0:
-            self._due.put_nowait((queue, claimed))
-            return
-
-        def due() -> None:
-            self._later.discard(timer)
-            self._due.put_nowait((queue, claimed))
-
-        timer = self._loop.call_later(wait, due)
-        self._later.add(timer)
-
-    async def _sender(self) -> None:
-        while True:
-            queue, claimed = await self._due.get()
-            await self._in_order(queue, claimed)
-
-    async def _in_order(self, queue: list[Job], claimed: float) -> None:
-        send = self._dispatcher.send
-        outcomes: list[Outcome] = []
-        rest: list[Job] = []
-        try:
-            for index, job in enumerate(queue):
-                if index and job.delay - (time.monotonic() - claimed) > 0:
-                    rest = queue[index:]  # the next one's turn is later: free this sender
-                    self._when_due(rest, claimed)
-                    break
-                if self._unrecorded >= self._most_unrecorded:
-                    # The database lags: what a kill could resend stays bounded.
-                    await self._recorded_some()
-                outcome = await send(job)
-                outcomes.append(outcome)
-                self._sent(1)
-                if outcome.error is not None:
-                    later = queue[index + 1 :]
-                    outcomes += [Outcome(job, deferred=True) for job in later]
-                    self._sent(len(later))
-                    break
-        finally:
-            # Finished outcomes join the next group; a send cancelled by close() leaves its
-            # row to the lease, like a dispatcher killed mid-send.
-            if outcomes:
-                self._finish(outcomes)
-            if not rest:
-                self._release(queue[len(outcomes) :])
-
-    async def _recorded_some(self) -> None:
-        while self._unrecorded >= self._most_unrecorded:
-            self._full.set()  # no point waiting for the interval
-            self.recorded.clear()
-            await self.recorded.wait()
-
-    def _sent(self, count: int) -> None:
-        self.in_flight -= count
-        if self.in_flight < self._room_below:
-            self._room.set()
-        if self.in_flight <= 0:
-            self._idle.set()
-
-    def _finish(self, outcomes: list[Outcome]) -> None:
-        self._finished.append(outcomes)
-        self._waiting += len(outcomes)
-        self._unrecorded += len(outcomes)
-        self._ready.set()
-        if self._waiting >= self._settings.record_group:
-            self._full.set()
-
-    def _release(self, jobs: list[Job]) -> None:
-        for job in jobs:
-            key = (job.channel, job.address)
-            left = self._owned.get(key, 0) - 1
-            if left > 0:
-                self._owned[key] = left
-            else:
-                self._owned.pop(key, None)
-
-    async def _record_groups(self) -> None:
-        """Record what has finished, every ``record_interval`` or ``record_group``."""
-        interval = self._settings.record_interval.total_seconds()
-        while True:
-            await self._ready.wait()
-            if self._waiting < self._settings.record_group and not self._closing:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(interval):
-                        await self._full.wait()
-            group, self._finished, self._waiting = self._finished, [], 0
-            self._ready.clear()
-            self._full.clear()
-            self._recording = True
-            try:
-                await self._record(group)
-            finally:
-                self._recording = False
-            for outcomes in group:
-                self._release([outcome.job for outcome in outcomes])
-                self._unrecorded -= len(outcomes)
-            self.recorded.set()
-
-    async def _record(self, group: list[list[Outcome]]) -> None:
-        """One transaction for the group; if the database refuses it, a few more tries, then
-        each citizen's outcomes apart, so that one bad outcome cannot hold back the rest.
-        What still fails is left ``sending``: sent again once its lease runs out."""
-        record = self._dispatcher.record
-        flat = [outcome for outcomes in group for outcome in outcomes]
-        for wait in (*self.RETRIES, None):
-            try:
-                await self.in_db(record, flat)
-                return
-            except Exception:
-                log.exception("recording %d outcomes failed", len(flat))
-                if wait is None:
-                    break
-                await asyncio.sleep(wait)
-        for outcomes in group:
-            try:
-                await self.in_db(record, outcomes)
-            except Exception:
-                log.exception("recording %d outcomes failed; left to the lease", len(outcomes))
-
-    async def drain(self) -> None:
-        """Until every claimed message is sent and every outcome recorded."""
-        await self._idle.wait()
-        await self._flush()
-
-    async def _flush(self) -> None:
-        while (self._finished or self._recording) and not self._recorder.done():
-            self._full.set()
-            self.recorded.clear()
-            await self.recorded.wait()
-
-    async def close(self) -> None:
-        """Stop: sends still under way are cancelled and messages not yet sent dropped
-        (their rows wait for the lease); what has finished is recorded."""
-        self._closing = True
-        for sender in self._senders:
-            sender.cancel()
-        await asyncio.gather(*self._senders, return_exceptions=True)
-        for timer in self._later:
-            timer.cancel()
-        self._later.clear()
-        try:
-            if not self._recorder.done():
-                await self._flush()
-        finally:
-            self._recorder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recorder
-            if self._db is not None:
-                self._db.shutdown(wait=True)
-
-
-async def _first(*waits: Awaitable[Any], timeout: float | None = None) -> None:
-    """Until the first of ``waits`` is done, or ``timeout``."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 def _with(job: Job, **changes: Any) -> Job:

@@ -1,5 +1,5 @@
 """The real senders for the configured channels, as the dispatcher's :data:`Deliver` functions,
-and each channel's :class:`~bot.dispatch.Pacing` from the config.
+and each channel's :class:`~bot.sending.Pacing` from the config.
 
 An outbox row is rendered for its channel here, at send time, so a change in rendering rules
 applies to messages still waiting. Rendering is pure and does not depend on the address, so
@@ -24,8 +24,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config, find_template
-from bot.dispatch import Clock, Deliver, Dispatcher, DispatchSettings, Job, Pacing
+from bot.dispatch import Dispatcher
 from bot.messages import Address, Option, OutboundMessage
+from bot.sending import Clock, Deliver, DispatchSettings, Job, Pacing
 from bot.service import utc_now
 from channels import errors, sms, telegram, whatsapp
 from channels.base import Lifecycle, Rendered, SendReceipt

@@ -16,13 +16,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.dispatch import _CLAIM, Dispatcher, DispatchSettings, Job, Outcome, Pacing
+from bot.dispatch import Dispatcher
+from bot.sending import DispatchSettings, Job, Outcome, Pacing
 from channels import errors
 from channels.base import SendReceipt
 from storage import repo
 from storage.db import make_engine, transaction
 from storage.migrate import upgrade
 from storage.models import Address, Message, StatusReport
+from storage.outbox import CLAIM
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -638,9 +640,9 @@ def test_sends_wait_while_too_many_outcomes_wait_for_the_database(
 def test_a_group_the_database_refuses_is_recorded_citizen_by_citizen(
     db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot import dispatch
+    from bot import dispatch_pipeline
 
-    monkeypatch.setattr(dispatch._Pipeline, "RETRIES", (0.0,))
+    monkeypatch.setattr(dispatch_pipeline.Pipeline, "RETRIES", (0.0,))
     clock = Clock()
     for n in range(6):
         _queue(db, f"m{n}", address=f"+3247000{n:04d}")
@@ -691,7 +693,7 @@ def test_on_sqlite_a_claim_reads_due_rows_in_order_without_sorting_them(tmp_path
     try:
         with engine.connect() as conn:
             for status in ("queued", "sending"):
-                sql = str(_CLAIM[status, False].compile(engine))
+                sql = str(CLAIM[status, False].compile(engine))
                 plan = " / ".join(
                     str(row[-1])
                     for row in conn.exec_driver_sql(

@@ -25,8 +25,9 @@ from bot.config import (
     TwilioConfig,
     WhatsAppTemplate,
 )
-from bot.dispatch import Dispatcher, DispatcherThread, DispatchSettings
+from bot.dispatch import Dispatcher, DispatcherThread
 from bot.messages import Address
+from bot.sending import DispatchSettings
 from bot.service import Service, read_survey_sources
 from bot.transports import Transports, dispatch_forever, pacing
 from bot.web import create_app
