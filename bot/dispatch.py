@@ -5,8 +5,8 @@ with ``lease_until``; a dispatcher killed mid-send leaves the row ``sending`` an
 dispatcher reclaims it once the lease has expired. On PostgreSQL several dispatchers claim
 with ``FOR UPDATE SKIP LOCKED``; on SQLite ``BEGIN IMMEDIATE`` makes claiming one at a time.
 
-Pacing (:class:`~bot.sending.Pacing`, per channel) holds for all dispatchers together, because it lives in
-the database and is taken inside the claim's transaction: a sender's budget
+Pacing (:class:`~bot.sending.Pacing`, per channel) holds for all dispatchers together,
+because it lives in the database and is taken inside the claim's transaction: a sender's budget
 (``send_budgets``: the earliest time its next message may leave, a GCRA meter counting SMS
 segments) and a per-address gap (``addresses.next_send_at``: Telegram's one message a second
 per chat). A claim takes only what may leave within ``horizon``, each job with the delay to

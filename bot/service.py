@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot import conversation as conv
 from bot import engine
+from bot.catalog import CATALOG_SETTING, LoadedSurvey, SurveyCatalog
 from bot.engine import Finish, Record, Say, SessionState, session_status
 from bot.i18n import N_, t
 from bot.messages import Address, InboundMessage, OutboundMessage
@@ -37,26 +37,13 @@ from storage import repo
 from storage.contacts import DECLINED_PREFIX, record_consent
 from storage.db import transaction
 from storage.models import Address as AddressRow
-from storage.models import AnswerRow, Contact, Message, SessionRow, Setting, SurveyRow
-from surveys.loader import SurveyError, clashes, parse_survey
+from storage.models import AnswerRow, Contact, Message, SessionRow, SurveyRow
 from surveys.model import Survey
-from surveys.text import normalize
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 PSEUDONYM_SETTING = "pseudonym_key"
-#: Changed whenever staff close a survey, so every process re-reads its closing time.
-CATALOG_SETTING = "catalog_changed"
-#: How long a process trusts its survey catalog before checking for another process's loads
-#: or closings (its own take effect at once).
-CATALOG_RECHECK = 1.0
-_CATALOG_MARK = select(
-    func.count(SurveyRow.id),
-    func.max(SurveyRow.id),
-    func.max(SurveyRow.loaded_at),
-    select(Setting.value).where(Setting.key == CATALOG_SETTING).scalar_subquery(),
-)
 #: Tries of one inbound message that lost a race with the same citizen's other message.
 CONCURRENT_TRIES = 3
 #: Outbox kinds besides "reply"/"push" that the dispatcher carries out for Telegram buttons:
@@ -126,15 +113,6 @@ class _Handled:
     notify: bool
 
 
-@dataclass(frozen=True)
-class LoadedSurvey:
-    survey: Survey
-    version: int
-    #: "new" (a new version), "unchanged" (already current), or "restored" (an earlier
-    #: version made current again because the file went back to its text).
-    outcome: str
-
-
 class Service:
     """Voxpop's use cases over one database. Build once per process: it caches surveys."""
 
@@ -154,10 +132,7 @@ class Service:
         self._default_language = default_language
         self._pseudonym_key = pseudonym_key.encode() if pseudonym_key else b""
         # Surveys are parsed once per stored version (row id) and kept for the process.
-        self._surveys: dict[int, Survey] = {}
-        self._keywords: dict[str, tuple[Survey, int]] = {}
-        self._catalog_mark: tuple[int, int, datetime | None, str | None] | None = None
-        self._catalog_checked = 0.0
+        self._catalog = SurveyCatalog()
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -488,7 +463,7 @@ class Service:
         with transaction(self._sessions) as s:
             now = self._clock()
             contact, addr, _ = repo.find_or_create_contact(s, address.channel, address.value, now)
-            survey = self._survey_by_slug(s, slug)
+            survey = self._catalog.current(s, slug)
             invited = self.invite(s, contact, addr, survey, now, simulated=simulated)
             return invited.outgoing
 
@@ -546,7 +521,7 @@ class Service:
     ) -> tuple[Outgoing, ...]:
         """A reminder line, then the session's current question again, as a push whose first
         message may go as a WhatsApp template (it opens a conversation like an invitation)."""
-        survey = self._survey_row(s, session.survey_id)
+        survey = self._catalog.version(s, session.survey_id)
         state = SessionState.from_json(session.state)
         step = engine.resume(survey, state, engine.Repeat(), now)
         says = tuple(replace(say, kind="push") for say in step.says)
@@ -590,7 +565,7 @@ class Service:
             ).all()
             rows = {row.id: row for row in (*idle_rows, *closed_rows)}
             for row in rows.values():
-                survey = self._survey_row(s, row.survey_id)
+                survey = self._catalog.version(s, row.survey_id)
                 state = SessionState.from_json(row.state)
                 step = engine.resume(survey, state, engine.Timeout(), now)
                 row.state, row.status, row.updated_at = step.state.to_json(), "abandoned", now
@@ -600,8 +575,8 @@ class Service:
 
     def survey(self, s: Session, slug: str) -> Survey:
         """The current version of a loaded survey; :class:`LookupError` if none."""
-        self._keyword_map(s, fresh=True)  # another process may have loaded or closed it
-        return self._survey_by_slug(s, slug)
+        self._catalog.keywords(s, fresh=True)  # another process may have loaded or closed it
+        return self._catalog.current(s, slug)
 
     def close_survey(self, slug: str, at: datetime, actor: str = "staff") -> int:
         """Close every version of ``slug`` at ``at`` (now, or later): from then on nobody is
@@ -615,16 +590,16 @@ class Service:
                 row.closes_at = at
             repo.set_setting(s, CATALOG_SETTING, f"{now.isoformat()} {secrets.token_hex(4)}")
             repo.audit(s, actor, "survey_close", slug, {"at": at.isoformat()}, now)
-        self._catalog_mark = None
+        self._catalog.changed()
         return len(rows)
 
     def survey_of(self, s: Session, session: SessionRow) -> Survey:
         """The survey version a session answers."""
-        return self._survey_row(s, session.survey_id)
+        return self._catalog.version(s, session.survey_id)
 
     def survey_slug_of(self, s: Session, session: SessionRow) -> str:
         """The survey id a session answers (whatever its version)."""
-        return self._survey_row(s, session.survey_id).id
+        return self._catalog.version(s, session.survey_id).id
 
     def _mark_invitation(self, s: Session, message_id: int, survey: Survey, language: str) -> None:
         row = s.get(Message, message_id)
@@ -650,13 +625,13 @@ class Service:
         opted_out: bool,
         now: datetime,
     ) -> conv.Context:
-        keywords = self._keyword_map(s)
+        keywords = self._catalog.keywords(s)
         active: conv.SessionView | None = None
         previous: dict[str, conv.SessionView] = {}
         for row in reversed(sessions):  # newest first
             # The row's status is the truth (erasure or expiry may end a session elsewhere).
             state = replace(SessionState.from_json(row.state), status=session_status(row.status))
-            view = conv.SessionView(row.id, self._survey_row(s, row.survey_id), state)
+            view = conv.SessionView(row.id, self._catalog.version(s, row.survey_id), state)
             if row.status == "active":
                 active = view
             else:
@@ -770,7 +745,7 @@ class Service:
             session_id = repo.insert_session(
                 s,
                 contact_id=contact.id,
-                survey_id=self._keyword_row_id(s, effect.survey),
+                survey_id=self._catalog.row_id_of(s, effect.survey),
                 respondent=self.pseudonym(s, contact.id),
                 channel=address.channel,
                 language=state.language,
@@ -876,102 +851,16 @@ class Service:
 
         The caller validates first; this raises :class:`surveys.loader.SurveyError` otherwise.
         """
-        named = list(sources)
-        parsed = [(parse_survey(text, name), text) for name, text in named]
-        loaded: list[LoadedSurvey] = []
         with transaction(self._sessions) as s:
-            now = self._clock()
-            batch = {survey.id for survey, _ in parsed}
-            taken = {
-                normalize(word): row.slug
-                for row in repo.latest_surveys(s)
-                if row.slug not in batch
-                for word in row.keywords
-            }
-            entries = [
-                (sv, name, text) for (sv, text), (name, _) in zip(parsed, named, strict=True)
-            ]
-            problems = clashes(entries, taken)
-            if problems:
-                raise SurveyError(problems)
-            for survey, text in parsed:
-                before = repo.latest_survey(s, survey.id)
-                row, created = repo.store_survey_version(
-                    s,
-                    slug=survey.id,
-                    digest=survey.digest,
-                    source=text,
-                    title=dict(survey.title),
-                    keywords=list(survey.keywords),
-                    closes_at=survey.closes_at,
-                    now=now,
-                )
-                outcome = "new" if created else "unchanged"
-                if not created and before is not None and before.id != row.id:
-                    outcome = "restored"
-                if outcome != "unchanged":
-                    details = {"version": row.version, "outcome": outcome}
-                    repo.audit(s, "staff", "survey_load", survey.id, details, now)
-                loaded.append(LoadedSurvey(survey, row.version, outcome))
-        self._catalog_mark = None
-        return loaded
+            return self._catalog.store(s, sources, self._clock())
 
     def survey_rows(self) -> list[tuple[SurveyRow, Survey, int, int]]:
         """Current version of each survey, its responses, and the simulator's test runs."""
         with transaction(self._sessions, read_only=True) as s:
             return [
-                (row, self._survey_row(s, row.id), *repo.count_by_origin(s, row.slug))
+                (row, self._catalog.version(s, row.id), *repo.count_by_origin(s, row.slug))
                 for row in repo.latest_surveys(s)
             ]
-
-    def _survey_row(self, s: Session, row_id: int) -> Survey:
-        survey = self._surveys.get(row_id)
-        if survey is None:
-            row = repo.survey_by_id(s, row_id)
-            if row is None:
-                raise LookupError(f"survey version {row_id} is not stored")
-            survey = parse_survey(row.source, f"{row.slug} v{row.version}")
-            if row.closes_at != survey.closes_at:
-                # Closed by staff (voxpop survey close): every version closes together.
-                survey = replace(survey, closes_at=row.closes_at)
-            self._surveys[row_id] = survey
-        return survey
-
-    def _keyword_map(self, s: Session, *, fresh: bool = False) -> dict[str, tuple[Survey, int]]:
-        # One cheap query tells whether another process loaded or closed a survey since we
-        # looked; at most once a second (CATALOG_RECHECK) unless ``fresh``: every message asks.
-        clock = time.monotonic()
-        recent = clock - self._catalog_checked < CATALOG_RECHECK
-        if self._catalog_mark is not None and recent and not fresh:
-            return self._keywords
-        mark = s.execute(_CATALOG_MARK).one()
-        self._catalog_checked = clock
-        key = (int(mark[0] or 0), int(mark[1] or 0), mark[2], mark[3])
-        if key != self._catalog_mark:
-            self._surveys.clear()  # closing times may have changed
-            keywords: dict[str, tuple[Survey, int]] = {}
-            for row in repo.latest_surveys(s):
-                survey = self._survey_row(s, row.id)
-                for word in survey.keywords:
-                    keywords[normalize(word)] = (survey, row.id)
-            self._keywords = keywords
-            self._catalog_mark = key
-        return self._keywords
-
-    def _keyword_row_id(self, s: Session, survey: Survey) -> int:
-        for known, row_id in self._keyword_map(s).values():
-            if known is survey:
-                return row_id
-        return self._slug_row(s, survey.id).id
-
-    def _slug_row(self, s: Session, slug: str) -> SurveyRow:
-        row = next((r for r in repo.latest_surveys(s) if r.slug == slug), None)
-        if row is None:
-            raise LookupError(f"no survey {slug!r} is loaded (try: voxpop survey load FILE)")
-        return row
-
-    def _survey_by_slug(self, s: Session, slug: str) -> Survey:
-        return self._survey_row(s, self._slug_row(s, slug).id)
 
     # --- results ----------------------------------------------------------------------------
 
@@ -980,7 +869,7 @@ class Service:
     ) -> Iterator[dict[str, Any]]:
         """One record per response, in the documented export shape (docs/results.md)."""
         with transaction(self._sessions, read_only=True) as s:
-            self._slug_row(s, slug)
+            self._catalog.current_row(s, slug)
             versions = {row.id: row.version for row in repo.all_versions(s, slug)}
             for row, answers in repo.iter_responses(
                 s, slug, include_partial=True, include_simulated=include_simulated
@@ -1011,7 +900,7 @@ class Service:
                 raise LookupError(f"no survey {slug!r} is loaded")
             ids: list[str] = []
             for row in reversed(rows):
-                for q in self._survey_row(s, row.id).questions:
+                for q in self._catalog.version(s, row.id).questions:
                     if q.id not in ids:
                         ids.append(q.id)
             return ids
