@@ -408,7 +408,14 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
     thread: DispatcherThread | None = None
     with runtime(config, on_outbox=lambda: thread.wake() if thread else None) as rt:
         if config.surveys.load:
-            for loaded in rt.service.load_surveys(read_survey_sources(config.surveys.load)):
+            paths = _survey_files(tuple(config.surveys.load))
+            try:
+                loaded_surveys = rt.service.load_surveys(read_survey_sources(paths))
+            except SurveyError as exc:
+                problems = "\n".join(str(problem) for problem in exc.problems)
+                message = f"[surveys] load: nothing was loaded\n{problems}"
+                raise click.ClickException(message) from None
+            for loaded in loaded_surveys:
                 click.echo(f"survey {loaded.survey.id} version {loaded.version}")
         bind_host = host or config.server.host
         bind_port = port or config.server.port
