@@ -26,11 +26,13 @@ from typing import IO
 from urllib.error import URLError
 from urllib.parse import parse_qsl
 
+from sqlalchemy import text
 from twilio.request_validator import RequestValidator
 
 from bot.config import Config, DatabaseConfig, DispatchConfig, TelegramConfig, TwilioConfig
 from bot.runtime import build_runtime
 from bot.service import read_survey_sources
+from storage.db import make_engine, with_schema
 from storage.migrate import upgrade
 from surveys.loader import EXAMPLES_DIR
 from tests.fakes.telegram_api import FakeTelegram
@@ -61,6 +63,37 @@ UNLIMITED = "1000000"
 def phone(i: int) -> str:
     """A distinct sender number per ``i``, in the +1 555 fiction range."""
     return f"+1555{i:07d}"
+
+
+#: The PostgreSQL server for ``--database postgresql``: as the tests find it.
+POSTGRES_URL = os.environ.get("VOXPOP_TEST_POSTGRES_URL") or (
+    "postgresql+psycopg://root@127.0.0.1:5432/test"
+)
+
+
+@contextlib.contextmanager
+def database(kind: str, directory: str) -> Iterator[str]:
+    """A fresh database URL: a SQLite file in ``directory``, or a throwaway PostgreSQL
+    schema (dropped afterwards); migrated, with the example surveys."""
+    if kind == "sqlite":
+        url = f"sqlite:///{directory}/bench.db"
+        prepare_db(url)
+        yield url
+        return
+    if kind != "postgresql":
+        raise ValueError(f"unknown database {kind!r}: sqlite or postgresql")
+    schema = f"voxpop_bench_{os.getpid()}"
+    admin = make_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = with_schema(POSTGRES_URL, schema)
+        prepare_db(url)
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def prepare_db(url: str) -> None:
