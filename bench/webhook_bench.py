@@ -18,6 +18,9 @@ A reference in the same run, the *floor*: other citizens' consultations posted t
 validator and runs the statements of a reply on the bare ``sqlite3`` driver, with no ORM and
 no engine. Its ratio to the no-op route is what any Python implementation of this webhook
 would at best reach on this server.
+
+``--database postgresql`` runs the same on a throwaway schema of the local PostgreSQL server
+(``$VOXPOP_TEST_POSTGRES_URL``, as the tests), without the floor, which speaks SQLite's driver.
 """
 
 from __future__ import annotations
