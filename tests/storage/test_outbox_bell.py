@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from storage import outbox_bell
 from storage.db import make_engine
-from storage.outbox_bell import bell, listen, pipe_path
+from storage.outbox_bell import CHANNEL, bell, listen, pipe_path
 
 
 def test_a_ring_from_another_engine_wakes_the_listener(engine: Engine, db_url: str) -> None:
@@ -74,3 +76,37 @@ def test_an_in_memory_database_has_no_bell() -> None:
             bell(engine)()
     finally:
         engine.dispose()
+
+
+def test_on_postgresql_a_listener_whose_connection_is_killed_listens_again(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(outbox_bell, "_RECONNECT", 0.1)
+    engine = make_engine(postgres_url)
+    heard = threading.Event()
+    try:
+        with listen(engine, heard.set):
+            ring = bell(engine)
+            deadline = time.monotonic() + 5
+            while not heard.is_set():  # until its LISTEN is in place
+                assert time.monotonic() < deadline, "the listener never heard a ring"
+                ring()
+                heard.wait(0.05)
+            with engine.begin() as conn:  # a failover, an idle timeout, an operator's kill
+                killed = conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE query = :listen AND pid <> pg_backend_pid()"
+                    ),
+                    {"listen": f"LISTEN {CHANNEL}"},
+                ).all()
+            assert killed, "no listening connection found"
+            heard.clear()
+            deadline = time.monotonic() + 5
+            while not heard.is_set():
+                assert time.monotonic() < deadline, "the listener did not come back"
+                ring()
+                heard.wait(0.05)
+    finally:
+        engine.dispose()
+    assert "listening for new messages failed" in caplog.text
