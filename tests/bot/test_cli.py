@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from sqlalchemy import func, inspect, select, text
 
 from bot.cli import main
@@ -566,19 +566,18 @@ def test_a_folder_without_consultation_files_is_an_error(
     assert voxpop(db_url, "survey", "list").stdout.startswith("no surveys loaded")
 
 
+def _serve_loading(db_url: str, load: str) -> Result:
+    """``voxpop serve`` with ``[surveys] load = [load]``; it must stop before serving."""
+    env = {"VOXPOP_DATABASE__URL": db_url, "VOXPOP_CONFIG": os.devnull}
+    env["VOXPOP_SURVEYS__LOAD"] = load
+    return CliRunner().invoke(main, ["serve", "--port", "1"], env=env)
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_serve_refuses_a_surveys_folder_without_consultation_files(
     db_url: str, tmp_path: Path
 ) -> None:
-    result = CliRunner().invoke(
-        main,
-        ["serve", "--port", "1"],
-        env={
-            "VOXPOP_DATABASE__URL": db_url,
-            "VOXPOP_CONFIG": os.devnull,
-            "VOXPOP_SURVEYS__LOAD": str(tmp_path),
-        },
-    )
+    result = _serve_loading(db_url, str(tmp_path))
     assert result.exit_code == 1
     assert f"{tmp_path}: no consultation files (*.toml) in this folder" in result.stderr
 
@@ -587,15 +586,7 @@ def test_serve_refuses_a_surveys_folder_without_consultation_files(
 def test_serve_refuses_a_broken_survey_file_with_the_reason(db_url: str, tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text('id = "x"\ntitle.en = \n', encoding="utf-8")
-    result = CliRunner().invoke(
-        main,
-        ["serve", "--port", "1"],
-        env={
-            "VOXPOP_DATABASE__URL": db_url,
-            "VOXPOP_CONFIG": os.devnull,
-            "VOXPOP_SURVEYS__LOAD": str(broken),
-        },
-    )
+    result = _serve_loading(db_url, str(broken))
     assert result.exit_code == 1
     assert "[surveys] load: nothing was loaded" in result.stderr
     assert f"{broken}:2" in result.stderr
