@@ -3,7 +3,7 @@ test moves, a service with the test surveys, and Pushes on both engines."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,16 @@ T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # 11:00 in Brussels
 
 
 class Clock:
+    """A clock the test moves by hand."""
+
     def __init__(self, now: datetime = T0) -> None:
         self.now = now
 
     def __call__(self) -> datetime:
         return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
 
 
 @pytest.fixture

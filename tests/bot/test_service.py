@@ -24,6 +24,7 @@ from storage import repo
 from storage.db import transaction
 from storage.models import Address as AddressRow
 from storage.models import AnswerRow, AuditEntry, Contact, Message, SessionRow, Setting, SurveyRow
+from tests.bot.conftest import Clock
 
 FIXED = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 PHONE = "+32470123456"
@@ -32,19 +33,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SURVEYS = [str(FIXTURES / "every-type.toml"), str(FIXTURES / "other.toml")]
 #: Provider ids are unique per test run; a redelivery reuses one on purpose.
 _provider_ids = itertools.count(1)
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime = FIXED) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 @dataclass
@@ -83,14 +71,8 @@ class Citizen:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(db: sessionmaker[Session], clock: Clock) -> Service:
-    svc = Service(db, clock=clock)
-    svc.load_surveys(read_survey_sources(SURVEYS))
-    return svc
+    # The module's own moment; the service (tests/bot/conftest.py) runs on this clock.
+    return Clock(FIXED)
 
 
 @pytest.fixture
