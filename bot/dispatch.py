@@ -269,7 +269,7 @@ class Dispatcher:
     def _budget(self, s: Session, conn: Connection, pacing: Pacing, now: datetime) -> _Budget:
         """The sender's budget, its row locked until the claim commits (PostgreSQL; SQLite's
         claim holds the only write lock anyway)."""
-        stmt = outbox.BUDGET.with_for_update() if self._skip_locked else outbox.BUDGET
+        stmt = outbox.BUDGET[self._skip_locked]
         found = conn.execute(stmt, {"key": pacing.key}).scalar_one_or_none()
         if found is None:
             repo.init_send_budget(s, pacing.key, now)

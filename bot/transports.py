@@ -27,16 +27,12 @@ from bot.config import Config, find_template
 from bot.dispatch import Dispatcher
 from bot.messages import Address, Option, OutboundMessage
 from bot.sending import Clock, Deliver, DispatchSettings, Job, Pacing
-from bot.service import utc_now
+from bot.service import CALLBACK_ANSWER, KEYBOARD_REMOVE, utc_now
 from channels import errors, sms, telegram, whatsapp
 from channels.base import Lifecycle, Rendered, SendReceipt
 from channels.telegram_send import TelegramSender
 from channels.twilio_send import TwilioSender
 from storage import outbox_bell
-
-#: Outbox kinds that are Telegram chores rather than messages.
-CALLBACK_ANSWER = "callback_answer"
-KEYBOARD_REMOVE = "keyboard_remove"
 
 
 def _options(payload: Any) -> tuple[Option, ...]:

@@ -93,7 +93,9 @@ SET_STATUS = Prepared(
         lease_until=None,
     )
 )
-BUDGET = select(_b.next_free_at).where(_b.key == bindparam("key"))
+_budget = select(_b.next_free_at).where(_b.key == bindparam("key"))
+#: The sender's budget; locked until the claim commits on PostgreSQL (``True``).
+BUDGET = {False: _budget, True: _budget.with_for_update()}
 SET_BUDGET = (
     update(_budgets)
     .where(_b.key == bindparam("budget_key"))
