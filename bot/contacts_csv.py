@@ -32,7 +32,8 @@ from phonenumbers import NumberParseException
 
 from bot.i18n import SUPPORTED_LANGUAGES
 from bot.messages import CHANNEL_NAMES
-from channels.addresses import address_problem
+from channels.addresses import address_problem, usable_number
+from safetext import clean_text
 
 __all__ = [
     "COLUMNS",
@@ -68,9 +69,6 @@ _TAG_SEPARATORS = re.compile(r"[;|]")
 _SCIENTIFIC = re.compile(r"^\d+(?:[.,]\d+)?[eE]\+?\d+$")
 #: A consent date this far ahead is a typo, not a promise.
 _FUTURE_SLACK = timedelta(days=1)
-#: NANP numbers reserved for fiction and examples (555-0100 to 555-0199): not "valid" to
-#: phonenumbers, but the project's test phones and examples use them.
-_FICTION = re.compile(r"\+1[2-9]\d{2}55501\d{2}")
 
 
 class ContactsFileError(Exception):
@@ -177,7 +175,8 @@ def _decoded(lines: Iterable[bytes], source: str) -> Iterator[str]:
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8) :]
         try:
-            yield raw.decode("utf-8")
+            # NUL and other control characters can be in a file; no database column takes them.
+            yield clean_text(raw.decode("utf-8"))
         except UnicodeDecodeError:
             raise ContactsFileError(
                 f"{source}:{number}: this is not UTF-8 text: save the file as "
@@ -385,8 +384,6 @@ def _phone(text: str, region: str) -> tuple[str, str | None]:
             "address: a spreadsheet turned this number into 3.2E+10 notation: format the "
             "column as text and export again"
         )
-    if _FICTION.fullmatch(re.sub(r"[\s().\-/]", "", text)):
-        return re.sub(r"[\s().\-/]", "", text), None
     hint = ""
     if not text.startswith(("+", "00")) and _valid("+" + re.sub(r"\D", "", text)):
         hint = " (it would be one with a '+' in front: did a spreadsheet drop it?)"
@@ -394,7 +391,7 @@ def _phone(text: str, region: str) -> tuple[str, str | None]:
         parsed = phonenumbers.parse(text, region or None)
     except NumberParseException as exc:
         return "", _parse_problem(exc, text, region) + hint
-    if not phonenumbers.is_valid_number(parsed):
+    if not usable_number(parsed):
         where = phonenumbers.region_code_for_number(parsed)
         in_region = f" in {where}" if where and where != "ZZ" else ""
         return "", f"address: not a valid phone number{in_region}{hint}"
@@ -403,7 +400,7 @@ def _phone(text: str, region: str) -> tuple[str, str | None]:
 
 def _valid(text: str) -> bool:
     try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(text, None))
+        return usable_number(phonenumbers.parse(text, None))
     except NumberParseException:
         return False
 

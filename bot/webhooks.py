@@ -33,7 +33,15 @@ from bot.config import Config
 from bot.messages import InboundMessage
 from bot.service import Clock, Service
 from channels import telegram_webhook, twilio_webhook
-from channels.base import BadRequest, ButtonPress, Ignored, Parsed, StatusUpdate, WebhookRequest
+from channels.base import (
+    BadRequest,
+    ButtonPress,
+    FormFields,
+    Ignored,
+    Parsed,
+    StatusUpdate,
+    WebhookRequest,
+)
 
 __all__ = ["TWIML_EMPTY", "Hook", "enabled_hooks", "webhooks_blueprint"]
 
@@ -180,9 +188,9 @@ def _signed_url(public_url: str) -> str:
     return f"{base}{request.path}" + (f"?{query}" if query else "")
 
 
-def _form(body: bytes) -> dict[str, str]:
-    # Blank values are kept: Twilio signs them too (an MMS has Body=).
-    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+def _form(body: bytes) -> FormFields:
+    # Blank values are kept, and every value of a repeated name: Twilio signs them all.
+    return FormFields(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 def _telegram_ok() -> Response:

@@ -1,9 +1,22 @@
-"""What a valid address looks like per channel, as a provider would deliver it.
+"""What a valid address is per channel, decided once for webhooks, the simulator, the terminal
+chat and contacts files alike.
 
->>> address_problem("sms", "+32470123456") is None
-True
->>> address_problem("sms", "0470123456")
+A phone address (SMS, WhatsApp) is a number in E.164 form that ``phonenumbers`` knows as a
+valid number of its country, or one of the NANP numbers kept for fiction and examples
+(555-0100 to 555-0199), which the test phone and the docs use. A WhatsApp user who hides
+their number behind a WhatsApp username reaches us as a business-scoped user id (BSUID):
+two capital letters (their country), a dot, and up to 128 letters and digits, sometimes with
+``ENT.`` between; Twilio writes it as ``whatsapp:US.13491208655302741918``. On Telegram an
+address is a numeric chat id.
+
+>>> address_problem("sms", "+32470123456") is None, address_problem("sms", "+15555550100")
+(True, None)
+>>> address_problem("sms", "+123456")
 'use a phone number in international format, like +15555550100'
+>>> address_problem("whatsapp", "US.13491208655302741918") is None
+True
+>>> address_problem("sms", "US.13491208655302741918") is not None
+True
 """
 
 from __future__ import annotations
@@ -11,17 +24,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-# E.164 numbers for SMS and WhatsApp; numeric chat ids (negative for groups) on Telegram.
-_PATTERNS: Mapping[str, re.Pattern[str]] = {
-    "sms": re.compile(r"\+[1-9][0-9]{5,14}"),
-    "whatsapp": re.compile(r"\+[1-9][0-9]{5,14}"),
-    "telegram": re.compile(r"-?[1-9][0-9]{0,19}"),
-}
-_HINTS: Mapping[str, str] = {
-    "sms": "a phone number in international format, like +15555550100",
-    "whatsapp": "a phone number in international format, like +15555550100",
-    "telegram": "a numeric chat id, like 100000",
-}
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumber
+
+__all__ = ["TEST_ADDRESSES", "address_problem", "usable_number"]
+
+#: E.164: a plus, a country code and at most 15 digits in all (what parsing needs to see).
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+#: NANP numbers reserved for fiction and examples: not "valid" to phonenumbers.
+_FICTION = re.compile(r"\+1[2-9][0-9]{2}55501[0-9]{2}")
+#: A WhatsApp business-scoped user id, as Meta documents it.
+_WHATSAPP_USER_ID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
+#: Telegram chat ids: numeric, negative for groups, within a signed 64-bit integer.
+_TELEGRAM_CHAT = re.compile(r"-?[1-9][0-9]{0,18}")
+_E164_FORMAT = phonenumbers.PhoneNumberFormat.E164
+_PHONE_HINT = "use a phone number in international format, like +15555550100"
 #: The staff's test phone per channel: numbers in the 555 fiction range, a made-up chat id.
 TEST_ADDRESSES: Mapping[str, str] = {
     "sms": "+15555550100",
@@ -30,9 +47,34 @@ TEST_ADDRESSES: Mapping[str, str] = {
 }
 
 
+def usable_number(number: PhoneNumber) -> bool:
+    """Whether a parsed phone number is one Voxpop may text: valid for its country, or in
+    the fiction range. The one rule for every way a number comes in."""
+    if phonenumbers.is_valid_number(number):
+        return True
+    return bool(_FICTION.fullmatch(phonenumbers.format_number(number, _E164_FORMAT)))
+
+
 def address_problem(channel: str, value: str) -> str | None:
-    """``None`` when ``value`` is a valid address on ``channel``, else how to write one."""
-    pattern = _PATTERNS.get(channel)
-    if pattern is None:
+    """``None`` when ``value`` is a valid address on ``channel``, else what is wrong and how
+    to write one (never repeating the value: it is personal data)."""
+    if channel == "telegram":
+        if _TELEGRAM_CHAT.fullmatch(value):
+            return None
+        return "use a numeric chat id, like 100000"
+    if channel not in ("sms", "whatsapp"):
         return f"unknown channel {channel!r}"
-    return None if pattern.fullmatch(value) else f"use {_HINTS[channel]}"
+    if channel == "whatsapp" and _WHATSAPP_USER_ID.fullmatch(value):
+        return None
+    return None if _is_phone(value) else _PHONE_HINT
+
+
+def _is_phone(value: str) -> bool:
+    if not _E164.fullmatch(value):
+        return False
+    try:
+        number = phonenumbers.parse(value, None)
+    except NumberParseException:
+        return False
+    # The E.164 form must be the value itself: one number, one way of writing it.
+    return usable_number(number) and phonenumbers.format_number(number, _E164_FORMAT) == value

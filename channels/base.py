@@ -7,7 +7,7 @@ Sending, webhook verification and parsing join this contract with the real provi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -51,6 +51,35 @@ class Renderer(Protocol):
     def render(self, message: OutboundMessage) -> Rendered: ...
 
 
+class FormFields(Mapping[str, str]):
+    """The fields of a form body in their order, a name possibly more than once. As a mapping
+    a name gives its first value; :meth:`getlist` gives them all, which is what Twilio signs
+    (its SDK's validator reads ``getlist``).
+
+    >>> form = FormFields([("To", "+1"), ("MediaUrl", "a"), ("MediaUrl", "b")])
+    >>> form["MediaUrl"], form.getlist("MediaUrl"), len(form)
+    ('a', ['a', 'b'], 2)
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in pairs:
+            self._values.setdefault(name, []).append(value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name][0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def getlist(self, name: str) -> list[str]:
+        """Every value given for ``name``, in order (none: an empty list)."""
+        return list(self._values.get(name, ()))
+
+
 @dataclass(frozen=True)
 class WebhookRequest:
     """A provider's HTTP request, framework-free, so channels stay testable without Flask."""
@@ -61,7 +90,8 @@ class WebhookRequest:
     #: Header names in lower case.
     headers: Mapping[str, str]
     body: bytes
-    #: The form fields of an ``application/x-www-form-urlencoded`` body, else empty.
+    #: The form fields of an ``application/x-www-form-urlencoded`` body, else empty; a
+    #: :class:`FormFields` keeps every value of a repeated name.
     form: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from enum import Enum
 import re
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,7 @@ from telegram import CallbackQuery, Message, Update
 from telegram.constants import ChatType
 
 from bot.messages import Address, InboundMessage
+from channels.addresses import address_problem
 from channels.base import BadRequest, ButtonPress, Ignored, Parsed, WebhookRequest
 
 __all__ = ["KEY_PREFIX", "SECRET_HEADER", "name", "parse", "text_of", "verify"]
@@ -47,6 +49,10 @@ SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 - a header name
 KEY_PREFIX = "k:"
 #: ``/command`` or ``/command@BotName``, then optional arguments.
 _COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]+)?(?:\s+(.*))?", re.DOTALL)
+#: What a field name looks like in Telegram's API; anything else is not named in logs.
+_FIELD = re.compile(r"[a-z][a-z_]{0,40}")
+#: Fields of an unreadable object tried one by one to name the broken one.
+_MAX_FIELDS = 64
 #: Content a citizen sends on purpose but Voxpop cannot read; the first match names it.
 #: An animation also carries ``document``, and a venue ``location``: they come first.
 _ATTACHMENTS = (
@@ -78,20 +84,78 @@ def verify(request: WebhookRequest, secret: str) -> bool:
 
 
 def parse(request: WebhookRequest, now: datetime) -> list[Parsed]:
-    """What the update carries: at most one item. Raises :class:`BadRequest` on input that
-    is not a Telegram update."""
+    """What the update carries: at most one item.
+
+    Raises :class:`BadRequest` (a 4xx) only for input that is not a Telegram update at all:
+    not a JSON object with an integer ``update_id``. An update Voxpop cannot use (a field of
+    the wrong type, a date out of range, anything python-telegram-bot cannot read) is
+    :class:`Ignored` with the reason, naming the field but never its content: Telegram
+    delivers an update again and again until it gets a 2xx.
+    """
     try:
         data = json.loads(request.body)
-    except ValueError:  # also UnicodeDecodeError
+    except RecursionError:
+        raise BadRequest("the body is not JSON that can be read: nested too deeply") from None
+    except ValueError:  # also UnicodeDecodeError, and integers too long to read
         raise BadRequest("the body is not JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+    if not isinstance(data, dict) or not _is_int(data.get("update_id")):
         raise BadRequest("not a Telegram update: no integer update_id")
+    update_id = str(data["update_id"])
     try:
         update = Update.de_json(data, None)
-    except (TypeError, KeyError, ValueError, AttributeError):
-        # The exception text may quote the payload; the reason stays generic.
-        raise BadRequest("not a Telegram update: a field is missing or malformed") from None
-    return [_parse_update(update, data, now)]
+    except Exception as exc:  # noqa: BLE001 - any error here is the payload's, not ours
+        # python-telegram-bot reads untrusted JSON: a wrong type raises TypeError or
+        # AttributeError, a huge date OverflowError... The exception text may quote the
+        # payload; the type and the field do not.
+        reason = f"{_broken_field(data)} cannot be read ({type(exc).__name__})"
+        return [Ignored(f"unusable update: {reason}", provider_id=update_id)]
+    try:
+        return [_parse_update(update, data, now)]
+    except _Unusable as exc:
+        return [Ignored(f"unusable update: {exc}", provider_id=update_id)]
+
+
+class _Unusable(Exception):
+    """A field of the update has a shape Voxpop cannot use; the message names the field."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _broken_field(data: dict[str, Any]) -> str:
+    """The field python-telegram-bot cannot read (``message.date``), found by trying each
+    top-level field alone, then that field with one of its own fields emptied at a time."""
+    update_id = data["update_id"]
+    for key, value in data.items():
+        if key == "update_id" or _readable({"update_id": update_id, key: value}):
+            continue
+        if isinstance(value, dict):
+            for inner in list(value)[:_MAX_FIELDS]:
+                emptied = {"update_id": update_id, key: {**value, inner: None}}
+                if _FIELD.fullmatch(inner) and _readable(emptied):
+                    return f"{_field_name(key)}.{inner}"
+        return _field_name(key)
+    return "the update"
+
+
+def _readable(data: dict[str, Any]) -> bool:
+    try:
+        Update.de_json(data, None)
+    except Exception:  # noqa: BLE001 - what is being found out
+        return False
+    return True
+
+
+def _field_name(key: str) -> str:
+    """A key as logs may show it: Telegram's own field names, never arbitrary input."""
+    return key if key in Update.ALL_TYPES else "an unknown field"
+
+
+def _require(value: object, kind: type, field: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _Unusable(f"{field} is not {'text' if kind is str else 'a number'}")
+    return value
 
 
 def _parse_update(update: Update, data: dict[str, Any], now: datetime) -> Parsed:
@@ -102,20 +166,37 @@ def _parse_update(update: Update, data: dict[str, Any], now: datetime) -> Parsed
         return _button(update.callback_query, update_id, now)
     if update.my_chat_member is not None:
         # Blocking the bot is learnt when a send fails (ContactBlocked); nothing to store here.
-        status = update.my_chat_member.new_chat_member.status
+        status = _known(update.my_chat_member.new_chat_member.status)
         return Ignored(f"my_chat_member: bot is now {status}", provider_id=update_id)
-    kind = next((key for key in data if key != "update_id"), "empty")
+    kind = next((_field_name(key) for key in data if key != "update_id"), "empty")
     return Ignored(f"{kind} is not handled", provider_id=update_id)
 
 
-def _message(message: Message, update_id: str, now: datetime) -> Parsed:
+def _known(value: object) -> str:
+    """An enum value python-telegram-bot recognised, else ``unknown`` (never raw input)."""
+    return str(value) if isinstance(value, Enum) else "unknown"
+
+
+def _chat(message: Message, field: str) -> tuple[Address | None, str]:
+    """The chat's address (``None`` unless private) and its type, for the reason."""
+    chat_type = _known(message.chat.type)
     if message.chat.type != ChatType.PRIVATE:
+        return None, chat_type
+    chat_id = str(_require(message.chat.id, int, f"{field}.chat.id"))
+    if address_problem(name, chat_id) is not None:
+        raise _Unusable(f"{field}.chat.id is not a Telegram chat id")
+    return Address(name, chat_id), chat_type
+
+
+def _message(message: Message, update_id: str, now: datetime) -> Parsed:
+    address, chat_type = _chat(message, "message")
+    if address is None:
         # Consultations are one-to-one: a group's answers could not be told apart.
-        return Ignored(f"message in a {message.chat.type} chat", provider_id=update_id)
-    address = Address(name, str(message.chat.id))
+        return Ignored(f"message in a {chat_type} chat", provider_id=update_id)
     text = message.text if message.text is not None else message.caption
     if text is not None:
-        return InboundMessage(address, text_of(text), update_id, now)
+        field = "message.text" if message.text is not None else "message.caption"
+        return InboundMessage(address, text_of(_require(text, str, field)), update_id, now)
     kind = next((k for k in _ATTACHMENTS if getattr(message, k, None)), None)
     if kind is None:
         # A service message (pinned, payment, ...): nothing the citizen typed or sent.
@@ -127,19 +208,22 @@ def _button(query: CallbackQuery, update_id: str, now: datetime) -> Parsed:
     message = query.message
     if message is None:
         return Ignored("button on an inline-mode message", provider_id=update_id)
-    if message.chat.type != ChatType.PRIVATE:
-        return Ignored(f"button in a {message.chat.type} chat", provider_id=update_id)
+    if not isinstance(message, Message):
+        return Ignored("button on a message that is no longer accessible", provider_id=update_id)
+    address, chat_type = _chat(message, "callback_query.message")
+    if address is None:
+        return Ignored(f"button in a {chat_type} chat", provider_id=update_id)
     if query.data is None:
         return Ignored("button without callback data", provider_id=update_id)
-    chat = str(message.chat.id)
-    address = Address(name, chat)
-    data = query.data
+    data = _require(query.data, str, "callback_query.data")
+    callback_id = _require(query.id, str, "callback_query.id")
+    message_id = _require(message.message_id, int, "callback_query.message.message_id")
     if data.startswith(KEY_PREFIX):
         inbound = InboundMessage(address, data[len(KEY_PREFIX) :], update_id, now)
     else:
-        label = _label(message, data) if isinstance(message, Message) else None
+        label = _label(message, data)
         inbound = InboundMessage(address, label or data, update_id, now, payload=data)
-    return ButtonPress(inbound, query.id, chat, str(message.message_id))
+    return ButtonPress(inbound, callback_id, address.value, str(message_id))
 
 
 def _label(message: Message, data: str) -> str | None:
@@ -149,7 +233,7 @@ def _label(message: Message, data: str) -> str | None:
         return None
     for row in markup.inline_keyboard:
         for button in row:
-            if button.callback_data == data:
+            if button.callback_data == data and isinstance(button.text, str):
                 return button.text
     return None
 

@@ -32,6 +32,8 @@ __all__ = ["SIGNATURE_HEADER", "parse_message", "parse_status", "verify"]
 
 #: Lower case, as :class:`~channels.base.WebhookRequest` carries header names.
 SIGNATURE_HEADER = "x-twilio-signature"
+#: How much of an unknown channel prefix a refusal quotes.
+_SHOWN = 32
 #: Twilio's prefixes on ``From``/``To`` per channel; SMS numbers have none.
 _PREFIXES: Mapping[str, str] = {"whatsapp": "whatsapp:"}
 
@@ -56,12 +58,14 @@ def verify(request: WebhookRequest, auth_token: str) -> bool:
 def parse_message(request: WebhookRequest, channel: str, now: datetime) -> list[Parsed]:
     """An inbound SMS or WhatsApp message posted to ``channel``'s webhook.
 
-    Raises :class:`BadRequest` without ``From`` or ``MessageSid``, or for another channel's
-    message (each sender points at its own URL: docs/channels.md).
+    Raises :class:`BadRequest` without ``From`` or a message SID (``MessageSid``, or the
+    older ``SmsSid``), or for another channel's message (each sender points at its own URL:
+    docs/channels.md). A sender that is not an address Voxpop can answer (a short code, an
+    alphanumeric sender, a number that cannot exist) is acknowledged and ignored.
     """
     form = request.form
     sender = form.get("From", "").strip()
-    sid = form.get("MessageSid", "").strip()
+    sid = _sid(form)
     if not sender or not sid:
         raise BadRequest("From and MessageSid are required")
     found, value = _split(sender)
@@ -72,7 +76,7 @@ def parse_message(request: WebhookRequest, channel: str, now: datetime) -> list[
         )
     if address_problem(channel, value) is not None:
         # A short code or an alphanumeric sender (carrier notices): nobody to answer.
-        return [Ignored("sender is not a phone number", provider_id=sid)]
+        return [Ignored("sender is not a valid phone number", provider_id=sid)]
     address = Address(channel, value)
     body = form.get("Body", "")
     payload = form.get("ButtonPayload") or None
@@ -98,13 +102,18 @@ def parse_status(request: WebhookRequest) -> list[Parsed]:
     [StatusUpdate(channel='sms', provider_id='SM1', status='undelivered', error_code='30003')]
     """
     form = request.form
-    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+    sid = _sid(form)
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
     if not sid or not status:
         raise BadRequest("MessageSid and MessageStatus are required")
     channel, _ = _split(form.get("To") or form.get("From") or "")
     error = (form.get("ErrorCode") or "").strip() or None
     return [StatusUpdate(channel, sid, status, error)]
+
+
+def _sid(form: Mapping[str, str]) -> str:
+    """The message SID: ``MessageSid``, or ``SmsSid`` that older requests carry alone."""
+    return (form.get("MessageSid") or "").strip() or (form.get("SmsSid") or "").strip()
 
 
 def _split(value: str) -> tuple[str, str]:
@@ -114,5 +123,6 @@ def _split(value: str) -> tuple[str, str]:
             return channel, value[len(prefix) :]
     if ":" in value:
         # messenger:, rcs: ... are channels Voxpop does not speak.
-        raise BadRequest(f"unsupported Twilio channel {value.split(':', 1)[0]!r}")
+        prefix = value.split(":", 1)[0]
+        raise BadRequest(f"unsupported Twilio channel {prefix[:_SHOWN]!r}")
     return "sms", value

@@ -55,6 +55,7 @@ __all__ = [
     "StatusReport",
     "SurveyRow",
     "claim_priority",
+    "column_length",
 ]
 
 #: JSON everywhere, stored as ``jsonb`` on PostgreSQL (indexable, compact, key order irrelevant).
@@ -463,3 +464,16 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+def column_length(attribute: Any) -> int:
+    """The length of a ``String(n)`` column, for code that must fit outside text into it:
+    the model is the one place lengths are written.
+
+    >>> column_length(Message.provider_id), column_length(StatusReport.error_code)
+    (128, 32)
+    """
+    length = getattr(attribute.property.columns[0].type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{attribute} is not a column of limited length")
+    return length

@@ -44,7 +44,7 @@ CASES: dict[str, tuple[str, list[Parsed]]] = {
     "sms_long": ("sms", [InboundMessage(SMS, LONG_BODY, sid("SM", 0x102), NOW)]),
     "sms_short_code_sender": (
         "sms",
-        [Ignored("sender is not a phone number", provider_id=sid("SM", 0x103))],
+        [Ignored("sender is not a valid phone number", provider_id=sid("SM", 0x103))],
     ),
     "mms_photo": ("sms", [Ignored("media message", notify=SMS, provider_id=sid("MM", 0x104))]),
     "whatsapp_inbound": ("whatsapp", [InboundMessage(WHATSAPP, "park", sid("SM", 0x201), NOW)]),
@@ -170,7 +170,7 @@ def test_json_body_is_checked_against_body_sha256() -> None:
     ("route", "change", "reason"),
     [
         ("sms", {"From": ""}, "From and MessageSid are required"),
-        ("sms", {"MessageSid": ""}, "From and MessageSid are required"),
+        ("sms", {"MessageSid": "", "SmsSid": ""}, "From and MessageSid are required"),
         ("sms", {"NumMedia": "many"}, "NumMedia is not a number"),
         # Each sender has its own URL; a misconfigured console is told so (Twilio's debugger).
         ("sms", {"From": "whatsapp:+15555550123"}, "a whatsapp message on the sms webhook"),
@@ -189,6 +189,14 @@ def test_malformed_status(missing: str) -> None:
     fields = {k: v for k, v in form("status_sent").items() if not k.startswith(("Sms", missing))}
     with pytest.raises(BadRequest, match="MessageSid and MessageStatus are required"):
         twilio_webhook.parse_status(request("status", fields))
+
+
+def test_an_inbound_message_with_only_an_sms_sid_is_read() -> None:
+    """Older requests name the message by ``SmsSid`` alone, as status callbacks may."""
+    fields = {k: v for k, v in form("sms_inbound").items() if k != "MessageSid"}
+    (message,) = twilio_webhook.parse_message(request("sms", fields), "sms", NOW)
+    assert isinstance(message, InboundMessage)
+    assert message.provider_id == fields["SmsSid"]
 
 
 def test_empty_sms_is_an_empty_message() -> None:

@@ -326,7 +326,7 @@ def test_malformed_telegram_update_is_a_400_with_the_reason(
 @pytest.mark.parametrize(
     ("route", "fields", "reason"),
     [
-        ("sms", {"MessageSid": ""}, "From and MessageSid are required"),
+        ("sms", {"MessageSid": "", "SmsSid": ""}, "From and MessageSid are required"),
         ("sms", {"From": f"whatsapp:{PHONE}"}, "a whatsapp message on the sms webhook"),
         ("status", {"MessageStatus": "", "SmsStatus": ""}, "MessageStatus are required"),
     ],
