@@ -21,6 +21,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from channels.addresses import is_phone_number
+
 ENV_PREFIX = "VOXPOP_"
 
 
@@ -219,6 +221,23 @@ def find_template(
     return None
 
 
+WHATSAPP_PREFIX = "whatsapp:"
+
+
+def _whatsapp_sender(value: Any, where: str) -> str:
+    """The WhatsApp sender as Voxpop keeps it: the number, without Twilio's ``whatsapp:``.
+
+    >>> _whatsapp_sender("whatsapp:+14155238886", "x"), _whatsapp_sender(" +14155238886", "x")
+    ('+14155238886', '+14155238886')
+    """
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    text = value.strip()
+    if text.lower().startswith(WHATSAPP_PREFIX):
+        text = text[len(WHATSAPP_PREFIX) :].strip()
+    return text
+
+
 @dataclass(frozen=True)
 class TwilioConfig:
     #: Account SID (AC...) and auth token. Empty: SMS and WhatsApp are off.
@@ -229,8 +248,12 @@ class TwilioConfig:
     #: Send SMS from this number (E.164), or through this Messaging Service (MG...).
     sms_from: str = ""
     messaging_service_sid: str = ""
-    #: The WhatsApp sender, as an E.164 number (without the ``whatsapp:`` prefix).
-    whatsapp_from: str = ""
+    #: The WhatsApp sender, an E.164 number; written with ``whatsapp:`` in front, as
+    #: Twilio's console shows it, it means the same (the prefix is dropped on load).
+    whatsapp_from: str = field(
+        default="",
+        metadata={"parse": lambda value, where, from_env: _whatsapp_sender(value, where)},
+    )
     #: What each sender may send, for all dispatchers together: SMS counts segments.
     sms_segments_per_second: float = 10.0
     whatsapp_messages_per_second: float = 20.0
@@ -320,6 +343,11 @@ def channel_problems(config: Config) -> list[str]:
             )
     elif twilio.sms_from or twilio.messaging_service_sid or twilio.whatsapp_from:
         problems.append("[twilio] a sender is set but account_sid and auth_token are empty")
+    if twilio.whatsapp_from and not is_phone_number(twilio.whatsapp_from):
+        problems.append(
+            "[twilio] whatsapp_from must be the sender's phone number in international "
+            'format, like whatsapp_from = "whatsapp:+14155238886"'
+        )
     rates = {
         "[telegram] messages_per_second": telegram.messages_per_second,
         "[telegram] per_chat_per_second": telegram.per_chat_per_second,

@@ -26,6 +26,7 @@ from bot.messages import CHANNEL_NAMES, Address, InboundMessage
 from bot.service import Clock, Outgoing, Service, utc_now
 from bot.webhooks import webhooks_blueprint
 from channels.addresses import TEST_ADDRESSES, address_problem
+from safetext import clean_text
 
 __all__ = ["DEFAULT_FROM", "MAX_BODY", "MAX_TEXT", "ApiError", "create_app", "serve"]
 
@@ -159,17 +160,22 @@ def _json_body() -> dict[str, Any]:
     # a cross-origin JSON request needs a CORS preflight, which we never grant.
     if not request.is_json:
         raise ApiError("send a JSON object with Content-Type: application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # silent covers only ValueError
+        raise ApiError("the body is not a JSON object (nested too deeply)") from None
     if not isinstance(body, dict):
         raise ApiError("the body is not a JSON object")
     return body
 
 
 def _text(value: object, field: str, limit: int) -> str:
+    """A string field of the request, cleaned for the database (:mod:`safetext`)."""
     if value is None:
         raise ApiError(f"{field} is missing")
     if not isinstance(value, str):
         raise ApiError(f"{field} must be a string")
+    value = clean_text(value)
     if len(value) > limit:
         raise ApiError(f"{field} is too long ({len(value)} characters, limit {limit})")
     return value

@@ -32,6 +32,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bot.config import Config
 from bot.messages import InboundMessage
 from bot.service import Clock, Service
+from bot.storable import storable
 from channels import telegram_webhook, twilio_webhook
 from channels.base import (
     BadRequest,
@@ -152,7 +153,9 @@ def webhooks_blueprint(
 
 
 def handle_parsed(service: Service, item: Parsed) -> str:
-    """Give one parsed item to the service; what happened, for the log line."""
+    """Give one parsed item to the service, made fit for the database first (its texts
+    cleaned, each cut to its column); what happened, for the log line."""
+    item = storable(item)
     if isinstance(item, ButtonPress):
         received = service.receive_press(item)
         return "duplicate" if received.duplicate else "button"

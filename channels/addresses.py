@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber
 
-__all__ = ["TEST_ADDRESSES", "address_problem", "usable_number"]
+__all__ = ["TEST_ADDRESSES", "address_problem", "is_phone_number", "usable_number"]
 
 #: E.164: a plus, a country code and at most 15 digits in all (what parsing needs to see).
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -66,10 +66,11 @@ def address_problem(channel: str, value: str) -> str | None:
         return f"unknown channel {channel!r}"
     if channel == "whatsapp" and _WHATSAPP_USER_ID.fullmatch(value):
         return None
-    return None if _is_phone(value) else _PHONE_HINT
+    return None if is_phone_number(value) else _PHONE_HINT
 
 
-def _is_phone(value: str) -> bool:
+def is_phone_number(value: str) -> bool:
+    """Whether ``value`` is a phone number Voxpop may text, written in E.164."""
     if not _E164.fullmatch(value):
         return False
     try:

@@ -124,3 +124,28 @@ def test_a_rate_of_zero_is_a_clear_problem(tmp_path: Path) -> None:
     env = {"VOXPOP_TELEGRAM__PER_CHAT_PER_SECOND": "0"}
     config = load_config(None, environ=env, cwd=tmp_path)
     assert "[telegram] per_chat_per_second must be above 0, got 0" in channel_problems(config)
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        ("whatsapp:+14155238886", False),
+        ("WhatsApp: +14155238886", False),
+        ("+14155238886", False),
+        ("whatsapp:whatsapp:+14155238886", True),
+        ("+123456", True),
+        ("14155238886", True),
+    ],
+)
+def test_whatsapp_sender_is_a_number_with_or_without_its_prefix(
+    tmp_path: Path, written: str, problem: bool
+) -> None:
+    env = {"VOXPOP_TWILIO__WHATSAPP_FROM": written}
+    config = load_config(None, environ=env, cwd=tmp_path)
+    expected = (
+        "[twilio] whatsapp_from must be the sender's phone number in international format, "
+        'like whatsapp_from = "whatsapp:+14155238886"'
+    )
+    assert (expected in channel_problems(config)) is problem
+    if not problem:
+        assert config.twilio.whatsapp_from == "+14155238886"

@@ -7,6 +7,7 @@ import base64
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,7 +15,7 @@ import pytest
 from aiohttp.client_reqrep import ConnectionKey
 from twilio.base.exceptions import TwilioRestException
 
-from bot.config import TwilioConfig
+from bot.config import TwilioConfig, load_config
 from bot.messages import Address
 from channels import errors
 from channels.base import Rendered, SendReceipt
@@ -119,6 +120,33 @@ def test_whatsapp_addresses_are_prefixed(twilio: FakeTwilio) -> None:
         "StatusCallback": CALLBACK,
     }
     assert receipt.segments is None  # WhatsApp is not billed per segment
+
+
+@pytest.mark.parametrize(
+    ("written", "environment"),
+    [
+        ('"whatsapp:+14155238886"', {}),  # as Twilio's console shows the sender
+        ('"+14155238886"', {}),
+        ('"+15555550100"', {"VOXPOP_TWILIO__WHATSAPP_FROM": "whatsapp:+14155238886"}),
+    ],
+)
+def test_whatsapp_sender_in_either_form_sends_from_that_number(
+    twilio: FakeTwilio, tmp_path: Path, written: str, environment: dict[str, str]
+) -> None:
+    path = tmp_path / "voxpop.toml"
+    path.write_text(f"[twilio]\nwhatsapp_from = {written}\n", encoding="utf-8")
+    config = load_config(str(path), environ=environment).twilio
+    assert config.whatsapp_from == "+14155238886"
+
+    send(
+        twilio.url,
+        WHATSAPP,
+        Rendered("Hello"),
+        config=replace(SENDERS, whatsapp_from=config.whatsapp_from),
+    )
+
+    [call] = twilio.calls
+    assert call.params["From"] == "whatsapp:+14155238886"
 
 
 def test_whatsapp_template(twilio: FakeTwilio) -> None:
