@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
 from bot.service import Service
+from safetext import SafeLogFormatter
 from storage import outbox_bell
 from storage.db import make_engine, session_factory
 
@@ -50,11 +51,15 @@ def build_runtime(config: Config, on_outbox: Callable[[], None] | None = None) -
     return Runtime(config, engine, sessions, service, queued)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def configure_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.logging.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=config.logging.level.upper(), format=LOG_FORMAT)
+    # Messages quote outside input now and then (a reason, a field name): a control
+    # character in it must not forge a line or move a terminal's cursor.
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(SafeLogFormatter(LOG_FORMAT))
     # Alembic narrates every schema check at INFO; only its warnings matter to operators.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # The SDKs narrate every HTTP request at INFO (Twilio's includes query parameters, which

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from safetext import clean_json
 from surveys.sms import sms_cost, to_gsm
 from surveys.validate import KeyLines, Problem, _syntax_problem
 
@@ -84,7 +85,8 @@ def parse_outcome(
         problem = Problem(source, line, "error", "not UTF-8 text; save the file as UTF-8")
         return OutcomeReport(None, [problem], [])
     try:
-        document = tomllib.loads(text)
+        # A TOML escape can write NUL (\u0000); no database column takes it.
+        document = clean_json(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         return OutcomeReport(None, [_syntax_problem(str(exc), text, source)], [])
     lines = KeyLines(text)

@@ -30,6 +30,7 @@ from typing import Any, Literal, TypeAlias, TypeGuard
 
 from babel import localedata
 
+from safetext import clean_json
 from surveys.model import (
     QUESTION_TYPES,
     Choice,
@@ -229,7 +230,8 @@ def validate_bytes(
         message = f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
         return ValidationReport(None, [Problem(source, line, "error", message)], source=source)
     try:
-        document = tomllib.loads(text)
+        # A TOML escape can write NUL (\u0000); no database column takes it.
+        document = clean_json(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         return ValidationReport(None, [_syntax_problem(str(exc), text, source)], source=source)
     checker = _Checker(source, KeyLines(text))
