@@ -122,6 +122,17 @@ def test_whatsapp_addresses_are_prefixed(twilio: FakeTwilio) -> None:
     assert receipt.segments is None  # WhatsApp is not billed per segment
 
 
+def test_a_whatsapp_user_without_a_number_is_answered_at_their_user_id(
+    twilio: FakeTwilio,
+) -> None:
+    """WhatsApp usernames hide the number: Twilio names the user ``whatsapp:<user id>``,
+    and the reply goes back to exactly that."""
+    send(twilio.url, Address("whatsapp", "US.13491208655302741918"), Rendered("Hello"))
+
+    [call] = twilio.calls
+    assert call.params["To"] == "whatsapp:US.13491208655302741918"
+
+
 @pytest.mark.parametrize(
     ("written", "environment"),
     [

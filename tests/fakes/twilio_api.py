@@ -39,7 +39,10 @@ AUTH_TOKEN = "fake-auth-token-0123456789abcdef"
 API_VERSION = "2010-04-01"
 
 _ACCOUNT = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>AC[0-9a-f]{{32}})/(?P<rest>.+)$")
-_E164 = re.compile(r"^(?:whatsapp:)?\+[1-9][0-9]{5,14}$")
+#: A number in E.164, or on WhatsApp also a user's business-scoped id (WhatsApp usernames).
+_TO = re.compile(
+    r"^(?:whatsapp:)?\+[1-9][0-9]{5,14}$|^whatsapp:[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$"
+)
 _FETCH = re.compile(r"^Messages/(?P<sid>(?:SM|MM)[0-9a-f]{32})\.json$")
 _REFUSALS: Mapping[str, tuple[int, str]] = {
     "21610": (400, "Attempt to send to unsubscribed recipient"),
@@ -269,7 +272,7 @@ class FakeTwilio(FakeServer):
             return twilio_error("21603", 400, "A 'From' phone number is required.")
         if not body and not content_sid and not params.get("MediaUrl"):
             return twilio_error("21602", 400, "Message body is required.")
-        if not _E164.match(to):
+        if not _TO.match(to):
             return twilio_error("21211", 400, f"Invalid 'To' Phone Number: {to}")
         with self._lock:
             refusal = self._refused.get(to)
