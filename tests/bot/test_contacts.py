@@ -526,3 +526,20 @@ def test_other_yes_answers_are_not_consent(poll: Service, db: sessionmaker[Sessi
     for text in ("POLL", "yes"):
         send(poll, "sms", "+32470000001", text)
     assert address(db, "sms", "+32470000001").consent_at is None
+
+
+def test_control_characters_in_a_file_are_dropped_and_phone_numbers_checked(
+    contacts: Contacts, db: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A NUL in a cell would stop the import on PostgreSQL; ``+123456`` is no phone number
+    (the same rule as the webhooks: channels.addresses)."""
+    text = (
+        "address,district,consent_source,consent_at\n"
+        "+32470000001,nor\x00th\x1b,paper\x00 form,2026-10-01\n"
+        "+123456,south,,\n"
+    )
+    report = contacts.import_file(write(tmp_path, text))
+    assert [p.message for p in report.problems] == ["address: not a valid phone number"]
+    first = contact_of(db, "sms", "+32470000001")
+    assert first.attributes == {"district": "north"}
+    assert address(db, "sms", "+32470000001").consent_source == "paper form"

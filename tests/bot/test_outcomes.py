@@ -133,3 +133,10 @@ def test_an_outcome_that_cannot_be_stored_leaves_no_push_to_send(
     with transaction(db, read_only=True) as s:
         assert s.scalars(select(PushRow)).all() == []
         assert s.scalars(select(OutcomeRow)).all() == []
+
+
+def test_control_escapes_in_an_outcome_file_are_dropped() -> None:
+    """TOML can write NUL as \\u0000; no database column takes it, on PostgreSQL none."""
+    report = parse_outcome(b'text.en = "We\\u0000 did it.\\u001b"\n', "o.toml", "other")
+    assert report.outcome is not None
+    assert report.outcome.texts == {"en": "We did it."}
