@@ -32,6 +32,7 @@ from bot.pushes import Pushes
 from bot.runtime import configure_logging
 from bot.scheduler import Scheduler
 from bot.service import Outgoing, read_survey_sources
+from bot.storable import storable_message
 from channels.addresses import address_problem
 from channels.base import numbered_list
 from channels.errors import SendError
@@ -261,7 +262,7 @@ def chat(config: Config, sender: str | None, channel: str, start_slug: str | Non
             if not interactive:
                 click.echo(f"you> {line}")
             msg = InboundMessage(address, line, f"chat-{uuid.uuid4().hex}", datetime.now(UTC))
-            _show(rt.service.receive(msg, simulated=True).outgoing)
+            _show(rt.service.receive(storable_message(msg), simulated=True).outgoing)
 
 
 def _lines(stream: TextIO, interactive: bool) -> Iterator[str]:

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import hmac
 import json
-from enum import Enum
 import re
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from telegram import CallbackQuery, Message, Update
@@ -103,7 +103,7 @@ def parse(request: WebhookRequest, now: datetime) -> list[Parsed]:
     update_id = str(data["update_id"])
     try:
         update = Update.de_json(data, None)
-    except Exception as exc:  # noqa: BLE001 - any error here is the payload's, not ours
+    except Exception as exc:  # any error here is the payload's, not ours
         # python-telegram-bot reads untrusted JSON: a wrong type raises TypeError or
         # AttributeError, a huge date OverflowError... The exception text may quote the
         # payload; the type and the field do not.
@@ -111,11 +111,11 @@ def parse(request: WebhookRequest, now: datetime) -> list[Parsed]:
         return [Ignored(f"unusable update: {reason}", provider_id=update_id)]
     try:
         return [_parse_update(update, data, now)]
-    except _Unusable as exc:
+    except _UnusableError as exc:
         return [Ignored(f"unusable update: {exc}", provider_id=update_id)]
 
 
-class _Unusable(Exception):
+class _UnusableError(Exception):
     """A field of the update has a shape Voxpop cannot use; the message names the field."""
 
 
@@ -142,7 +142,7 @@ def _broken_field(data: dict[str, Any]) -> str:
 def _readable(data: dict[str, Any]) -> bool:
     try:
         Update.de_json(data, None)
-    except Exception:  # noqa: BLE001 - what is being found out
+    except Exception:  # what is being found out
         return False
     return True
 
@@ -154,7 +154,7 @@ def _field_name(key: str) -> str:
 
 def _require(value: object, kind: type, field: str) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise _Unusable(f"{field} is not {'text' if kind is str else 'a number'}")
+        raise _UnusableError(f"{field} is not {'text' if kind is str else 'a number'}")
     return value
 
 
@@ -184,7 +184,7 @@ def _chat(message: Message, field: str) -> tuple[Address | None, str]:
         return None, chat_type
     chat_id = str(_require(message.chat.id, int, f"{field}.chat.id"))
     if address_problem(name, chat_id) is not None:
-        raise _Unusable(f"{field}.chat.id is not a Telegram chat id")
+        raise _UnusableError(f"{field}.chat.id is not a Telegram chat id")
     return Address(name, chat_id), chat_type
 
 
