@@ -12,7 +12,10 @@
 A route exists only when its channel is configured; otherwise it is a 404. The view, never a
 channel, calls ``verify`` first (DESIGN.md, convention 3): 403 and nothing written when it
 fails. Then 413 for a body over the limit (checked before anything is read), 400 with the
-reason for input the channel cannot parse, and 200 once the service has committed: Telegram
+reason for input the channel cannot parse, and 200 once the service has committed (also for
+what is acknowledged and ignored: a sender that is no phone number, a Telegram update with a
+field Voxpop cannot read; providers would retry anything else). Every parsed item is made fit
+for the database first (:mod:`bot.storable`), so no input makes a 500. Telegram
 gets ``{}``, Twilio an empty TwiML ``<Response>`` so that it sends nothing itself. Replies
 are outbox rows; the dispatcher sends them after the commit, never this request.
 """

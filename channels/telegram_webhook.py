@@ -16,6 +16,7 @@ a photo or document with a caption     ``InboundMessage`` with the caption
 inline-keyboard tap                    ``ButtonPress``; data ``k:<key>`` is a typed ``<key>``
 sticker, photo, voice, document ...    ``Ignored`` with ``notify``: ask politely for text
 edits, groups, channels, membership    ``Ignored``, silently
+a field Voxpop cannot read             ``Ignored`` (answered 200), the reason names the field
 =====================================  ==========================================================
 
 >>> req = WebhookRequest("https://x/webhooks/telegram", {SECRET_HEADER: "s3cret"}, b"{}")
