@@ -69,10 +69,11 @@ def clean_json(value: Any) -> Any:
         elif isinstance(item, dict):
             copy: dict[str, Any] = {}
             parent[key] = copy
-            for name, child in item.items():
-                name = clean_text(name) if isinstance(name, str) else name
-                copy[name] = None
-                stack.append((child, copy, name))
+            named = [(clean_text(k) if isinstance(k, str) else k, v) for k, v in item.items()]
+            for name, _ in named:
+                copy[name] = None  # in the document's order
+            # Reversed: the stack takes the last first, so a later duplicate is set last.
+            stack.extend((child, copy, name) for name, child in reversed(named))
         elif isinstance(item, list | tuple):
             items: list[Any] = [None] * len(item)
             parent[key] = items

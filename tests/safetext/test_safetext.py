@@ -73,6 +73,12 @@ def test_clean_json_cleans_every_string_and_keeps_the_rest(value: Any) -> None:
         assert cleaned == value
 
 
+def test_keys_that_become_equal_keep_the_later_value_in_the_first_place() -> None:
+    cleaned = clean_json({"a\x00": 1, "b": 2, "a": 3})
+    assert cleaned == {"a": 3, "b": 2}
+    assert list(cleaned) == ["a", "b"]
+
+
 def test_clean_json_reads_any_depth() -> None:
     deep: Any = "\x00end"
     for _ in range(50_000):
