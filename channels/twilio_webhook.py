@@ -40,7 +40,10 @@ _PREFIXES: Mapping[str, str] = {"whatsapp": "whatsapp:"}
 
 def verify(request: WebhookRequest, auth_token: str) -> bool:
     """Whether Twilio signed this request with ``auth_token`` (the SDK's validator, which
-    compares in constant time and accepts the URL with or without its default port)."""
+    compares in constant time and accepts the URL with or without its default port).
+
+    Twilio signs every value of a repeated form field: the webhook view reads the form into a
+    :class:`~channels.base.FormFields`, whose ``getlist`` gives the validator them all."""
     signature = request.headers.get(SIGNATURE_HEADER)
     if not auth_token or not signature:
         return False
