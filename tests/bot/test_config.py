@@ -65,7 +65,7 @@ def test_example_config_documents_every_key() -> None:
         ("[sever]\nport = 80\n", "voxpop.toml:1: unknown section [sever]"),
         ("[server]\nport = \n", "voxpop.toml:2: "),
         ('[server]\nport = "eighty"\n', "[server] port: expected a whole number"),
-        ("[server]\nsimulator = 1\n", "[server] simulator: expected true or false"),
+        ("[server]\nsimulator = 1\n", '[server] simulator: expected true, false or "auto"'),
     ],
 )
 def test_bad_files_say_where_and_why(tmp_path: Path, content: str, message: str) -> None:
