@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -124,3 +124,31 @@ def test_a_rate_of_zero_is_a_clear_problem(tmp_path: Path) -> None:
     env = {"VOXPOP_TELEGRAM__PER_CHAT_PER_SECOND": "0"}
     config = load_config(None, environ=env, cwd=tmp_path)
     assert "[telegram] per_chat_per_second must be above 0, got 0" in channel_problems(config)
+
+
+@pytest.mark.parametrize(
+    ("line", "env", "expected", "enabled_when_public"),
+    [
+        ("", None, None, False),  # the default is "auto"
+        ('simulator = "auto"', None, None, False),
+        ("simulator = true", None, True, True),
+        ("simulator = false", None, False, False),
+        ("", "auto", None, False),
+        ("", "true", True, True),
+        ("simulator = true", "off", False, False),
+        ("simulator = false", "", None, False),
+    ],
+)
+def test_the_simulator_setting_is_auto_true_or_false(
+    tmp_path: Path, line: str, env: str | None, expected: bool | None, enabled_when_public: bool
+) -> None:
+    (tmp_path / "voxpop.toml").write_text(f"[server]\n{line}\n")
+    environ = {} if env is None else {"VOXPOP_SERVER__SIMULATOR": env}
+    server = load_config(None, environ=environ, cwd=tmp_path).server
+    assert server.simulator is expected
+    # Not public (`make run`): on unless turned off.
+    assert server.simulator_enabled is (expected is not False)
+    public = replace(server, public_url="https://voxpop.example.city")
+    assert public.simulator_enabled is enabled_when_public
+    assert public.simulator_public is enabled_when_public
+    assert not server.simulator_public

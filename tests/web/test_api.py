@@ -11,8 +11,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bot.config import Config, ServerConfig
+from bot.messages import Address
 from bot.service import Service
-from bot.web import MAX_BODY, MAX_TEXT, create_app, make_server
+from bot.web import MAX_BODY, MAX_TEXT, SIMULATOR_RATE_LIMIT, create_app, make_server
+
+from .conftest import fixed_clock
 
 SMS = {"channel": "sms", "address": "+15555550100"}
 TELEGRAM = {"channel": "telegram", "address": "100000"}
@@ -326,3 +329,74 @@ def test_closed_surveys_give_no_keyword_hint(service: Service) -> None:
     assert '<option value="central-park">' in html
     surveys = {s["slug"]: s["open"] for s in client.get("/simulator/api/surveys").get_json()}
     assert surveys == {"central-park": False, "street-lighting": True}
+
+
+# --- when the simulator is on, and its rate limit -----------------------------------------
+
+PUBLIC = "https://voxpop.example.city"
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("simulator", "public_url", "served"),
+    [
+        (None, "", True),  # "auto", the embedded default (`make run`)
+        (None, PUBLIC, False),  # "auto" on a public server: off
+        (True, PUBLIC, True),  # asked for on a public server
+        (True, "", True),
+        (False, "", False),
+        (False, PUBLIC, False),
+    ],
+)
+def test_the_simulator_is_on_unless_public_or_turned_off(
+    service: Service, simulator: bool | None, public_url: str, served: bool
+) -> None:
+    config = Config(server=ServerConfig(simulator=simulator, public_url=public_url))
+    client = create_app(service, config, clock=fixed_clock).test_client()
+    assert client.get("/simulator").status_code == (200 if served else 404)
+    response = client.post("/simulator/api/send", json={**SMS, "text": "PARK"})
+    assert response.status_code == (200 if served else 404)
+    assert (client.get("/").status_code == 302) is served
+
+
+@sqlite_only
+def test_a_public_simulator_is_rate_limited_per_client_address(service: Service) -> None:
+    config = Config(server=ServerConfig(simulator=True, public_url=PUBLIC))
+    app = create_app(service, config, clock=fixed_clock)
+    one, other = app.test_client(), app.test_client()
+    one.environ_base["REMOTE_ADDR"] = "192.0.2.1"
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.2"
+    allowed = int(SIMULATOR_RATE_LIMIT.split()[0])
+    # Every call of the API counts, whichever it is.
+    for n in range(allowed):
+        path = "/simulator/api/surveys" if n % 2 else "/simulator/api/transcript"
+        assert one.get(path, query_string=SMS).status_code == 200, n
+    response = one.post("/simulator/api/send", json={**SMS, "text": "PARK"})
+    assert response.status_code == 429
+    assert "too many requests" in response.get_json()["error"]
+    assert int(response.headers["Retry-After"]) > 0
+    # Refused before the service: the conversation never began.
+    assert service.transcript(Address("sms", SMS["address"]), simulated=True) == []
+    # Another client address has its own allowance; the page itself is not counted.
+    assert other.post("/simulator/api/send", json={**SMS, "text": "PARK"}).status_code == 200
+    assert one.get("/simulator").status_code == 200
+
+
+@sqlite_only
+def test_a_local_simulator_is_not_rate_limited(client: FlaskClient) -> None:
+    allowed = int(SIMULATOR_RATE_LIMIT.split()[0])
+    for _ in range(allowed + 1):
+        assert client.get("/simulator/api/surveys").status_code == 200
+
+
+@sqlite_only
+def test_a_public_simulator_is_announced_as_a_warning(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    create_app(service, Config(server=ServerConfig(public_url=PUBLIC)))
+    assert not caplog.records  # "auto": off, nothing to warn about
+    create_app(service, Config(server=ServerConfig(simulator=True, public_url=PUBLIC)))
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "simulator is on at a public address" in record.getMessage()
