@@ -13,6 +13,7 @@
   const text = el("text");
   const send = el("send");
   const start = el("start");
+  const reset = el("reset");
   const phone = el("phone");
   const title = el("phone-title");
   const error = el("error");
@@ -53,10 +54,16 @@
     return li;
   }
 
+  function inLanguage(n, language) {
+    // Screen readers read the text with the rules of the language it is written in.
+    if (language) n.lang = language;
+    return n;
+  }
+
   function addBot(message) {
     const li = node("li", "msg msg-bot");
     const p = node("p", "msg-text");
-    p.append(who("Voxpop"), document.createTextNode(message.text));
+    p.append(who("Voxpop"), inLanguage(node("span", "", message.text), message.language));
     li.append(p);
     if (message.buttons && message.buttons.length) {
       const keyboard = node("div", "keyboard");
@@ -65,7 +72,7 @@
       for (const row of message.buttons) {
         const line = node("div", "keyboard-row");
         for (const button of row) {
-          const b = node("button", "keyboard-button", button.label);
+          const b = inLanguage(node("button", "keyboard-button", button.label), message.language);
           b.type = "button";
           b.addEventListener("click", () => sendMessage(button.label, button.payload));
           line.append(b);
@@ -91,18 +98,22 @@
     busy = value;
     send.disabled = value;
     start.disabled = value;
+    reset.disabled = value;
     log.setAttribute("aria-busy", value ? "true" : "false");
   }
 
-  async function post(path, body) {
+  // One call of the API; its messages, or null after showing why it failed.
+  async function call(path, body) {
     setBusy(true);
     showError("");
     try {
-      const response = await fetch(path, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify(body),
-      });
+      const init = { headers: { Accept: "application/json" } };
+      if (body) {
+        init.method = "POST";
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+      }
+      const response = await fetch(path, init);
       let result = null;
       try {
         result = await response.json();
@@ -111,16 +122,22 @@
       }
       if (!response.ok) {
         showError((result && result.error) || "The server answered " + response.status + ".");
-        return false;
+        return null;
       }
-      for (const message of result.messages) addBot(message);
-      return true;
+      return result.messages;
     } catch (_) {
       showError("Cannot reach the Voxpop server. Is it still running?");
-      return false;
+      return null;
     } finally {
       setBusy(false);
     }
+  }
+
+  async function post(path, body) {
+    const messages = await call(path, body);
+    if (messages === null) return false;
+    for (const message of messages) addBot(message);
+    return true;
   }
 
   function from() {
@@ -140,12 +157,29 @@
 
   function newConversation() {
     const current = from();
+    log.replaceChildren();
+    addNote("New conversation on " + labelOf(current.channel) + " from " + current.address);
+  }
+
+  // Show the conversation the server carries on for this channel and address (after a page
+  // reload, or on going back to an address): the server, not the page, knows where it stands.
+  async function showConversation() {
+    const current = from();
     phone.dataset.channel = current.channel;
     title.textContent = labelOf(current.channel) + " · " + (current.address || "no address");
     address.inputMode = current.channel === "telegram" ? "numeric" : "tel";
     log.replaceChildren();
-    addNote("New conversation on " + labelOf(current.channel) + " from " + current.address);
     showError("");
+    if (!current.address) return newConversation();
+    const query = new URLSearchParams(current);
+    const messages = await call("/simulator/api/transcript?" + query.toString());
+    if (!messages || !messages.length) return newConversation();
+    const where = labelOf(current.channel) + " from " + current.address;
+    addNote("Conversation on " + where + " so far (Start over to begin anew)");
+    for (const message of messages) {
+      if (message.direction === "in") addCitizen(message.text);
+      else addBot(message);
+    }
   }
 
   channel.addEventListener("change", () => {
@@ -154,9 +188,15 @@
     if (!address.value.trim() || defaults.includes(address.value.trim())) {
       address.value = data.defaults[channel.value] || "";
     }
-    newConversation();
+    showConversation();
   });
-  address.addEventListener("change", newConversation);
+  address.addEventListener("change", showConversation);
+
+  reset.addEventListener("click", async () => {
+    if (busy) return;
+    if ((await call("/simulator/api/reset", from())) !== null) newConversation();
+    text.focus();
+  });
 
   el("compose").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -179,5 +219,5 @@
     text.focus();
   });
 
-  newConversation();
+  showConversation();
 })();

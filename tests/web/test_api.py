@@ -400,3 +400,70 @@ def test_a_public_simulator_is_announced_as_a_warning(
     (record,) = caplog.records
     assert record.levelno == logging.WARNING
     assert "simulator is on at a public address" in record.getMessage()
+
+
+# --- what a reloaded page shows, and starting over ----------------------------------------
+
+
+def test_each_reply_carries_the_language_it_is_written_in(client: FlaskClient) -> None:
+    assert {m["language"] for m in send(client, "PARK")} == {"en"}
+    switched = send(client, "LANG FR")
+    assert [m["language"] for m in switched] == ["fr"] * len(switched)
+    assert switched[0]["text"].startswith("Langue choisie")
+    assert {m["language"] for m in send(client, "INFO")} == {"fr"}
+    # Street lighting has no French: its questions come in its default language, English,
+    # while Voxpop's own lines stay French.
+    begun = send(client, "LIGHTS")
+    assert [m["language"] for m in begun][:1] == ["fr"]
+    begun = send(client, "OUI")
+    assert begun[-1]["language"] == "en"
+    assert begun[-1]["text"].startswith("Is there a street near you")
+
+
+def test_the_transcript_is_the_conversation_the_server_carries_on(client: FlaskClient) -> None:
+    def transcript(**who: str) -> list[dict[str, Any]]:
+        response = client.get("/simulator/api/transcript", query_string=who or SMS)
+        assert response.status_code == 200
+        messages: list[dict[str, Any]] = response.get_json()["messages"]
+        return messages
+
+    assert transcript() == []
+    park = send(client, "PARK")
+    dutch = send(client, "LANG NL")
+    # Replies as they were shown, with the citizen's own messages between them.
+    assert transcript() == [
+        {"direction": "in", "text": "PARK"},
+        *park,
+        {"direction": "in", "text": "LANG NL"},
+        *dutch,
+    ]
+    assert {m["language"] for m in dutch} == {"nl"}
+    # Another channel or address is another conversation.
+    assert transcript(**TELEGRAM) == []
+
+
+def test_starting_over_begins_a_new_conversation(client: FlaskClient, service: Service) -> None:
+    for text in ("PARK", "1", "LANG FR"):
+        send(client, text)
+    response = client.post("/simulator/api/reset", json=SMS)
+    assert response.status_code == 200
+    assert client.get("/simulator/api/transcript", query_string=SMS).get_json()["messages"] == []
+    # A new contact: English again, no consultation in progress.
+    assert send(client, "REPEAT")[0]["text"].startswith("Reply with the number")
+    # The test run itself stays, as the simulator's, out of the real results.
+    assert list(service.export_records("central-park")) == []
+    assert len(list(service.export_records("central-park", include_simulated=True))) == 1
+    # Starting over where nothing was going on is fine too.
+    assert client.post("/simulator/api/reset", json=TELEGRAM).status_code == 200
+
+
+@sqlite_only
+@pytest.mark.parametrize("path", ["/simulator/api/reset", "/simulator/api/transcript"])
+def test_reset_and_transcript_check_the_address(client: FlaskClient, path: str) -> None:
+    bad = {"channel": "sms", "address": "alice"}
+    if path.endswith("reset"):
+        response = client.post(path, json=bad)
+    else:
+        response = client.get(path, query_string=bad)
+    assert response.status_code == 400
+    assert "address is not valid for sms" in response.get_json()["error"]
