@@ -98,7 +98,7 @@ def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> F
     if config.server.simulator_public:
         log.warning(
             "the simulator is on at a public address: anyone may use it, %s per client "
-            "address ([server] simulator = \"auto\" or false turns it off)",
+            'address ([server] simulator = "auto" or false turns it off)',
             SIMULATOR_RATE_LIMIT,
         )
     if simulator:

@@ -10,6 +10,7 @@
   const address = el("address");
   const survey = el("survey");
   const log = el("log");
+  const logBox = el("log-box");
   const text = el("text");
   const send = el("send");
   const start = el("start");
@@ -18,13 +19,17 @@
   const title = el("phone-title");
   const error = el("error");
   let busy = false;
+  // The transcript being fetched: what the citizen sends next waits for it, so the log
+  // never shows an answer above the conversation it belongs to.
+  let loading = Promise.resolve();
+  let shown = 0;
 
   function labelOf(name) {
     return data.labels[name] || name;
   }
 
   function scrollDown() {
-    log.scrollTop = log.scrollHeight;
+    logBox.scrollTop = logBox.scrollHeight;
   }
 
   function node(tag, className, content) {
@@ -99,12 +104,13 @@
     send.disabled = value;
     start.disabled = value;
     reset.disabled = value;
-    log.setAttribute("aria-busy", value ? "true" : "false");
+    logBox.setAttribute("aria-busy", value ? "true" : "false");
   }
 
-  // One call of the API; its messages, or null after showing why it failed.
-  async function call(path, body) {
-    setBusy(true);
+  // One call of the API; its messages, or null after showing why it failed. A blocking
+  // call disables the buttons until it is answered.
+  async function call(path, body, blocking = true) {
+    if (blocking) setBusy(true);
     showError("");
     try {
       const init = { headers: { Accept: "application/json" } };
@@ -129,7 +135,7 @@
       showError("Cannot reach the Voxpop server. Is it still running?");
       return null;
     } finally {
-      setBusy(false);
+      if (blocking) setBusy(false);
     }
   }
 
@@ -146,6 +152,7 @@
 
   async function sendMessage(message, payload) {
     if (busy) return;
+    await loading;
     const bubble = addCitizen(message);
     const body = Object.assign(from(), { text: message });
     if (payload) body.payload = payload;
@@ -163,8 +170,13 @@
 
   // Show the conversation the server carries on for this channel and address (after a page
   // reload, or on going back to an address): the server, not the page, knows where it stands.
-  async function showConversation() {
+  function showConversation() {
+    loading = loadConversation();
+  }
+
+  async function loadConversation() {
     const current = from();
+    const mine = ++shown;
     phone.dataset.channel = current.channel;
     title.textContent = labelOf(current.channel) + " · " + (current.address || "no address");
     address.inputMode = current.channel === "telegram" ? "numeric" : "tel";
@@ -172,7 +184,8 @@
     showError("");
     if (!current.address) return newConversation();
     const query = new URLSearchParams(current);
-    const messages = await call("/simulator/api/transcript?" + query.toString());
+    const messages = await call("/simulator/api/transcript?" + query.toString(), null, false);
+    if (mine !== shown) return; // the channel or address changed meanwhile
     if (!messages || !messages.length) return newConversation();
     const where = labelOf(current.channel) + " from " + current.address;
     addNote("Conversation on " + where + " so far (Start over to begin anew)");
@@ -194,6 +207,7 @@
 
   reset.addEventListener("click", async () => {
     if (busy) return;
+    await loading;
     if ((await call("/simulator/api/reset", from())) !== null) newConversation();
     text.focus();
   });
@@ -214,6 +228,7 @@
       survey.focus();
       return;
     }
+    await loading;
     addNote("Started: " + survey.options[survey.selectedIndex].text);
     await post("/simulator/api/start", Object.assign(from(), { survey: survey.value }));
     text.focus();
