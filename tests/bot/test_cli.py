@@ -591,3 +591,35 @@ def test_serve_refuses_a_broken_survey_file_with_the_reason(db_url: str, tmp_pat
     assert result.exit_code == 1
     assert "[surveys] load: nothing was loaded" in result.stderr
     assert f"{broken}:2" in result.stderr
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("simulator", "says"),
+    [
+        ("auto", None),  # off on a public server: nothing to say
+        ("true", "WARNING: the simulator is on at https://voxpop.example.city/simulator"),
+    ],
+)
+def test_serve_warns_when_a_public_server_has_the_simulator_on(
+    db_url: str, simulator: str, says: str | None
+) -> None:
+    env = {
+        "VOXPOP_DATABASE__URL": db_url,
+        "VOXPOP_CONFIG": os.devnull,
+        "VOXPOP_SERVER__PUBLIC_URL": "https://voxpop.example.city/",
+        "VOXPOP_SERVER__SIMULATOR": simulator,
+    }
+    # A busy port stops it right after the announcements, before serving.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)], env=env)
+    assert result.exit_code == 1
+    assert "simulator:" not in result.stdout
+    if says is None:
+        assert "simulator" not in result.stderr
+    else:
+        assert says in result.stderr
+        assert 'simulator = "auto" or false turns it off' in result.stderr
