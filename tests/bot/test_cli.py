@@ -25,7 +25,7 @@ from bot.service import Service
 from storage.db import make_engine, session_factory, transaction, with_schema
 from storage.migrate import current, head
 from storage.models import Contact, Message, SessionRow
-from tests.helpers import voxpop
+from tests.helpers import snapshot, voxpop
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(str(p) for p in (ROOT / "surveys" / "examples").glob("*.toml"))
@@ -623,3 +623,23 @@ def test_serve_warns_when_a_public_server_has_the_simulator_on(
     else:
         assert says in result.stderr
         assert 'simulator = "auto" or false turns it off' in result.stderr
+
+
+def test_chat_with_a_citizens_number_leaves_the_citizen_as_they_were(db_url: str) -> None:
+    # `voxpop chat` is a test phone like the browser's: given a real citizen's number, every
+    # command acts on a test conversation of its own.
+    assert voxpop(db_url, "survey", "load", EVERY, OTHER).exit_code == 0
+    _respond(db_url, "+32470000004", ["EVERY", "red", "1", "yes", "3", "40", "5", "SKIP"])
+    engine = make_engine(db_url)
+    try:
+        before = snapshot(engine)
+        lines = ["OTHER", "yes", "LANG NL", "INFO", "RESULTS", "STOP", "START", "FORGET", "YES"]
+        chat = voxpop(db_url, "chat", "--from", "+32470000004", input="\n".join(lines) + "\n")
+        assert chat.exit_code == 0, chat.output
+        assert "bot> Uw gegevens zijn gewist. Tot ziens." in chat.stdout
+        after = snapshot(engine)
+    finally:
+        engine.dispose()
+    for table, rows in before.items():
+        assert {key: after[table].get(key) for key in rows} == rows, table
+    assert all(row["actor"] == "simulator" for row in after["audit_log"].values())

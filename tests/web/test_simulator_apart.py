@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from bot.messages import Address, InboundMessage
 from bot.service import Service
-from storage.models import Base
 from storage.repo import SIMULATOR_SPACE
+from tests.helpers import snapshot
 
 from .conftest import NOW
 
@@ -58,17 +58,6 @@ def a_real_citizen(service: Service, address: Address) -> None:
     assert real(service, address, "1") == [
         "Welke straat? Een naam en nummer of een herkenningspunt is genoeg."
     ]
-
-
-def snapshot(engine: Engine) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
-    """Every row of every table, by primary key."""
-    tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
-    with engine.connect() as conn:
-        for table in Base.metadata.sorted_tables:
-            key = [c.name for c in table.primary_key.columns]
-            rows = conn.execute(select(table)).mappings()
-            tables[table.name] = {tuple(r[k] for k in key): dict(r) for r in rows}
-    return tables
 
 
 def exports(service: Service, *, include_simulated: bool = False) -> list[list[dict[str, Any]]]:
