@@ -642,4 +642,9 @@ def test_chat_with_a_citizens_number_leaves_the_citizen_as_they_were(db_url: str
         engine.dispose()
     for table, rows in before.items():
         assert {key: after[table].get(key) for key in rows} == rows, table
-    assert all(row["actor"] == "simulator" for row in after["audit_log"].values())
+    new = [row for key, row in after["audit_log"].items() if key not in before["audit_log"]]
+    assert {(row["actor"], row["action"]) for row in new} == {
+        ("simulator", "opt_out"),
+        ("simulator", "opt_in"),
+        ("simulator", "forget"),
+    }
