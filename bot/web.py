@@ -138,9 +138,9 @@ def _rate_limit(app: Flask) -> Callable[[_View], _View]:
     """A decorator that holds the simulator's API views to :data:`SIMULATOR_RATE_LIMIT` per
     client address, counted together, in this process's memory.
 
-    The client address is the connection's: behind a reverse proxy that is the proxy's,
-    unless the deployment tells Flask to trust the proxy's forwarded address, and then all
-    clients share one budget (stricter, never looser). Each worker process counts apart.
+    The client address is the connection's: behind a reverse proxy all clients then share
+    the proxy's one budget (stricter, never looser), unless the deployment has Flask trust the
+    proxy's forwarded address (werkzeug's ``ProxyFix``). Each worker process counts apart.
     """
     limiter = Limiter(
         get_remote_address,
