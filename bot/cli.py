@@ -426,7 +426,14 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
         # Stands by when another process (`voxpop scheduler`, another serve) holds the lock.
         pushes = Pushes(rt.sessions, rt.service, config, on_outbox=rt.on_outbox)
         scheduler = Scheduler(rt.engine, pushes, config.scheduler)
-        if config.server.simulator:
+        if config.server.simulator_public:
+            click.echo(
+                f"WARNING: the simulator is on at {config.server.public_url.rstrip('/')}"
+                "/simulator, where anyone may use it (rate-limited); [server] simulator = "
+                '"auto" or false turns it off on a public server',
+                err=True,
+            )
+        elif config.server.simulator_enabled:
             click.echo(f"simulator: http://{bind_host}:{bind_port}/simulator")
         try:
             scheduler.start()

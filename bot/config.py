@@ -36,15 +36,60 @@ class DatabaseConfig:
     url: str = "sqlite:///voxpop.db"
 
 
+def parse_simulator(value: Any, where: str, from_env: bool) -> bool | None:
+    """``[server] simulator``: ``true``, ``false``, or ``"auto"`` (``None``: on unless the
+    server is public).
+
+    >>> parse_simulator("auto", "test", False) is None, parse_simulator("off", "env", True)
+    (True, False)
+    >>> parse_simulator("yes", "test", False)
+    Traceback (most recent call last):
+    ...
+    bot.config.ConfigError: test: expected true, false or "auto", got 'yes'
+    """
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower() if isinstance(value, str) else None
+    if word == "auto" or (from_env and word == ""):
+        return None
+    if from_env and word in ("1", "true", "yes", "on"):
+        return True
+    if from_env and word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f'{where}: expected true, false or "auto", got {value!r}')
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     #: The URL providers reach us at (used to verify webhook signatures behind a proxy).
     public_url: str = ""
-    #: Serve the browser simulator at /simulator (staff's test phone).
-    simulator: bool = True
+    #: The browser simulator at /simulator (staff's test phone): ``True``, ``False``, or
+    #: ``None`` ("auto", the default): on unless ``public_url`` is set. Use
+    #: :attr:`simulator_enabled`.
+    simulator: bool | None = field(
+        default=None,
+        metadata={"parse": lambda value, where, from_env: parse_simulator(value, where, from_env)},
+    )
     threads: int = 8
+
+    @property
+    def simulator_enabled(self) -> bool:
+        """Whether /simulator is served: asked for, or "auto" on a server that is not public.
+
+        >>> ServerConfig().simulator_enabled, ServerConfig(public_url="https://x").simulator_enabled
+        (True, False)
+        """
+        if self.simulator is None:
+            return not self.public_url
+        return self.simulator
+
+    @property
+    def simulator_public(self) -> bool:
+        """The simulator is on where anyone may reach it (``public_url`` set): its API is
+        rate-limited, and ``voxpop serve`` warns."""
+        return self.simulator_enabled and bool(self.public_url)
 
 
 @dataclass(frozen=True)

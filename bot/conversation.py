@@ -172,6 +172,11 @@ def is_go_ahead(ctx: Context, text: str, payload: str | None = None) -> bool:
     return recognize(text) is None and normalize(text) not in ctx.keywords
 
 
+def reply_language(ctx: Context) -> str:
+    """The language Voxpop answers this contact in, outside a survey's own questions."""
+    return _language(ctx)
+
+
 def _language(ctx: Context) -> str:
     if ctx.contact.language:
         return ctx.contact.language

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 ChannelName: TypeAlias = Literal["sms", "whatsapp", "telegram"]
 CHANNEL_NAMES: tuple[ChannelName, ...] = ("sms", "whatsapp", "telegram")
@@ -44,3 +45,19 @@ class OutboundMessage:
     text: str
     options: tuple[Option, ...] = ()
     kind: MessageKind = "reply"
+
+
+def options_of(payload: Any) -> tuple[Option, ...]:
+    """The options an outbox row's payload holds (``{"options": [{key, label, payload}]}``).
+
+    >>> options_of({"options": [{"key": "1", "label": "Yes", "payload": "q:yes"}]})
+    (Option(key='1', label='Yes', payload='q:yes'),)
+    >>> options_of(None)
+    ()
+    """
+    if not isinstance(payload, Mapping):
+        return ()
+    return tuple(
+        Option(str(o["key"]), str(o["label"]), str(o["payload"]))
+        for o in payload.get("options", ())
+    )

@@ -29,7 +29,7 @@ from bot import engine
 from bot.catalog import CATALOG_SETTING, LoadedSurvey, SurveyCatalog
 from bot.engine import Finish, Record, Say, SessionState, session_status
 from bot.i18n import N_, t
-from bot.messages import Address, InboundMessage, OutboundMessage
+from bot.messages import Address, InboundMessage, Option, OutboundMessage, options_of
 from bot.results import latest_outcome, summary_text
 from channels.base import ButtonPress, Ignored, Rendered, StatusUpdate
 from channels.registry import renderer
@@ -63,6 +63,8 @@ class Outgoing:
 
     id: int
     message: OutboundMessage
+    #: The language the text is written in (for the simulator's ``lang`` attribute).
+    language: str | None = None
 
     @property
     def address(self) -> Address:
@@ -146,7 +148,10 @@ class Service:
     # --- inbound ----------------------------------------------------------------------------
 
     def receive(self, msg: InboundMessage, *, simulated: bool = False) -> Received:
-        """Handle one inbound message; ``simulated`` replies are shown, never sent."""
+        """Handle one inbound message; ``simulated`` replies are shown, never sent, and the
+        conversation lives in the simulators' own address space (:func:`simulator_address`)."""
+        if simulated:
+            msg = replace(msg, address=simulator_address(msg.address))
         return self._receive(msg, simulated=simulated)
 
     def receive_press(self, press: ButtonPress) -> Received:
@@ -460,6 +465,8 @@ class Service:
         """Begin ``slug`` for ``address`` as an invitation (the staff's test phone when
         ``simulated``). Its messages are pushes, and the first carries what a WhatsApp
         template needs outside the 24-hour window (``payload["invitation"]``)."""
+        if simulated:
+            address = simulator_address(address)
         with transaction(self._sessions) as s:
             now = self._clock()
             contact, addr, _ = repo.find_or_create_contact(s, address.channel, address.value, now)
@@ -665,9 +672,16 @@ class Service:
         loaded = {row.id: row for row in sessions}
         session_id = ctx.active.session_id if ctx.active else None
         contact_id: int | None = contact.id
+        # Who acted, for the audit log: a simulator never speaks for a citizen.
+        actor = "simulator" if simulated else "citizen"
+        languages = _Languages(conv.reply_language(ctx))
         for effect in effects:
+            languages.follow(effect)
             if isinstance(effect, Say):
-                out.append(self._say(s, effect, address, contact_id, session_id, now, simulated))
+                language = languages.of(effect)
+                out.append(
+                    self._say(s, effect, address, contact_id, session_id, now, simulated, language)
+                )
             elif isinstance(effect, conv.UpdateSession):
                 session_id = self._store_step(s, effect, contact, address, loaded, now, simulated)
             elif isinstance(effect, conv.ChangeLanguage):
@@ -682,15 +696,20 @@ class Service:
                 for addr in repo.addresses_of(s, contact.id):
                     addr.opted_out_at = now if opted_out else None
                 action = "opt_out" if opted_out else "opt_in"
-                repo.audit(s, "citizen", action, self.pseudonym(s, contact.id), {}, now)
-            elif isinstance(effect, conv.ReportInfo):
-                text = self._info_text(s, contact, address, effect.language)
-                out.append(self._say(s, Say(text), address, contact_id, session_id, now, simulated))
-            elif isinstance(effect, conv.ReportResults):
-                text = results_text(s, self, contact, effect.language, ctx)
-                out.append(self._say(s, Say(text), address, contact_id, session_id, now, simulated))
+                repo.audit(s, actor, action, self.pseudonym(s, contact.id), {}, now)
+            elif isinstance(effect, conv.ReportInfo | conv.ReportResults):
+                if isinstance(effect, conv.ReportInfo):
+                    text = self._info_text(s, contact, address, effect.language)
+                else:
+                    text = results_text(s, self, contact, effect.language, ctx)
+                say = Say(text)
+                out.append(
+                    self._say(
+                        s, say, address, contact_id, session_id, now, simulated, effect.language
+                    )
+                )
             elif isinstance(effect, conv.Forget):
-                self.forget(s, contact, now)
+                self.forget(s, contact, now, actor=actor)
                 contact_id = None
         return out
 
@@ -703,9 +722,14 @@ class Service:
         session_id: int | None,
         now: datetime,
         simulated: bool,
+        language: str | None = None,
     ) -> Outgoing:
         message = OutboundMessage(address, say.text, say.options, say.kind)
         options = [{"key": o.key, "label": o.label, "payload": o.payload} for o in say.options]
+        payload: dict[str, Any] | None = {"options": options} if options else None
+        if simulated and language:
+            # Kept for the simulator's transcript: a page reload shows each message as written.
+            payload = {**(payload or {}), "language": language}
         message_id = repo.add_outbound(
             s,
             channel=address.channel,
@@ -715,13 +739,13 @@ class Service:
             session_id=session_id,
             kind=say.kind,
             text=say.text,
-            payload={"options": options} if options else None,
+            payload=payload,
             now=now,
             # The simulator shows the message instead of sending it; no dispatcher may pick it up.
             status="simulated" if simulated else "queued",
             segments=renderer(address.channel).render(message).segments if simulated else None,
         )
-        return Outgoing(message_id, message)
+        return Outgoing(message_id, message, language)
 
     def _store_step(
         self,
@@ -905,15 +929,73 @@ class Service:
                         ids.append(q.id)
             return ids
 
-    def transcript(self, address: Address) -> list[Message]:
+    def transcript(
+        self, address: Address, *, simulated: bool = False, limit: int = 500
+    ) -> list[Message]:
+        """The last ``limit`` messages to and from ``address`` (in the simulators' space when
+        ``simulated``), oldest first."""
+        if simulated:
+            address = simulator_address(address)
         with transaction(self._sessions, read_only=True) as s:
-            return list(
-                s.scalars(
-                    select(Message)
-                    .where(Message.channel == address.channel, Message.address == address.value)
-                    .order_by(Message.id)
-                )
+            rows = s.scalars(
+                select(Message)
+                .where(Message.channel == address.channel, Message.address == address.value)
+                .order_by(Message.id.desc())
+                .limit(limit)
             )
+            return list(reversed(rows.all()))
+
+    def reset_simulated(self, address: Address) -> bool:
+        """Start the simulated conversation of ``address`` over: its simulated contact is
+        erased as FORGET would (its test runs stay, anonymous), so the next message begins
+        a new one. Whether there was one."""
+        address = simulator_address(address)
+        with transaction(self._sessions) as s:
+            found = repo.find_contact(s, address.channel, address.value)
+            if found is None:
+                return False
+            self.forget(s, found[0], self._clock(), actor="simulator")
+        log.info("simulator: a %s conversation started over", address.channel)
+        return True
+
+
+def simulator_address(address: Address) -> Address:
+    """Where a simulator keeps the conversation it has as ``address``: the same channel, in
+    the simulators' own address space (:data:`storage.repo.SIMULATOR_SPACE`), apart from any
+    citizen's, whoever uses it and whatever number is typed in."""
+    return Address(address.channel, repo.simulator_value(address.value))
+
+
+def outgoing_of(row: Message) -> Outgoing:
+    """A stored outbound row as the simulator shows it (its options and language)."""
+    payload = row.payload if isinstance(row.payload, Mapping) else {}
+    message = OutboundMessage(
+        Address(row.channel, row.address or ""),
+        row.text,
+        options_of(payload),
+        "push" if row.kind == "push" else "reply",
+    )
+    language = payload.get("language")
+    return Outgoing(row.id, message, language if isinstance(language, str) else None)
+
+
+class _Languages:
+    """The language each message of a run of effects is written in: a survey step's in the
+    session's language, the others in the conversation's (after any LANG in the run)."""
+
+    def __init__(self, language: str) -> None:
+        self._language = language
+        self._step: dict[tuple[str, tuple[Option, ...]], str] = {}
+
+    def follow(self, effect: conv.Effect) -> None:
+        if isinstance(effect, conv.ChangeLanguage):
+            self._language = effect.language
+        elif isinstance(effect, conv.UpdateSession):
+            said = effect.step.state.language
+            self._step = {(say.text, say.options): said for say in effect.step.says}
+
+    def of(self, say: Say) -> str:
+        return self._step.get((say.text, say.options), self._language)
 
 
 def results_text(

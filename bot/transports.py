@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config, find_template
 from bot.dispatch import Dispatcher
-from bot.messages import Address, Option, OutboundMessage
+from bot.messages import Address, Option, OutboundMessage, options_of
 from bot.sending import Clock, Deliver, DispatchSettings, Job, Pacing
 from bot.service import CALLBACK_ANSWER, KEYBOARD_REMOVE, utc_now
 from channels import errors, sms, telegram, whatsapp
@@ -35,21 +35,12 @@ from channels.twilio_send import TwilioSender
 from storage import outbox_bell
 
 
-def _options(payload: Any) -> tuple[Option, ...]:
-    if not isinstance(payload, Mapping):
-        return ()
-    return tuple(
-        Option(str(o["key"]), str(o["label"]), str(o["payload"]))
-        for o in payload.get("options", ())
-    )
-
-
 def outbound(job: Job) -> OutboundMessage:
     """The channel-agnostic message an outbox row holds."""
     address = Address(job.channel, job.address)
     if job.kind == "push":
-        return OutboundMessage(address, job.text, _options(job.payload), "push")
-    return OutboundMessage(address, job.text, _options(job.payload), "reply")
+        return OutboundMessage(address, job.text, options_of(job.payload), "push")
+    return OutboundMessage(address, job.text, options_of(job.payload), "reply")
 
 
 _RENDERERS: dict[str, Callable[[OutboundMessage], Rendered]] = {

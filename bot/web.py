@@ -4,7 +4,10 @@ providers' webhooks (:mod:`bot.webhooks`, for the configured channels only).
 ``create_app`` builds the Flask app around one :class:`~bot.service.Service`, built once per
 process by the caller; ``serve`` runs it under waitress. The simulator's JSON API shows
 each reply exactly as the channel renders it (numbered list on SMS, buttons on Telegram);
-simulated replies are stored but never sent. Tests: ``tests/web``.
+simulated replies are stored but never sent, and its conversations live in their own address
+space, apart from every citizen's (:func:`bot.service.simulator_address`). It is served as
+``[server] simulator`` says (:attr:`~bot.config.ServerConfig.simulator_enabled`); on a public
+server its API allows each client address :data:`SIMULATOR_RATE_LIMIT`. Tests: ``tests/web``.
 """
 
 from __future__ import annotations
@@ -12,23 +15,34 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from waitress.server import BaseWSGIServer, create_server
 from werkzeug.exceptions import HTTPException
 
 from bot.config import Config
 from bot.messages import CHANNEL_NAMES, Address, InboundMessage
-from bot.service import Clock, Outgoing, Service, utc_now
+from bot.service import Clock, Outgoing, Service, outgoing_of, utc_now
 from bot.webhooks import webhooks_blueprint
 from channels.addresses import TEST_ADDRESSES, address_problem
 from safetext import clean_text
+from storage.models import Message
 
-__all__ = ["DEFAULT_FROM", "MAX_BODY", "MAX_TEXT", "ApiError", "create_app", "serve"]
+__all__ = [
+    "DEFAULT_FROM",
+    "MAX_BODY",
+    "MAX_TEXT",
+    "SIMULATOR_RATE_LIMIT",
+    "ApiError",
+    "create_app",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +55,13 @@ MAX_PAYLOAD = 256
 DEFAULT_FROM = TEST_ADDRESSES
 CHANNEL_LABELS: Mapping[str, str] = {"sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram"}
 _API_PREFIX = "/simulator/api/"
+#: What one client address may ask of the simulator's API on a public server (all its calls
+#: together): plenty for staff trying a consultation by hand, too few to flood the database.
+SIMULATOR_RATE_LIMIT = "30 per minute"
+#: How many messages of a simulated conversation a page reload shows again.
+TRANSCRIPT_LIMIT = 200
+
+_View = Callable[[], Response]
 
 
 class ApiError(Exception):
@@ -60,7 +81,7 @@ def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> F
     app = Flask(__name__)
     # Werkzeug refuses larger bodies with 413 as soon as the view reads them.
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
-    simulator = config.server.simulator
+    simulator = config.server.simulator_enabled
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -75,8 +96,15 @@ def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> F
             "<p>Voxpop is running.</p></html>"
         )
 
+    if config.server.simulator_public:
+        log.warning(
+            "the simulator is on at a public address: anyone may use it, %s per client "
+            'address ([server] simulator = "auto" or false turns it off)',
+            SIMULATOR_RATE_LIMIT,
+        )
     if simulator:
-        app.register_blueprint(_simulator_blueprint(service, clock))
+        limit = _rate_limit(app) if config.server.simulator_public else None
+        app.register_blueprint(_simulator_blueprint(service, clock, limit))
     # /webhooks/<channel> only for the configured channels: the others answer 404.
     webhooks = webhooks_blueprint(service, config, clock=clock, max_body=MAX_BODY)
     if webhooks is not None:
@@ -91,16 +119,53 @@ def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> F
         # API callers read JSON, also for 404/405/413; pages keep Werkzeug's HTML errors.
         if not request.path.startswith(_API_PREFIX):
             return exc
-        message = {413: f"request body too large (limit {MAX_BODY} bytes)"}.get(
-            exc.code or 500, exc.description or exc.name
-        )
-        return jsonify(error=message), exc.code or 500
+        messages = {
+            413: f"request body too large (limit {MAX_BODY} bytes)",
+            429: f"too many requests: the simulator allows {SIMULATOR_RATE_LIMIT} from one "
+            "address; wait a minute and try again",
+        }
+        message = messages.get(exc.code or 500, exc.description or exc.name)
+        response = jsonify(error=message)
+        # Keep what Werkzeug and the limiter put on the error (Retry-After, Allow).
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, exc.code or 500
 
     return app
 
 
-def _simulator_blueprint(service: Service, clock: Clock) -> Blueprint:
+def _rate_limit(app: Flask) -> Callable[[_View], _View]:
+    """A decorator that holds the simulator's API views to :data:`SIMULATOR_RATE_LIMIT` per
+    client address, counted together, in this process's memory.
+
+    The client address is the connection's: behind a reverse proxy all clients then share
+    the proxy's one budget (stricter, never looser), unless the deployment has Flask trust the
+    proxy's forwarded address (werkzeug's ``ProxyFix``). Each worker process counts apart.
+    """
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri="memory://",
+        strategy="moving-window",
+        headers_enabled=True,
+    )
+    shared = limiter.shared_limit(SIMULATOR_RATE_LIMIT, scope="simulator-api")
+
+    def decorate(view: _View) -> _View:
+        limited: _View = shared(view)
+        return limited
+
+    return decorate
+
+
+def _simulator_blueprint(
+    service: Service, clock: Clock, limit: Callable[[_View], _View] | None
+) -> Blueprint:
     bp = Blueprint("simulator", __name__, url_prefix="/simulator")
+
+    def api(view: _View) -> _View:
+        return view if limit is None else limit(view)
 
     @bp.get("")
     def page() -> str:
@@ -113,10 +178,27 @@ def _simulator_blueprint(service: Service, clock: Clock) -> Blueprint:
         )
 
     @bp.get("/api/surveys")
+    @api
     def surveys() -> Response:
         return jsonify(_survey_list(service, clock()))
 
+    @bp.get("/api/transcript")
+    @api
+    def transcript() -> Response:
+        # The conversation the server carries on, so a reloaded page shows where it stands.
+        address = _address(request.args)
+        rows = service.transcript(address, simulated=True, limit=TRANSCRIPT_LIMIT)
+        return jsonify(messages=[_line(row) for row in rows])
+
+    @bp.post("/api/reset")
+    @api
+    def reset() -> Response:
+        address = _address(_json_body())
+        service.reset_simulated(address)
+        return jsonify(messages=[])
+
     @bp.post("/api/send")
+    @api
     def send() -> Response:
         body = _json_body()
         address = _address(body)
@@ -138,6 +220,7 @@ def _simulator_blueprint(service: Service, clock: Clock) -> Blueprint:
         return _messages(received.outgoing)
 
     @bp.post("/api/start")
+    @api
     def start() -> Response:
         body = _json_body()
         address = _address(body)
@@ -202,15 +285,25 @@ def _messages(outgoing: tuple[Outgoing, ...]) -> Response:
 
 
 def _rendered(out: Outgoing) -> dict[str, Any]:
-    """One reply as the citizen's phone shows it."""
+    """One reply as the citizen's phone shows it, and the language it is written in."""
     rendered = out.render()
     return {
+        "direction": "out",
         "text": rendered.text,
         "buttons": [
             [{"label": b.label, "payload": b.payload} for b in row] for row in rendered.buttons
         ],
         "segments": rendered.segments,
+        "language": out.language,
     }
+
+
+def _line(row: Message) -> dict[str, Any]:
+    """A stored message of a simulated conversation: the citizen's as typed, Voxpop's as
+    :func:`_rendered` shows it."""
+    if row.direction == "out":
+        return _rendered(outgoing_of(row))
+    return {"direction": "in", "text": row.text}
 
 
 def _survey_list(service: Service, now: datetime) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ from storage.models import (
 )
 
 __all__ = [
+    "SIMULATOR_SPACE",
     "STATUS_RANK",
     "add_outbound",
     "addresses_of",
@@ -76,6 +77,7 @@ __all__ = [
     "release_held",
     "sessions_for_contact",
     "set_setting",
+    "simulator_value",
     "store_early_report",
     "store_survey_version",
     "survey_by_id",
@@ -86,6 +88,23 @@ __all__ = [
 ]
 
 _PHONE_NUMBER = re.compile(r"\+\d{6,}")
+
+#: The simulators' own address space. A simulated conversation (the browser simulator,
+#: ``voxpop chat``) is stored under this prefix and the number or chat id typed in, in
+#: ``addresses.value`` and ``messages.address``. No citizen's address can start with it (every
+#: channel's edge accepts only a phone number or a numeric chat id), so a lookup by
+#: ``(channel, value)`` for a real message never finds a simulated contact, and a simulated
+#: message never finds, creates or changes a citizen's contact, address, session or consent.
+SIMULATOR_SPACE = "sim:"
+
+
+def simulator_value(value: str) -> str:
+    """Where the simulators keep the conversation of ``value``.
+
+    >>> simulator_value("+15555550100")
+    'sim:+15555550100'
+    """
+    return SIMULATOR_SPACE + value
 
 
 def _insert(s: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:

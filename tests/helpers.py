@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from click.testing import CliRunner, Result
+from sqlalchemy import Engine, select
 
 from bot.cli import main
+from storage.models import Base
 
 
 def voxpop(db_url: str, *args: str, input: str | None = None) -> Result:
@@ -18,3 +21,14 @@ def voxpop(db_url: str, *args: str, input: str | None = None) -> Result:
         env={"VOXPOP_DATABASE__URL": db_url, "VOXPOP_CONFIG": os.devnull},
         catch_exceptions=False,
     )
+
+
+def snapshot(engine: Engine) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
+    """Every row of every table, by table name and primary key."""
+    tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+    with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            key = [c.name for c in table.primary_key.columns]
+            rows = conn.execute(select(table)).mappings()
+            tables[table.name] = {tuple(r[k] for k in key): dict(r) for r in rows}
+    return tables

@@ -10,20 +10,26 @@
   const address = el("address");
   const survey = el("survey");
   const log = el("log");
+  const logBox = el("log-box");
   const text = el("text");
   const send = el("send");
   const start = el("start");
+  const reset = el("reset");
   const phone = el("phone");
   const title = el("phone-title");
   const error = el("error");
   let busy = false;
+  // The transcript being fetched: what the citizen sends next waits for it, so the log
+  // never shows an answer above the conversation it belongs to.
+  let loading = Promise.resolve();
+  let shown = 0;
 
   function labelOf(name) {
     return data.labels[name] || name;
   }
 
   function scrollDown() {
-    log.scrollTop = log.scrollHeight;
+    logBox.scrollTop = logBox.scrollHeight;
   }
 
   function node(tag, className, content) {
@@ -53,10 +59,16 @@
     return li;
   }
 
+  function inLanguage(n, language) {
+    // Screen readers read the text with the rules of the language it is written in.
+    if (language) n.lang = language;
+    return n;
+  }
+
   function addBot(message) {
     const li = node("li", "msg msg-bot");
     const p = node("p", "msg-text");
-    p.append(who("Voxpop"), document.createTextNode(message.text));
+    p.append(who("Voxpop"), inLanguage(node("span", "", message.text), message.language));
     li.append(p);
     if (message.buttons && message.buttons.length) {
       const keyboard = node("div", "keyboard");
@@ -65,7 +77,7 @@
       for (const row of message.buttons) {
         const line = node("div", "keyboard-row");
         for (const button of row) {
-          const b = node("button", "keyboard-button", button.label);
+          const b = inLanguage(node("button", "keyboard-button", button.label), message.language);
           b.type = "button";
           b.addEventListener("click", () => sendMessage(button.label, button.payload));
           line.append(b);
@@ -91,18 +103,23 @@
     busy = value;
     send.disabled = value;
     start.disabled = value;
-    log.setAttribute("aria-busy", value ? "true" : "false");
+    reset.disabled = value;
+    logBox.setAttribute("aria-busy", value ? "true" : "false");
   }
 
-  async function post(path, body) {
-    setBusy(true);
+  // One call of the API; its messages, or null after showing why it failed. A blocking
+  // call disables the buttons until it is answered.
+  async function call(path, body, blocking = true) {
+    if (blocking) setBusy(true);
     showError("");
     try {
-      const response = await fetch(path, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify(body),
-      });
+      const init = { headers: { Accept: "application/json" } };
+      if (body) {
+        init.method = "POST";
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+      }
+      const response = await fetch(path, init);
       let result = null;
       try {
         result = await response.json();
@@ -111,16 +128,22 @@
       }
       if (!response.ok) {
         showError((result && result.error) || "The server answered " + response.status + ".");
-        return false;
+        return null;
       }
-      for (const message of result.messages) addBot(message);
-      return true;
+      return result.messages;
     } catch (_) {
       showError("Cannot reach the Voxpop server. Is it still running?");
-      return false;
+      return null;
     } finally {
-      setBusy(false);
+      if (blocking) setBusy(false);
     }
+  }
+
+  async function post(path, body) {
+    const messages = await call(path, body);
+    if (messages === null) return false;
+    for (const message of messages) addBot(message);
+    return true;
   }
 
   function from() {
@@ -129,6 +152,7 @@
 
   async function sendMessage(message, payload) {
     if (busy) return;
+    await loading;
     const bubble = addCitizen(message);
     const body = Object.assign(from(), { text: message });
     if (payload) body.payload = payload;
@@ -140,12 +164,35 @@
 
   function newConversation() {
     const current = from();
+    log.replaceChildren();
+    addNote("New conversation on " + labelOf(current.channel) + " from " + current.address);
+  }
+
+  // Show the conversation the server carries on for this channel and address (after a page
+  // reload, or on going back to an address): the server, not the page, knows where it stands.
+  function showConversation() {
+    loading = loadConversation();
+  }
+
+  async function loadConversation() {
+    const current = from();
+    const mine = ++shown;
     phone.dataset.channel = current.channel;
     title.textContent = labelOf(current.channel) + " · " + (current.address || "no address");
     address.inputMode = current.channel === "telegram" ? "numeric" : "tel";
     log.replaceChildren();
-    addNote("New conversation on " + labelOf(current.channel) + " from " + current.address);
     showError("");
+    if (!current.address) return newConversation();
+    const query = new URLSearchParams(current);
+    const messages = await call("/simulator/api/transcript?" + query.toString(), null, false);
+    if (mine !== shown) return; // the channel or address changed meanwhile
+    if (!messages || !messages.length) return newConversation();
+    const where = labelOf(current.channel) + " from " + current.address;
+    addNote("Conversation on " + where + " so far (Start over to begin anew)");
+    for (const message of messages) {
+      if (message.direction === "in") addCitizen(message.text);
+      else addBot(message);
+    }
   }
 
   channel.addEventListener("change", () => {
@@ -154,9 +201,16 @@
     if (!address.value.trim() || defaults.includes(address.value.trim())) {
       address.value = data.defaults[channel.value] || "";
     }
-    newConversation();
+    showConversation();
   });
-  address.addEventListener("change", newConversation);
+  address.addEventListener("change", showConversation);
+
+  reset.addEventListener("click", async () => {
+    if (busy) return;
+    await loading;
+    if ((await call("/simulator/api/reset", from())) !== null) newConversation();
+    text.focus();
+  });
 
   el("compose").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -174,10 +228,11 @@
       survey.focus();
       return;
     }
+    await loading;
     addNote("Started: " + survey.options[survey.selectedIndex].text);
     await post("/simulator/api/start", Object.assign(from(), { survey: survey.value }));
     text.focus();
   });
 
-  newConversation();
+  showConversation();
 })();

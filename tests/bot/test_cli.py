@@ -25,7 +25,7 @@ from bot.service import Service
 from storage.db import make_engine, session_factory, transaction, with_schema
 from storage.migrate import current, head
 from storage.models import Contact, Message, SessionRow
-from tests.helpers import voxpop
+from tests.helpers import snapshot, voxpop
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(str(p) for p in (ROOT / "surveys" / "examples").glob("*.toml"))
@@ -378,7 +378,8 @@ def test_piped_chat_prints_the_conversation(db_url: str) -> None:
     finally:
         engine.dispose()
     assert statuses == {"simulated"}
-    assert addresses == {"+32470000009"}
+    # A test phone's conversation lives in the simulators' own space, apart from the citizen's.
+    assert addresses == {"sim:+32470000009"}
 
 
 def test_piped_chat_with_no_input_exits_cleanly(db_url: str) -> None:
@@ -590,3 +591,60 @@ def test_serve_refuses_a_broken_survey_file_with_the_reason(db_url: str, tmp_pat
     assert result.exit_code == 1
     assert "[surveys] load: nothing was loaded" in result.stderr
     assert f"{broken}:2" in result.stderr
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("simulator", "says"),
+    [
+        ("auto", None),  # off on a public server: nothing to say
+        ("true", "WARNING: the simulator is on at https://voxpop.example.city/simulator"),
+    ],
+)
+def test_serve_warns_when_a_public_server_has_the_simulator_on(
+    db_url: str, simulator: str, says: str | None
+) -> None:
+    env = {
+        "VOXPOP_DATABASE__URL": db_url,
+        "VOXPOP_CONFIG": os.devnull,
+        "VOXPOP_SERVER__PUBLIC_URL": "https://voxpop.example.city/",
+        "VOXPOP_SERVER__SIMULATOR": simulator,
+    }
+    # A busy port stops it right after the announcements, before serving.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)], env=env)
+    assert result.exit_code == 1
+    assert "simulator:" not in result.stdout
+    if says is None:
+        assert "simulator" not in result.stderr
+    else:
+        assert says in result.stderr
+        assert 'simulator = "auto" or false turns it off' in result.stderr
+
+
+def test_chat_with_a_citizens_number_leaves_the_citizen_as_they_were(db_url: str) -> None:
+    # `voxpop chat` is a test phone like the browser's: given a real citizen's number, every
+    # command acts on a test conversation of its own.
+    assert voxpop(db_url, "survey", "load", EVERY, OTHER).exit_code == 0
+    _respond(db_url, "+32470000004", ["EVERY", "red", "1", "yes", "3", "40", "5", "SKIP"])
+    engine = make_engine(db_url)
+    try:
+        before = snapshot(engine)
+        lines = ["OTHER", "yes", "LANG NL", "INFO", "RESULTS", "STOP", "START", "FORGET", "YES"]
+        chat = voxpop(db_url, "chat", "--from", "+32470000004", input="\n".join(lines) + "\n")
+        assert chat.exit_code == 0, chat.output
+        assert "bot> Uw gegevens zijn gewist. Tot ziens." in chat.stdout
+        after = snapshot(engine)
+    finally:
+        engine.dispose()
+    for table, rows in before.items():
+        assert {key: after[table].get(key) for key in rows} == rows, table
+    new = [row for key, row in after["audit_log"].items() if key not in before["audit_log"]]
+    assert {(row["actor"], row["action"]) for row in new} == {
+        ("simulator", "opt_out"),
+        ("simulator", "opt_in"),
+        ("simulator", "forget"),
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -65,7 +65,7 @@ def test_example_config_documents_every_key() -> None:
         ("[sever]\nport = 80\n", "voxpop.toml:1: unknown section [sever]"),
         ("[server]\nport = \n", "voxpop.toml:2: "),
         ('[server]\nport = "eighty"\n', "[server] port: expected a whole number"),
-        ("[server]\nsimulator = 1\n", "[server] simulator: expected true or false"),
+        ("[server]\nsimulator = 1\n", '[server] simulator: expected true, false or "auto"'),
     ],
 )
 def test_bad_files_say_where_and_why(tmp_path: Path, content: str, message: str) -> None:
@@ -149,3 +149,31 @@ def test_whatsapp_sender_is_a_number_with_or_without_its_prefix(
     assert (expected in channel_problems(config)) is problem
     if not problem:
         assert config.twilio.whatsapp_from == "+14155238886"
+
+
+@pytest.mark.parametrize(
+    ("line", "env", "expected", "enabled_when_public"),
+    [
+        ("", None, None, False),  # the default is "auto"
+        ('simulator = "auto"', None, None, False),
+        ("simulator = true", None, True, True),
+        ("simulator = false", None, False, False),
+        ("", "auto", None, False),
+        ("", "true", True, True),
+        ("simulator = true", "off", False, False),
+        ("simulator = false", "", None, False),
+    ],
+)
+def test_the_simulator_setting_is_auto_true_or_false(
+    tmp_path: Path, line: str, env: str | None, expected: bool | None, enabled_when_public: bool
+) -> None:
+    (tmp_path / "voxpop.toml").write_text(f"[server]\n{line}\n")
+    environ = {} if env is None else {"VOXPOP_SERVER__SIMULATOR": env}
+    server = load_config(None, environ=environ, cwd=tmp_path).server
+    assert server.simulator is expected
+    # Not public (`make run`): on unless turned off.
+    assert server.simulator_enabled is (expected is not False)
+    public = replace(server, public_url="https://voxpop.example.city")
+    assert public.simulator_enabled is enabled_when_public
+    assert public.simulator_public is enabled_when_public
+    assert not server.simulator_public

@@ -518,7 +518,7 @@ def test_the_simulator_records_no_consent(poll: Service, db: sessionmaker[Sessio
     for text in ("POLL", "yes", "yes"):
         msg = InboundMessage(Address("sms", "+15555550101"), text, f"in-{next(_ids)}", NOW)
         poll.receive(msg, simulated=True)
-    assert address(db, "sms", "+15555550101").consent_at is None
+    assert address(db, "sms", "sim:+15555550101").consent_at is None
     assert not any(e.action.startswith("consent") for e in audit_rows(db))
 
 

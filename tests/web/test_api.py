@@ -11,8 +11,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bot.config import Config, ServerConfig
+from bot.messages import Address
 from bot.service import Service
-from bot.web import MAX_BODY, MAX_TEXT, create_app, make_server
+from bot.web import MAX_BODY, MAX_TEXT, SIMULATOR_RATE_LIMIT, create_app, make_server
+
+from .conftest import fixed_clock
 
 SMS = {"channel": "sms", "address": "+15555550100"}
 TELEGRAM = {"channel": "telegram", "address": "100000"}
@@ -326,3 +329,141 @@ def test_closed_surveys_give_no_keyword_hint(service: Service) -> None:
     assert '<option value="central-park">' in html
     surveys = {s["slug"]: s["open"] for s in client.get("/simulator/api/surveys").get_json()}
     assert surveys == {"central-park": False, "street-lighting": True}
+
+
+# --- when the simulator is on, and its rate limit -----------------------------------------
+
+PUBLIC = "https://voxpop.example.city"
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("simulator", "public_url", "served"),
+    [
+        (None, "", True),  # "auto", the embedded default (`make run`)
+        (None, PUBLIC, False),  # "auto" on a public server: off
+        (True, PUBLIC, True),  # asked for on a public server
+        (True, "", True),
+        (False, "", False),
+        (False, PUBLIC, False),
+    ],
+)
+def test_the_simulator_is_on_unless_public_or_turned_off(
+    service: Service, simulator: bool | None, public_url: str, served: bool
+) -> None:
+    config = Config(server=ServerConfig(simulator=simulator, public_url=public_url))
+    client = create_app(service, config, clock=fixed_clock).test_client()
+    assert client.get("/simulator").status_code == (200 if served else 404)
+    response = client.post("/simulator/api/send", json={**SMS, "text": "PARK"})
+    assert response.status_code == (200 if served else 404)
+    assert (client.get("/").status_code == 302) is served
+
+
+@sqlite_only
+def test_a_public_simulator_is_rate_limited_per_client_address(service: Service) -> None:
+    config = Config(server=ServerConfig(simulator=True, public_url=PUBLIC))
+    app = create_app(service, config, clock=fixed_clock)
+    one, other = app.test_client(), app.test_client()
+    one.environ_base["REMOTE_ADDR"] = "192.0.2.1"
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.2"
+    allowed = int(SIMULATOR_RATE_LIMIT.split()[0])
+    # Every call of the API counts, whichever it is.
+    for n in range(allowed):
+        path = "/simulator/api/surveys" if n % 2 else "/simulator/api/transcript"
+        assert one.get(path, query_string=SMS).status_code == 200, n
+    response = one.post("/simulator/api/send", json={**SMS, "text": "PARK"})
+    assert response.status_code == 429
+    assert "too many requests" in response.get_json()["error"]
+    assert int(response.headers["Retry-After"]) > 0
+    # Refused before the service: the conversation never began.
+    assert service.transcript(Address("sms", SMS["address"]), simulated=True) == []
+    # Another client address has its own allowance; the page itself is not counted.
+    assert other.post("/simulator/api/send", json={**SMS, "text": "PARK"}).status_code == 200
+    assert one.get("/simulator").status_code == 200
+
+
+@sqlite_only
+def test_a_local_simulator_is_not_rate_limited(client: FlaskClient) -> None:
+    allowed = int(SIMULATOR_RATE_LIMIT.split()[0])
+    for _ in range(allowed + 1):
+        assert client.get("/simulator/api/surveys").status_code == 200
+
+
+@sqlite_only
+def test_a_public_simulator_is_announced_as_a_warning(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    create_app(service, Config(server=ServerConfig(public_url=PUBLIC)))
+    assert not caplog.records  # "auto": off, nothing to warn about
+    create_app(service, Config(server=ServerConfig(simulator=True, public_url=PUBLIC)))
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "simulator is on at a public address" in record.getMessage()
+
+
+# --- what a reloaded page shows, and starting over ----------------------------------------
+
+
+def test_each_reply_carries_the_language_it_is_written_in(client: FlaskClient) -> None:
+    assert {m["language"] for m in send(client, "PARK")} == {"en"}
+    switched = send(client, "LANG FR")
+    assert [m["language"] for m in switched] == ["fr"] * len(switched)
+    assert switched[0]["text"].startswith("Langue choisie")
+    assert {m["language"] for m in send(client, "INFO")} == {"fr"}
+    # Street lighting has no French: its questions come in its default language, English,
+    # while Voxpop's own lines stay French.
+    begun = send(client, "LIGHTS")
+    assert [m["language"] for m in begun][:1] == ["fr"]
+    begun = send(client, "OUI")
+    assert begun[-1]["language"] == "en"
+    assert begun[-1]["text"].startswith("Is there a street near you")
+
+
+def test_the_transcript_is_the_conversation_the_server_carries_on(client: FlaskClient) -> None:
+    def transcript(**who: str) -> list[dict[str, Any]]:
+        response = client.get("/simulator/api/transcript", query_string=who or SMS)
+        assert response.status_code == 200
+        messages: list[dict[str, Any]] = response.get_json()["messages"]
+        return messages
+
+    assert transcript() == []
+    park = send(client, "PARK")
+    dutch = send(client, "LANG NL")
+    # Replies as they were shown, with the citizen's own messages between them.
+    assert transcript() == [
+        {"direction": "in", "text": "PARK"},
+        *park,
+        {"direction": "in", "text": "LANG NL"},
+        *dutch,
+    ]
+    assert {m["language"] for m in dutch} == {"nl"}
+    # Another channel or address is another conversation.
+    assert transcript(**TELEGRAM) == []
+
+
+def test_starting_over_begins_a_new_conversation(client: FlaskClient, service: Service) -> None:
+    for text in ("PARK", "1", "LANG FR"):
+        send(client, text)
+    response = client.post("/simulator/api/reset", json=SMS)
+    assert response.status_code == 200
+    assert client.get("/simulator/api/transcript", query_string=SMS).get_json()["messages"] == []
+    # A new contact: English again, no consultation in progress.
+    assert send(client, "REPEAT")[0]["text"].startswith("Reply with the number")
+    # The test run itself stays, as the simulator's, out of the real results.
+    assert list(service.export_records("central-park")) == []
+    assert len(list(service.export_records("central-park", include_simulated=True))) == 1
+    # Starting over where nothing was going on is fine too.
+    assert client.post("/simulator/api/reset", json=TELEGRAM).status_code == 200
+
+
+@sqlite_only
+@pytest.mark.parametrize("path", ["/simulator/api/reset", "/simulator/api/transcript"])
+def test_reset_and_transcript_check_the_address(client: FlaskClient, path: str) -> None:
+    bad = {"channel": "sms", "address": "alice"}
+    if path.endswith("reset"):
+        response = client.post(path, json=bad)
+    else:
+        response = client.get(path, query_string=bad)
+    assert response.status_code == 400
+    assert "address is not valid for sms" in response.get_json()["error"]

@@ -190,3 +190,87 @@ def test_bad_address_shows_the_reason(page: Page) -> None:
     expect(page.get_by_role("alert")).to_contain_text("address is not valid for sms")
     expect(page.locator(".msg-user").last).to_contain_text("Not delivered")
     expect(page.locator(".msg-bot")).to_have_count(0)
+
+
+def test_a_reload_shows_the_conversation_the_server_carries_on(page: Page, tmp_path: Path) -> None:
+    for reply in ("PARK", "1", "LANG FR"):
+        type_message(page, reply)
+        expect(page.locator(".msg-bot").last).to_be_visible()
+    expect(page.locator(".msg-bot").last).to_contain_text("Que faites-vous au parc")
+
+    page.reload()
+    # Not "New conversation": the French mid-survey question the server will go on from.
+    expect(page.locator(".note").first).to_contain_text("so far")
+    expect(page.locator(".msg-user")).to_have_text(["You: PARK", "You: 1", "You: LANG FR"])
+    last = page.locator(".msg-bot").last
+    expect(last).to_contain_text("Que faites-vous au parc")
+    # Each message says its language, for screen readers: the intro English, then French.
+    expect(page.locator(".msg-bot .msg-text [lang]").first).to_have_attribute("lang", "en")
+    expect(last.locator(".msg-text [lang]")).to_have_attribute("lang", "fr")
+    # Scrolled to where the conversation stands.
+    expect(last).to_be_in_viewport()
+    page.screenshot(path=str(tmp_path / "reloaded.png"))
+
+    page.get_by_role("button", name="Start over").click()
+    expect(page.locator(".note")).to_have_text(["New conversation on SMS from +15555550100"])
+    expect(page.locator(".msg")).to_have_count(0)
+    type_message(page, "PARK")
+    # A new citizen to the bot: English from the start, and the first question again.
+    expect(page.locator(".msg-bot").last).to_contain_text("How often do you visit the park?")
+    page.reload()
+    expect(page.locator(".msg-user")).to_have_text(["You: PARK"])
+
+
+def test_the_buttons_of_a_dutch_question_are_dutch_and_work_by_keyboard(
+    page: Page, tmp_path: Path
+) -> None:
+    page.get_by_label("Channel").select_option("telegram")
+    for reply in ("LICHT", "LANG NL"):
+        type_message(page, reply)
+        expect(page.locator(".msg-bot").last).to_be_visible()
+    question = page.locator(".msg-bot").last
+    expect(question).to_contain_text("Is er bij u in de buurt een straat")
+    buttons = question.get_by_role("button")
+    expect(buttons).to_have_text(["1. Ja", "2. Nee"])
+    expect(buttons.first).to_have_attribute("lang", "nl")
+    # Keyboard only: Tab reaches the reply buttons, Enter presses one.
+    buttons.first.focus()
+    page.keyboard.press("Tab")
+    expect(buttons.nth(1)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg-user").last).to_have_text("You: 2. Nee")
+    expect(page.locator(".msg-bot").last).to_contain_text("Hoe veilig voelt u zich")
+    expect(page.locator(".msg-bot").last).to_be_in_viewport()
+    page.screenshot(path=str(tmp_path / "dutch.png"))
+
+
+def test_the_page_passes_an_accessibility_check(browser: Browser, base_url: str) -> None:
+    # axe-core (bundled with axe-playwright-python, offline) on a conversation with buttons,
+    # messages in two languages, and an error shown.
+    from axe_playwright_python.sync_playwright import Axe
+
+    context = browser.new_context(viewport={"width": 480, "height": 900}, bypass_csp=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}/simulator")
+        page.get_by_label("Channel").select_option("telegram")
+        for reply in ("LIGHTS", "LANG NL"):
+            type_message(page, reply)
+            expect(page.locator(".msg-bot").last).to_be_visible()
+        expect(page.locator(".keyboard-button").last).to_have_attribute("lang", "nl")
+        page.get_by_label("Start a survey").select_option("")
+        page.get_by_role("button", name="Start", exact=True).click()
+        expect(page.get_by_role("alert")).to_have_text("Choose a survey to start.")
+        results = Axe().run(page)
+        violations = [(v["id"], v["help"]) for v in results.response["violations"]]
+        assert violations == []
+        # Every control has a name a screen reader can say.
+        for control in page.locator("input, select, button").all():
+            name = control.get_attribute("aria-label") or control.evaluate(
+                "c => c.labels && c.labels.length ? c.labels[0].textContent : c.textContent"
+            )
+            assert name
+            assert name.strip()
+    finally:
+        context.close()
