@@ -61,7 +61,8 @@ def read_unit(name: str) -> Unit:
             current = sections.setdefault(header.group(1), {})
             continue
         key, equals, value = line.partition("=")
-        assert equals and current is not None, f"{name}:{number}: not a setting: {line!r}"
+        assert equals, f"{name}:{number}: not a setting: {line!r}"
+        assert current is not None, f"{name}:{number}: a setting before any [section]"
         current.setdefault(key.strip(), []).append(value.strip())
     return Unit(name, sections)
 

@@ -130,9 +130,7 @@ def test_the_environment_file_reads_the_same_in_a_shell(tmp_path: Path) -> None:
     # The guide's way without systemd: set -a; . /etc/voxpop/voxpop.env; set +a
     script = f'set -a; . "{ENV_EXAMPLE}"; set +a; env -0'
     shell = subprocess.run(["bash", "-c", script], capture_output=True, check=True, env={})
-    seen = dict(
-        item.split("=", 1) for item in shell.stdout.decode().split("\0") if "=" in item
-    )
+    seen = dict(item.split("=", 1) for item in shell.stdout.decode().split("\0") if "=" in item)
 
     env = read_env_file(ENV_EXAMPLE)
     assert {name: seen.get(name) for name in env} == env
@@ -145,7 +143,8 @@ def test_the_proxies_pass_to_the_web_unit_and_limit_bodies_as_voxpop_does() -> N
     caddy = (DEPLOY / "Caddyfile").read_text(encoding="utf-8")
 
     assert f"proxy_pass http://{upstream};" in nginx
-    assert "client_max_body_size 1m;" in nginx and MAX_BODY == 1024 * 1024
+    assert "client_max_body_size 1m;" in nginx
+    assert MAX_BODY == 1024 * 1024
     for header in ("Host $host", "X-Forwarded-Proto $scheme", "X-Forwarded-For"):
         assert f"proxy_set_header {header}" in nginx
     assert "return 301 https://" in nginx
