@@ -44,7 +44,7 @@ def test_each_unit_restarts_runs_as_voxpop_and_reads_the_settings_and_secrets(na
     assert unit.one("Service", "Restart") == "always"
     assert float(unit.one("Service", "RestartSec")) > 0
     assert unit.one("Service", "User") == "voxpop"
-    assert unit.environment() == {"VOXPOP_CONFIG": ETC_TOML}
+    assert unit.environment() == {"VOXPOP_CONFIG": ETC_TOML, "PYTHONUNBUFFERED": "1"}
     assert unit.one("Service", "EnvironmentFile") == ETC_ENV
     assert unit.one("Service", "WorkingDirectory") == "/var/lib/voxpop"
     assert unit.one("Install", "WantedBy") == "multi-user.target"
