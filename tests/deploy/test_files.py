@@ -123,7 +123,7 @@ def test_the_settings_file_is_public_ready_and_holds_no_secret() -> None:
     assert not {key for section in settings.values() for key in section} & secrets
     assert config.server.public_url.startswith("https://")
     assert not config.server.public_url.endswith("/")
-    assert config.server.simulator is False
+    assert settings["server"]["simulator"] is False  # said in so many words (and a 404)
 
 
 def test_the_environment_file_reads_the_same_in_a_shell(tmp_path: Path) -> None:
@@ -160,3 +160,27 @@ def test_the_guide_links_every_shipped_file_and_the_readme_links_the_guide() -> 
         assert f"](deploy/{shipped.name})" in guide, shipped.name
     assert "](docs/deployment.md)" in readme
     assert "docs/deployment.md" in (ROOT / "bot" / "wsgi.py").read_text(encoding="utf-8")
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_of_the_guide_leads_somewhere() -> None:
+    docs = GUIDE.parent
+    links = re.findall(r"\]\(([^)\s]+)\)", GUIDE.read_text(encoding="utf-8"))
+    links += [
+        "deployment.md#5-the-reverse-proxy-tls-and-public_url",  # from docs/channels.md
+        "deployment.md#9-backups-and-restores",  # from docs/architecture.md
+    ]
+
+    for link in links:
+        if link.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = link.partition("#")
+        target = (docs / path) if path else GUIDE
+        assert target.exists(), link
+        if anchor and target.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", target.read_text(encoding="utf-8"), re.M)
+            assert anchor in {_anchor(h) for h in headings}, link
