@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -151,8 +152,17 @@ def test_the_guide_followed_on_loopback_answers_citizens_through_the_fakes(
 
         # Section 4: the three services.
         logs = {unit: tmp_path / f"{unit}.log" for unit in UNITS}
+        # Type=notify: systemd counts the web service started when gunicorn says READY=1.
+        assert read_unit("voxpop-web.service").one("Service", "Type") == "notify"
+        notify = up.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+        notify.bind(str(tmp_path / "notify"))
+        notify.settimeout(60)
         for unit in UNITS:
-            up.enter_context(service(unit, environment(unit), workdir, logs[unit]))
+            env = environment(unit)
+            if unit == "voxpop-web.service":
+                env["NOTIFY_SOCKET"] = str(tmp_path / "notify")
+            up.enter_context(service(unit, env, workdir, logs[unit]))
+        assert b"READY=1" in notify.recv(4096).split(b"\n")
         port = wait_for(logs["voxpop-web.service"], r"Listening at: http://127\.0\.0\.1:(\d+)")
         wait_for(logs["voxpop-dispatch.service"], "dispatching")
         wait_for(logs["voxpop-scheduler.service"], "scheduler starting")
