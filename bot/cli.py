@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import uuid
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from channels.addresses import address_problem
 from channels.base import numbered_list
 from channels.errors import SendError
 from channels.simulator import PREFIX, display_lines
+from storage.backup import BackupError, backup_sqlite
 from storage.migrate import current, head, upgrade
 from surveys.loader import SurveyError, load_many
 from surveys.model import Question, Survey
@@ -49,6 +51,8 @@ TERMINAL_TEST_ADDRESSES = {"sms": "+15555550101", "whatsapp": "+15555550101", "t
 
 @click.group()
 @click.option("--config", "config_path", metavar="PATH", help="Config file (TOML).")
+# The installed package's version (pyproject.toml), printed before any config is read.
+@click.version_option(package_name="voxpop", message="%(prog)s %(version)s")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """Voxpop: short citizen consultations over SMS, WhatsApp and Telegram."""
@@ -81,6 +85,23 @@ def db_upgrade(config: Config) -> None:
         click.echo(f"database already up to date (revision {before})")
     else:
         click.echo(f"database migrated from {before or 'empty'} to revision {head()}")
+
+
+@db.command("backup")
+@click.argument("target", metavar="PATH", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def db_backup(config: Config, target: Path) -> None:
+    """Copy the SQLite database to PATH while Voxpop keeps running (a consistent snapshot;
+    PATH must not exist). PostgreSQL: use pg_dump (docs/deployment.md)."""
+    try:
+        done = backup_sqlite(config.database.url, target)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (SQLAlchemyError, sqlite3.Error) as exc:
+        raise database_error(exc) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc.strerror}") from exc
+    click.echo(f"backed up to {done.target} ({done.size} bytes, schema revision {done.revision})")
 
 
 # --- surveys ----------------------------------------------------------------------------------

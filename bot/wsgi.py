@@ -1,24 +1,14 @@
 """The WSGI entry point for production servers: ``gunicorn 'bot.wsgi:app'``.
 
+How to run it in production (gunicorn, ``voxpop dispatch`` and ``voxpop scheduler`` as
+systemd services, the proxy, backups, upgrades): docs/deployment.md.
+
 Each worker process builds ``app`` once, on first use, from the usual configuration
 (``$VOXPOP_CONFIG``, else ``./voxpop.toml``, then ``VOXPOP_<SECTION>__<KEY>`` variables; see
-:mod:`bot.config`), with the runtime of :func:`bot.runtime.build_runtime`::
-
-    voxpop db upgrade
-    voxpop survey load surveys/examples/              # your folder; [surveys] load is not read
-    gunicorn --workers 2 --bind 127.0.0.1:8080 'bot.wsgi:app'
-    voxpop dispatch                                   # beside it: the workers never send
-    voxpop scheduler                                  # and this, for pushes (docs/scheduler.md)
-
-``voxpop dispatch`` needs a channel in the config (``[telegram]`` or ``[twilio]``,
-docs/channels.md): without one there is nothing to send, and it says so and stops.
-
-The workers only answer requests: a webhook commits its replies to the outbox and returns.
-``voxpop serve`` runs a dispatcher thread in the web process and wakes it after each commit;
-gunicorn workers start none, so run ``voxpop dispatch`` beside them (one on SQLite, one or
-more on PostgreSQL). The workers ring the outbox bell after each commit that queued a reply
-(:mod:`storage.outbox_bell`: a named pipe beside the SQLite file, or PostgreSQL's
-``NOTIFY``), so the reply leaves at once, as under ``voxpop serve``.
+:mod:`bot.config`), with the runtime of :func:`bot.runtime.build_runtime`. The workers only
+answer requests: a webhook commits its replies to the outbox, rings the outbox bell
+(:mod:`storage.outbox_bell`) and returns; ``voxpop dispatch``, beside them, sends. gunicorn
+workers start no dispatcher and no scheduler (``voxpop serve`` runs both in its process).
 
 A database without the current schema, or a half-configured channel, stops the worker at
 start with the reason. With ``--preload`` the app is built in the master before the fork;
