@@ -48,6 +48,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.dispatch_pipeline import Pipeline, first
+from bot.health import Board, send_problem
+from bot.log_privacy import log_failure
 from bot.sending import (
     HELD,
     MESSAGE_KINDS,
@@ -102,9 +104,13 @@ class Dispatcher:
         settings: DispatchSettings | None = None,
         rng: random.Random | None = None,
         pacing: Mapping[str, Pacing] | None = None,
+        board: Board | None = None,
     ) -> None:
         self._sessions = sessions
-        self._transports = dict(transports)
+        # Not copied: it is read at every claim, and a channel whose sender is down (see
+        # bot.transports) is left out of it until it is back.
+        self._transports = transports
+        self._board = board
         self._clock = clock
         self._settings = settings or DispatchSettings()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
@@ -292,11 +298,20 @@ class Dispatcher:
         try:
             receipt = await self._transports[job.channel](job)
         except errors.SendError as exc:
+            self._tell(job.channel, exc)
             return Outcome(job, error=exc)
         except Exception as exc:
             log.exception("message %d: unexpected error while sending", job.id)
             return Outcome(job, error=errors.Unknown(f"{type(exc).__name__}"))
+        self._tell(job.channel, None)
         return Outcome(job, receipt=receipt)
+
+    def _tell(self, channel: str, error: errors.SendError | None) -> None:
+        """What a send says about its channel goes on the board (readiness)."""
+        if self._board is not None:
+            state = send_problem(channel, error)
+            if state is not None:
+                self._board.set(channel, state)
 
     async def run_once(self) -> int:
         """Claim one batch, send it with bounded concurrency, record every outcome."""
@@ -549,7 +564,16 @@ class DispatcherThread:
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._work(self._stop, self._wake))
+        wait = 1.0
+        while not self._stop.is_set():
+            try:
+                self._loop.run_until_complete(self._work(self._stop, self._wake))
+                return
+            except Exception as exc:
+                # Never die silently while the web server answers: say so, and start again.
+                log_failure(f"dispatcher (starting again in {wait:g}s)", exc)
+                self._loop.run_until_complete(first(self._stop.wait(), timeout=wait))
+                wait = min(wait * 2, 60.0)
 
     def start(self) -> None:
         self._thread.start()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import log_privacy
 from bot.config import Config
 from bot.service import Service
 from storage import outbox_bell
@@ -51,15 +52,14 @@ def build_runtime(config: Config, on_outbox: Callable[[], None] | None = None) -
 
 
 def configure_logging(config: Config) -> None:
+    """Log at ``[logging] level`` to stderr, with nothing personal or secret in any line
+    (:mod:`bot.log_privacy`)."""
+    # Does nothing when a host (gunicorn's --log-config, pytest) already set up handlers.
     logging.basicConfig(
         level=config.logging.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Alembic narrates every schema check at INFO; only its warnings matter to operators.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # The SDKs narrate every HTTP request at INFO (Twilio's includes query parameters, which
-    # may carry a phone number): the dispatcher logs each outcome itself, without personal data.
-    for sdk in ("twilio.http_client", "httpx"):
-        logging.getLogger(sdk).setLevel(logging.WARNING)
-    # APScheduler narrates every run of the tick at INFO; bot.scheduler logs what happened.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # The libraries narrate every HTTP request and statement, with their parameters, below
+    # WARNING (Twilio's and PTB's include phone numbers, chat ids and texts): kept at WARNING,
+    # and every handler of the root logger redacts secrets and phone numbers.
+    log_privacy.install(logging.getLogger().handlers, config)

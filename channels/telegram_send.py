@@ -283,24 +283,6 @@ def _retry_after(payload: bytes) -> float:
         return DEFAULT_RETRY_AFTER
 
 
-class _RedactToken(logging.Filter):
-    """Hides the bot token, which is part of every Bot API URL, in PTB's and aiohttp's logs."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self._token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self._token in message:
-            record.msg, record.args = message.replace(self._token, "<token>"), None
-        return True
-
-
-#: Loggers that may write the request URL: PTB at DEBUG, aiohttp's client on trouble.
-_URL_LOGGERS = ("telegram.Bot", "aiohttp.client")
-
-
 def to_send_error(exc: tg.TelegramError, *, token: str = "") -> errors.SendError:
     """The :mod:`channels.errors` counterpart of a PTB exception (see the module docstring)."""
     text = str(exc).replace(token, "<token>") if token else str(exc)
@@ -360,8 +342,8 @@ class TelegramSender(Lifecycle):
         if not config.token:
             raise ValueError("[telegram] token is empty")
         self._token = config.token
-        self._redact = _RedactToken(config.token)
-        self._hide_token()  # before Bot(), which logs its URL
+        #: Why the last :meth:`initialize` could not check the token (Telegram out of reach).
+        self.start_error: errors.SendError | None = None
         root = config.api_base_url.rstrip("/")
 
         def request(pool_size: int) -> _Request:
@@ -394,7 +376,7 @@ class TelegramSender(Lifecycle):
         A refused token raises :class:`~channels.errors.ConfigError`. Telegram being out of
         reach is only logged: a dispatcher should start anyway, and its sends will retry.
         """
-        self._hide_token()
+        self.start_error = None
         try:
             await self._bot.initialize()
         except tg.TelegramError as exc:
@@ -403,6 +385,7 @@ class TelegramSender(Lifecycle):
                 # PTB opened the pool before calling getMe, so sends work; it retries getMe
                 # on the next initialize().
                 log.warning("Telegram not reachable at start (%s); sends will retry", error)
+                self.start_error = errors.Unreachable(str(error))
                 return
             await self.shutdown()
             raise error from None
@@ -416,12 +399,6 @@ class TelegramSender(Lifecycle):
         # Bot.shutdown() skips requests it did not initialize itself; this is idempotent.
         for request in self._requests:
             await request.shutdown()
-        for name in _URL_LOGGERS:
-            logging.getLogger(name).removeFilter(self._redact)
-
-    def _hide_token(self) -> None:
-        for name in _URL_LOGGERS:
-            logging.getLogger(name).addFilter(self._redact)  # a no-op when already there
 
     # --- sending ----------------------------------------------------------------------------
 
