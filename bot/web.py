@@ -21,9 +21,11 @@ from flask.typing import ResponseReturnValue
 from waitress.server import BaseWSGIServer, create_server
 from werkzeug.exceptions import HTTPException
 
+from bot import web_security
 from bot.config import Config
 from bot.messages import CHANNEL_NAMES, Address, InboundMessage
 from bot.service import Clock, Outgoing, Service, utc_now
+from bot.web_health import health_blueprint
 from bot.webhooks import webhooks_blueprint
 from channels.addresses import TEST_ADDRESSES, address_problem
 
@@ -64,6 +66,9 @@ def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> F
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok")
+
+    web_security.install(app, config)
+    app.register_blueprint(health_blueprint(service.sessions, config))
 
     @app.get("/")
     def index() -> ResponseReturnValue:

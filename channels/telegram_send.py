@@ -253,15 +253,12 @@ class _Request(BaseRequest):
                     code, payload = answer.status, await answer.read()
             finally:
                 gate.leave()
-        except http.PoolTimeoutError as exc:
-            raise tg.TimedOut(
-                "Pool timeout: every pooled connection stayed busy; the request was not sent"
-            ) from exc
-        except TimeoutError as exc:  # aiohttp's connect and read timeouts are TimeoutErrors
-            raise tg.TimedOut from exc
+        except (TimeoutError, http.PoolTimeoutError) as exc:
+            # aiohttp's connect and read timeouts are TimeoutErrors.
+            raise tg.TimedOut(http.describe(exc)) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            # The class only: aiohttp's messages can quote the URL, and the token is in it.
-            raise tg.NetworkError(f"aiohttp.{type(exc).__name__}") from exc
+            # Described, never aiohttp's message: it can quote the URL, and the token is in it.
+            raise tg.NetworkError(http.describe(exc)) from exc
         if code == HTTPStatus.TOO_MANY_REQUESTS:
             raise _FloodControl(_retry_after(payload))
         return code, payload
