@@ -346,8 +346,11 @@ async def dispatch_forever(
     stop: asyncio.Event,
     wake: asyncio.Event,
     clock: Clock = utc_now,
+    *,
+    restart_after: float = 5.0,
 ) -> None:
-    """Open the configured channels and work the outbox until ``stop``."""
+    """Open the configured channels and work the outbox until ``stop``; a channel whose
+    sender cannot open is tried again after ``restart_after`` seconds, then less often."""
     d = config.dispatch
     settings = DispatchSettings(
         lease=timedelta(seconds=d.lease_seconds),
@@ -374,7 +377,7 @@ async def dispatch_forever(
 
     board.on_change = part_changed
     heartbeat = Heartbeat(sessions, "dispatcher", BEAT_SECONDS)
-    async with Transports(config, board) as transports:
+    async with Transports(config, board, restart_after=restart_after) as transports:
         dispatcher = Dispatcher(
             sessions, transports.delivers(), clock, settings, pacing=pacing(config), board=board
         )
