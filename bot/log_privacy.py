@@ -40,8 +40,9 @@ LIBRARY_LOGGERS: Final = (
     "alembic",
     "hpack",
 )
-#: A phone number as providers write it: E.164 with its plus, perhaps after ``whatsapp:``.
-_PHONE: Final = re.compile(r"\+\d{6,15}")
+#: A phone number as providers write it: E.164 with its plus (perhaps URL-encoded, perhaps
+#: after ``whatsapp:``).
+_PHONE: Final = re.compile(r"(?:\+|%2B)\d{6,15}", re.IGNORECASE)
 #: Shorter strings are not treated as secrets (they would blank out ordinary words).
 _MIN_SECRET: Final = 6
 
