@@ -78,7 +78,7 @@ def test_sms_is_answered_and_readiness_names_telegram(serve: tuple[Phone, str]) 
     assert lines[-1].startswith("bot> (+32470000001) Is there a street near you that is too dark")
     assert _get(f"{url}/healthz") == (200, {"status": "ok"})  # alive ...
     deadline = time.monotonic() + PATIENCE
-    while (answer := _get(f"{url}/readyz"))[1]["parts"] != {  # type: ignore[index]
+    while (answer := _get(f"{url}/readyz"))[1]["parts"] != {
         "database": "ok",
         "scheduler": "ok",
         "dispatcher": "ok",
