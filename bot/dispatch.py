@@ -68,6 +68,10 @@ from storage.models import Address, Message, SendBudget
 log = logging.getLogger(__name__)
 
 
+#: Failures that change the citizen's address (opted out, blocked, invalid).
+_ADDRESS_ERRORS = (errors.ContactOptedOut, errors.ContactBlocked, errors.InvalidAddress)
+
+
 class _Sent(NamedTuple):
     """A sent message as :func:`storage.repo.apply_early_reports` reads it."""
 
@@ -140,7 +144,9 @@ class Dispatcher:
         with transaction(self._sessions) as s:
             conn = s.connection()
             jobs: list[Job] = []
-            for channel in self._transports:
+            # Channel by channel in one fixed order, each its budget, then its addresses by
+            # id: the order record() locks them in too, so no two transactions deadlock.
+            for channel in sorted(self._transports):
                 jobs += self._claim_channel(
                     s, conn, channel, now, limit or self._settings.batch, busy
                 )
@@ -418,6 +424,7 @@ class Dispatcher:
 
     def _record_rest(self, s: Session, outcomes: list[Outcome], now: datetime) -> list[Message]:
         """Failures, deferrals and templates, through the ORM (they are few); the rows sent."""
+        self._lock_pacing_rows(s.connection(), outcomes)
         # Per address: when its failed message is due again, so the rest queue behind it.
         held: dict[tuple[str, str], datetime] = {}
         sent: list[Message] = []
@@ -450,6 +457,35 @@ class Dispatcher:
                 held[key] = row.next_attempt_at + timedelta(microseconds=1)
         return sent
 
+    def _lock_pacing_rows(self, conn: Connection, outcomes: list[Outcome]) -> None:
+        """Lock the budgets and addresses these failures will change before changing any, in
+        the claims' order (channel by channel, its budget, then its addresses by id): the
+        ORM would lock them one by one in the order of the outcomes, and a claim holding a
+        budget while it waits for an address (or the other way round) would deadlock."""
+        if not self._skip_locked:
+            return  # SQLite: this transaction holds the database's only write lock
+        budgets: set[str] = set()
+        addresses: dict[str, set[str]] = {}
+        for outcome in outcomes:
+            error, job = outcome.error, outcome.job
+            if isinstance(error, errors.Throttled):
+                pacing = self._pacing.get(job.channel)
+                if pacing is None:
+                    continue
+                if pacing.throttle_holds_sender:
+                    budgets.add(job.channel)
+            elif not isinstance(error, _ADDRESS_ERRORS):
+                continue
+            addresses.setdefault(job.channel, set()).add(job.address)
+        for channel in sorted(budgets | addresses.keys()):
+            if channel in budgets:
+                conn.execute(outbox.BUDGET[True], {"key": self._pacing[channel].key})
+            if channel in addresses:
+                values = sorted(addresses[channel])
+                conn.execute(
+                    outbox.PACING_ADDRESSES[True], {"channel": channel, "values": values}
+                ).all()
+
     def _failed(self, s: Session, row: Message, error: errors.SendError, now: datetime) -> None:
         settings = self._settings
         row.error = f"{type(error).__name__}: {error.code or ''} {error}".strip()[:500]
@@ -477,9 +513,7 @@ class Dispatcher:
             log.info("message %d held: outside the session window", row.id)
             return
         row.status = "unknown" if isinstance(error, errors.Unknown) else "failed"
-        if isinstance(
-            error, errors.ContactOptedOut | errors.ContactBlocked | errors.InvalidAddress
-        ):
+        if isinstance(error, _ADDRESS_ERRORS):
             self._mark_address(s, row, error, now)
         log.warning(
             "message %d %s after %d attempts: %s",

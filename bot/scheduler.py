@@ -48,6 +48,7 @@ from bot.config import SchedulerConfig
 from bot.health import OK, Heartbeat
 from bot.log_privacy import log_failure
 from bot.pushes import FireResult
+from channels.ids import decimal_id
 from storage.db import is_sqlite, session_factory
 from storage.models import SchedulerJob
 
@@ -86,7 +87,7 @@ def push_job_id(push_id: int) -> str:
 
 def _push_id(job_id: str) -> int | None:
     prefix, _, number = job_id.partition(":")
-    return int(number) if prefix == "push" and number.isdigit() else None
+    return decimal_id(number) if prefix == "push" else None
 
 
 class PushWork(Protocol):

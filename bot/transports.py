@@ -233,10 +233,13 @@ class Transports(Lifecycle):
         payload = job.payload if isinstance(job.payload, Mapping) else {}
         # Chores carry no provider id: (direction, channel, provider_id) is unique.
         if job.kind == CALLBACK_ANSWER:
-            await self.telegram.answer_callback(str(payload["callback_id"]))
+            callback = payload.get("callback_id")
+            if not isinstance(callback, str) or not callback:
+                raise errors.Rejected("telegram: a button answer without its callback id")
+            await self.telegram.answer_callback(callback)
             return SendReceipt(provider_id="")
         if job.kind == KEYBOARD_REMOVE:
-            await self.telegram.remove_keyboard(job.address, str(payload["message_id"]))
+            await self.telegram.remove_keyboard(job.address, payload.get("message_id"))
             return SendReceipt(provider_id="")
         receipt = await self.telegram.send(Address(job.channel, job.address), rendered(job))
         # Telegram numbers messages per chat: the chat makes the id unique.

@@ -39,11 +39,11 @@ import certifi
 
 __all__ = [
     "FORM",
-    "describe",
     "MAY_HAVE_ARRIVED",
     "NEVER_LEFT",
     "Gate",
     "PoolTimeoutError",
+    "describe",
     "env_proxy",
     "form_body",
     "new_session",

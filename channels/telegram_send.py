@@ -51,6 +51,7 @@ from bot.config import TelegramConfig
 from bot.messages import Address
 from channels import errors, http
 from channels.base import Button, Lifecycle, Rendered, SendReceipt
+from channels.ids import decimal_id
 
 log = logging.getLogger(__name__)
 
@@ -418,11 +419,17 @@ class TelegramSender(Lifecycle):
         except tg.TelegramError as exc:
             raise to_send_error(exc, token=self._token) from None
 
-    async def remove_keyboard(self, chat_id: str, message_id: str) -> None:
-        """Remove the inline keyboard of a sent message; a keyboard already gone is fine."""
+    async def remove_keyboard(self, chat_id: str, message_id: object) -> None:
+        """Remove the inline keyboard of a sent message; a keyboard already gone is fine.
+
+        A ``message_id`` that is not Telegram's (a positive number) is refused before any
+        request: :class:`~channels.errors.Rejected`, a final failure, not ``unknown``."""
+        number = decimal_id(message_id)
+        if not number:
+            raise errors.Rejected("telegram: not a message id: the keyboard cannot be named")
         try:
             await self._bot.edit_message_reply_markup(
-                chat_id=chat_id, message_id=int(message_id), reply_markup=None
+                chat_id=chat_id, message_id=number, reply_markup=None
             )
         except tg.BadRequest as exc:
             if not _ALREADY_DONE.search(str(exc)):
