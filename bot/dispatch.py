@@ -307,7 +307,8 @@ class Dispatcher:
             self._tell(job.channel, exc)
             return Outcome(job, error=exc)
         except Exception as exc:
-            log.exception("message %d: unexpected error while sending", job.id)
+            # Without the exception's text: it may quote what the citizen is sent.
+            log_failure(f"message {job.id}: sending", exc, log)
             return Outcome(job, error=errors.Unknown(f"{type(exc).__name__}"))
         self._tell(job.channel, None)
         return Outcome(job, receipt=receipt)

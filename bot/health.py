@@ -278,7 +278,7 @@ def _dispatcher(dispatchers: list[Beat]) -> str:
     if OK in states:
         return OK
     if states:
-        return next(s for s in states if s) or "the dispatcher is not working"
+        return next((s for s in states if s), None) or "the dispatcher is not working"
     return "no dispatcher has reported lately: is `voxpop dispatch` (or serve) running?"
 
 
