@@ -25,6 +25,7 @@ from bot.cli_contacts import contacts
 from bot.cli_outcome import outcome
 from bot.cli_push import parse_at, push
 from bot.cli_scheduler import scheduler as scheduler_command
+from bot.cli_telegram import telegram
 from bot.config import Config, ConfigError, load_config
 from bot.dispatch import DispatcherThread
 from bot.engine import ask
@@ -36,7 +37,6 @@ from bot.service import Outgoing, read_survey_sources
 from bot.storable import storable_message
 from channels.addresses import address_problem
 from channels.base import numbered_list
-from channels.errors import SendError
 from channels.simulator import PREFIX, display_lines
 from storage.backup import BackupError, backup_sqlite
 from storage.migrate import current, head, upgrade
@@ -495,88 +495,8 @@ def dispatch(config: Config) -> None:
     asyncio.run(main_loop())
 
 
-@main.group()
-def telegram() -> None:
-    """The Telegram bot's webhook."""
-
-
-@telegram.command("set-webhook")
-@click.pass_obj
-def telegram_set_webhook(config: Config) -> None:
-    """Register <public_url>/webhooks/telegram with Telegram, with the webhook secret."""
-    from channels.telegram_send import TelegramSender
-
-    check_channels(config)
-    if not config.telegram.enabled:
-        raise click.ClickException("[telegram] token is not set")
-    url = config.server.public_url.rstrip("/") + "/webhooks/telegram"
-
-    async def register() -> None:
-        async with TelegramSender(config.telegram) as sender:
-            await sender.set_webhook(url, config.telegram.webhook_secret)
-
-    try:
-        asyncio.run(register())
-    except SendError as exc:
-        raise click.ClickException(f"Telegram refused the webhook: {exc}") from exc
-    click.echo(f"webhook set: {url}")
-
-
-@telegram.command("poll")
-@click.pass_obj
-def telegram_poll(config: Config) -> None:
-    """Local development: fetch updates by long polling instead of a webhook (no public URL
-    needed). It removes a registered webhook."""
-    from bot.telegram_poll import poll_once
-    from bot.transports import dispatch_forever
-    from channels.telegram_send import TelegramSender
-
-    if not config.telegram.enabled:
-        raise click.ClickException("[telegram] token is not set")
-    click.echo(
-        "warning: polling removes the registered webhook; run `voxpop telegram set-webhook` "
-        "again before going back to webhooks",
-        err=True,
-    )
-    thread: DispatcherThread | None = None
-    with runtime(config, on_outbox=lambda: thread.wake() if thread else None) as rt:
-        thread = DispatcherThread(partial(dispatch_forever, config, rt.sessions))
-        thread.start()
-
-        async def poll() -> None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
-            async with TelegramSender(config.telegram, timeout=40.0) as sender:
-                await sender.delete_webhook()
-                click.echo("polling Telegram; Ctrl-C to stop")
-                offset: int | None = None
-                while not stop.is_set():
-                    round_ = asyncio.ensure_future(
-                        poll_once(sender, rt.service, offset, datetime.now(UTC), 25)
-                    )
-                    stopped = asyncio.ensure_future(stop.wait())
-                    done, _ = await asyncio.wait(
-                        {round_, stopped}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if round_ not in done:
-                        round_.cancel()
-                        break
-                    stopped.cancel()
-                    try:
-                        offset = round_.result()
-                    except SendError as exc:
-                        click.echo(f"Telegram: {exc}; trying again", err=True)
-                        await asyncio.sleep(2)
-
-        try:
-            asyncio.run(poll())
-        finally:
-            thread.stop()
-
-
 main.add_command(scheduler_command)
+main.add_command(telegram)
 main.add_command(contacts)
 main.add_command(push)
 main.add_command(outcome)

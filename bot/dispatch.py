@@ -48,6 +48,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.dispatch_pipeline import Pipeline, first
+from bot.health import Board, send_problem
+from bot.log_privacy import log_failure
 from bot.sending import (
     HELD,
     MESSAGE_KINDS,
@@ -64,6 +66,10 @@ from storage.db import is_sqlite, transaction
 from storage.models import Address, Message, SendBudget
 
 log = logging.getLogger(__name__)
+
+
+#: Failures that change the citizen's address (opted out, blocked, invalid).
+_ADDRESS_ERRORS = (errors.ContactOptedOut, errors.ContactBlocked, errors.InvalidAddress)
 
 
 class _Sent(NamedTuple):
@@ -102,9 +108,13 @@ class Dispatcher:
         settings: DispatchSettings | None = None,
         rng: random.Random | None = None,
         pacing: Mapping[str, Pacing] | None = None,
+        board: Board | None = None,
     ) -> None:
         self._sessions = sessions
-        self._transports = dict(transports)
+        # Not copied: it is read at every claim, and a channel whose sender is down (see
+        # bot.transports) is left out of it until it is back.
+        self._transports = transports
+        self._board = board
         self._clock = clock
         self._settings = settings or DispatchSettings()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
@@ -134,7 +144,9 @@ class Dispatcher:
         with transaction(self._sessions) as s:
             conn = s.connection()
             jobs: list[Job] = []
-            for channel in self._transports:
+            # Channel by channel in one fixed order, each its budget, then its addresses by
+            # id: the order record() locks them in too, so no two transactions deadlock.
+            for channel in sorted(self._transports):
                 jobs += self._claim_channel(
                     s, conn, channel, now, limit or self._settings.batch, busy
                 )
@@ -292,11 +304,21 @@ class Dispatcher:
         try:
             receipt = await self._transports[job.channel](job)
         except errors.SendError as exc:
+            self._tell(job.channel, exc)
             return Outcome(job, error=exc)
         except Exception as exc:
-            log.exception("message %d: unexpected error while sending", job.id)
+            # Without the exception's text: it may quote what the citizen is sent.
+            log_failure(f"message {job.id}: sending", exc, log)
             return Outcome(job, error=errors.Unknown(f"{type(exc).__name__}"))
+        self._tell(job.channel, None)
         return Outcome(job, receipt=receipt)
+
+    def _tell(self, channel: str, error: errors.SendError | None) -> None:
+        """What a send says about its channel goes on the board (readiness)."""
+        if self._board is not None:
+            state = send_problem(channel, error)
+            if state is not None:
+                self._board.set(channel, state)
 
     async def run_once(self) -> int:
         """Claim one batch, send it with bounded concurrency, record every outcome."""
@@ -403,6 +425,7 @@ class Dispatcher:
 
     def _record_rest(self, s: Session, outcomes: list[Outcome], now: datetime) -> list[Message]:
         """Failures, deferrals and templates, through the ORM (they are few); the rows sent."""
+        self._lock_pacing_rows(s.connection(), outcomes)
         # Per address: when its failed message is due again, so the rest queue behind it.
         held: dict[tuple[str, str], datetime] = {}
         sent: list[Message] = []
@@ -435,6 +458,35 @@ class Dispatcher:
                 held[key] = row.next_attempt_at + timedelta(microseconds=1)
         return sent
 
+    def _lock_pacing_rows(self, conn: Connection, outcomes: list[Outcome]) -> None:
+        """Lock the budgets and addresses these failures will change before changing any, in
+        the claims' order (channel by channel, its budget, then its addresses by id): the
+        ORM would lock them one by one in the order of the outcomes, and a claim holding a
+        budget while it waits for an address (or the other way round) would deadlock."""
+        if not self._skip_locked:
+            return  # SQLite: this transaction holds the database's only write lock
+        budgets: set[str] = set()
+        addresses: dict[str, set[str]] = {}
+        for outcome in outcomes:
+            error, job = outcome.error, outcome.job
+            if isinstance(error, errors.Throttled):
+                pacing = self._pacing.get(job.channel)
+                if pacing is None:
+                    continue
+                if pacing.throttle_holds_sender:
+                    budgets.add(job.channel)
+            elif not isinstance(error, _ADDRESS_ERRORS):
+                continue
+            addresses.setdefault(job.channel, set()).add(job.address)
+        for channel in sorted(budgets | addresses.keys()):
+            if channel in budgets:
+                conn.execute(outbox.BUDGET[True], {"key": self._pacing[channel].key})
+            if channel in addresses:
+                values = sorted(addresses[channel])
+                conn.execute(
+                    outbox.PACING_ADDRESSES[True], {"channel": channel, "values": values}
+                ).all()
+
     def _failed(self, s: Session, row: Message, error: errors.SendError, now: datetime) -> None:
         settings = self._settings
         row.error = f"{type(error).__name__}: {error.code or ''} {error}".strip()[:500]
@@ -462,9 +514,7 @@ class Dispatcher:
             log.info("message %d held: outside the session window", row.id)
             return
         row.status = "unknown" if isinstance(error, errors.Unknown) else "failed"
-        if isinstance(
-            error, errors.ContactOptedOut | errors.ContactBlocked | errors.InvalidAddress
-        ):
+        if isinstance(error, _ADDRESS_ERRORS):
             self._mark_address(s, row, error, now)
         log.warning(
             "message %d %s after %d attempts: %s",
@@ -549,7 +599,16 @@ class DispatcherThread:
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._work(self._stop, self._wake))
+        wait = 1.0
+        while not self._stop.is_set():
+            try:
+                self._loop.run_until_complete(self._work(self._stop, self._wake))
+                return
+            except Exception as exc:
+                # Never die silently while the web server answers: say so, and start again.
+                log_failure(f"dispatcher (starting again in {wait:g}s)", exc)
+                self._loop.run_until_complete(first(self._stop.wait(), timeout=wait))
+                wait = min(wait * 2, 60.0)
 
     def start(self) -> None:
         self._thread.start()

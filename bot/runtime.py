@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import log_privacy
 from bot.config import Config
 from bot.service import Service
 from safetext import SafeLogFormatter
@@ -55,16 +56,16 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(config: Config) -> None:
+    """Log at ``[logging] level`` to stderr, with nothing personal or secret in any line
+    (:mod:`bot.log_privacy`) and no raw control character from input
+    (:class:`safetext.SafeLogFormatter`)."""
+    # Does nothing when a host (gunicorn's --log-config, pytest) already set up handlers.
     logging.basicConfig(level=config.logging.level.upper(), format=LOG_FORMAT)
+    # The libraries narrate every HTTP request and statement, with their parameters, below
+    # WARNING (Twilio's and PTB's include phone numbers, chat ids and texts): kept at WARNING,
+    # and every handler of the root logger redacts secrets and phone numbers.
+    log_privacy.install(logging.getLogger().handlers, config)
     # Messages quote outside input now and then (a reason, a field name): a control
     # character in it must not forge a line or move a terminal's cursor.
     for handler in logging.getLogger().handlers:
         handler.setFormatter(SafeLogFormatter(LOG_FORMAT))
-    # Alembic narrates every schema check at INFO; only its warnings matter to operators.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # The SDKs narrate every HTTP request at INFO (Twilio's includes query parameters, which
-    # may carry a phone number): the dispatcher logs each outcome itself, without personal data.
-    for sdk in ("twilio.http_client", "httpx"):
-        logging.getLogger(sdk).setLevel(logging.WARNING)
-    # APScheduler narrates every run of the tick at INFO; bot.scheduler logs what happened.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -25,7 +25,6 @@ import fcntl
 import logging
 import os
 import threading
-import traceback
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -46,8 +45,11 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import SchedulerConfig
+from bot.health import OK, Heartbeat
+from bot.log_privacy import log_failure
 from bot.pushes import FireResult
-from storage.db import is_sqlite
+from channels.ids import decimal_id
+from storage.db import is_sqlite, session_factory
 from storage.models import SchedulerJob
 
 __all__ = [
@@ -85,7 +87,7 @@ def push_job_id(push_id: int) -> str:
 
 def _push_id(job_id: str) -> int | None:
     prefix, _, number = job_id.partition(":")
-    return int(number) if prefix == "push" and number.isdigit() else None
+    return decimal_id(number) if prefix == "push" else None
 
 
 class PushWork(Protocol):
@@ -315,15 +317,7 @@ def tick() -> None:
 
 
 def _log_failure(what: str, exc: BaseException) -> None:
-    # No exception message (it may quote a phone number or an answer) unless it is the
-    # database's, whose statement parameters the engine hides; and frames as file, line and
-    # function only, without their source lines or local values.
-    reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, SQLAlchemyError) else None
-    frames = "".join(
-        f"\n  {frame.filename}:{frame.lineno} in {frame.name}"
-        for frame in traceback.extract_tb(exc.__traceback__)
-    )
-    log.error("%s failed (%s)%s", what, reason or type(exc).__name__, frames)
+    log_failure(what, exc, log)
 
 
 # --- the runner -------------------------------------------------------------------------------
@@ -363,6 +357,9 @@ class Scheduler:
         self._reconciling = threading.Lock()
         self._running = 0
         self._idle = threading.Condition()
+        # Readiness (bot.health) reads it, also in web workers that run no scheduler.
+        every = max(config.tick_seconds, config.standby_retry_seconds)
+        self._heartbeat = Heartbeat(session_factory(engine), "scheduler", every)
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -412,6 +409,7 @@ class Scheduler:
                     said = "standing by"
             if not taken:
                 self._standing_by.set()
+                self._heartbeat.beat({"scheduler": "standing by"})
                 self._stop.wait(retry)
                 continue
             said = None
@@ -428,9 +426,11 @@ class Scheduler:
                 self._lock.release()
             if failed:
                 self._stop.wait(retry)
+        self._heartbeat.remove()
         log.info("scheduler stopped")
 
     def _watch(self) -> None:
+        self._heartbeat.beat({"scheduler": OK})
         # Each tick: still ours? A lost connection means the standby may already run.
         while not self._stop.wait(self._config.tick_seconds):
             if not self._lock.alive():
@@ -441,6 +441,7 @@ class Scheduler:
             if thread is not None and not thread.is_alive():
                 log.error("scheduler: APScheduler's thread died; restarting")
                 return
+            self._heartbeat.beat({"scheduler": OK})
 
     def _activate(self) -> None:
         global _active

@@ -11,6 +11,7 @@ from bot.service import Service
 from bot.webhooks import handle_parsed
 from channels import telegram_webhook
 from channels.base import BadRequest, WebhookRequest
+from channels.ids import decimal_id
 from channels.telegram_send import TelegramSender
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,11 @@ async def poll_once(
 ) -> int | None:
     """Fetch and handle one round of updates; the offset for the next round."""
     for update in await sender.get_updates(offset, timeout):
-        offset = int(update["update_id"]) + 1
+        update_id = decimal_id(update.get("update_id"))
+        if update_id is None:
+            log.warning("update skipped: it has no usable update_id")
+            continue
+        offset = update_id + 1
         request = WebhookRequest(url="polling", headers={}, body=json.dumps(update).encode())
         try:
             items = telegram_webhook.parse(request, now)

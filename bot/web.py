@@ -26,9 +26,11 @@ from flask_limiter.util import get_remote_address
 from waitress.server import BaseWSGIServer, create_server
 from werkzeug.exceptions import HTTPException
 
+from bot import web_security
 from bot.config import Config
 from bot.messages import CHANNEL_NAMES, Address, InboundMessage
 from bot.service import Clock, Outgoing, Service, outgoing_of, utc_now
+from bot.web_health import health_blueprint
 from bot.webhooks import webhooks_blueprint
 from channels.addresses import TEST_ADDRESSES, address_problem
 from safetext import clean_text
@@ -86,6 +88,9 @@ def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> F
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok")
+
+    web_security.install(app, config)
+    app.register_blueprint(health_blueprint(service.sessions, config))
 
     @app.get("/")
     def index() -> ResponseReturnValue:

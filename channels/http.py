@@ -26,6 +26,7 @@ read them, once per session rather than on every request.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import ssl
 import urllib.request
@@ -42,6 +43,7 @@ __all__ = [
     "NEVER_LEFT",
     "Gate",
     "PoolTimeoutError",
+    "describe",
     "env_proxy",
     "form_body",
     "new_session",
@@ -68,6 +70,36 @@ MAY_HAVE_ARRIVED: Final[tuple[type[BaseException], ...]] = (
     asyncio.TimeoutError,
     OSError,
 )
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong with a request, in plain words, naming the host but never the URL
+    (a Bot API URL holds the token).
+
+    >>> describe(PoolTimeoutError())
+    'every connection stayed busy (pool timeout)'
+    """
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"the name {exc.host} could not be resolved (DNS failure)"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        host = getattr(exc, "host", "the server")
+        return f"the secure connection to {host} failed (TLS certificate or handshake)"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        code = exc.os_error.errno
+        if code == errno.ECONNREFUSED:
+            return f"{exc.host}:{exc.port} refused the connection"
+        if code in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN):
+            return f"the network is unreachable (no route to {exc.host})"
+        return f"cannot connect to {exc.host}:{exc.port} ({exc.os_error.strerror or code})"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "no connection within the connect timeout"
+    if isinstance(exc, PoolTimeoutError):
+        return "every connection stayed busy (pool timeout)"
+    if isinstance(exc, TimeoutError):
+        return "no answer within the timeout"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectionResetError):
+        return "the server closed the connection"
+    return f"transport error ({type(exc).__name__})"
 
 
 #: The content type of :func:`form_body`.

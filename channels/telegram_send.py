@@ -51,6 +51,7 @@ from bot.config import TelegramConfig
 from bot.messages import Address
 from channels import errors, http
 from channels.base import Button, Lifecycle, Rendered, SendReceipt
+from channels.ids import decimal_id
 
 log = logging.getLogger(__name__)
 
@@ -253,15 +254,12 @@ class _Request(BaseRequest):
                     code, payload = answer.status, await answer.read()
             finally:
                 gate.leave()
-        except http.PoolTimeoutError as exc:
-            raise tg.TimedOut(
-                "Pool timeout: every pooled connection stayed busy; the request was not sent"
-            ) from exc
-        except TimeoutError as exc:  # aiohttp's connect and read timeouts are TimeoutErrors
-            raise tg.TimedOut from exc
+        except (TimeoutError, http.PoolTimeoutError) as exc:
+            # aiohttp's connect and read timeouts are TimeoutErrors.
+            raise tg.TimedOut(http.describe(exc)) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            # The class only: aiohttp's messages can quote the URL, and the token is in it.
-            raise tg.NetworkError(f"aiohttp.{type(exc).__name__}") from exc
+            # Described, never aiohttp's message: it can quote the URL, and the token is in it.
+            raise tg.NetworkError(http.describe(exc)) from exc
         if code == HTTPStatus.TOO_MANY_REQUESTS:
             raise _FloodControl(_retry_after(payload))
         return code, payload
@@ -281,24 +279,6 @@ def _retry_after(payload: bytes) -> float:
         return float(value) if float(value) > 0 else DEFAULT_RETRY_AFTER
     except (ValueError, KeyError, TypeError):
         return DEFAULT_RETRY_AFTER
-
-
-class _RedactToken(logging.Filter):
-    """Hides the bot token, which is part of every Bot API URL, in PTB's and aiohttp's logs."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self._token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self._token in message:
-            record.msg, record.args = message.replace(self._token, "<token>"), None
-        return True
-
-
-#: Loggers that may write the request URL: PTB at DEBUG, aiohttp's client on trouble.
-_URL_LOGGERS = ("telegram.Bot", "aiohttp.client")
 
 
 def to_send_error(exc: tg.TelegramError, *, token: str = "") -> errors.SendError:
@@ -360,8 +340,8 @@ class TelegramSender(Lifecycle):
         if not config.token:
             raise ValueError("[telegram] token is empty")
         self._token = config.token
-        self._redact = _RedactToken(config.token)
-        self._hide_token()  # before Bot(), which logs its URL
+        #: Why the last :meth:`initialize` could not check the token (Telegram out of reach).
+        self.start_error: errors.SendError | None = None
         root = config.api_base_url.rstrip("/")
 
         def request(pool_size: int) -> _Request:
@@ -394,7 +374,7 @@ class TelegramSender(Lifecycle):
         A refused token raises :class:`~channels.errors.ConfigError`. Telegram being out of
         reach is only logged: a dispatcher should start anyway, and its sends will retry.
         """
-        self._hide_token()
+        self.start_error = None
         try:
             await self._bot.initialize()
         except tg.TelegramError as exc:
@@ -403,6 +383,7 @@ class TelegramSender(Lifecycle):
                 # PTB opened the pool before calling getMe, so sends work; it retries getMe
                 # on the next initialize().
                 log.warning("Telegram not reachable at start (%s); sends will retry", error)
+                self.start_error = errors.Unreachable(str(error))
                 return
             await self.shutdown()
             raise error from None
@@ -416,12 +397,6 @@ class TelegramSender(Lifecycle):
         # Bot.shutdown() skips requests it did not initialize itself; this is idempotent.
         for request in self._requests:
             await request.shutdown()
-        for name in _URL_LOGGERS:
-            logging.getLogger(name).removeFilter(self._redact)
-
-    def _hide_token(self) -> None:
-        for name in _URL_LOGGERS:
-            logging.getLogger(name).addFilter(self._redact)  # a no-op when already there
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -444,11 +419,17 @@ class TelegramSender(Lifecycle):
         except tg.TelegramError as exc:
             raise to_send_error(exc, token=self._token) from None
 
-    async def remove_keyboard(self, chat_id: str, message_id: str) -> None:
-        """Remove the inline keyboard of a sent message; a keyboard already gone is fine."""
+    async def remove_keyboard(self, chat_id: str, message_id: object) -> None:
+        """Remove the inline keyboard of a sent message; a keyboard already gone is fine.
+
+        A ``message_id`` that is not Telegram's (a positive number) is refused before any
+        request: :class:`~channels.errors.Rejected`, a final failure, not ``unknown``."""
+        number = decimal_id(message_id)
+        if not number:
+            raise errors.Rejected("telegram: not a message id: the keyboard cannot be named")
         try:
             await self._bot.edit_message_reply_markup(
-                chat_id=chat_id, message_id=int(message_id), reply_markup=None
+                chat_id=chat_id, message_id=number, reply_markup=None
             )
         except tg.BadRequest as exc:
             if not _ALREADY_DONE.search(str(exc)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -872,6 +872,22 @@ def set_setting(s: Session, key: str, value: str) -> None:
     s.execute(
         stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value})
     )
+
+
+def settings_with_prefix(s: Session, prefix: str) -> list[tuple[str, str]]:
+    """Every ``(key, value)`` whose key starts with ``prefix``."""
+    stmt = (
+        select(Setting.key, Setting.value)
+        .where(Setting.key.startswith(prefix, autoescape=True))
+        .order_by(Setting.key)
+    )
+    return [(key, value) for key, value in s.execute(stmt)]
+
+
+def delete_settings(s: Session, keys: Collection[str]) -> None:
+    """Remove the settings ``keys`` (those present)."""
+    if keys:
+        s.execute(delete(Setting).where(Setting.key.in_(sorted(keys))))
 
 
 def init_setting(s: Session, key: str, value: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -288,17 +287,6 @@ def test_wrong_token_fails_at_start_without_showing_it(telegram: FakeTelegram) -
     assert wrong not in str(raised.value)
     assert raised.value.__cause__ is None
     assert raised.value.__suppress_context__
-
-
-def test_the_token_never_reaches_the_logs(
-    telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
-
-    run(telegram.url, send_to(CHAT, Rendered("Hi")))
-
-    assert "sendMessage" in caplog.text  # PTB logs every call at DEBUG
-    assert TOKEN not in caplog.text
 
 
 def _caused(exc: tg.TelegramError, cause: BaseException | None) -> tg.TelegramError:
