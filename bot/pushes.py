@@ -461,7 +461,6 @@ class Pushes:
         a reachable address, and who completed the consultation already (an invitation
         skips them)."""
         audience = spec.audience
-        default_language = self._config.conversation.default_language
         completed = store.contacts_who(s, {*audience.not_answered, spec.survey}, completed=True)
         answered = store.contacts_who(s, audience.took_part, completed=False)
         done = completed.get(spec.survey, set()) if spec.kind == "invitation" else set()
@@ -474,7 +473,7 @@ class Pushes:
                 candidate,
                 completed=completed,
                 answered=answered,
-                default_language=default_language,
+                survey_language=survey.default_language,
             ):
                 continue
             address = choose_address(candidate, spec.channels, consent=spec.kind == "invitation")
@@ -484,7 +483,7 @@ class Pushes:
             if candidate.contact_id in done:
                 tally.took_part += 1
                 continue
-            language = survey.language_for(candidate.language or default_language)
+            language = survey.language_for(candidate.language)
             yield _Plan(candidate, address, language)
 
     def _plan(self, s: Session, push: PushRow, now: datetime) -> int:

@@ -399,11 +399,10 @@ class Service:
             elif address.opted_out_at is not None:
                 return False
             else:
-                language = contact.language or (
-                    active.language if active is not None else self._default_language
-                )
+                sessions = repo.sessions_for_contact(s, contact.id)
+                ctx = self._context(s, contact, sessions, False, now)
                 text = t(
-                    language,
+                    conv.language_of(ctx),
                     N_("Sorry, I can only read text. Please reply with a text message."),
                 )
                 repo.add_outbound(
@@ -491,8 +490,7 @@ class Service:
             step = engine.resume(active.survey, active.state, engine.Timeout(), now)
             effects = (conv.UpdateSession(active.session_id, active.survey, step),)
             ctx = replace(ctx, active=None)
-        language = ctx.contact.language or self._default_language
-        begun = conv.begin(ctx, survey, language)
+        begun = conv.begin(ctx, survey)
         started = next((e for e in begun if isinstance(e, conv.UpdateSession)), None)
         if started is not None and intro and started.session_id is None:
             begun = _with_intro(begun, intro, bool(survey.intro))
