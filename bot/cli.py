@@ -394,14 +394,18 @@ def csv_value(value: Any) -> str:
 
 @main.command()
 @click.option("--host", help="Interface to listen on (default from [server] host).")
-@click.option("--port", type=int, help="Port (default from [server] port).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port (default from [server] port); 0 takes any free port, printed at start.",
+)
 @click.pass_obj
 def serve(config: Config, host: str | None, port: int | None) -> None:
     """Run the web server (waitress): provider webhooks, the browser simulator at /simulator,
     the scheduler (standing by if another process runs it), and, when a real channel is
     configured, a dispatcher that sends the outbox."""
     from bot.transports import dispatch_forever
-    from bot.web import create_app
+    from bot.web import create_app, make_server, server_url
     from bot.web import serve as run_server
 
     check_channels(config)
@@ -418,7 +422,17 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
             for loaded in loaded_surveys:
                 click.echo(f"survey {loaded.survey.id} version {loaded.version}")
         bind_host = host or config.server.host
-        bind_port = port or config.server.port
+        bind_port = config.server.port if port is None else port  # 0: any free port
+        app = create_app(rt.service, config)
+        try:
+            server = make_server(app, bind_host, bind_port, config.server.threads)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {bind_host}:{bind_port}: {exc.strerror} "
+                "(is another Voxpop running? try --port)"
+            ) from exc
+        url = server_url(server)
+        click.echo(f"listening on {url}")
         if real_channels(config):
             thread = DispatcherThread(partial(dispatch_forever, config, rt.sessions))
             thread.start()
@@ -426,15 +440,10 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
         pushes = Pushes(rt.sessions, rt.service, config, on_outbox=rt.on_outbox)
         scheduler = Scheduler(rt.engine, pushes, config.scheduler)
         if config.server.simulator:
-            click.echo(f"simulator: http://{bind_host}:{bind_port}/simulator")
+            click.echo(f"simulator: {url}/simulator")
         try:
             scheduler.start()
-            run_server(create_app(rt.service, config), bind_host, bind_port, config.server.threads)
-        except OSError as exc:
-            raise click.ClickException(
-                f"cannot listen on {bind_host}:{bind_port}: {exc.strerror} "
-                "(is another Voxpop running? try --port)"
-            ) from exc
+            run_server(server)
         finally:
             scheduler.stop()
             if thread is not None:

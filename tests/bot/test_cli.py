@@ -11,9 +11,13 @@ import re
 import secrets
 import shutil
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.request import ProxyHandler, build_opener
 
 import pytest
 from click.testing import CliRunner, Result
@@ -25,6 +29,7 @@ from bot.service import Service
 from storage.db import make_engine, session_factory, transaction, with_schema
 from storage.migrate import current, head
 from storage.models import Contact, Message, SessionRow
+from tests.conftest import MAKE_RUN_PORTS
 from tests.helpers import voxpop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -553,6 +558,40 @@ def test_serve_on_a_busy_port_is_one_clear_line(db_url: str) -> None:
     assert result.exit_code == 1
     assert f"Error: cannot listen on 127.0.0.1:{port}: " in result.stderr
     assert "is another Voxpop running? try --port" in result.stderr
+
+
+def test_make_run_and_make_phone_ports_are_taken_while_the_tests_run() -> None:
+    """tests/conftest.py holds them, as a running ``make run`` and ``make phone`` would."""
+    for port in MAKE_RUN_PORTS:
+        with socket.socket() as probe, pytest.raises(OSError, match="in use"):
+            probe.bind(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_serve_on_port_0_takes_a_free_port_and_says_which(db_url: str, tmp_path: Path) -> None:
+    """Not ``[server] port`` (8080, taken while the tests run): any free port, printed."""
+    log = tmp_path / "serve.log"
+    env = os.environ | {"VOXPOP_CONFIG": os.devnull, "VOXPOP_DATABASE__URL": db_url}
+    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 30
+        while not (
+            found := re.search(r"listening on http://127\.0\.0\.1:(\d+)\n", log.read_text())
+        ):
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        port = int(found[1])
+        assert port not in (0, *MAKE_RUN_PORTS)
+        assert f"simulator: http://127.0.0.1:{port}/simulator" in log.read_text()
+        opener = build_opener(ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 @pytest.mark.parametrize("command", ["load", "validate"])
