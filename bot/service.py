@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot import conversation as conv
 from bot import engine
-from bot.catalog import CATALOG_SETTING, LoadedSurvey, SurveyCatalog
+from bot.catalog import CATALOG_SETTING, LoadedSurvey, SurveyCatalog, loaded_keywords
 from bot.engine import Finish, Record, Say, SessionState, session_status
 from bot.i18n import N_, t
 from bot.messages import Address, InboundMessage, OutboundMessage
@@ -851,6 +851,12 @@ class Service:
         """
         with transaction(self._sessions) as s:
             return self._catalog.store(s, sources, self._clock())
+
+    def loaded_keywords(self, replaced: Collection[str]) -> dict[str, str]:
+        """Keywords of the stored consultations but ``replaced`` (see
+        :func:`bot.catalog.loaded_keywords`)."""
+        with transaction(self._sessions, read_only=True) as s:
+            return loaded_keywords(s, replaced)
 
     def survey_rows(self) -> list[tuple[SurveyRow, Survey, int, int]]:
         """Current version of each survey, its responses, and the simulator's test runs."""

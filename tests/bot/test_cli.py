@@ -463,9 +463,62 @@ def test_survey_load_refuses_a_keyword_another_loaded_survey_uses(
 def test_survey_validate_checks_files_against_each_other(tmp_path: Path) -> None:
     park = next(p for p in EXAMPLES if p.endswith("central-park.toml"))
     copy = _rekeyed(park, tmp_path / "copy.toml", slug="park-copy", keywords='["PARC"]')
-    result = CliRunner().invoke(main, ["survey", "validate", "--quiet", park, copy])
+    result = voxpop(f"sqlite:///{tmp_path}/none.db", "survey", "validate", "--quiet", park, copy)
     assert result.exit_code == 1
     assert f"{copy}:7: error: keyword 'PARC' also starts survey 'central-park'" in result.stderr
+    assert result.stdout.splitlines() == [f"{park}: ok"]
+
+
+# Files checked after street-lighting (keywords LIGHTS, LICHT) is loaded: per file, the error
+# it gets (None: it is ok). `survey validate` and `survey load` must say the same.
+SIDE_BY_SIDE = {
+    "keyword of a loaded one": (
+        [("lamps", '["LIGHTS"]')],
+        [
+            "lamps.toml:5: error: keyword 'LIGHTS' also starts survey 'street-lighting' "
+            "(already loaded)"
+        ],
+    ),
+    "next version of a loaded one": ([("street-lighting", '["LIGHTS", "LICHT"]')], []),
+    "two files, one keyword": (
+        [("first", '["SAME"]'), ("second", '["same"]')],
+        ["second.toml:5: error: keyword 'same' also starts survey 'first' (first.toml)"],
+    ),
+    "two files, one id": (
+        [("twin", '["ONE"]'), ("twin", '["TWO"]')],
+        ["twin-2.toml:2: error: survey id 'twin' is also used by twin-1.toml"],
+    ),
+    "clean": ([("fresh", '["FRESH"]')], []),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "load"])
+@pytest.mark.parametrize(("files", "errors"), SIDE_BY_SIDE.values(), ids=SIDE_BY_SIDE.keys())
+def test_validate_and_load_check_files_side_by_side_and_with_loaded_ones_alike(
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    files: list[tuple[str, str]],
+    errors: list[str],
+) -> None:
+    lights = next(p for p in EXAMPLES if p.endswith("street-lighting.toml"))
+    assert voxpop(db_url, "survey", "load", lights).exit_code == 0
+    monkeypatch.chdir(tmp_path)  # short file names in the messages
+    names = []
+    for index, (slug, keywords) in enumerate(files, 1):
+        name = f"{slug}.toml" if [s for s, _ in files].count(slug) == 1 else f"{slug}-{index}.toml"
+        _rekeyed(EVERY, tmp_path / name, slug=slug, keywords=keywords)
+        names.append(name)
+    result = voxpop(db_url, "survey", command, *names)
+    assert [line for line in result.stderr.splitlines() if ": error: " in line] == errors
+    assert result.exit_code == (1 if errors else 0), result.output
+    wrong = {line.split(":")[0] for line in errors}
+    if command == "validate":
+        oks = [line for line in result.stdout.splitlines() if line.endswith(": ok")]
+        assert oks == [f"{name}: ok" for name in names if name not in wrong]
+    else:
+        assert ("nothing was loaded" in result.stderr) == bool(errors)
 
 
 def test_survey_validate_and_load_accept_a_folder(db_url: str) -> None:
