@@ -84,7 +84,8 @@ class Variant:
 
 @dataclass(frozen=True)
 class Reminders:
-    """Remind those who did not start or stopped halfway, ``after`` each time, ``most`` times."""
+    """Remind those who did not start or stopped halfway, ``most`` times: each ``after`` the
+    invitation, their last answer or the last reminder, whichever came last."""
 
     after: timedelta
     most: int = 1
@@ -701,6 +702,12 @@ class Pushes:
             survey = self._service.survey(s, push.survey_slug)
             if survey.is_closed(now):
                 r.next_reminder_at = None
+                return 0
+            # The wait runs from the citizen's last step, not from the invitation: someone
+            # who answered a moment ago is not nudged yet (every step updates the session).
+            quiet_until = session.updated_at + spec.reminders.after
+            if quiet_until > now:
+                r.next_reminder_at = quiet_until
                 return 0
             allowed = self._allowed(spec, contact.timezone, now)
             if allowed > now:
