@@ -16,8 +16,8 @@ Fixtures:
 ``postgres_url``
     The server URL without a schema (see :func:`postgres_test_url`).
 
-For the whole run, 127.0.0.1:8080 (``make run``) and 127.0.0.1:8090 (``make phone``) are
-taken by an impostor that answers every request with 421: a test that binds or calls a fixed
+For the whole run (``make_run_ports``), 127.0.0.1:8080 (``make run``) and 127.0.0.1:8090
+(``make phone``) are taken by an impostor that answers every request with 421: a test that binds or calls a fixed
 port fails here as it would next to a running Voxpop (every server a test starts binds port 0).
 
 Environment: ``VOXPOP_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://root@127.0.0.1:5432/test``).
@@ -75,9 +75,11 @@ class _Impostor(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _make_run_ports_taken() -> Iterator[None]:
+def make_run_ports() -> Iterator[dict[int, str]]:
     """Hold :data:`MAKE_RUN_PORTS` for the run, as a running ``make run`` would (see the
-    module docstring); a port something else holds already is taken anyway."""
+    module docstring); a port something else holds already is taken anyway. Which is which:
+    ``{port: "impostor" or "taken before"}``."""
+    held: dict[int, str] = {}
     with contextlib.ExitStack() as stack:
         for port in MAKE_RUN_PORTS:
             try:
@@ -85,14 +87,16 @@ def _make_run_ports_taken() -> Iterator[None]:
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE:
                     raise
+                held[port] = "taken before"
                 continue
+            held[port] = "impostor"
             server.daemon_threads = True
             stack.callback(server.server_close)
             thread = threading.Thread(target=server.serve_forever, name=f"impostor-{port}")
             thread.start()
             stack.callback(thread.join)
             stack.callback(server.shutdown)
-        yield
+        yield held
 
 
 def postgres_test_url() -> str:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.error import HTTPError
 from urllib.request import ProxyHandler, build_opener
 
 import pytest
@@ -613,11 +614,20 @@ def test_serve_on_a_busy_port_is_one_clear_line(db_url: str) -> None:
     assert "is another Voxpop running? try --port" in result.stderr
 
 
-def test_make_run_and_make_phone_ports_are_taken_while_the_tests_run() -> None:
-    """tests/conftest.py holds them, as a running ``make run`` and ``make phone`` would."""
-    for port in MAKE_RUN_PORTS:
+def test_make_run_and_make_phone_ports_are_taken_while_the_tests_run(
+    make_run_ports: dict[int, str],
+) -> None:
+    """tests/conftest.py holds them, as a running ``make run`` and ``make phone`` would (or
+    they were taken when the run began)."""
+    assert set(make_run_ports) == set(MAKE_RUN_PORTS)
+    opener = build_opener(ProxyHandler({}))
+    for port in (p for p, holder in make_run_ports.items() if holder == "impostor"):
         with socket.socket() as probe, pytest.raises(OSError, match="in use"):
             probe.bind(("127.0.0.1", port))
+        with pytest.raises(HTTPError) as refused:
+            opener.open(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert refused.value.code == 421
+        refused.value.close()
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
