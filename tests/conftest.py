@@ -17,8 +17,9 @@ Fixtures:
     The server URL without a schema (see :func:`postgres_test_url`).
 
 For the whole run (``make_run_ports``), 127.0.0.1:8080 (``make run``) and 127.0.0.1:8090
-(``make phone``) are taken by an impostor that answers every request with 421: a test that binds or calls a fixed
-port fails here as it would next to a running Voxpop (every server a test starts binds port 0).
+(``make phone``) are taken by an impostor that answers every request with 421: a test that
+binds or calls a fixed port fails here as it would next to a running Voxpop (every server a
+test starts binds port 0).
 
 Environment: ``VOXPOP_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://root@127.0.0.1:5432/test``).
 An unreachable PostgreSQL fails the tests, unless ``VOXPOP_TEST_SKIP_POSTGRES=1`` (then they
