@@ -134,14 +134,17 @@ def matches(
     *,
     completed: Mapping[str, Collection[int]],
     answered: Mapping[str, Collection[int]],
-    default_language: str,
+    survey_language: str,
 ) -> bool:
     """Whether the contact is in the audience (address choice aside).
+
+    A contact who never chose a language counts as ``survey_language``, the consultation's
+    first language: the one its invitation would speak to them.
 
     ``completed[slug]`` and ``answered[slug]`` are the contact ids that completed, or answered
     at least one question of, each survey the audience names.
     """
-    if audience.languages and (candidate.language or default_language) not in audience.languages:
+    if audience.languages and (candidate.language or survey_language) not in audience.languages:
         return False
     for name, values in audience.where.items():
         if str(candidate.attributes.get(name, "")) not in values:

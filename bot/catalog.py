@@ -11,7 +11,7 @@ loaded (the rows' count, highest id and latest load time) or a survey closed (th
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -24,7 +24,13 @@ from surveys.loader import SurveyError, clashes, parse_survey
 from surveys.model import Survey
 from surveys.text import normalize
 
-__all__ = ["CATALOG_RECHECK", "CATALOG_SETTING", "LoadedSurvey", "SurveyCatalog"]
+__all__ = [
+    "CATALOG_RECHECK",
+    "CATALOG_SETTING",
+    "LoadedSurvey",
+    "SurveyCatalog",
+    "loaded_keywords",
+]
 
 #: Changed whenever staff close a survey, so every process re-reads its closing time.
 CATALOG_SETTING = "catalog_changed"
@@ -37,6 +43,19 @@ _CATALOG_MARK = select(
     func.max(SurveyRow.loaded_at),
     select(Setting.value).where(Setting.key == CATALOG_SETTING).scalar_subquery(),
 )
+
+
+def loaded_keywords(s: Session, replaced: Collection[str]) -> dict[str, str]:
+    """The normalised keywords of the stored consultations, with their survey id, for
+    :func:`surveys.loader.clashes`: ``voxpop survey validate`` and ``load`` check files
+    against them, and :meth:`SurveyCatalog.store` again in its own transaction. Surveys in
+    ``replaced`` are left out (a file with the same id is their next version)."""
+    return {
+        normalize(word): row.slug
+        for row in repo.latest_surveys(s)
+        if row.slug not in replaced
+        for word in row.keywords
+    }
 
 
 @dataclass(frozen=True)
@@ -71,13 +90,7 @@ class SurveyCatalog:
         named = list(sources)
         parsed = [(parse_survey(text, name), text) for name, text in named]
         loaded: list[LoadedSurvey] = []
-        batch = {survey.id for survey, _ in parsed}
-        taken = {
-            normalize(word): row.slug
-            for row in repo.latest_surveys(s)
-            if row.slug not in batch
-            for word in row.keywords
-        }
+        taken = loaded_keywords(s, {survey.id for survey, _ in parsed})
         entries = [(sv, name, text) for (sv, text), (name, _) in zip(parsed, named, strict=True)]
         problems = clashes(entries, taken)
         if problems:

@@ -10,7 +10,7 @@ import signal
 import sqlite3
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli_common import check_channels, database_error, real_channels, runtime
@@ -40,7 +41,7 @@ from channels.base import numbered_list
 from channels.simulator import PREFIX, display_lines
 from storage.backup import BackupError, backup_sqlite
 from storage.migrate import current, head, upgrade
-from surveys.loader import SurveyError, load_many
+from surveys.loader import SurveyError, clashes
 from surveys.model import Question, Survey
 from surveys.validate import ValidationReport, validate_file
 
@@ -123,6 +124,48 @@ def _check(path: str) -> ValidationReport:
     return validate_file(path, render=sms_text)
 
 
+def _check_files(
+    paths: list[str], loaded: Callable[[Collection[str]], Mapping[str, str]]
+) -> list[ValidationReport]:
+    """The one check of ``survey validate`` and ``survey load``: each file alone, then side by
+    side with the other files and with the consultations already loaded (``loaded(ids)``:
+    their keywords, see :func:`bot.catalog.loaded_keywords`). Each problem is in the report
+    of the file it is about."""
+    reports = [_check(path) for path in paths]
+    entries = [
+        (r.survey, r.source, Path(r.source).read_text("utf-8-sig"))
+        for r in reports
+        if r.survey is not None
+    ]
+    taken = loaded({survey.id for survey, _, _ in entries})
+    problems = clashes(entries, taken)
+    return [report.adding(problems) for report in reports]
+
+
+def _loaded_keywords(config: Config) -> Callable[[Collection[str]], Mapping[str, str]]:
+    """What ``survey validate`` checks keywords against: the configured database's
+    consultations, if it has any; a database that cannot be opened is said, not fatal."""
+
+    def loaded(replaced: Collection[str]) -> Mapping[str, str]:
+        url = make_url(config.database.url)
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+            return {}  # no database yet (and validating must not create one)
+        try:
+            if current(config.database.url) != head():
+                return {}  # nothing loaded yet, or a database `db upgrade` must see first
+            with runtime(config) as rt:
+                return rt.service.loaded_keywords(replaced)
+        except (SQLAlchemyError, ValueError, click.ClickException) as exc:
+            reason = getattr(exc, "orig", None) or exc
+            click.echo(
+                f"note: keywords not checked against loaded consultations (database: {reason})",
+                err=True,
+            )
+            return {}
+
+    return loaded
+
+
 def _print_report(report: ValidationReport, costs: bool) -> None:
     for problem in report.problems:
         click.echo(str(problem), err=problem.severity == "error")
@@ -151,25 +194,16 @@ def _survey_files(paths: tuple[str, ...]) -> list[str]:
 @survey.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--quiet", is_flag=True, help="Only problems, no SMS costs.")
-def survey_validate(files: tuple[str, ...], quiet: bool) -> None:
-    """Check consultation files and show each message's SMS cost. Exit 1 on errors."""
-    failed = False
-    paths = _survey_files(files)
-    for path in paths:
-        report = _check(path)
+@click.pass_obj
+def survey_validate(config: Config, files: tuple[str, ...], quiet: bool) -> None:
+    """Check consultation files as `load` does (with each other, and with the consultations
+    already loaded) and show each message's SMS cost. Exit 1 on errors."""
+    reports = _check_files(_survey_files(files), _loaded_keywords(config))
+    for report in reports:
         _print_report(report, costs=not quiet)
-        failed = failed or report.has_errors
         if not report.has_errors:
-            click.echo(f"{path}: ok")
-    if not failed and len(paths) > 1:
-        # Surveys live side by side: ids and keywords must not clash between the files.
-        try:
-            load_many(paths)
-        except SurveyError as exc:
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            failed = True
-    sys.exit(1 if failed else 0)
+            click.echo(f"{report.source}: ok")
+    sys.exit(1 if any(r.has_errors for r in reports) else 0)
 
 
 @survey.command("load")
@@ -178,13 +212,13 @@ def survey_validate(files: tuple[str, ...], quiet: bool) -> None:
 def survey_load(config: Config, files: tuple[str, ...]) -> None:
     """Validate and store consultation files; a changed file becomes a new version."""
     paths = _survey_files(files)
-    reports = [_check(path) for path in paths]
-    for report in reports:
-        _print_report(report, costs=False)
-    if any(r.has_errors for r in reports):
-        click.echo("nothing was loaded", err=True)
-        sys.exit(1)
     with runtime(config) as rt:
+        reports = _check_files(paths, rt.service.loaded_keywords)
+        for report in reports:
+            _print_report(report, costs=False)
+        if any(r.has_errors for r in reports):
+            click.echo("nothing was loaded", err=True)
+            sys.exit(1)
         try:
             loaded_surveys = rt.service.load_surveys(read_survey_sources(paths))
         except SurveyError as exc:
@@ -416,14 +450,18 @@ def csv_value(value: Any) -> str:
 
 @main.command()
 @click.option("--host", help="Interface to listen on (default from [server] host).")
-@click.option("--port", type=int, help="Port (default from [server] port).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port (default from [server] port); 0 takes any free port, printed at start.",
+)
 @click.pass_obj
 def serve(config: Config, host: str | None, port: int | None) -> None:
     """Run the web server (waitress): provider webhooks, the browser simulator at /simulator,
     the scheduler (standing by if another process runs it), and, when a real channel is
     configured, a dispatcher that sends the outbox."""
     from bot.transports import dispatch_forever
-    from bot.web import create_app
+    from bot.web import create_app, make_server, server_url
     from bot.web import serve as run_server
 
     check_channels(config)
@@ -440,7 +478,17 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
             for loaded in loaded_surveys:
                 click.echo(f"survey {loaded.survey.id} version {loaded.version}")
         bind_host = host or config.server.host
-        bind_port = port or config.server.port
+        bind_port = config.server.port if port is None else port  # 0: any free port
+        app = create_app(rt.service, config)
+        try:
+            server = make_server(app, bind_host, bind_port, config.server.threads)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {bind_host}:{bind_port}: {exc.strerror} "
+                "(is another Voxpop running? try --port)"
+            ) from exc
+        url = server_url(server)
+        click.echo(f"listening on {url}")
         if real_channels(config):
             thread = DispatcherThread(partial(dispatch_forever, config, rt.sessions))
             thread.start()
@@ -455,15 +503,10 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
                 err=True,
             )
         elif config.server.simulator_enabled:
-            click.echo(f"simulator: http://{bind_host}:{bind_port}/simulator")
+            click.echo(f"simulator: {url}/simulator")
         try:
             scheduler.start()
-            run_server(create_app(rt.service, config), bind_host, bind_port, config.server.threads)
-        except OSError as exc:
-            raise click.ClickException(
-                f"cannot listen on {bind_host}:{bind_port}: {exc.strerror} "
-                "(is another Voxpop running? try --port)"
-            ) from exc
+            run_server(server)
         finally:
             scheduler.stop()
             if thread is not None:

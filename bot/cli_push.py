@@ -43,6 +43,22 @@ class _PushGroup(click.Group):
             return "create", self.commands["create"], args
         return super().resolve_command(ctx, args)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """``push --help`` shows the options of making a push (the hidden ``create``), which
+        is what most people came for, before the subcommands."""
+        create = self.commands["create"]
+        own_help = create.get_help_option(ctx)
+        records = [
+            record
+            for param in create.get_params(ctx)
+            if isinstance(param, click.Option)
+            and param is not own_help
+            and (record := param.get_help_record(ctx)) is not None
+        ]
+        with formatter.section("Making a push (voxpop push SURVEY_ID --at WHEN [OPTIONS])"):
+            formatter.write_dl(records)
+        super().format_options(ctx, formatter)
+
 
 @click.group(cls=_PushGroup, invoke_without_command=False)
 def push() -> None:

@@ -21,6 +21,7 @@ import codecs
 import csv
 import itertools
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
+from babel import Locale, UnknownLocaleError
+from babel.dates import get_date_format
 from phonenumbers import NumberParseException
 
 from bot.i18n import SUPPORTED_LANGUAGES
@@ -62,7 +65,54 @@ _ADDRESS_LOOKALIKES = (
     "chat_id",
     "telegram",
     "whatsapp",
+    # the same in nl, fr, de, es (as _folded writes them)
+    "telefoon",
+    "telefoonnummer",
+    "mobiel",
+    "gsm_nummer",
+    "nummer",
+    "telephone",
+    "numero",
+    "portable",
+    "telefon",
+    "telefonnummer",
+    "handy",
+    "handynummer",
+    "telefono",
+    "movil",
+    "celular",
 )
+#: The usual names of each column in the languages Voxpop speaks (en, nl, fr, de, es), as
+#: :func:`_folded` writes them: a Dutch or French spreadsheet's header works as it is.
+_TRANSLATED = {
+    "address": ("adres", "adresse", "direccion"),
+    "channel": ("kanaal", "canal", "kanal"),
+    "language": ("taal", "langue", "sprache", "idioma"),
+    "timezone": ("time_zone", "tijdzone", "fuseau_horaire", "zeitzone", "zona_horaria"),
+    "consent_source": (
+        "bron_toestemming",
+        "toestemmingsbron",
+        "source_consentement",
+        "source_du_consentement",
+        "einwilligungsquelle",
+        "quelle_der_einwilligung",
+        "origen_consentimiento",
+        "origen_del_consentimiento",
+    ),
+    "consent_at": (
+        "consent_date",
+        "datum_toestemming",
+        "toestemmingsdatum",
+        "date_consentement",
+        "date_du_consentement",
+        "einwilligungsdatum",
+        "datum_der_einwilligung",
+        "fecha_consentimiento",
+        "fecha_del_consentimiento",
+    ),
+    "tags": ("labels", "etiquettes", "schlagworter", "etiquetas"),
+}
+_COLUMN_NAMES = {alias: column for column, aliases in _TRANSLATED.items() for alias in aliases}
 _SEPARATORS = (",", ";", "\t")
 _PREFIX = re.compile(r"^([A-Za-z]+):(.*)$", re.DOTALL)
 _TAG_SEPARATORS = re.compile(r"[;|]")
@@ -170,18 +220,38 @@ def read_contacts(
 
 
 def _decoded(lines: Iterable[bytes], source: str) -> Iterator[str]:
-    """The lines as text, decoded one by one so an encoding error names its line."""
+    """The lines as text, decoded one by one so an encoding error names its line.
+
+    UTF-8 (with or without a byte order mark), or Windows-1252, what Excel's plain "CSV"
+    writes on a Western European Windows: a line that is not UTF-8, when no line before it
+    had an accent, switches the rest of the file to Windows-1252. (Plain ASCII lines read the
+    same in both; real UTF-8 accents are never valid Windows-1252 text by accident.)
+    """
+    encoding = "utf-8"
+    accents = False
     for number, raw in enumerate(lines, start=1):
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8) :]
         try:
-            # NUL and other control characters can be in a file; no database column takes them.
-            yield clean_text(raw.decode("utf-8"))
+            text = raw.decode(encoding)
         except UnicodeDecodeError:
-            raise ContactsFileError(
-                f"{source}:{number}: this is not UTF-8 text: save the file as "
-                '"CSV UTF-8" (in Excel: File > Save As > CSV UTF-8) and import it again'
-            ) from None
+            fallback = _windows_1252(raw) if encoding == "utf-8" and not accents else None
+            if fallback is None:
+                raise ContactsFileError(
+                    f"{source}:{number}: this is not UTF-8 text: save the file as "
+                    '"CSV UTF-8" (in Excel: File > Save As > CSV UTF-8) and import it again'
+                ) from None
+            text, encoding = fallback, "cp1252"
+        accents = accents or not text.isascii()
+        # NUL and other control characters can be in a file; no database column takes them.
+        yield clean_text(text)
+
+
+def _windows_1252(raw: bytes) -> str | None:
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:  # bytes Windows-1252 leaves undefined: neither encoding
+        return None
 
 
 def _delimiter(header: str) -> str:
@@ -204,11 +274,32 @@ def column_key(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
+def _folded(key: str) -> str:
+    """A column key without accents, to compare with the usual names of columns.
+
+    >>> _folded("téléphone"), _folded("dirección")
+    ('telephone', 'direccion')
+    """
+    decomposed = unicodedata.normalize("NFKD", key)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _column(name: str) -> str:
+    """The column a header cell names: one of :data:`COLUMNS` in any of the five languages,
+    else a free attribute under its own :func:`column_key`.
+
+    >>> _column("Adres"), _column("Fuseau horaire"), _column("Taal"), _column("Wijk")
+    ('address', 'timezone', 'language', 'wijk')
+    """
+    key = column_key(name)
+    return _COLUMN_NAMES.get(_folded(key), key)
+
+
 def _columns(header: list[str], source: str, line: int) -> list[str]:
     keys: list[str] = []
     seen: dict[str, int] = {}
     for index, name in enumerate(header, start=1):
-        key = column_key(name)
+        key = _column(name)
         if not key:
             raise ContactsFileError(
                 f"{source}:{line}: column {index} has no name: give it one, or delete the column"
@@ -221,7 +312,7 @@ def _columns(header: list[str], source: str, line: int) -> list[str]:
         seen[key] = index
         keys.append(key)
     if "address" not in seen:
-        near = next((k for k in keys if k in _ADDRESS_LOOKALIKES), None)
+        near = next((k for k in keys if _folded(k) in _ADDRESS_LOOKALIKES), None)
         hint = f" (rename '{near}' to 'address')" if near else ""
         raise ContactsFileError(
             f"{source}:{line}: no 'address' column{hint}: the header row must name one column "
@@ -268,7 +359,8 @@ class _RowChecker:
             problems.append(problem)
         language = _language(values.get("language"), problems)
         timezone = _timezone(values.get("timezone"), problems)
-        consent_at = self._consent_at(values.get("consent_at"), timezone, problems)
+        region = self.region or _region_of(channel, value)
+        consent_at = self._consent_at(values.get("consent_at"), timezone, region, problems)
         consent_source = values.get("consent_source")
         if consent_source is not None and len(consent_source) > MAX_CONSENT_SOURCE:
             problems.append(
@@ -310,16 +402,17 @@ class _RowChecker:
         )
 
     def _consent_at(
-        self, raw: str | None, timezone: str | None, problems: list[str]
+        self, raw: str | None, timezone: str | None, region: str, problems: list[str]
     ) -> datetime | None:
         if raw is None:
             return None
-        try:
-            parsed = datetime.fromisoformat(raw)
-        except ValueError:
+        parsed = read_date(raw, region)
+        if parsed is None:
+            order = _date_order(region) if region else None
+            usual = f", or as in {region}: {_EXAMPLE[order]}" if order else ""
             problems.append(
                 f"consent_at '{raw}' is not a date: use 2026-10-12, 2026-10-12 14:30 or "
-                "2026-10-12T14:30+02:00"
+                f"2026-10-12T14:30+02:00{usual}"
             )
             return None
         if parsed.tzinfo is None:
@@ -329,6 +422,89 @@ class _RowChecker:
             problems.append(f"consent_at '{raw}' is in the future")
             return None
         return parsed
+
+
+_LOCAL_DATE = re.compile(
+    r"^(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})\.?(?:[ T]+(\d{1,2})[:.h](\d{2})(?::(\d{2}))?)?$"
+)
+#: 12 October 2026 in each order of day (d), month (m) and year (y).
+_EXAMPLE = {"dmy": "12/10/2026", "mdy": "10/12/2026", "ymd": "2026/10/12"}
+
+
+def read_date(raw: str, region: str = "") -> datetime | None:
+    """A date (and time) as staff's spreadsheets write it, or None.
+
+    ISO 8601 always (``2026-10-12``, ``2026-10-12 14:30``, ``2026-10-12T14:30+02:00``), and
+    a year first (``2026/10/12``). Day and month in another order are read in the order
+    ``region``'s dates are written, from the Unicode CLDR (through Babel): ``12/10/2026`` is
+    12 October in BE, NL, FR, DE, ES or GB, and 10 December in the US. Without a region such
+    a date is not read: it means different days in different countries. Two-digit years are
+    20xx; ``-``, ``.`` or ``/`` separate.
+
+    >>> read_date("12/10/2026", "BE"), read_date("12.10.2026 14:30", "DE")
+    (datetime.datetime(2026, 10, 12, 0, 0), datetime.datetime(2026, 10, 12, 14, 30))
+    >>> read_date("12/10/26", "US"), read_date("12/10/2026"), read_date("31/12/2026", "US")
+    (datetime.datetime(2026, 12, 10, 0, 0), None, None)
+    """
+    text = raw.strip()
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    match = _LOCAL_DATE.match(text)
+    if match is None:
+        return None
+    first, _, second, third, hour, minute, seconds = match.groups()
+    if len(first) == 4:
+        order = "ymd"
+    else:  # day and month, in the region's order; a year-first region wrote no such date
+        order = (_date_order(region) if region else None) or ""
+        if order not in ("dmy", "mdy") or len(third) not in (2, 4):
+            return None
+    numbers = dict(zip(order, (first, second, third), strict=True))
+    year = int(numbers["y"]) + (2000 if len(numbers["y"]) == 2 else 0)
+    try:
+        return datetime(  # noqa: DTZ001 - local time: the caller knows whose
+            year,
+            int(numbers["m"]),
+            int(numbers["d"]),
+            int(hour or 0),
+            int(minute or 0),
+            int(seconds or 0),
+        )
+    except ValueError:  # 31/02, 25/13, 24:00...
+        return None
+
+
+@cache
+def _date_order(region: str) -> str | None:
+    """How ``region`` orders day, month and year in a short date (``"dmy"``, ``"mdy"`` or
+    ``"ymd"``), from its usual locale's CLDR pattern; None for an unknown region.
+
+    >>> [_date_order(r) for r in ("BE", "NL", "FR", "DE", "ES", "US", "JP", "XX")]
+    ['dmy', 'dmy', 'dmy', 'dmy', 'dmy', 'mdy', 'ymd', None]
+    """
+    try:
+        locale = Locale.parse(f"und_{region}")
+    except (UnknownLocaleError, ValueError):
+        return None
+    if locale.territory != region:
+        return None
+    pattern = str(get_date_format("short", locale=locale).pattern)
+    letters = {"d": "d", "M": "m", "L": "m", "y": "y"}
+    order = "".join(dict.fromkeys(letters[c] for c in pattern if c in letters))
+    return order if order in _EXAMPLE else None
+
+
+def _region_of(channel: str, value: str) -> str:
+    """The country of a phone address, for reading its row's dates; ``""`` for others."""
+    if channel == "telegram" or not value.startswith("+"):
+        return ""
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(value, None))
+    except NumberParseException:
+        return ""
+    return region if region and region != "ZZ" else ""
 
 
 def normalise_address(
@@ -384,6 +560,9 @@ def _phone(text: str, region: str) -> tuple[str, str | None]:
             "address: a spreadsheet turned this number into 3.2E+10 notation: format the "
             "column as text and export again"
         )
+    if text.startswith("00"):
+        # The international prefix of most of the world, with or without a default region.
+        text = "+" + text[2:]
     hint = ""
     if not text.startswith(("+", "00")) and _valid("+" + re.sub(r"\D", "", text)):
         hint = " (it would be one with a '+' in front: did a spreadsheet drop it?)"

@@ -129,7 +129,7 @@ Effect: TypeAlias = (
 
 def handle(ctx: Context, text: str, payload: str | None = None) -> tuple[Effect, ...]:
     """Decide what one inbound message does."""
-    lang = _language(ctx)
+    lang = language_of(ctx)
     command = recognize(text) if payload is None else None
     contact = ctx.contact
     if contact.opted_out:
@@ -172,16 +172,24 @@ def is_go_ahead(ctx: Context, text: str, payload: str | None = None) -> bool:
     return recognize(text) is None and normalize(text) not in ctx.keywords
 
 
-def reply_language(ctx: Context) -> str:
-    """The language Voxpop answers this contact in, outside a survey's own questions."""
-    return _language(ctx)
+def language_of(ctx: Context) -> str:
+    """The language of Voxpop's own messages to a contact (help, commands, "already took
+    part"): the one they chose; else the one of the consultation they are answering, or last
+    answered; else ``[conversation] default_language``.
 
-
-def _language(ctx: Context) -> str:
+    >>> park = Survey("park", {}, ("nl", "en"), ())
+    >>> ended = SessionView(7, park, engine.SessionState("park", "", "nl", status="completed"))
+    >>> new = Context(ContactView(None), datetime(2026, 1, 1), keywords={}, default_language="en")
+    >>> language_of(new), language_of(replace(new, previous={"park": ended}))
+    ('en', 'nl')
+    """
     if ctx.contact.language:
         return ctx.contact.language
     if ctx.active is not None:
         return ctx.active.state.language
+    latest = max(ctx.previous.values(), key=lambda view: view.session_id, default=None)
+    if latest is not None:
+        return latest.state.language
     return ctx.default_language
 
 
@@ -285,20 +293,24 @@ def _keyword(ctx: Context, survey: Survey, lang: str) -> tuple[Effect, ...]:
             new=_title(survey, lang),
         )
         return (SetPending({"kind": "switch", "survey": survey.id}), Say(ask))
-    return begin(ctx, survey, lang)
+    return begin(ctx, survey)
 
 
-def begin(ctx: Context, survey: Survey, lang: str) -> tuple[Effect, ...]:
+def begin(ctx: Context, survey: Survey) -> tuple[Effect, ...]:
+    """Start ``survey`` for the contact (by keyword, invitation or the simulator). It speaks
+    the contact's own language if it has it, else its first: ``[conversation]
+    default_language`` plays no part (:meth:`Survey.language_for`)."""
+    language = survey.language_for(ctx.contact.language)
     if survey.is_closed(ctx.now):
-        return (Say(engine.closed_text(survey.language_for(lang))),)
+        return (Say(engine.closed_text(language)),)
     previous = ctx.previous.get(survey.id)
     if previous is not None and previous.state.status == "completed":
-        title = _title(survey, lang)
-        return (Say(t(lang, N_("You already took part in {title}. Thank you!"), title=title)),)
+        said = language_of(ctx)
+        title = _title(survey, said)
+        return (Say(t(said, N_("You already took part in {title}. Thank you!"), title=title)),)
     if previous is not None and previous.survey.digest == survey.digest:
         step = engine.reopen(previous.survey, previous.state)
         return (UpdateSession(previous.session_id, previous.survey, step), *step.says)
-    language = ctx.contact.language or lang
     step = engine.start(survey, language, ctx.now)
     return (UpdateSession(None, survey, step), *step.says)
 
@@ -328,7 +340,7 @@ def _confirm_pending(ctx: Context, text: str, lang: str) -> tuple[Effect, ...]:
                     ctx.active.survey.id: ctx.active,
                 },
             )
-        return effects + begin(after, target, lang)
+        return effects + begin(after, target)
     effects = (SetPending(None),)
     if ctx.active is not None:
         effects += (Say(t(lang, N_("OK, let's go on."))),)

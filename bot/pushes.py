@@ -84,7 +84,8 @@ class Variant:
 
 @dataclass(frozen=True)
 class Reminders:
-    """Remind those who did not start or stopped halfway, ``after`` each time, ``most`` times."""
+    """Remind those who did not start or stopped halfway, ``most`` times: each ``after`` the
+    invitation, their last answer or the last reminder, whichever came last."""
 
     after: timedelta
     most: int = 1
@@ -461,7 +462,6 @@ class Pushes:
         a reachable address, and who completed the consultation already (an invitation
         skips them)."""
         audience = spec.audience
-        default_language = self._config.conversation.default_language
         completed = store.contacts_who(s, {*audience.not_answered, spec.survey}, completed=True)
         answered = store.contacts_who(s, audience.took_part, completed=False)
         done = completed.get(spec.survey, set()) if spec.kind == "invitation" else set()
@@ -474,7 +474,7 @@ class Pushes:
                 candidate,
                 completed=completed,
                 answered=answered,
-                default_language=default_language,
+                survey_language=survey.default_language,
             ):
                 continue
             address = choose_address(candidate, spec.channels, consent=spec.kind == "invitation")
@@ -484,7 +484,7 @@ class Pushes:
             if candidate.contact_id in done:
                 tally.took_part += 1
                 continue
-            language = survey.language_for(candidate.language or default_language)
+            language = survey.language_for(candidate.language)
             yield _Plan(candidate, address, language)
 
     def _plan(self, s: Session, push: PushRow, now: datetime) -> int:
@@ -702,6 +702,12 @@ class Pushes:
             survey = self._service.survey(s, push.survey_slug)
             if survey.is_closed(now):
                 r.next_reminder_at = None
+                return 0
+            # The wait runs from the citizen's last step, not from the invitation: someone
+            # who answered a moment ago is not nudged yet (every step updates the session).
+            quiet_until = session.updated_at + spec.reminders.after
+            if quiet_until > now:
+                r.next_reminder_at = quiet_until
                 return 0
             allowed = self._allowed(spec, contact.timezone, now)
             if allowed > now:

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot import conversation as conv
 from bot import engine
-from bot.catalog import CATALOG_SETTING, LoadedSurvey, SurveyCatalog
+from bot.catalog import CATALOG_SETTING, LoadedSurvey, SurveyCatalog, loaded_keywords
 from bot.engine import Finish, Record, Say, SessionState, session_status
 from bot.i18n import N_, t
 from bot.messages import Address, InboundMessage, Option, OutboundMessage, options_of
@@ -404,11 +404,10 @@ class Service:
             elif address.opted_out_at is not None:
                 return False
             else:
-                language = contact.language or (
-                    active.language if active is not None else self._default_language
-                )
+                sessions = repo.sessions_for_contact(s, contact.id)
+                ctx = self._context(s, contact, sessions, False, now)
                 text = t(
-                    language,
+                    conv.language_of(ctx),
                     N_("Sorry, I can only read text. Please reply with a text message."),
                 )
                 repo.add_outbound(
@@ -498,8 +497,7 @@ class Service:
             step = engine.resume(active.survey, active.state, engine.Timeout(), now)
             effects = (conv.UpdateSession(active.session_id, active.survey, step),)
             ctx = replace(ctx, active=None)
-        language = ctx.contact.language or self._default_language
-        begun = conv.begin(ctx, survey, language)
+        begun = conv.begin(ctx, survey)
         started = next((e for e in begun if isinstance(e, conv.UpdateSession)), None)
         if started is not None and intro and started.session_id is None:
             begun = _with_intro(begun, intro, bool(survey.intro))
@@ -674,7 +672,7 @@ class Service:
         contact_id: int | None = contact.id
         # Who acted, for the audit log: a simulator never speaks for a citizen.
         actor = "simulator" if simulated else "citizen"
-        languages = _Languages(conv.reply_language(ctx))
+        languages = _Languages(conv.language_of(ctx))
         for effect in effects:
             languages.follow(effect)
             if isinstance(effect, Say):
@@ -877,6 +875,12 @@ class Service:
         """
         with transaction(self._sessions) as s:
             return self._catalog.store(s, sources, self._clock())
+
+    def loaded_keywords(self, replaced: Collection[str]) -> dict[str, str]:
+        """Keywords of the stored consultations but ``replaced`` (see
+        :func:`bot.catalog.loaded_keywords`)."""
+        with transaction(self._sessions, read_only=True) as s:
+            return loaded_keywords(s, replaced)
 
     def survey_rows(self) -> list[tuple[SurveyRow, Survey, int, int]]:
         """Current version of each survey, its responses, and the simulator's test runs."""

@@ -353,10 +353,17 @@ def make_server(app: Flask, host: str, port: int, threads: int) -> BaseWSGIServe
     return server
 
 
-def serve(app: Flask, host: str, port: int, threads: int) -> None:
-    """Serve ``app`` until interrupted (see :func:`make_server`)."""
-    server = make_server(app, host, port, threads)
-    log.info("listening on http://%s:%d", host, port)
+def server_url(server: BaseWSGIServer) -> str:
+    """Where a bound server answers, with the port the system chose for port ``0``."""
+    host, port = server.getsockname()  # numeric, as text
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"http://{host}:{int(port)}"
+
+
+def serve(server: BaseWSGIServer) -> None:
+    """Run a server from :func:`make_server` until interrupted, then close it."""
+    log.info("listening on %s", server_url(server))
     try:
         server.run()
     finally:

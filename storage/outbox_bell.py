@@ -14,7 +14,9 @@ idle poll.
   on a connection of its own, in a thread, and connects again if it is lost.
 
 A ring is a hint, not a guarantee: a lost one costs at most ``[dispatch]
-idle_poll_seconds``. Ringing never raises, and never blocks.
+idle_poll_seconds``. Ringing never raises, and never blocks. What is guaranteed: once
+:func:`listen` has entered its block, a ring is heard (unless the database cannot be reached,
+or its connection is lost: then the listener polls until it listens again).
 """
 
 from __future__ import annotations
@@ -97,9 +99,12 @@ def listen(engine: Engine, on_ring: Callable[[], None]) -> Iterator[None]:
     ends. Without a way to listen (SQLite in memory, a pipe that cannot be made), nothing is
     called and the dispatcher polls as before."""
     if engine.dialect.name == "postgresql":
-        stop = threading.Event()
-        with _thread(lambda: _listen_postgres(engine, on_ring, stop)):
+        stop, ready = threading.Event(), threading.Event()
+        with _thread(lambda: _listen_postgres(engine, on_ring, stop, ready)):
             try:
+                # A NOTIFY before the LISTEN is lost: enter the block only once it is in place
+                # (or the first try failed, and the dispatcher polls meanwhile).
+                ready.wait()
                 yield
             finally:
                 stop.set()
@@ -160,18 +165,26 @@ def _listen_pipe(fd: int, stop_read: int, on_ring: Callable[[], None]) -> None:
         on_ring()
 
 
-def _listen_postgres(engine: Engine, on_ring: Callable[[], None], stop: threading.Event) -> None:
+def _listen_postgres(
+    engine: Engine, on_ring: Callable[[], None], stop: threading.Event, ready: threading.Event
+) -> None:
+    """LISTEN until ``stop``, connecting again after a loss; ``ready`` is set once the first
+    LISTEN is in place, or the first try failed."""
     while not stop.is_set():
         try:
             conn: Any = engine.raw_connection()
         except Exception as exc:
             log.warning("cannot listen for new messages (%s); polling", type(exc).__name__)
+            ready.set()
             stop.wait(_RECONNECT)
             continue
         try:
             driver = conn.driver_connection
             driver.autocommit = True
-            driver.execute(f"LISTEN {CHANNEL}")
+            try:
+                driver.execute(f"LISTEN {CHANNEL}")
+            finally:
+                ready.set()
             while not stop.is_set():
                 for _ in driver.notifies(timeout=_STOP_CHECK):
                     on_ring()

@@ -120,7 +120,16 @@ class Survey:
         return self.languages[0]
 
     def language_for(self, preferred: str | None) -> str:
-        """The citizen's language if the survey has it, else the survey default."""
+        """The language this survey speaks to a citizen: ``preferred`` (the language they
+        chose, with LANG or in their contacts file; None if they never did) if the survey has
+        it, else the survey's first language. This is the one rule for a keyword, an
+        invitation and the simulator alike: never pass ``[conversation] default_language``
+        in place of a missing choice, or a ``["nl", "en"]`` survey would start in English.
+
+        >>> park = Survey("park", {}, ("nl", "en"), ())
+        >>> park.language_for(None), park.language_for("en"), park.language_for("de")
+        ('nl', 'en', 'nl')
+        """
         if preferred and preferred in self.languages:
             return preferred
         return self.default_language

@@ -23,7 +23,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, TypeGuard
@@ -191,6 +191,16 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return not self.has_errors
+
+    def adding(self, problems: Iterable[Problem]) -> ValidationReport:
+        """This report with more problems about its file (others are left out): a file that
+        clashes with another is no longer ok."""
+        mine = [p for p in problems if p.file == self.source]
+        if not mine:
+            return self
+        merged = sorted([*self.problems, *mine], key=lambda p: p.line or 0)
+        survey = None if any(p.severity == "error" for p in merged) else self.survey
+        return replace(self, survey=survey, problems=merged)
 
 
 def validate_file(

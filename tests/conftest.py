@@ -16,6 +16,11 @@ Fixtures:
 ``postgres_url``
     The server URL without a schema (see :func:`postgres_test_url`).
 
+For the whole run (``make_run_ports``), 127.0.0.1:8080 (``make run``) and 127.0.0.1:8090
+(``make phone``) are taken by an impostor that answers every request with 421: a test that
+binds or calls a fixed port fails here as it would next to a running Voxpop (every server a
+test starts binds port 0).
+
 Environment: ``VOXPOP_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://root@127.0.0.1:5432/test``).
 An unreachable PostgreSQL fails the tests, unless ``VOXPOP_TEST_SKIP_POSTGRES=1`` (then they
 are skipped) — except under ``CI=true``, where it always fails.
@@ -23,10 +28,14 @@ are skipped) — except under ``CI=true``, where it always fails.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -41,6 +50,54 @@ from storage.models import Base
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgresql")
+#: ``make run`` and ``make phone`` listen here on a developer's machine, maybe during the tests.
+MAKE_RUN_PORTS = (8080, 8090)
+
+
+class _Impostor(BaseHTTPRequestHandler):
+    """Stands on a port tests must not use: anything sent to it is refused, loudly."""
+
+    def _refuse(self) -> None:
+        body = b"not the Voxpop under test: tests bind port 0, never make run's ports\n"
+        self.send_response(421)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._refuse()
+
+    def do_POST(self) -> None:
+        self._refuse()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def make_run_ports() -> Iterator[dict[int, str]]:
+    """Hold :data:`MAKE_RUN_PORTS` for the run, as a running ``make run`` would (see the
+    module docstring); a port something else holds already is taken anyway. Which is which:
+    ``{port: "impostor" or "taken before"}``."""
+    held: dict[int, str] = {}
+    with contextlib.ExitStack() as stack:
+        for port in MAKE_RUN_PORTS:
+            try:
+                server = ThreadingHTTPServer(("127.0.0.1", port), _Impostor)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                held[port] = "taken before"
+                continue
+            held[port] = "impostor"
+            server.daemon_threads = True
+            stack.callback(server.server_close)
+            thread = threading.Thread(target=server.serve_forever, name=f"impostor-{port}")
+            thread.start()
+            stack.callback(thread.join)
+            stack.callback(server.shutdown)
+        yield held
 
 
 def postgres_test_url() -> str:

@@ -11,9 +11,14 @@ import re
 import secrets
 import shutil
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.error import HTTPError
+from urllib.request import ProxyHandler, build_opener
 
 import pytest
 from click.testing import CliRunner, Result
@@ -25,6 +30,7 @@ from bot.service import Service
 from storage.db import make_engine, session_factory, transaction, with_schema
 from storage.migrate import current, head
 from storage.models import Contact, Message, SessionRow
+from tests.conftest import MAKE_RUN_PORTS
 from tests.helpers import snapshot, voxpop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -459,9 +465,62 @@ def test_survey_load_refuses_a_keyword_another_loaded_survey_uses(
 def test_survey_validate_checks_files_against_each_other(tmp_path: Path) -> None:
     park = next(p for p in EXAMPLES if p.endswith("central-park.toml"))
     copy = _rekeyed(park, tmp_path / "copy.toml", slug="park-copy", keywords='["PARC"]')
-    result = CliRunner().invoke(main, ["survey", "validate", "--quiet", park, copy])
+    result = voxpop(f"sqlite:///{tmp_path}/none.db", "survey", "validate", "--quiet", park, copy)
     assert result.exit_code == 1
     assert f"{copy}:7: error: keyword 'PARC' also starts survey 'central-park'" in result.stderr
+    assert result.stdout.splitlines() == [f"{park}: ok"]
+
+
+# Files checked after street-lighting (keywords LIGHTS, LICHT) is loaded: per file, the error
+# it gets (None: it is ok). `survey validate` and `survey load` must say the same.
+SIDE_BY_SIDE = {
+    "keyword of a loaded one": (
+        [("lamps", '["LIGHTS"]')],
+        [
+            "lamps.toml:5: error: keyword 'LIGHTS' also starts survey 'street-lighting' "
+            "(already loaded)"
+        ],
+    ),
+    "next version of a loaded one": ([("street-lighting", '["LIGHTS", "LICHT"]')], []),
+    "two files, one keyword": (
+        [("first", '["SAME"]'), ("second", '["same"]')],
+        ["second.toml:5: error: keyword 'same' also starts survey 'first' (first.toml)"],
+    ),
+    "two files, one id": (
+        [("twin", '["ONE"]'), ("twin", '["TWO"]')],
+        ["twin-2.toml:2: error: survey id 'twin' is also used by twin-1.toml"],
+    ),
+    "clean": ([("fresh", '["FRESH"]')], []),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "load"])
+@pytest.mark.parametrize(("files", "errors"), SIDE_BY_SIDE.values(), ids=SIDE_BY_SIDE.keys())
+def test_validate_and_load_check_files_side_by_side_and_with_loaded_ones_alike(
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    files: list[tuple[str, str]],
+    errors: list[str],
+) -> None:
+    lights = next(p for p in EXAMPLES if p.endswith("street-lighting.toml"))
+    assert voxpop(db_url, "survey", "load", lights).exit_code == 0
+    monkeypatch.chdir(tmp_path)  # short file names in the messages
+    names = []
+    for index, (slug, keywords) in enumerate(files, 1):
+        name = f"{slug}.toml" if [s for s, _ in files].count(slug) == 1 else f"{slug}-{index}.toml"
+        _rekeyed(EVERY, tmp_path / name, slug=slug, keywords=keywords)
+        names.append(name)
+    result = voxpop(db_url, "survey", command, *names)
+    assert [line for line in result.stderr.splitlines() if ": error: " in line] == errors
+    assert result.exit_code == (1 if errors else 0), result.output
+    wrong = {line.split(":")[0] for line in errors}
+    if command == "validate":
+        oks = [line for line in result.stdout.splitlines() if line.endswith(": ok")]
+        assert oks == [f"{name}: ok" for name in names if name not in wrong]
+    else:
+        assert ("nothing was loaded" in result.stderr) == bool(errors)
 
 
 def test_survey_validate_and_load_accept_a_folder(db_url: str) -> None:
@@ -554,6 +613,49 @@ def test_serve_on_a_busy_port_is_one_clear_line(db_url: str) -> None:
     assert result.exit_code == 1
     assert f"Error: cannot listen on 127.0.0.1:{port}: " in result.stderr
     assert "is another Voxpop running? try --port" in result.stderr
+
+
+def test_make_run_and_make_phone_ports_are_taken_while_the_tests_run(
+    make_run_ports: dict[int, str],
+) -> None:
+    """tests/conftest.py holds them, as a running ``make run`` and ``make phone`` would (or
+    they were taken when the run began)."""
+    assert set(make_run_ports) == set(MAKE_RUN_PORTS)
+    opener = build_opener(ProxyHandler({}))
+    for port in (p for p, holder in make_run_ports.items() if holder == "impostor"):
+        with socket.socket() as probe, pytest.raises(OSError, match="in use"):
+            probe.bind(("127.0.0.1", port))
+        with pytest.raises(HTTPError) as refused:
+            opener.open(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert refused.value.code == 421
+        refused.value.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_serve_on_port_0_takes_a_free_port_and_says_which(db_url: str, tmp_path: Path) -> None:
+    """Not ``[server] port`` (8080, taken while the tests run): any free port, printed."""
+    log = tmp_path / "serve.log"
+    env = os.environ | {"VOXPOP_CONFIG": os.devnull, "VOXPOP_DATABASE__URL": db_url}
+    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 30
+        while not (
+            found := re.search(r"listening on http://127\.0\.0\.1:(\d+)\n", log.read_text())
+        ):
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        port = int(found[1])
+        assert port not in (0, *MAKE_RUN_PORTS)
+        assert f"simulator: http://127.0.0.1:{port}/simulator" in log.read_text()
+        opener = build_opener(ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 @pytest.mark.parametrize("command", ["load", "validate"])

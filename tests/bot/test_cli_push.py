@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.cli_push import push
 from bot.service import Service, utc_now
 from storage.db import transaction
 from storage.models import OutcomeRow, PushRecipient, PushRow
@@ -190,3 +191,17 @@ def test_a_bad_outcome_file_is_not_published(
     assert f"{outcome}:2: error: unknown key 'when'" in result.output
     assert "not published: fix the errors above" in result.output
     assert _pushes(db) == []
+
+
+def test_push_help_shows_how_to_make_a_push_with_every_option() -> None:
+    """``push SURVEY_ID ...`` is the hidden ``create``: ``push --help`` shows its options."""
+    shown = voxpop("sqlite://", "push", "--help").stdout
+    create = push.commands["create"]
+    options = [o for p in create.params for o in p.opts if o.startswith("--")]
+    assert {"--at", "--where", "--remind-after", "--dry-run", "--quiet-hours"} <= set(options)
+    for option in options:
+        assert f"  {option} " in shown, option
+    assert "Making a push (voxpop push SURVEY_ID --at WHEN [OPTIONS])" in shown
+    assert "now, +10m, +2h, or '2026-12-01 10:00'." in shown  # with their help
+    assert shown.index("Making a push") < shown.index("Commands:")
+    assert "  list " in shown

@@ -47,6 +47,9 @@ ADDRESS_CASES = [
     ("+32 (0)470 00.00.12", "", ("sms", "+32470000012")),
     ("0470 00 00 12", "BE", ("sms", "+32470000012")),
     ("0032 470 00 00 12", "BE", ("sms", "+32470000012")),
+    ("0032 470 00 00 12", "", ("sms", "+32470000012")),  # 00: international, anywhere
+    ("00 33 6 12 34 56 78", "", ("sms", "+33612345678")),
+    ("whatsapp:0032470000012", "", ("whatsapp", "+32470000012")),
     ("06 12345678", "NL", ("sms", "+31612345678")),
     ("+33 6 12 34 56 78", "BE", ("sms", "+33612345678")),
     ("whatsapp:+32 470 00 00 12", "", ("whatsapp", "+32470000012")),
@@ -147,12 +150,28 @@ PROBLEM_CASES = [
         id="timezone",
     ),
     pytest.param(
-        f"{HEADER}\n+32470000012,,,paper form,12/10/2026\n",
+        f"{HEADER}\ntelegram:4242,,,paper form,12/10/2026\n",
         [
             "city.csv:2: consent_at '12/10/2026' is not a date: use 2026-10-12, "
             "2026-10-12 14:30 or 2026-10-12T14:30+02:00"
         ],
-        id="consent-date-format",
+        id="consent-date-without-a-region",
+    ),
+    pytest.param(
+        f"{HEADER}\n+32470000012,,,paper form,31/02/2026\n",
+        [
+            "city.csv:2: consent_at '31/02/2026' is not a date: use 2026-10-12, "
+            "2026-10-12 14:30 or 2026-10-12T14:30+02:00, or as in BE: 12/10/2026"
+        ],
+        id="consent-date-that-does-not-exist",
+    ),
+    pytest.param(
+        f'{HEADER}\n"+1 202 555 0100",,,paper form,13/10/2026\n',
+        [
+            "city.csv:2: consent_at '13/10/2026' is not a date: use 2026-10-12, "
+            "2026-10-12 14:30 or 2026-10-12T14:30+02:00, or as in US: 10/12/2026"
+        ],
+        id="consent-date-day-first-in-the-us",
     ),
     pytest.param(
         f"{HEADER}\n+32470000012,,,paper form,2027-01-01\n",
@@ -366,10 +385,132 @@ def test_fatal_problems(text: str, message: str) -> None:
     assert str(raised.value) == message
 
 
-def test_not_utf8_is_fatal_at_its_line() -> None:
-    data = "address,name\n+32470000012,Jos\n+32470000013,Ren\u00e9\n".encode("cp1252")
+def test_a_windows_1252_file_is_read_as_such() -> None:
+    """Excel's plain "CSV" on a Western European Windows."""
+    data = "address;naam;wijk\n+32470000012;Jos;Noord\n+32470000013;Ren\u00e9;Zu\u00efd\n"
+    names = [(r.attributes["naam"], r.attributes["wijk"]) for r in rows(data.encode("cp1252"))]
+    assert names == [("Jos", "Noord"), ("Ren\u00e9", "Zu\u00efd")]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # UTF-8 accents first, then a line that is not UTF-8: neither encoding, or a mix.
+        "address,name\n+32470000012,Andr\u00e9\n".encode() + b"+32470000013,Ren\xe9\n",
+        # a byte Windows-1252 leaves undefined
+        b"address,name\n+32470000012,Jos\n+32470000013,Ren\x81\n",
+    ],
+    ids=["utf-8-then-not", "undefined-byte"],
+)
+def test_text_in_no_known_encoding_is_fatal_at_its_line(data: bytes) -> None:
     with pytest.raises(ContactsFileError, match=r"^city\.csv:3: this is not UTF-8 text"):
         read(data)
+
+
+# --- what a Belgian, Dutch, French, German or Spanish spreadsheet writes ------------------
+
+# (language, the header of the seven columns with a meaning, in that language)
+HEADERS = [
+    ("en", "Address;Channel;Language;Time zone;Consent source;Consent date;Tags"),
+    ("nl", "Adres;Kanaal;Taal;Tijdzone;Bron toestemming;Datum toestemming;Labels"),
+    (
+        "fr",
+        "Adresse;Canal;Langue;Fuseau horaire;Source du consentement;Date du consentement;"
+        "\u00c9tiquettes",
+    ),
+    (
+        "de",
+        "Adresse;Kanal;Sprache;Zeitzone;Einwilligungsquelle;Einwilligungsdatum;Schlagw\u00f6rter",
+    ),
+    (
+        "es",
+        "Direcci\u00f3n;Canal;Idioma;Zona horaria;Origen del consentimiento;"
+        "Fecha del consentimiento;Etiquetas",
+    ),
+]
+
+
+@pytest.mark.parametrize(("language", "header"), HEADERS, ids=[h[0] for h in HEADERS])
+def test_every_column_is_known_by_its_usual_name_in_five_languages(
+    language: str, header: str
+) -> None:
+    row = "0470 00 00 12;WhatsApp;nl;Europe/Brussels;formulier;12/10/2026;buurt|panel\n"
+    (read_row,) = rows(f"{header}\n{row}", "BE")
+    assert read_row == ContactRow(
+        line=2,
+        channel="whatsapp",
+        value="+32470000012",
+        language="nl",
+        timezone="Europe/Brussels",
+        consent_at=datetime(2026, 10, 12, tzinfo=ZoneInfo("Europe/Brussels")),
+        consent_source="formulier",
+        tags=("buurt", "panel"),
+        source="city.csv",
+    ), language
+
+
+@pytest.mark.parametrize(
+    "header", ["telefoon,wijk", "T\u00e9l\u00e9phone,quartier", "Handynummer,Bezirk"]
+)
+def test_a_phone_column_by_another_name_is_named_in_the_error(header: str) -> None:
+    with pytest.raises(ContactsFileError, match=r"\(rename '[^']+' to 'address'\)"):
+        read(f"{header}\n+32470000012,north\n")
+
+
+# (cell, default region, address, the date read: a day in that region's order)
+DATE_CASES = [
+    ("12/10/2026", "BE", "+32470000012", datetime(2026, 10, 12, tzinfo=UTC)),
+    ("12/10/2026", "FR", "+32470000012", datetime(2026, 10, 12, tzinfo=UTC)),
+    ("12/10/2026", "ES", "+32470000012", datetime(2026, 10, 12, tzinfo=UTC)),
+    ("12/10/2026", "GB", "+32470000012", datetime(2026, 10, 12, tzinfo=UTC)),
+    ("12-10-2026", "NL", "+32470000012", datetime(2026, 10, 12, tzinfo=UTC)),
+    ("12.10.2026", "DE", "+32470000012", datetime(2026, 10, 12, tzinfo=UTC)),
+    ("12.10.26", "DE", "+32470000012", datetime(2026, 10, 12, tzinfo=UTC)),
+    ("2/3/2026", "BE", "+32470000012", datetime(2026, 3, 2, tzinfo=UTC)),
+    ("12/10/2026 14:30", "BE", "+32470000012", datetime(2026, 10, 12, 14, 30, tzinfo=UTC)),
+    ("11/10/2026", "US", "+32470000012", datetime(2026, 11, 10, tzinfo=UTC)),  # the region decides
+    (
+        "2026/10/12",
+        "US",
+        "+32470000012",
+        datetime(2026, 10, 12, tzinfo=UTC),
+    ),  # a year first: anywhere
+    ("2026.10.12", "", "+32470000012", datetime(2026, 10, 12, tzinfo=UTC)),
+    # Without [contacts] default_region, the number's country decides.
+    ("12/10/2026", "", "+32470000012", datetime(2026, 10, 12, tzinfo=UTC)),
+    ("12/10/2026", "", "+33612345678", datetime(2026, 10, 12, tzinfo=UTC)),
+    ("11/10/2026", "", "+1 202 555 0100", datetime(2026, 11, 10, tzinfo=UTC)),
+]
+
+
+@pytest.mark.parametrize(("cell", "region", "address", "expected"), DATE_CASES)
+def test_dates_are_read_in_the_regions_usual_order(
+    cell: str, region: str, address: str, expected: datetime
+) -> None:
+    text = f'address,timezone,consent_source,consent_at\n"{address}",UTC,form,{cell}\n'
+    (row,) = rows(text, region)
+    assert row.consent_at == expected
+
+
+def test_a_belgian_excel_export_imports_every_row() -> None:
+    """``;`` between columns, Windows-1252, Dutch headers, day-first dates, 0032 numbers."""
+    data = (
+        "Adres;Taal;Wijk;Bron toestemming;Datum toestemming\r\n"
+        "0032 470 00 00 01;nl;Noord;papieren formulier;12/10/2026\r\n"
+        "0032 470 00 00 02;fr;Sint-Jan;formulaire \u00e9crit;3/11/2026\r\n"
+        "+32 470 00 00 03;nl;Zuid;website;12/10/2026 09:15\r\n"
+    ).encode("cp1252")
+    read_rows = rows(data)
+    assert [(r.value, r.attributes["wijk"]) for r in read_rows] == [
+        ("+32470000001", "Noord"),
+        ("+32470000002", "Sint-Jan"),
+        ("+32470000003", "Zuid"),
+    ]
+    assert [r.consent_at and r.consent_at.date().isoformat() for r in read_rows] == [
+        "2026-10-12",
+        "2026-11-03",
+        "2026-10-12",
+    ]
 
 
 def test_rows_stream_one_by_one() -> None:

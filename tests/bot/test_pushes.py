@@ -404,6 +404,38 @@ def test_a_halfway_contact_is_nudged_with_the_question_they_stopped_at(
     ]
 
 
+@pytest.mark.parametrize(
+    ("answered_after", "nudged_after"),
+    [
+        (timedelta(0), timedelta(hours=12)),  # answered at once: 12 h after the invitation
+        (timedelta(hours=11), timedelta(hours=23)),  # 12 h after their answer, not 1 h
+        (timedelta(hours=11, minutes=59), timedelta(hours=23, minutes=59)),
+    ],
+)
+def test_the_wait_for_a_nudge_runs_from_the_last_answer(
+    db: sessionmaker[Session],
+    pushes: Pushes,
+    service: Service,
+    clock: Clock,
+    answered_after: timedelta,
+    nudged_after: timedelta,
+) -> None:
+    """Someone who answered a moment ago is not told to go on: the README's push tour."""
+    add_contact(db, "+32470000001")
+    invited = clock.now
+    pushes.fire(pushes.create(spec(reminders=Reminders(timedelta(hours=12)))))
+    pushes.tick()
+    clock.now = invited + answered_after
+    reply(service, clock, "+32470000001", "red")
+    clock.now = invited + nudged_after - timedelta(seconds=1)
+    assert pushes.tick().reminded == 0
+    clock.now = invited + nudged_after
+    assert pushes.tick().reminded == 1
+    assert outbox(db, "+32470000001")[-2].text == (
+        "You are halfway through Every type. Reply to go on."
+    )
+
+
 def test_no_reminder_after_stop(
     db: sessionmaker[Session], pushes: Pushes, service: Service, clock: Clock
 ) -> None:

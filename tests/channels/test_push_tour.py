@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.db import transaction
 from storage.models import PushRecipient
 from tests.channels.test_serve import _free_port
+from tests.fakes.phone import TEMPLATE_SIDS
 
 ROOT = Path(__file__).resolve().parents[2]
 VOXPOP = str(Path(sys.executable).with_name("voxpop"))
@@ -131,6 +132,8 @@ def test_the_push_tour(
         "",
         "--remind-after",
         "6s",
+        "--reminders",
+        "2",
     )
     assert "recipients: 4" in pushed
 
@@ -141,30 +144,40 @@ def test_the_push_tour(
     assert "bot> (+32470000005) The city is checking its street lights. 4 quick questions." in (
         invited
     )
-    assert "(whatsapp:+32470000006) [template HX" in invited
-    # The phone's config has only an English template: its variables are in English too.
-    assert '{"1": "Street lighting", "2": "LIGHTS"}' in invited
+    # Promise 1: the Dutch WhatsApp contact gets the Dutch template, with a Dutch title.
+    dutch = TEMPLATE_SIDS["nl"]
+    assert (
+        f'bot> (whatsapp:+32470000006) [template {dutch}: {{"1": "Straatverlichting", '
+        '"2": "LIGHTS"}]'
+    ) in invited.splitlines()
 
-    phone.send(
-        "sms +32470000001 1",
-        "sms +32470000001 Kerkstraat",
-        "whatsapp +32470000006 ok",
-        "echo answered",
-    )
-    answered = phone.until("answered")
-    assert "bot> (+32470000001) Welke straat?" in answered
+    phone.send("whatsapp +32470000006 ok", "echo go-ahead")
     # The reply to the template is the go-ahead: the first question follows.
-    assert "bot> (whatsapp:+32470000006) Is er bij u in de buurt een straat" in answered
+    assert "bot> (whatsapp:+32470000006) Is er bij u in de buurt een straat" in phone.until(
+        "go-ahead"
+    )
+
+    # A slow typist: the first reminder comes before they answer; they answer at once then.
+    first = "bot> (+32470000001) Herinnering: Straatverlichting wacht op uw antwoorden."
+    for _ in range(20):
+        phone.send("wait 1", "echo tick")
+        if first in phone.until("tick").splitlines():
+            break
+    else:
+        raise AssertionError("no first reminder for +32470000001")
+    phone.send("sms +32470000001 1", "sms +32470000001 Kerkstraat", "echo answered")
+    assert "bot> (+32470000001) Welke straat?" in phone.until("answered")
 
     phone.send("wait 9", "echo reminded")
     reminded = phone.until("reminded")
+    # Promise 2: who stopped halfway gets a nudge, 6 s after their last answer.
     assert "bot> (+32470000001) U bent halverwege Straatverlichting." in reminded
     assert "bot> (+32470000005) A reminder: Street lighting is waiting for your answers." in (
         reminded
     )
     with transaction(db, read_only=True) as s:
         sent = {r.address: r.reminders_sent for r in s.scalars(select(PushRecipient))}
-    assert sent["+32470000001"] == 1
+    assert sent["+32470000001"] == 2
 
     shown = _voxpop(env, config, "push", "show", "1")
     assert "  all                4       4       0       0      4         4      0" in shown

@@ -33,6 +33,7 @@ from urllib.request import ProxyHandler, Request, build_opener
 
 from twilio.request_validator import RequestValidator
 
+from bot.i18n import SUPPORTED_LANGUAGES
 from tests.fakes import Call
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
@@ -40,8 +41,9 @@ from tests.fakes.twilio_api import FakeTwilio
 #: The senders the fake accounts use.
 SMS_FROM = "+15555550199"
 WHATSAPP_FROM = "+15555550188"
-#: A made-up approved template, so that invitations outside WhatsApp's window can go.
-TEMPLATE_SID = "HX" + "5ca1ab1e" * 4
+#: Made-up approved templates, one per language Voxpop speaks, so that invitations outside
+#: WhatsApp's window can go in each contact's language (the hex of the code, repeated).
+TEMPLATE_SIDS = {code: "HX" + code.encode().hex() * 8 for code in SUPPORTED_LANGUAGES}
 #: How long to wait for the replies to one message (Telegram paces a chat at 1 a second).
 QUIET = 1.6
 PATIENCE = 15.0
@@ -96,7 +98,7 @@ class Phone:
                 f'sms_from = "{SMS_FROM}"',
                 f'whatsapp_from = "{WHATSAPP_FROM}"',
                 '[twilio.whatsapp_templates."*"]',
-                f'en = "{TEMPLATE_SID}"',
+                *(f'{code} = "{sid}"' for code, sid in TEMPLATE_SIDS.items()),
                 "",
             ]
         )
