@@ -477,6 +477,14 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
                 raise click.ClickException(message) from None
             for loaded in loaded_surveys:
                 click.echo(f"survey {loaded.survey.id} version {loaded.version}")
+        if config.server.simulator_public:
+            # Said before anything else can fail: it is about the configuration, not the port.
+            click.echo(
+                f"WARNING: the simulator is on at {config.server.public_url.rstrip('/')}"
+                "/simulator, where anyone may use it (rate-limited); [server] simulator = "
+                '"auto" or false turns it off on a public server',
+                err=True,
+            )
         bind_host = host or config.server.host
         bind_port = config.server.port if port is None else port  # 0: any free port
         app = create_app(rt.service, config)
@@ -495,14 +503,7 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
         # Stands by when another process (`voxpop scheduler`, another serve) holds the lock.
         pushes = Pushes(rt.sessions, rt.service, config, on_outbox=rt.on_outbox)
         scheduler = Scheduler(rt.engine, pushes, config.scheduler)
-        if config.server.simulator_public:
-            click.echo(
-                f"WARNING: the simulator is on at {config.server.public_url.rstrip('/')}"
-                "/simulator, where anyone may use it (rate-limited); [server] simulator = "
-                '"auto" or false turns it off on a public server',
-                err=True,
-            )
-        elif config.server.simulator_enabled:
+        if config.server.simulator_enabled and not config.server.simulator_public:
             click.echo(f"simulator: {url}/simulator")
         try:
             scheduler.start()
