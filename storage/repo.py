@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    false,
     func,
     insert,
     or_,
@@ -49,6 +50,7 @@ from storage.models import (
 )
 
 __all__ = [
+    "ERASED",
     "STATUS_RANK",
     "add_outbound",
     "addresses_of",
@@ -79,6 +81,7 @@ __all__ = [
     "store_early_report",
     "store_survey_version",
     "survey_by_id",
+    "tombstone",
     "touch_address",
     "update_columns",
     "update_session",
@@ -431,24 +434,43 @@ def addresses_of(s: Session, contact_id: int) -> list[Address]:
     )
 
 
-def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
-    """Erase a contact's personal data (FORGET); their answers remain, anonymous.
+def tombstone(contact_id: int) -> str:
+    """How the audit log names a contact once erased (and the erasure itself)."""
+    return f"contact:{contact_id}"
 
-    Deletes the addresses, blanks the address of their push plans, and the address, text,
-    payload and error of every message to or from them (provider ids stay, so a redelivery
-    is still recognised), cancels what was not sent yet, detaches their sessions (ending an
-    active one) and empties the contact row, which remains as a tombstone with
-    ``forgotten_at``.
+
+def forget_contact(
+    s: Session,
+    contact_id: int,
+    now: datetime,
+    *,
+    free_text: Mapping[int, Collection[str]] | None = None,
+    pseudonym: str | None = None,
+) -> None:
+    """Erase a contact's personal data (FORGET); their answers remain, anonymous. What each
+    column gets is listed in :data:`storage.personal.PERSONAL`.
+
+    Deletes the addresses; blanks the address, text, payload and error of every message to
+    or from them, and a provider id that names their address (a Telegram ``chat:message``
+    id; opaque ids stay, so a redelivery or a late delivery report still finds its row and
+    creates nothing); cancels what was not sent yet; unlinks messages, push plans and
+    sessions (ending an active one); clears every reply's ``raw`` text and, for the
+    questions in ``free_text`` (session id -> question ids), the answer itself; renames
+    the contact's ``pseudonym`` in the audit log to its :func:`tombstone`; and empties the
+    contact row, which remains as a tombstone with ``forgotten_at``. The sessions' state
+    and respondent are the caller's (the service knows the surveys).
     """
     contact = s.get(Contact, contact_id)
     if contact is None:
         raise LookupError(f"no contact {contact_id}")
     theirs: ColumnElement[bool] = Message.contact_id == contact_id
+    naming: ColumnElement[bool] = false()
     for channel, value in s.execute(
         select(Address.channel, Address.value).where(Address.contact_id == contact_id)
     ):
         # Inbound rows are stored before the contact is resolved, so match on the address too.
         theirs = or_(theirs, and_(Message.channel == channel, Message.address == value))
+        naming = or_(naming, Message.provider_id.contains(value.lstrip("+"), autoescape=True))
     unsent = and_(Message.direction == "out", Message.status.in_(("queued", "sending", "held")))
     s.execute(
         update(Message)
@@ -462,16 +484,19 @@ def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
             address=None,
             text="",
             payload=None,
+            provider_id=case((naming, None), else_=Message.provider_id),
             contact_id=None,
+            session_id=None,
         ),
         execution_options={"synchronize_session": "fetch"},
     )
-    # Push plans keep the counts, not the number; an invitation not sent yet never will be.
+    # Push plans keep the counts, not the person; an invitation not sent yet never will be.
     planned = PushRecipient.status == "planned"
     s.execute(
         update(PushRecipient)
         .where(PushRecipient.contact_id == contact_id)
         .values(
+            contact_id=None,
             address=None,
             next_reminder_at=None,
             status=case((planned, "skipped"), else_=PushRecipient.status),
@@ -481,6 +506,8 @@ def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
     )
     for address in addresses_of(s, contact_id):
         s.delete(address)
+    session_ids = list(s.scalars(select(SessionRow.id).where(SessionRow.contact_id == contact_id)))
+    _forget_answers(s, session_ids, free_text or {})
     s.execute(
         update(SessionRow)
         .where(SessionRow.contact_id == contact_id, SessionRow.status == "active")
@@ -494,14 +521,48 @@ def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
         .values(contact_id=None, state_version=SessionRow.state_version + 1),
         execution_options={"synchronize_session": "fetch"},
     )
+    if pseudonym is not None:
+        # Exports made before carry the pseudonym: it must no longer lead to this contact.
+        s.execute(
+            update(AuditEntry)
+            .where(AuditEntry.subject == pseudonym)
+            .values(subject=tombstone(contact_id)),
+            execution_options={"synchronize_session": False},
+        )
     contact.language = None
     contact.timezone = None
     contact.attributes = {}
+    contact.tags = []
     contact.pending = None
     contact.last_help_at = None
     contact.forgotten_at = now
     contact.updated_at = now
     s.flush()
+
+
+#: ``answers.how`` of a free-text answer erased by FORGET.
+ERASED = "erased"
+
+
+def _forget_answers(
+    s: Session, session_ids: Sequence[int], free_text: Mapping[int, Collection[str]]
+) -> None:
+    """Every reply's raw text goes; a free-text answer's value too (``how`` says so)."""
+    if not session_ids:
+        return
+    s.execute(
+        update(AnswerRow).where(AnswerRow.session_id.in_(session_ids)).values(raw=None),
+        execution_options={"synchronize_session": False},
+    )
+    for session_id in session_ids:
+        questions = list(free_text.get(session_id, ()))
+        if questions:
+            s.execute(
+                update(AnswerRow)
+                .where(AnswerRow.session_id == session_id, AnswerRow.question_id.in_(questions))
+                .values(value=None, how=ERASED),
+                execution_options={"synchronize_session": False},
+            )
 
 
 # --- sessions and answers ---------------------------------------------------------------
