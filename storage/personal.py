@@ -21,7 +21,8 @@ class Erasure(Enum):
 
     #: The whole row is deleted.
     DELETED = "row deleted"
-    #: Set to NULL (or empty: ``{}``, ``[]``, ``""``).
+    #: Set to NULL (or empty: ``{}``, ``[]``, ``""``; an unsent message's error says only
+    #: ``contact forgotten``).
     CLEARED = "cleared"
     #: The link to the contact is set to NULL: the row stays, belonging to nobody.
     UNLINKED = "unlinked"

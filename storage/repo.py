@@ -51,6 +51,7 @@ from storage.models import (
 
 __all__ = [
     "ERASED",
+    "FORGOTTEN",
     "STATUS_RANK",
     "add_outbound",
     "addresses_of",
@@ -478,7 +479,7 @@ def forget_contact(
         .values(
             # What was not sent yet can no longer be; provider errors may quote the number.
             status=case((unsent, "failed"), else_=Message.status),
-            error=case((unsent, "contact forgotten"), else_=None),
+            error=case((unsent, FORGOTTEN), else_=None),
             next_attempt_at=None,
             lease_until=None,
             address=None,
@@ -542,6 +543,8 @@ def forget_contact(
 
 #: ``answers.how`` of a free-text answer erased by FORGET.
 ERASED = "erased"
+#: ``messages.error`` of a message FORGET stopped before it was sent.
+FORGOTTEN = "contact forgotten"
 
 
 def _forget_answers(
