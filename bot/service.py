@@ -890,12 +890,14 @@ class Service:
     # --- results ----------------------------------------------------------------------------
 
     def export_records(
-        self, slug: str, *, include_simulated: bool = False
+        self, slug: str, *, include_simulated: bool = False, free_text: bool = True
     ) -> Iterator[dict[str, Any]]:
-        """One record per response, in the documented export shape (docs/results.md)."""
+        """One record per response, in the documented export shape (docs/results.md);
+        without ``free_text``, the answers to text questions are left out."""
         with transaction(self._sessions, read_only=True) as s:
             self._catalog.current_row(s, slug)
             versions = {row.id: row.version for row in repo.all_versions(s, slug)}
+            left_out = set() if free_text else self._free_text_questions(s, slug)
             for row, answers in repo.iter_responses(
                 s, slug, include_partial=True, include_simulated=include_simulated
             ):
@@ -909,7 +911,9 @@ class Service:
                     "started_at": _iso(row.started_at),
                     "completed_at": _iso(row.completed_at),
                     "simulated": row.simulated,
-                    "answers": {a.question_id: a.value for a in answers},
+                    "answers": {
+                        a.question_id: a.value for a in answers if a.question_id not in left_out
+                    },
                 }
 
     def simulator_runs(self, slug: str) -> int:
@@ -917,18 +921,30 @@ class Service:
         with transaction(self._sessions, read_only=True) as s:
             return repo.count_by_origin(s, slug)[1]
 
-    def export_questions(self, slug: str) -> list[str]:
-        """Question ids for CSV columns: the latest version's order, then retired ones."""
+    def export_questions(self, slug: str, *, free_text: bool = True) -> list[str]:
+        """Question ids for CSV columns: the latest version's order, then retired ones;
+        without ``free_text``, no text question."""
         with transaction(self._sessions, read_only=True) as s:
             rows = repo.all_versions(s, slug)
             if not rows:
                 raise LookupError(f"no survey {slug!r} is loaded")
+            left_out = set() if free_text else self._free_text_questions(s, slug)
             ids: list[str] = []
             for row in reversed(rows):
                 for q in self._catalog.version(s, row.id).questions:
-                    if q.id not in ids:
+                    if q.id not in ids and q.id not in left_out:
                         ids.append(q.id)
             return ids
+
+    def _free_text_questions(self, s: Session, slug: str) -> set[str]:
+        """Question ids that are free text in any version of ``slug`` (what people typed,
+        which can name them: docs/results.md)."""
+        return {
+            q.id
+            for row in repo.all_versions(s, slug)
+            for q in self._catalog.version(s, row.id).questions
+            if q.free_text
+        }
 
     def transcript(self, address: Address) -> list[Message]:
         with transaction(self._sessions, read_only=True) as s:
