@@ -127,7 +127,7 @@ def _citizen(db: sessionmaker[Session], service: Service, clock: Clock) -> int:
 
 def _rows_of(s: Session, service: Service, contact_id: int) -> dict[str, dict[int, Row]]:
     """Every row of the citizen, by table and id."""
-    tables: Mapping[str, Table] = Base.metadata.tables  # type: ignore[assignment]
+    tables: Mapping[str, Table] = Base.metadata.tables
     sessions = tables["sessions"]
     session_ids = list(s.scalars(select(sessions.c.id).where(sessions.c.contact_id == contact_id)))
     where = {
@@ -141,7 +141,9 @@ def _rows_of(s: Session, service: Service, contact_id: int) -> dict[str, dict[in
     }
     assert set(where) == set(PERSONAL), "a new table with personal columns: select its rows"
     return {
-        name: {row["id"]: row for row in s.execute(select(tables[name]).where(cond)).mappings()}
+        name: {
+            row["id"]: dict(row) for row in s.execute(select(tables[name]).where(cond)).mappings()
+        }
         for name, cond in where.items()
     }
 
@@ -150,7 +152,7 @@ def _reload(s: Session, before: dict[str, dict[int, Row]]) -> dict[str, dict[int
     tables = Base.metadata.tables
     return {
         name: {
-            row["id"]: row
+            row["id"]: dict(row)
             for row in s.execute(
                 select(tables[name]).where(tables[name].c.id.in_(list(rows)))
             ).mappings()
@@ -188,7 +190,7 @@ def _check(erasure: Erasure, table: str, column: str, row: Row, after: Row | Non
         ),
     }
     assert checks[erasure](), (table, column, before, value)
-    return value != before
+    return bool(value != before)
 
 
 @pytest.mark.parametrize(
