@@ -651,8 +651,15 @@ _TOUCH_ADDRESS = (
 
 def touch_address(s: Session, address: Address, at: datetime) -> None:
     """The citizen wrote from ``address`` at ``at`` (WhatsApp's window opens): on every
-    inbound message, so the statement is built once."""
-    s.connection().execute(_TOUCH_ADDRESS, {"address_id": address.id, "at": at})
+    inbound message, so the statement is built once.
+
+    :class:`~sqlalchemy.orm.exc.StaleDataError` if the address is gone: FORGET erased it
+    after this message was read and before it was written, and the message must not be
+    stored under the erased contact (the caller tries again: it comes from someone new).
+    """
+    touched = s.connection().execute(_TOUCH_ADDRESS, {"address_id": address.id, "at": at})
+    if touched.rowcount != 1:
+        raise StaleDataError(f"address {address.id} was erased while this message was handled")
     set_committed_value(address, "last_inbound_at", at)
 
 

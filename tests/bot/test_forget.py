@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import conversation as conv
 from bot.messages import Address, InboundMessage
 from bot.service import Service
 from storage import repo
@@ -243,3 +244,33 @@ def test_forget_leaves_no_audit_entry_under_the_old_pseudonym(
         ("forget", f"contact:{contact_id}"),
     ]
     assert pseudonym not in {subject for _, subject in seen}
+
+
+def test_a_message_read_before_forget_and_written_after_is_not_stored_under_the_erased(
+    db: sessionmaker[Session], service: Service, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contact_id = _citizen(db, service, clock)
+    decide = conv.handle
+
+    def erased_meanwhile(ctx: conv.Context, text: str, payload: str | None) -> Any:
+        # The message is read and decided; FORGET (from staff, or the citizen's YES handled
+        # by another worker) commits before it is written.
+        monkeypatch.setattr(conv, "handle", decide)
+        with transaction(db) as s:
+            contact = s.get(Contact, contact_id)
+            assert contact is not None
+            service.forget(s, contact, clock())
+        return decide(ctx, text, payload)
+
+    monkeypatch.setattr(conv, "handle", erased_meanwhile)
+    _say(service, clock, "HELP", [100])
+    with transaction(db, read_only=True) as s:
+        rows = s.execute(
+            select(Message.contact_id).where(Message.address == PHONE).distinct()
+        ).all()
+        contact = s.get(Contact, contact_id)
+        assert contact is not None
+        assert contact.forgotten_at is not None
+    # Stored, and answered, as coming from someone new: never under the erased contact.
+    assert rows
+    assert contact_id not in {row.contact_id for row in rows}
