@@ -114,7 +114,7 @@ class Dispatcher:
         self._on_sqlite = bind is None or is_sqlite(bind.url)
         self._skip_locked = not self._on_sqlite
         self._pruned_at: datetime | None = None
-        #: When the write-ahead log was last emptied (SQLite; ``time.monotonic``).
+        #: When the write-ahead log was last scrubbed or tried (SQLite; ``time.monotonic``).
         self._scrubbed_at: float | None = None
         #: The last claim left messages waiting for their pacing until this.
         self._soonest: datetime | None = None
@@ -441,11 +441,11 @@ class Dispatcher:
         started = time.monotonic()
         if periodic and self._scrubbed_at is not None and started - self._scrubbed_at < interval:
             return True
+        # An attempt, done or not, waits the interval: a reader that stays (a long export)
+        # must not make every idle turn hold writers up while the checkpoint waits.
+        self._scrubbed_at = started
         bind = self._sessions.kw.get("bind")
-        done = bind is None or scrub_wal(bind)
-        if done:
-            self._scrubbed_at = started
-        return done
+        return bind is None or scrub_wal(bind)
 
     def _record_rest(self, s: Session, outcomes: list[Outcome], now: datetime) -> list[Message]:
         """Failures, deferrals and templates, through the ORM (they are few); the rows sent."""
