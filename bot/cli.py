@@ -361,14 +361,25 @@ def results() -> None:
     is_flag=True,
     help="Also export conversations staff had in the simulator (left out by default).",
 )
+@click.option(
+    "--no-free-text",
+    is_flag=True,
+    help="Leave out the answers to text questions: what people typed can name them.",
+)
 @click.pass_obj
 def results_export(
-    config: Config, survey_id: str, fmt: str, out: str | None, include_simulator: bool
+    config: Config,
+    survey_id: str,
+    fmt: str,
+    out: str | None,
+    include_simulator: bool,
+    no_free_text: bool,
 ) -> None:
     """One row per response; respondents are pseudonyms, never addresses (docs/results.md)."""
+    free_text = not no_free_text
     with runtime(config) as rt:
         try:
-            questions = rt.service.export_questions(survey_id)
+            questions = rt.service.export_questions(survey_id, free_text=free_text)
         except LookupError as exc:
             raise click.ClickException(str(exc.args[0])) from exc
         try:
@@ -377,7 +388,9 @@ def results_export(
             raise click.ClickException(f"cannot write {out}: {exc.strerror}") from exc
         stream: TextIO
         with target as stream:
-            records = rt.service.export_records(survey_id, include_simulated=include_simulator)
+            records = rt.service.export_records(
+                survey_id, include_simulated=include_simulator, free_text=free_text
+            )
             if fmt == "jsonl":
                 for record in records:
                     stream.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -381,7 +381,13 @@ def contacts_erase(config: Config, ref: str, yes: bool) -> None:
                 abort=True,
             )
         try:
-            service.erase(contact_id)
+            scrubbed = service.erase(contact_id)
         except LookupError as exc:
             raise click.ClickException(str(exc.args[0])) from exc
     click.echo(f"contact {contact_id} erased")
+    if not scrubbed:
+        click.echo(
+            "note: another program is reading the database; old copies stay in its "
+            "write-ahead log until the dispatcher clears them (within a minute of that read)",
+            err=True,
+        )

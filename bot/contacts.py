@@ -35,6 +35,8 @@ Progress = Callable[[int, int], None]
 #: Rows upserted per round of statements: large enough to amortise them, small enough that
 #: memory stays flat however long the file.
 BATCH_SIZE = 1000
+#: How long ``erase`` waits for readers before leaving the scrub to the dispatcher.
+ERASE_SCRUB_WAIT_MS = 5000
 _CHANNEL_PREFIX = re.compile(r"^\s*([A-Za-z]+)\s*:")
 
 
@@ -306,13 +308,17 @@ class Contacts:
 
     # --- erase --------------------------------------------------------------------------------
 
-    def erase(self, contact_id: int) -> None:
+    def erase(self, contact_id: int) -> bool:
         """Erase a contact exactly as their FORGET would (no goodbye is sent): addresses
-        deleted, messages blanked, answers kept anonymous. :class:`LookupError` if none."""
+        deleted, messages blanked, free text gone, other answers kept anonymous.
+        :class:`LookupError` if none. Whether old copies are gone from SQLite's write-ahead
+        log already (else the dispatcher scrubs them when the reader holding them is done)."""
         with transaction(self._sessions) as s:
             contact = _live(s, contact_id)
             self._service.forget(s, contact, self._clock(), actor="staff")
         log.info("contact %d erased by staff", contact_id)
+        # Staff can wait a few seconds for a reader to finish; a webhook cannot.
+        return self._service.scrub(wait_ms=ERASE_SCRUB_WAIT_MS)
 
 
 def _live(s: Session, contact_id: int) -> Contact:

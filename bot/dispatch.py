@@ -39,6 +39,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -62,7 +63,7 @@ from bot.sending import (
 )
 from channels import errors
 from storage import outbox, repo
-from storage.db import is_sqlite, transaction
+from storage.db import is_sqlite, scrub_wal, transaction
 from storage.models import Address, Message, SendBudget
 
 log = logging.getLogger(__name__)
@@ -123,10 +124,14 @@ class Dispatcher:
         self._on_sqlite = bind is None or is_sqlite(bind.url)
         self._skip_locked = not self._on_sqlite
         self._pruned_at: datetime | None = None
+        #: When the write-ahead log was last scrubbed or tried (SQLite; ``time.monotonic``).
+        self._scrubbed_at: float | None = None
         #: The last claim left messages waiting for their pacing until this.
         self._soonest: datetime | None = None
         #: The last claim left due messages alone because their address was still busy here.
         self._skipped_busy = False
+        #: The last claim erased the address of a message owed to someone forgotten.
+        self._erased = False
 
     # --- claiming ---------------------------------------------------------------------------
 
@@ -141,6 +146,7 @@ class Dispatcher:
         now = self._clock()
         self._soonest = None
         self._skipped_busy = False
+        self._erased = False
         with transaction(self._sessions) as s:
             conn = s.connection()
             jobs: list[Job] = []
@@ -150,7 +156,9 @@ class Dispatcher:
                 jobs += self._claim_channel(
                     s, conn, channel, now, limit or self._settings.batch, busy
                 )
-            return jobs
+        if self._erased:
+            self.scrub()
+        return jobs
 
     def _claim_channel(
         self,
@@ -180,11 +188,18 @@ class Dispatcher:
         settled: list[dict[str, Any]] = []  # failed or held without a send
         jobs: list[Job] = []
         lease = self._settings.lease
+        owed: list[int] = []  # settled rows owed to someone forgotten: erase them now
         for row in rows:
             if row.address is None:  # erased by FORGET before it could be sent
                 settled.append(
                     {"row_id": row.id, "new_status": "failed", "new_error": "address erased"}
                 )
+                continue
+            if row.contact_id is None and now - row.created_at > self._settings.owed_ttl:
+                settled.append(
+                    {"row_id": row.id, "new_status": "failed", "new_error": "not sent in time"}
+                )
+                owed.append(row.id)
                 continue
             if row.address in waiting:
                 continue
@@ -204,7 +219,9 @@ class Dispatcher:
             start = now
             if pacing is not None:
                 address = addresses.get(row.address)
-                if _outside_window(pacing, job, address, now):
+                # A goodbye after FORGET answers the message just received: inside the window
+                # by definition (its address row, which would say so, is gone).
+                if row.contact_id is not None and _outside_window(pacing, job, address, now):
                     if not job.opens_invitation:
                         settled.append({"row_id": row.id, "new_status": HELD, "new_error": None})
                         continue
@@ -232,6 +249,9 @@ class Dispatcher:
             outbox.LEASE.executemany(conn, leased)
         if settled:
             outbox.SET_STATUS.executemany(conn, settled)
+        if owed:
+            self._erase_owed(conn, owed)
+            self._erased = True
         if pacing is not None and budget is not None and budget.next_free_at != budget.loaded:
             next_free = {"budget_key": pacing.key, "next_free": budget.next_free_at}
             conn.execute(outbox.SET_BUDGET, next_free)
@@ -354,6 +374,7 @@ class Dispatcher:
                 if jobs:
                     pipeline.start(jobs)
                     continue
+                self.scrub(periodic=True)  # idle: a moment to empty the write-ahead log
                 wait = idle_poll
                 if self._soonest is not None:
                     # Messages wait for their pacing: look again when the first may go.
@@ -385,10 +406,8 @@ class Dispatcher:
         with transaction(self._sessions) as s:
             conn = s.connection()
             ids = [outcome.job.id for outcome in outcomes]
-            current = {
-                row.id: (row.status, row.attempts)
-                for row in conn.execute(outbox.OWNED[self._skip_locked], {"ids": ids})
-            }
+            owned = conn.execute(outbox.OWNED[self._skip_locked], {"ids": ids}).all()
+            current = {row.id: (row.status, row.attempts) for row in owned}
             # Our lease ran out and another dispatcher took the row over: not ours to record.
             mine = [o for o in outcomes if current.get(o.job.id) == ("sending", o.job.attempts)]
             plain = [o for o in mine if o.receipt is not None and o.receipt.template is None]
@@ -419,9 +438,36 @@ class Dispatcher:
                 if o.receipt is not None and o.receipt.provider_id
             ]
             repo.apply_early_reports(s, [*sent, *cast(list[Message], named)])
+            owed = [row.id for row in owned if row.contact_id is None]
+            if owed:
+                s.flush()  # the outcomes _record_rest set decide which rows are final
+                self._erase_owed(conn, owed)
             if self._pruned_at is None or now - self._pruned_at > timedelta(minutes=1):
                 repo.prune_status_reports(s, now - self._settings.report_ttl)
                 self._pruned_at = now
+        # An erasure leaves old copies in SQLite's write-ahead log: right after this one,
+        # else now and then, for an erasure whose own try a reader held up.
+        self.scrub(periodic=not owed)
+
+    def _erase_owed(self, conn: Connection, ids: list[int]) -> None:
+        """Rows owed to someone forgotten whose outcome is final lose their address."""
+        conn.execute(outbox.ERASE_OWED, {"ids": ids})
+
+    def scrub(self, *, periodic: bool = False) -> bool:
+        """Empty SQLite's write-ahead log (:func:`storage.db.scrub_wal`): after recording an
+        erasure, or (``periodic``) at most every ``scrub_interval``, which also catches
+        erasures by other processes that a reader held up. Whether the log is empty."""
+        if not self._on_sqlite:
+            return True
+        interval = self._settings.scrub_interval.total_seconds()
+        started = time.monotonic()
+        if periodic and self._scrubbed_at is not None and started - self._scrubbed_at < interval:
+            return True
+        # An attempt, done or not, waits the interval: a reader that stays (a long export)
+        # must not make every idle turn hold writers up while the checkpoint waits.
+        self._scrubbed_at = started
+        bind = self._sessions.kw.get("bind")
+        return bind is None or scrub_wal(bind)
 
     def _record_rest(self, s: Session, outcomes: list[Outcome], now: datetime) -> list[Message]:
         """Failures, deferrals and templates, through the ORM (they are few); the rows sent."""
@@ -490,6 +536,9 @@ class Dispatcher:
     def _failed(self, s: Session, row: Message, error: errors.SendError, now: datetime) -> None:
         settings = self._settings
         row.error = f"{type(error).__name__}: {error.code or ''} {error}".strip()[:500]
+        if row.contact_id is None:
+            # Owed to someone forgotten: the provider's words may quote their address.
+            row.error = f"{type(error).__name__}: {error.code or ''}".strip(" :")
         if isinstance(error, errors.ConfigError):
             # Our credentials, not the citizen's message: wait for the operator to fix them.
             log.error("channel %s refused our credentials: %s", row.channel, row.error)
@@ -506,8 +555,10 @@ class Dispatcher:
                 wait = max(wait, timedelta(seconds=error.retry_after))
             row.status, row.next_attempt_at = "queued", now + wait
             return
-        if isinstance(error, errors.OutsideSessionWindow) and not isinstance(
-            error, errors.NoTemplate
+        if (
+            isinstance(error, errors.OutsideSessionWindow)
+            and not isinstance(error, errors.NoTemplate)
+            and row.contact_id is not None  # owed to someone forgotten: nobody to wait for
         ):
             # Never retried as free text outside the window: it waits for the citizen.
             row.status, row.attempts = HELD, row.attempts - 1

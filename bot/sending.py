@@ -103,6 +103,12 @@ class DispatchSettings:
     horizon: timedelta = timedelta(seconds=1)
     #: A dispatcher prunes delivery reports that never matched a message after this.
     report_ttl: timedelta = timedelta(hours=1)
+    #: A message owed to someone forgotten (FORGET's goodbye) that could not leave within
+    #: this is dropped, address and all: nobody is left to wait for it.
+    owed_ttl: timedelta = timedelta(days=1)
+    #: How often an idle dispatcher tries to empty SQLite's write-ahead log, in case a
+    #: reader kept an erasure's old copies there (:func:`storage.db.scrub_wal`).
+    scrub_interval: timedelta = timedelta(minutes=1)
     #: Outcomes wait at most this long for their group's transaction ...
     record_interval: timedelta = timedelta(milliseconds=10)
     #: ... or until this many have finished; no send starts while twice this many wait or

@@ -35,7 +35,7 @@ from channels.base import ButtonPress, Ignored, Rendered, StatusUpdate
 from channels.registry import renderer
 from storage import repo
 from storage.contacts import DECLINED_PREFIX, record_consent
-from storage.db import transaction
+from storage.db import SCRUB_WAIT_MS, scrub_wal, transaction
 from storage.models import Address as AddressRow
 from storage.models import AnswerRow, Contact, Message, SessionRow, SurveyRow
 from surveys.model import Survey
@@ -113,6 +113,8 @@ class _Handled:
     received: Received
     #: Rows were queued for the dispatcher: wake it after the commit.
     notify: bool
+    #: The contact was erased: scrub after the commit.
+    erased: bool = False
 
 
 class Service:
@@ -176,6 +178,8 @@ class Service:
                     raise
                 log.info("concurrent update (%s); trying again", type(exc).__name__)
                 continue
+            if result.erased:
+                self.scrub()
             if result.notify and self._on_outbox is not None:
                 self._on_outbox()  # after the commit: the dispatcher must see the rows
             return result.received
@@ -270,7 +274,8 @@ class Service:
             len(out),
         )
         queued = bool(out or press is not None or released)
-        return _Handled(Received(False, tuple(out)), notify=queued and not simulated)
+        erased = any(isinstance(e, conv.Forget) for e in effects)
+        return _Handled(Received(False, tuple(out)), queued and not simulated, erased)
 
     def _release_held(
         self, s: Session, address: Address, go_ahead: bool, now: datetime
@@ -849,13 +854,33 @@ class Service:
     def forget(
         self, s: Session, contact: Contact, now: datetime, *, actor: str = "citizen"
     ) -> None:
-        """Erase a contact's personal data; answers stay as anonymous rows. ``actor`` is who
-        asked: the citizen (FORGET) or ``"staff"`` (``voxpop contacts erase``)."""
+        """Erase a contact's personal data (every column of :data:`storage.personal.PERSONAL`);
+        answers to closed questions stay as anonymous rows, free text goes. ``actor`` is who
+        asked: the citizen (FORGET) or ``"staff"`` (``voxpop contacts erase``). Call
+        :meth:`scrub` after the commit."""
+        free_text: dict[int, set[str]] = {}
         for row in repo.sessions_for_contact(s, contact.id):
+            survey = self._catalog.version(s, row.survey_id)
+            free = {q.id for q in survey.questions if q.free_text}
+            state = SessionState.from_json(row.state)
+            answers = {q: None if q in free else v for q, v in state.answers.items()}
+            row.state = replace(state, answers=answers).to_json()
             # A fresh random respondent id: rows of one person stay together, linked to no one.
             row.respondent = "anon-" + secrets.token_hex(8)
-        repo.forget_contact(s, contact.id, now)
-        repo.audit(s, actor, "forget", f"contact:{contact.id}", {}, now)
+            free_text[row.id] = free
+        pseudonym = self.pseudonym(s, contact.id)
+        repo.forget_contact(s, contact.id, now, free_text=free_text, pseudonym=pseudonym)
+        repo.audit(s, actor, "forget", repo.tombstone(contact.id), {}, now)
+
+    def scrub(self, wait_ms: int = SCRUB_WAIT_MS) -> bool:
+        """After an erasure commits: drop SQLite's old copies of the erased rows from the
+        write-ahead log (:func:`storage.db.scrub_wal`); whether that is done. When a reader
+        holds them, the dispatcher tries again within a minute."""
+        bind = self._sessions.kw.get("bind")
+        done = bind is None or scrub_wal(bind, wait_ms)
+        if not done:
+            log.info("write-ahead log in use: erased rows are scrubbed at the next try")
+        return done
 
     def pseudonym(self, s: Session, contact_id: int) -> str:
         """A stable pseudonym for exports: a keyed hash, never the address."""
@@ -893,12 +918,14 @@ class Service:
     # --- results ----------------------------------------------------------------------------
 
     def export_records(
-        self, slug: str, *, include_simulated: bool = False
+        self, slug: str, *, include_simulated: bool = False, free_text: bool = True
     ) -> Iterator[dict[str, Any]]:
-        """One record per response, in the documented export shape (docs/results.md)."""
+        """One record per response, in the documented export shape (docs/results.md);
+        without ``free_text``, the answers to text questions are left out."""
         with transaction(self._sessions, read_only=True) as s:
             self._catalog.current_row(s, slug)
             versions = {row.id: row.version for row in repo.all_versions(s, slug)}
+            left_out = set() if free_text else self._free_text_questions(s, slug)
             for row, answers in repo.iter_responses(
                 s, slug, include_partial=True, include_simulated=include_simulated
             ):
@@ -912,7 +939,9 @@ class Service:
                     "started_at": _iso(row.started_at),
                     "completed_at": _iso(row.completed_at),
                     "simulated": row.simulated,
-                    "answers": {a.question_id: a.value for a in answers},
+                    "answers": {
+                        a.question_id: a.value for a in answers if a.question_id not in left_out
+                    },
                 }
 
     def simulator_runs(self, slug: str) -> int:
@@ -920,18 +949,30 @@ class Service:
         with transaction(self._sessions, read_only=True) as s:
             return repo.count_by_origin(s, slug)[1]
 
-    def export_questions(self, slug: str) -> list[str]:
-        """Question ids for CSV columns: the latest version's order, then retired ones."""
+    def export_questions(self, slug: str, *, free_text: bool = True) -> list[str]:
+        """Question ids for CSV columns: the latest version's order, then retired ones;
+        without ``free_text``, no text question."""
         with transaction(self._sessions, read_only=True) as s:
             rows = repo.all_versions(s, slug)
             if not rows:
                 raise LookupError(f"no survey {slug!r} is loaded")
+            left_out = set() if free_text else self._free_text_questions(s, slug)
             ids: list[str] = []
             for row in reversed(rows):
                 for q in self._catalog.version(s, row.id).questions:
-                    if q.id not in ids:
+                    if q.id not in ids and q.id not in left_out:
                         ids.append(q.id)
             return ids
+
+    def _free_text_questions(self, s: Session, slug: str) -> set[str]:
+        """Question ids that are free text in any version of ``slug`` (what people typed,
+        which can name them: docs/results.md)."""
+        return {
+            q.id
+            for row in repo.all_versions(s, slug)
+            for q in self._catalog.version(s, row.id).questions
+            if q.free_text
+        }
 
     def transcript(
         self, address: Address, *, simulated: bool = False, limit: int = 500

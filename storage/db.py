@@ -39,15 +39,20 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "READ_ONLY",
+    "SCRUB_WAIT_MS",
     "UtcDateTime",
     "is_sqlite",
     "make_engine",
+    "scrub_wal",
     "session_factory",
     "transaction",
     "with_schema",
 ]
 
 BUSY_TIMEOUT_MS = 5000
+#: How long :func:`scrub_wal` waits for readers and writers by default: short, because a
+#: webhook may be waiting; what it cannot do now is done at the dispatcher's next try.
+SCRUB_WAIT_MS = 250
 #: Execution option read by the SQLite "begin" hook: ``IMMEDIATE`` (default) or ``DEFERRED``.
 SQLITE_BEGIN = "voxpop_sqlite_begin"
 #: Execution options for a transaction that only reads, understood by both engines.
@@ -126,7 +131,11 @@ class _WriterGate:
         return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def acquire(self, fd: int) -> bool:
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        return self.acquire_for(fd, BUSY_TIMEOUT_MS / 1000)
+
+    @staticmethod
+    def acquire_for(fd: int, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
         pause = 0.00005
         while True:
             try:
@@ -164,6 +173,9 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            # Deleted or overwritten content is zeroed in the file, not left in free space:
+            # an erased phone number must not survive in a page (docs/conversation.md).
+            cursor.execute("PRAGMA secure_delete = ON")
         finally:
             cursor.close()
         if gate is not None:
@@ -217,6 +229,37 @@ def _configure_sqlite(engine: Engine) -> None:
             if fd is not None:
                 _WriterGate.release(fd)
             raise
+
+
+def scrub_wal(engine: Engine, wait_ms: int = SCRUB_WAIT_MS) -> bool:
+    """Empty SQLite's write-ahead log, so that old copies of erased rows are gone from disk;
+    whether it is empty now (always ``True`` on PostgreSQL, which has no such file).
+
+    Every commit appends whole pages to ``<database>-wal``, and the file keeps old pages
+    (with what was erased since) until a checkpoint copies the latest ones into the
+    database and truncates it. A reader still using an older snapshot stops that: the
+    checkpoint waits up to ``wait_ms``, then gives up, and the caller tries again later.
+    Run it outside any transaction.
+    """
+    if not is_sqlite(engine.url):
+        return True
+    with engine.connect() as conn:
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        fd: int | None = conn.connection.info.get(_GATE_FD)
+        # Writers queue at the gate (see _WriterGate): wait there too, not in SQLite's
+        # busy handler, which would sleep while the lock sits free.
+        gated = fd is not None and _WriterGate.acquire_for(fd, wait_ms / 1000)
+        try:
+            # On the driver: SQLAlchemy would BEGIN first, and a checkpoint cannot run in a
+            # transaction. The connection is in autocommit mode (isolation_level None).
+            driver.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+            busy, _log, _done = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            driver.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if fd is not None and gated:
+                _WriterGate.release(fd)
+    return bool(busy == 0)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -281,6 +281,8 @@ class Message(Base):
     channel: Mapped[str] = mapped_column(String(32))
     #: The raw address value; NULL after FORGET.
     address: Mapped[str | None] = mapped_column(String(255))
+    #: NULL after FORGET. An outbound row without a contact is owed to someone forgotten
+    #: (the goodbye): it keeps its address only until the dispatcher records its outcome.
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
     #: ``"reply"`` or ``"push"`` for outbound; NULL for inbound.

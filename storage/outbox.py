@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 
 from storage.models import Address, Message, SendBudget
 from storage.prepared import Prepared
@@ -19,6 +19,7 @@ from storage.prepared import Prepared
 __all__ = [
     "BUDGET",
     "CLAIM",
+    "ERASE_OWED",
     "LEASE",
     "OWNED",
     "PACING_ADDRESSES",
@@ -60,6 +61,8 @@ def _claim_query(status: str, skip_locked: bool) -> Any:
             _m.attempts,
             _m.next_attempt_at,
             _m.priority,
+            _m.contact_id,
+            _m.created_at,
         )
         .where(_m.direction == "out", _m.channel == bindparam("channel"), *due)
         # The order of the (status, channel, priority, next_attempt_at, id) index: the claim
@@ -124,7 +127,7 @@ SET_NEXT_SEND = Prepared(
 
 def _owned_query(lock: bool) -> Any:
     stmt = (
-        select(_m.id, _m.status, _m.attempts)
+        select(_m.id, _m.status, _m.attempts, _m.contact_id)
         .where(_m.id.in_(bindparam("ids", expanding=True)))
         .order_by(_m.id)  # one locking order for every dispatcher
     )
@@ -148,5 +151,22 @@ SENT = Prepared(
         segments=func.coalesce(bindparam("billed", type_=_m.segments.type), _m.segments),
         error=None,
         lease_until=None,
+    )
+)
+#: An outbound row without a contact is owed to someone forgotten (FORGET's goodbye): once
+#: its outcome is recorded, its address goes, and a provider id that names the address (a
+#: Telegram ``chat:message`` id). An opaque id (a Twilio SID) stays, so a late delivery
+#: report updates this row instead of being kept as unknown. Every SET reads the old row.
+ERASE_OWED = (
+    update(_messages)
+    .where(
+        _m.id.in_(bindparam("ids", expanding=True)),
+        _m.contact_id.is_(None),
+        _m.status.not_in(("queued", "sending")),
+    )
+    .values(
+        address=None,
+        payload=None,
+        provider_id=case((_m.provider_id.contains(_m.address), None), else_=_m.provider_id),
     )
 )

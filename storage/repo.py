@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    false,
     func,
     insert,
     or_,
@@ -49,6 +50,8 @@ from storage.models import (
 )
 
 __all__ = [
+    "ERASED",
+    "FORGOTTEN",
     "SIMULATOR_SPACE",
     "STATUS_RANK",
     "add_outbound",
@@ -81,6 +84,7 @@ __all__ = [
     "store_early_report",
     "store_survey_version",
     "survey_by_id",
+    "tombstone",
     "touch_address",
     "update_columns",
     "update_session",
@@ -450,24 +454,43 @@ def addresses_of(s: Session, contact_id: int) -> list[Address]:
     )
 
 
-def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
-    """Erase a contact's personal data (FORGET); their answers remain, anonymous.
+def tombstone(contact_id: int) -> str:
+    """How the audit log names a contact once erased (and the erasure itself)."""
+    return f"contact:{contact_id}"
 
-    Deletes the addresses, blanks the address of their push plans, and the address, text,
-    payload and error of every message to or from them (provider ids stay, so a redelivery
-    is still recognised), cancels what was not sent yet, detaches their sessions (ending an
-    active one) and empties the contact row, which remains as a tombstone with
-    ``forgotten_at``.
+
+def forget_contact(
+    s: Session,
+    contact_id: int,
+    now: datetime,
+    *,
+    free_text: Mapping[int, Collection[str]] | None = None,
+    pseudonym: str | None = None,
+) -> None:
+    """Erase a contact's personal data (FORGET); their answers remain, anonymous. What each
+    column gets is listed in :data:`storage.personal.PERSONAL`.
+
+    Deletes the addresses; blanks the address, text, payload and error of every message to
+    or from them, and a provider id that names their address (a Telegram ``chat:message``
+    id; opaque ids stay, so a redelivery or a late delivery report still finds its row and
+    creates nothing); cancels what was not sent yet; unlinks messages, push plans and
+    sessions (ending an active one); clears every reply's ``raw`` text and, for the
+    questions in ``free_text`` (session id -> question ids), the answer itself; renames
+    the contact's ``pseudonym`` in the audit log to its :func:`tombstone`; and empties the
+    contact row, which remains as a tombstone with ``forgotten_at``. The sessions' state
+    and respondent are the caller's (the service knows the surveys).
     """
     contact = s.get(Contact, contact_id)
     if contact is None:
         raise LookupError(f"no contact {contact_id}")
     theirs: ColumnElement[bool] = Message.contact_id == contact_id
+    naming: ColumnElement[bool] = false()
     for channel, value in s.execute(
         select(Address.channel, Address.value).where(Address.contact_id == contact_id)
     ):
         # Inbound rows are stored before the contact is resolved, so match on the address too.
         theirs = or_(theirs, and_(Message.channel == channel, Message.address == value))
+        naming = or_(naming, Message.provider_id.contains(value.lstrip("+"), autoescape=True))
     unsent = and_(Message.direction == "out", Message.status.in_(("queued", "sending", "held")))
     s.execute(
         update(Message)
@@ -475,22 +498,25 @@ def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
         .values(
             # What was not sent yet can no longer be; provider errors may quote the number.
             status=case((unsent, "failed"), else_=Message.status),
-            error=case((unsent, "contact forgotten"), else_=None),
+            error=case((unsent, FORGOTTEN), else_=None),
             next_attempt_at=None,
             lease_until=None,
             address=None,
             text="",
             payload=None,
+            provider_id=case((naming, None), else_=Message.provider_id),
             contact_id=None,
+            session_id=None,
         ),
         execution_options={"synchronize_session": "fetch"},
     )
-    # Push plans keep the counts, not the number; an invitation not sent yet never will be.
+    # Push plans keep the counts, not the person; an invitation not sent yet never will be.
     planned = PushRecipient.status == "planned"
     s.execute(
         update(PushRecipient)
         .where(PushRecipient.contact_id == contact_id)
         .values(
+            contact_id=None,
             address=None,
             next_reminder_at=None,
             status=case((planned, "skipped"), else_=PushRecipient.status),
@@ -500,6 +526,8 @@ def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
     )
     for address in addresses_of(s, contact_id):
         s.delete(address)
+    session_ids = list(s.scalars(select(SessionRow.id).where(SessionRow.contact_id == contact_id)))
+    _forget_answers(s, session_ids, free_text or {})
     s.execute(
         update(SessionRow)
         .where(SessionRow.contact_id == contact_id, SessionRow.status == "active")
@@ -513,14 +541,50 @@ def forget_contact(s: Session, contact_id: int, now: datetime) -> None:
         .values(contact_id=None, state_version=SessionRow.state_version + 1),
         execution_options={"synchronize_session": "fetch"},
     )
+    if pseudonym is not None:
+        # Exports made before carry the pseudonym: it must no longer lead to this contact.
+        s.execute(
+            update(AuditEntry)
+            .where(AuditEntry.subject == pseudonym)
+            .values(subject=tombstone(contact_id)),
+            execution_options={"synchronize_session": False},
+        )
     contact.language = None
     contact.timezone = None
     contact.attributes = {}
+    contact.tags = []
     contact.pending = None
     contact.last_help_at = None
     contact.forgotten_at = now
     contact.updated_at = now
     s.flush()
+
+
+#: ``answers.how`` of a free-text answer erased by FORGET.
+ERASED = "erased"
+#: ``messages.error`` of a message FORGET stopped before it was sent.
+FORGOTTEN = "contact forgotten"
+
+
+def _forget_answers(
+    s: Session, session_ids: Sequence[int], free_text: Mapping[int, Collection[str]]
+) -> None:
+    """Every reply's raw text goes; a free-text answer's value too (``how`` says so)."""
+    if not session_ids:
+        return
+    s.execute(
+        update(AnswerRow).where(AnswerRow.session_id.in_(session_ids)).values(raw=None),
+        execution_options={"synchronize_session": False},
+    )
+    for session_id in session_ids:
+        questions = list(free_text.get(session_id, ()))
+        if questions:
+            s.execute(
+                update(AnswerRow)
+                .where(AnswerRow.session_id == session_id, AnswerRow.question_id.in_(questions))
+                .values(value=None, how=ERASED),
+                execution_options={"synchronize_session": False},
+            )
 
 
 # --- sessions and answers ---------------------------------------------------------------
@@ -606,8 +670,15 @@ _TOUCH_ADDRESS = (
 
 def touch_address(s: Session, address: Address, at: datetime) -> None:
     """The citizen wrote from ``address`` at ``at`` (WhatsApp's window opens): on every
-    inbound message, so the statement is built once."""
-    s.connection().execute(_TOUCH_ADDRESS, {"address_id": address.id, "at": at})
+    inbound message, so the statement is built once.
+
+    :class:`~sqlalchemy.orm.exc.StaleDataError` if the address is gone: FORGET erased it
+    after this message was read and before it was written, and the message must not be
+    stored under the erased contact (the caller tries again: it comes from someone new).
+    """
+    touched = s.connection().execute(_TOUCH_ADDRESS, {"address_id": address.id, "at": at})
+    if touched.rowcount != 1:
+        raise StaleDataError(f"address {address.id} was erased while this message was handled")
     set_committed_value(address, "last_inbound_at", at)
 
 

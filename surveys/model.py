@@ -90,6 +90,16 @@ class Question:
     def text_in(self, language: str, default: str) -> str:
         return pick(self.text, language, default)
 
+    @property
+    def free_text(self) -> bool:
+        """Whether its answers are what the citizen typed, as they typed it: they can name
+        someone, so FORGET erases them and an export can leave them out (docs/results.md).
+
+        >>> Question(id="q", type="text", text={}).free_text
+        True
+        """
+        return self.type == "text"
+
     def choice(self, choice_id: str) -> Choice | None:
         return next((c for c in self.choices if c.id == choice_id), None)
 

@@ -453,3 +453,36 @@ def test_include_simulator_adds_the_simulator_conversations(responses: str) -> N
     assert [r["simulated"] for r in records] == [False] * len(RESPONDENTS) + [True]
     assert records[-1]["answers"] == {"colour": "red"}
     assert records[-1]["status"] == "partial"
+
+
+# --- without free text ------------------------------------------------------------------------
+
+FREE_TEXT = ("why_unhappy", "remark")
+
+
+def _export(db_url: str, fmt: str, *options: str) -> str:
+    result = voxpop(db_url, "results", "export", "every-type", "--format", fmt, *options)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_no_free_text_leaves_out_what_people_typed_and_nothing_else(responses: str) -> None:
+    typed = [str(who.answers[q]) for who in RESPONDENTS for q in FREE_TEXT if who.answers.get(q)]
+    assert typed  # the respondents did type something
+    for fmt in ("csv", "jsonl"):
+        full, bare = _export(responses, fmt), _export(responses, fmt, "--no-free-text")
+        assert all(t in full for t in typed)
+        assert not any(t in bare for t in typed), fmt
+    full_records = [json.loads(line) for line in _export(responses, "jsonl").splitlines()]
+    bare_records = [
+        json.loads(line) for line in _export(responses, "jsonl", "--no-free-text").splitlines()
+    ]
+    assert bare_records == [
+        r | {"answers": {q: v for q, v in r["answers"].items() if q not in FREE_TEXT}}
+        for r in full_records
+    ]
+    header, *rows = list(csv.reader(io.StringIO(_export(responses, "csv", "--no-free-text"))))
+    assert header == [c for c in CSV_HEADER if c not in FREE_TEXT]
+    full_header, *full_rows = _csv(responses)
+    kept = [i for i, c in enumerate(full_header) if c not in FREE_TEXT]
+    assert rows == [[row[i] for i in kept] for row in full_rows]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import InternalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import repo
-from storage.db import make_engine, transaction, with_schema
+from storage.db import make_engine, scrub_wal, transaction, with_schema
 from storage.models import Contact, Setting
 
 NOW = datetime(2025, 3, 14, 9, 26, 53, 589793, tzinfo=UTC)
@@ -62,7 +63,13 @@ def test_sqlite_pragmas(engine: Engine) -> None:
     with engine.connect() as conn:
         pragma = {
             name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-            for name in ("journal_mode", "busy_timeout", "synchronous", "foreign_keys")
+            for name in (
+                "journal_mode",
+                "busy_timeout",
+                "synchronous",
+                "foreign_keys",
+                "secure_delete",
+            )
         }
     # synchronous 1 = NORMAL
     assert pragma == {
@@ -70,7 +77,40 @@ def test_sqlite_pragmas(engine: Engine) -> None:
         "busy_timeout": 5000,
         "synchronous": 1,
         "foreign_keys": 1,
+        "secure_delete": 1,
     }
+
+
+def _left_in_file(path: Path, secure: bool) -> bool:
+    """Write rows around a phone number, delete it, empty the write-ahead log: whether the
+    number is still somewhere in the database file's bytes."""
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            if not secure:  # what a connection without Voxpop's settings does
+                conn.exec_driver_sql("PRAGMA secure_delete = OFF")
+            conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            for n in range(40):
+                value = "+32470918273 Zoë" if n == 20 else f"row {n} {'x' * 30}"
+                conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": value})
+            conn.exec_driver_sql("DELETE FROM t WHERE v LIKE '+32%'")
+        assert scrub_wal(engine)
+        assert path.with_name(path.name + "-wal").stat().st_size == 0
+        return b"32470918273" in path.read_bytes()
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_zeroes_what_it_deletes(tmp_path: Path) -> None:
+    # Without secure_delete the deleted row stays in the page's free space: the check can fail.
+    assert _left_in_file(tmp_path / "plain.db", secure=False)
+    assert not _left_in_file(tmp_path / "voxpop.db", secure=True)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_scrubbing_postgresql_is_a_no_op(engine: Engine) -> None:
+    # PostgreSQL keeps no write-ahead log file of ours: nothing to do, and it says done.
+    assert scrub_wal(engine)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
