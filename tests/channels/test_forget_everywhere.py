@@ -275,11 +275,11 @@ def test_after_forget_on_every_channel_and_erase_nothing_names_anyone(
     assert found(engine, needles_of(EVERYONE)) == {}
 
 
+# PostgreSQL has no write-ahead log file of ours to scrub.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_reader_holding_old_copies_delays_the_scrub_until_the_dispatcher_runs(
     channels: Channels, engine: Engine
 ) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL has no write-ahead log file of ours to scrub")
     take_part(channels, SMS)
     # Another program reads the database (an export, a backup) since before the erasure.
     reader = sqlite3.connect(str(make_url(engine.url).database), isolation_level=None)
