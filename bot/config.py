@@ -371,7 +371,7 @@ def channel_problems(config: Config) -> list[str]:
     >>> channel_problems(Config())
     []
     """
-    problems: list[str] = []
+    problems: list[str] = secret_problems(config)
     telegram, twilio = config.telegram, config.twilio
     if telegram.enabled and not telegram.webhook_secret:
         problems.append(
@@ -406,6 +406,52 @@ def channel_problems(config: Config) -> list[str]:
         problems.append(
             "[server] public_url is required with a real channel (providers call it, and "
             "Twilio signs requests with it)"
+        )
+    return problems
+
+
+#: Telegram's alphabet for a webhook secret; 16 characters at least, so it cannot be guessed.
+_WEBHOOK_SECRET: Final = re.compile(r"[A-Za-z0-9_-]{16,256}")
+#: What example files put where a secret goes: left in place, anyone who read them knows it.
+_PLACEHOLDER: Final = re.compile(
+    r"change[-_ ]?me|example|placeholder|^(secret|password|token)$", re.IGNORECASE
+)
+_MAKE_ONE = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def secret_problems(config: Config) -> list[str]:
+    """Secrets that anyone could guess: a placeholder from an example file, or a webhook
+    secret or pseudonym key too short. Whoever knows the webhook secret or the Twilio auth
+    token can act as any citizen; whoever knows the pseudonym key can name respondents.
+
+    >>> bad = Config(telegram=TelegramConfig(token="1:x", webhook_secret="change-me"))
+    >>> secret_problems(bad)[0].split(":")[0]
+    '[telegram] webhook_secret is still a placeholder'
+    >>> good = TelegramConfig(token="1:x", webhook_secret="Qx7_vT2-kd9PzR4mWc8n")
+    >>> secret_problems(Config(telegram=good))
+    []
+    """
+    secrets = {
+        "[telegram] webhook_secret": config.telegram.webhook_secret,
+        "[twilio] auth_token": config.twilio.auth_token,
+        "[privacy] pseudonym_key": config.privacy.pseudonym_key,
+    }
+    problems = [
+        f"{name} is still a placeholder: set it to a random value, made with {_MAKE_ONE}"
+        for name, value in secrets.items()
+        if value and _PLACEHOLDER.search(value)
+    ]
+    secret = config.telegram.webhook_secret
+    if secret and not _PLACEHOLDER.search(secret) and not _WEBHOOK_SECRET.fullmatch(secret):
+        problems.append(
+            "[telegram] webhook_secret must be 16 to 256 letters, digits, _ or - (Telegram's "
+            f"rule, and long enough not to be guessed), made with {_MAKE_ONE}"
+        )
+    key = config.privacy.pseudonym_key
+    if key and not _PLACEHOLDER.search(key) and len(key) < 16:
+        problems.append(
+            "[privacy] pseudonym_key is too short to keep pseudonyms unguessable: use 16 "
+            "characters or more, made with python3 -c 'import secrets; print(secrets.token_hex(32))'"
         )
     return problems
 

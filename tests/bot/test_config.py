@@ -177,3 +177,41 @@ def test_the_simulator_setting_is_auto_true_or_false(
     assert public.simulator_enabled is enabled_when_public
     assert public.simulator_public is enabled_when_public
     assert not server.simulator_public
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "refused"),
+    [
+        ("VOXPOP_TELEGRAM__WEBHOOK_SECRET", "change-me", "is still a placeholder"),
+        ("VOXPOP_TELEGRAM__WEBHOOK_SECRET", "CHANGEME", "is still a placeholder"),
+        ("VOXPOP_TELEGRAM__WEBHOOK_SECRET", "secret", "is still a placeholder"),
+        ("VOXPOP_TELEGRAM__WEBHOOK_SECRET", "s3cret", "must be 16 to 256 letters"),
+        ("VOXPOP_TELEGRAM__WEBHOOK_SECRET", "sixteen chars ok", "must be 16 to 256 letters"),
+        ("VOXPOP_TELEGRAM__WEBHOOK_SECRET", "Qx7_vT2-kd9PzR4mWc8n", None),
+        ("VOXPOP_TWILIO__AUTH_TOKEN", "change-me", "is still a placeholder"),
+        ("VOXPOP_TWILIO__AUTH_TOKEN", "0123456789abcdef0123456789abcdef", None),
+        ("VOXPOP_PRIVACY__PSEUDONYM_KEY", "change_me", "is still a placeholder"),
+        ("VOXPOP_PRIVACY__PSEUDONYM_KEY", "short", "too short"),
+        ("VOXPOP_PRIVACY__PSEUDONYM_KEY", "9f2c4e7a1b3d5f608a7c9e1b2d4f6a8c", None),
+    ],
+)
+def test_a_secret_anyone_could_guess_stops_the_start(
+    tmp_path: Path, variable: str, value: str, refused: str | None
+) -> None:
+    """Whoever knows the webhook secret or the auth token can act as any citizen."""
+    env = {
+        "VOXPOP_SERVER__PUBLIC_URL": "https://voxpop.example.city",
+        "VOXPOP_TELEGRAM__TOKEN": "123456:AAH-real-looking-token",
+        "VOXPOP_TELEGRAM__WEBHOOK_SECRET": "Qx7_vT2-kd9PzR4mWc8n",
+        "VOXPOP_TWILIO__ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
+        "VOXPOP_TWILIO__AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
+        "VOXPOP_TWILIO__SMS_FROM": "+15555550100",
+        variable: value,
+    }
+    problems = channel_problems(load_config(None, environ=env, cwd=tmp_path))
+    if refused is None:
+        assert problems == []
+    else:
+        [problem] = problems
+        assert refused in problem
+        assert "secrets.token_" in problem  # says how to make a good one

@@ -5,6 +5,7 @@ the proxies hand gunicorn what Voxpop needs, and the guide links every file."""
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 import subprocess
 import tomllib
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from gunicorn.config import Config as GunicornConfig  # type: ignore[import-untyped]
 
-from bot.config import load_config
+from bot.config import channel_problems, load_config
 from bot.web import MAX_BODY
 from tests.deploy.guide import (
     DEPLOY,
@@ -113,6 +114,21 @@ def test_the_environment_file_holds_only_real_settings_and_the_secrets_go_there(
     assert config.telegram.webhook_secret == env["VOXPOP_TELEGRAM__WEBHOOK_SECRET"]
     assert config.twilio.auth_token == env["VOXPOP_TWILIO__AUTH_TOKEN"]
     assert config.privacy.pseudonym_key == env["VOXPOP_PRIVACY__PSEUDONYM_KEY"]
+
+
+def test_the_environment_file_as_shipped_is_refused_until_its_secrets_are_made() -> None:
+    """Copied and left as it is, nobody may act as a citizen with a secret everyone can read."""
+    env = read_env_file(ENV_EXAMPLE)
+    shipped = channel_problems(load_config(str(TOML_EXAMPLE), environ=env))
+    assert any(p.startswith("[telegram] webhook_secret is required") for p in shipped)
+    assert any("auth_token" in p for p in shipped)
+
+    made = {
+        "VOXPOP_TELEGRAM__WEBHOOK_SECRET": secrets.token_urlsafe(32),
+        "VOXPOP_TWILIO__AUTH_TOKEN": secrets.token_hex(16),
+        "VOXPOP_PRIVACY__PSEUDONYM_KEY": secrets.token_hex(32),
+    }
+    assert channel_problems(load_config(str(TOML_EXAMPLE), environ=env | made)) == []
 
 
 def test_the_settings_file_is_public_ready_and_holds_no_secret() -> None:
