@@ -73,6 +73,10 @@ class ServerConfig:
         metadata={"parse": lambda value, where, from_env: parse_simulator(value, where, from_env)},
     )
     threads: int = 8
+    #: How many reverse proxies stand in front and append to ``X-Forwarded-For``: the client
+    #: address (for the simulator's rate limit) and the scheme are read from that many hops.
+    #: 0: nothing forwarded is trusted (the address is the one connecting).
+    trusted_proxies: int = 0
 
     @property
     def simulator_enabled(self) -> bool:
@@ -451,7 +455,8 @@ def secret_problems(config: Config) -> list[str]:
     if key and not _PLACEHOLDER.search(key) and len(key) < 16:
         problems.append(
             "[privacy] pseudonym_key is too short to keep pseudonyms unguessable: use 16 "
-            "characters or more, made with python3 -c 'import secrets; print(secrets.token_hex(32))'"
+            "characters or more, made with "
+            "python3 -c 'import secrets; print(secrets.token_hex(32))'"
         )
     return problems
 

@@ -25,6 +25,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from waitress.server import BaseWSGIServer, create_server
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import web_security
 from bot.config import Config
@@ -81,6 +82,11 @@ def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> F
     ``clock`` stamps simulated messages and decides which surveys are still open.
     """
     app = Flask(__name__)
+    if config.server.trusted_proxies > 0:
+        # Behind the proxy every request comes from it: the client is what the proxy forwards,
+        # read from exactly as many hops as there are proxies (more would trust a forgery).
+        hops = config.server.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     # Werkzeug refuses larger bodies with 413 as soon as the view reads them.
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     simulator = config.server.simulator_enabled
@@ -144,9 +150,10 @@ def _rate_limit(app: Flask) -> Callable[[_View], _View]:
     """A decorator that holds the simulator's API views to :data:`SIMULATOR_RATE_LIMIT` per
     client address, counted together, in this process's memory.
 
-    The client address is the connection's: behind a reverse proxy all clients then share
-    the proxy's one budget (stricter, never looser), unless the deployment has Flask trust the
-    proxy's forwarded address (werkzeug's ``ProxyFix``). Each worker process counts apart.
+    The client address is the connection's, or behind ``[server] trusted_proxies`` reverse
+    proxies the one they forwarded (``ProxyFix`` in :func:`create_app`); without it, all
+    clients behind a proxy share its one budget (stricter, never looser). Each worker process
+    counts apart.
     """
     limiter = Limiter(
         get_remote_address,

@@ -54,6 +54,12 @@ log = logging.getLogger(__name__)
 #: An empty TwiML answer: Twilio sends nothing on its own; our replies go through the outbox.
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 _FORM = "application/x-www-form-urlencoded"
+#: Twilio's requests are small forms (a WhatsApp message of 4,096 characters with ten media
+#: is far below); reading a bigger one before its signature is checked would let anyone make
+#: the workers busy with junk, so it is refused first.
+TWILIO_MAX_BODY = 128 * 1024
+#: A Twilio request has about 20 to 50 fields; parsing and signing more is work for an attacker.
+TWILIO_MAX_FIELDS = 200
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,13 @@ class Hook:
     verify: Callable[[WebhookRequest], bool]
     parse: Callable[[WebhookRequest, datetime], list[Parsed]]
     ok: Callable[[], Response]
+    #: Whether the provider posts a form (read before ``verify``, which signs its fields).
+    reads_form: bool = False
+    #: The largest body this provider sends (``None``: the app's limit).
+    max_body: int | None = None
+
+
+_TWILIO = (True, TWILIO_MAX_BODY)
 
 
 def enabled_hooks(config: Config) -> list[Hook]:
@@ -96,10 +109,12 @@ def enabled_hooks(config: Config) -> list[Hook]:
             return twilio_webhook.verify(req, token)
 
         if twilio.sms_from or twilio.messaging_service_sid:
-            hooks.append(Hook("twilio/sms", verify, _messages("sms"), _twiml_ok))
+            hooks.append(Hook("twilio/sms", verify, _messages("sms"), _twiml_ok, *_TWILIO))
         if twilio.whatsapp_from:
-            hooks.append(Hook("twilio/whatsapp", verify, _messages("whatsapp"), _twiml_ok))
-        hooks.append(Hook("twilio/status", verify, _statuses, _twiml_ok))
+            hooks.append(
+                Hook("twilio/whatsapp", verify, _messages("whatsapp"), _twiml_ok, *_TWILIO)
+            )
+        hooks.append(Hook("twilio/status", verify, _statuses, _twiml_ok, *_TWILIO))
     return hooks
 
 
@@ -115,18 +130,28 @@ def webhooks_blueprint(
 
     def webhook(hook: str) -> Response:
         spec = hooks[hook]
+        limit = min(max_body, spec.max_body or max_body)
+        too_large = _plain(f"request body too large (limit {limit} bytes)", 413)
         # Refused before a byte is read: a provider never sends anything this big.
-        if request.content_length is not None and request.content_length > max_body:
-            return _plain(f"request body too large (limit {max_body} bytes)", 413)
+        if request.content_length is not None and request.content_length > limit:
+            return too_large
         try:
             body = request.get_data(cache=False)
         except RequestEntityTooLarge:  # no Content-Length: Werkzeug stops at the limit
-            return _plain(f"request body too large (limit {max_body} bytes)", 413)
+            return too_large
+        if len(body) > limit:  # chunked: Werkzeug knew only the app's limit
+            return too_large
+        form = FormFields(())
+        if spec.reads_form and request.mimetype == _FORM:
+            try:
+                form = _form(body)
+            except ValueError:  # parse_qsl's max_num_fields
+                return _plain(f"too many form fields (limit {TWILIO_MAX_FIELDS})", 413)
         incoming = WebhookRequest(
             url=_signed_url(public_url),
             headers={name.lower(): value for name, value in request.headers.items()},
             body=body,
-            form=_form(body) if request.mimetype == _FORM else {},
+            form=form,
         )
         if not spec.verify(incoming):
             log.warning("webhook %s: verification failed, refused", spec.name)
@@ -196,7 +221,12 @@ def _signed_url(public_url: str) -> str:
 
 def _form(body: bytes) -> FormFields:
     # Blank values are kept, and every value of a repeated name: Twilio signs them all.
-    return FormFields(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    fields = parse_qsl(
+        body.decode("utf-8", "replace"),
+        keep_blank_values=True,
+        max_num_fields=TWILIO_MAX_FIELDS,
+    )
+    return FormFields(fields)
 
 
 def _telegram_ok() -> Response:

@@ -383,6 +383,32 @@ def test_a_public_simulator_is_rate_limited_per_client_address(service: Service)
 
 
 @sqlite_only
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_behind_a_trusted_proxy_each_client_has_its_own_allowance(
+    service: Service, proxies: int
+) -> None:
+    """All requests come from the proxy (127.0.0.1). With ``trusted_proxies = 1`` the client
+    is the address the proxy appended; with 0 a forged X-Forwarded-For changes nothing."""
+    server = ServerConfig(simulator=True, public_url=PUBLIC, trusted_proxies=proxies)
+    client = create_app(service, Config(server=server), clock=fixed_clock).test_client()
+    client.environ_base["REMOTE_ADDR"] = "127.0.0.1"
+    allowed = int(SIMULATOR_RATE_LIMIT.split()[0])
+
+    def surveys(forwarded: str) -> int:
+        headers = {"X-Forwarded-For": forwarded}
+        return client.get("/simulator/api/surveys", headers=headers).status_code
+
+    for _ in range(allowed):
+        assert surveys("198.51.100.7") == 200
+    assert surveys("198.51.100.7") == 429
+    # Another citizen behind the same proxy; and a client who writes its own header first
+    # (the proxy appends the address it saw, which is the one counted).
+    other_client = 200 if proxies else 429
+    assert surveys("198.51.100.8") == other_client
+    assert surveys("203.0.113.9, 198.51.100.7") == 429
+
+
+@sqlite_only
 def test_a_local_simulator_is_not_rate_limited(client: FlaskClient) -> None:
     allowed = int(SIMULATOR_RATE_LIMIT.split()[0])
     for _ in range(allowed + 1):

@@ -8,6 +8,7 @@ proxy would hand the request on). Replies are outbox rows; the dispatcher sends 
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import logging
@@ -26,7 +27,7 @@ from werkzeug.test import TestResponse
 from bot.config import Config, ServerConfig, TelegramConfig, TwilioConfig
 from bot.service import CALLBACK_ANSWER, KEYBOARD_REMOVE, Service
 from bot.web import MAX_BODY, create_app
-from bot.webhooks import TWIML_EMPTY
+from bot.webhooks import TWILIO_MAX_BODY, TWILIO_MAX_FIELDS, TWIML_EMPTY
 from storage import repo
 from storage.db import transaction
 from storage.models import Base, Message
@@ -730,3 +731,59 @@ def test_logs_carry_no_number_or_chat_id(
     assert "webhook twilio/sms" in text
     for secret in (CHAT, PHONE.lstrip("+")[-7:], SECRET, TOKEN):
         assert secret not in text
+
+
+# --- what is read before a signature is checked -----------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["sms", "whatsapp", "status"])
+def test_twilio_bodies_larger_than_twilio_sends_are_refused_before_reading_them(
+    client: FlaskClient, db: sessionmaker[Session], route: str
+) -> None:
+    """Parsing and signing a big form costs the worker, so it is refused before the check."""
+    before = counts(db)
+    body = b"Body=" + b"x" * TWILIO_MAX_BODY
+    headers = {"X-Twilio-Signature": "x"}
+    form = "application/x-www-form-urlencoded"
+    response = client.post(
+        f"/webhooks/twilio/{route}", data=body, content_type=form, headers=headers
+    )
+    assert response.status_code == 413
+    assert f"limit {TWILIO_MAX_BODY} bytes" in response.get_data(as_text=True)
+    # Without a Content-Length (chunked), the body is cut at the same limit.
+    chunked = client.post(
+        f"/webhooks/twilio/{route}",
+        input_stream=io.BytesIO(body),
+        content_type=form,
+        headers={**headers, "Transfer-Encoding": "chunked"},
+        # What gunicorn says of a chunked body: it ends where the stream ends.
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert chunked.status_code == 413
+    assert counts(db) == before
+
+
+def test_a_form_of_thousands_of_fields_is_refused_before_it_is_signed(
+    client: FlaskClient, db: sessionmaker[Session]
+) -> None:
+    before = counts(db)
+    fields = twilio_form("sms_inbound", Body="hello") | {f"k{n}": "" for n in range(5000)}
+    response = post_twilio(client, "sms", fields)  # even correctly signed
+    assert response.status_code == 413
+    assert f"too many form fields (limit {TWILIO_MAX_FIELDS})" in response.get_data(as_text=True)
+    assert counts(db) == before
+
+
+def test_the_largest_message_twilio_sends_still_gets_through(
+    client: FlaskClient, db: sessionmaker[Session]
+) -> None:
+    """A WhatsApp message of 4,096 emoji with ten pictures: every field percent-encoded."""
+    media = {
+        f"MediaUrl{n}": f"https://api.twilio.com/2010-04-01/Media/ME{n:032x}" for n in range(10)
+    }
+    types = {f"MediaContentType{n}": "image/jpeg" for n in range(10)}
+    fields = twilio_form("sms_inbound", Body="🌳" * 4096, NumMedia="10") | media | types
+    assert len(urlencode(fields)) > 4096 * 12  # about 50 KB on the wire
+    response = post_twilio(client, "sms", fields)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert counts(db)["messages"] > 0
