@@ -17,10 +17,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -43,9 +43,14 @@ from surveys.model import Survey
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+_T = TypeVar("_T")
 PSEUDONYM_SETTING = "pseudonym_key"
-#: Tries of one inbound message that lost a race with the same citizen's other message.
-CONCURRENT_TRIES = 3
+#: Tries of one write that lost a race with the same citizen's other message. After the first,
+#: each try waits for the contact's lock, so it can only lose to a message that was already
+#: under way: a burst of messages from one citizen settles within as many tries.
+CONCURRENT_TRIES = 10
+#: PostgreSQL's deadlock and serialization failures: the transaction is undone, try again.
+_RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 #: Outbox kinds besides "reply"/"push" that the dispatcher carries out for Telegram buttons:
 #: answerCallbackQuery (payload ``{"callback_id"}``) and the removal of an answered keyboard
 #: (payload ``{"chat", "message_id"}``). Their ``text`` is empty; nothing is shown.
@@ -170,11 +175,14 @@ class Service:
     ) -> Received:
         for attempt in range(1, CONCURRENT_TRIES + 1):
             try:
-                result = self._receive_once(msg, simulated=simulated, press=press)
-            except (StaleDataError, IntegrityError) as exc:
-                # Two messages from one citizen at once (PostgreSQL): the later commit lost the
-                # optimistic lock or the one-active-session index. Again, it sees the first.
-                if attempt == CONCURRENT_TRIES:
+                result = self._receive_once(
+                    msg, simulated=simulated, press=press, locked=attempt > 1
+                )
+            except Exception as exc:
+                # Two messages from one citizen at once: the later commit lost the optimistic
+                # lock or the one-active-session index, or a deadlock with FORGET. Again, under
+                # the contact's lock, it sees the first.
+                if attempt == CONCURRENT_TRIES or not lost_a_race(exc):
                     raise
                 log.info("concurrent update (%s); trying again", type(exc).__name__)
                 continue
@@ -186,12 +194,12 @@ class Service:
         raise AssertionError("unreachable")
 
     def _receive_once(
-        self, msg: InboundMessage, *, simulated: bool, press: ButtonPress | None
+        self, msg: InboundMessage, *, simulated: bool, press: ButtonPress | None, locked: bool
     ) -> _Handled:
         now = self._clock()
         channel, value = msg.address.channel, msg.address.value
         ready: _Ready | None = None
-        if press is None:
+        if press is None and not locked:
             # Read and decide before the write transaction: on SQLite writers take turns, so
             # only the writes should hold the lock. A message from the same citizen committed
             # in between is caught by the session's optimistic lock (and tried again).
@@ -201,13 +209,14 @@ class Service:
                     ready = self._ready(r, found[0], found[1], now)
                     ready.effects = conv.handle(ready.ctx, msg.text, msg.payload)
         with transaction(self._sessions) as s:
-            if ready is None:  # a new contact, or a tapped button: all under the lock
+            if ready is None:  # a new contact, a tapped button or a retry: all under the lock
                 contact, address, _ = repo.find_or_create_contact(s, channel, value, now)
-                if press is not None:
-                    # Two taps at once wait for each other here (PostgreSQL; SQLite has one
-                    # writer), so the second sees the first's keyboard removal.
-                    s.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
+                # Two taps (or messages) at once wait for each other here, so the second sees
+                # what the first did (its keyboard removal, its answer).
+                repo.lock_contact(s, contact.id)
                 ready = self._ready(s, contact, address, now)
+            else:
+                repo.lock_contact(s, ready.contact.id)
             return self._handle(s, msg, ready, simulated, press, now)
 
     def _ready(self, s: Session, contact: Contact, address: AddressRow, now: datetime) -> _Ready:
@@ -471,12 +480,28 @@ class Service:
         template needs outside the 24-hour window (``payload["invitation"]``)."""
         if simulated:
             address = simulator_address(address)
-        with transaction(self._sessions) as s:
+
+        def start(s: Session) -> tuple[Outgoing, ...]:
             now = self._clock()
             contact, addr, _ = repo.find_or_create_contact(s, address.channel, address.value, now)
+            repo.lock_contact(s, contact.id)
             survey = self._catalog.current(s, slug)
-            invited = self.invite(s, contact, addr, survey, now, simulated=simulated)
-            return invited.outgoing
+            return self.invite(s, contact, addr, survey, now, simulated=simulated).outgoing
+
+        return self._write_retrying(start)
+
+    def _write_retrying(self, write: Callable[[Session], _T]) -> _T:
+        """``write`` in a transaction of its own, tried again when it lost a race with the
+        same citizen's other write (:func:`lost_a_race`)."""
+        for attempt in range(1, CONCURRENT_TRIES + 1):
+            try:
+                with transaction(self._sessions) as s:
+                    return write(s)
+            except Exception as exc:
+                if attempt == CONCURRENT_TRIES or not lost_a_race(exc):
+                    raise
+                log.info("concurrent update (%s); trying again", type(exc).__name__)
+        raise AssertionError("unreachable")
 
     def invite(
         self,
@@ -858,6 +883,7 @@ class Service:
         answers to closed questions stay as anonymous rows, free text goes. ``actor`` is who
         asked: the citizen (FORGET) or ``"staff"`` (``voxpop contacts erase``). Call
         :meth:`scrub` after the commit."""
+        repo.lock_contact(s, contact.id)  # first, as every writer for this contact does
         free_text: dict[int, set[str]] = {}
         for row in repo.sessions_for_contact(s, contact.id):
             survey = self._catalog.version(s, row.survey_id)
@@ -995,13 +1021,30 @@ class Service:
         erased as FORGET would (its test runs stay, anonymous), so the next message begins
         a new one. Whether there was one."""
         address = simulator_address(address)
-        with transaction(self._sessions) as s:
+
+        def reset(s: Session) -> bool:
             found = repo.find_contact(s, address.channel, address.value)
             if found is None:
                 return False
             self.forget(s, found[0], self._clock(), actor="simulator")
+            return True
+
+        if not self._write_retrying(reset):
+            return False
         log.info("simulator: a %s conversation started over", address.channel)
         return True
+
+
+def lost_a_race(exc: BaseException) -> bool:
+    """Whether a write failed only because another write for the same citizen came first:
+    an optimistic lock lost (:class:`StaleDataError`), a unique index hit by the same insert
+    (:class:`IntegrityError`), or PostgreSQL's deadlock or serialization failure. Trying
+    again sees what the other did."""
+    if isinstance(exc, StaleDataError | IntegrityError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+    return False
 
 
 def simulator_address(address: Address) -> Address:

@@ -75,6 +75,7 @@ __all__ = [
     "last_survey_of",
     "latest_survey",
     "latest_surveys",
+    "lock_contact",
     "lock_provider_ids",
     "prune_status_reports",
     "release_held",
@@ -457,6 +458,15 @@ def addresses_of(s: Session, contact_id: int) -> list[Address]:
 def tombstone(contact_id: int) -> str:
     """How the audit log names a contact once erased (and the erasure itself)."""
     return f"contact:{contact_id}"
+
+
+def lock_contact(s: Session, contact_id: int) -> None:
+    """Take the contact's row lock first in a write transaction (PostgreSQL): every writer
+    for one citizen (a message, FORGET, a simulated start) then waits for the others in the
+    same order instead of deadlocking halfway. SQLite has one writer at a time: nothing to do.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(select(Contact.id).where(Contact.id == contact_id).with_for_update())
 
 
 def forget_contact(
