@@ -40,6 +40,8 @@ LIBRARY_LOGGERS: Final = (
     "apscheduler",
     "alembic",
     "hpack",
+    # Its "rate limit exceeded" lines name the client's address.
+    "flask-limiter",
 )
 #: A phone number as providers write it: E.164 with its plus (perhaps URL-encoded, perhaps
 #: after ``whatsapp:``).

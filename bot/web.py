@@ -13,13 +13,25 @@ server its API allows each client address :data:`SIMULATOR_RATE_LIMIT`. Tests: `
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import socket
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -58,6 +70,10 @@ MAX_PAYLOAD = 256
 DEFAULT_FROM = TEST_ADDRESSES
 CHANNEL_LABELS: Mapping[str, str] = {"sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram"}
 _API_PREFIX = "/simulator/api/"
+#: The cookie that keeps a browser's simulated conversations its own, and how long it lasts.
+BROWSER_COOKIE = "voxpop_simulator"
+BROWSER_COOKIE_DAYS = 30
+_BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 #: What one client address may ask of the simulator's API on a public server (all its calls
 #: together): plenty for staff trying a consultation by hand, too few to flood the database.
 SIMULATOR_RATE_LIMIT = "30 per minute"
@@ -180,14 +196,29 @@ def _simulator_blueprint(
         return view if limit is None else limit(view)
 
     @bp.get("")
-    def page() -> str:
+    def page() -> Response:
         surveys = _survey_list(service, clock())
-        return render_template(
-            "simulator.html",
-            channels=CHANNEL_NAMES,
-            surveys=surveys,
-            data={"defaults": dict(DEFAULT_FROM), "labels": dict(CHANNEL_LABELS)},
+        response = make_response(
+            render_template(
+                "simulator.html",
+                channels=CHANNEL_NAMES,
+                surveys=surveys,
+                data={"defaults": dict(DEFAULT_FROM), "labels": dict(CHANNEL_LABELS)},
+            )
         )
+        if _browser() is None:
+            # This browser's own test phones: another person typing the same test number
+            # elsewhere gets a conversation of their own, and cannot read or reset this one.
+            response.set_cookie(
+                BROWSER_COOKIE,
+                secrets.token_urlsafe(16),
+                max_age=BROWSER_COOKIE_DAYS * 24 * 3600,
+                path="/simulator",
+                secure=request.is_secure,
+                httponly=True,
+                samesite="Strict",
+            )
+        return response
 
     @bp.get("/api/surveys")
     @api
@@ -286,7 +317,16 @@ def _address(body: Mapping[str, Any]) -> Address:
     problem = address_problem(channel, value)
     if problem is not None:
         raise ApiError(f"address is not valid for {channel}: {problem}")
-    return Address(channel, value)
+    browser = _browser()
+    # Each browser's test phones apart (the page's cookie); callers without one (scripts,
+    # tests) share the plain test space. The service then moves it into the simulators'.
+    return Address(channel, value if browser is None else f"{browser}/{value}")
+
+
+def _browser() -> str | None:
+    """The id the simulator page gave this browser, if it sent a well-formed one."""
+    value = request.cookies.get(BROWSER_COOKIE)
+    return value if value is not None and _BROWSER_ID.fullmatch(value) else None
 
 
 # --- responses ----------------------------------------------------------------------------

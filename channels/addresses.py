@@ -17,6 +17,10 @@ address is a numeric chat id.
 True
 >>> address_problem("sms", "US.13491208655302741918") is not None
 True
+>>> [address_problem("telegram", v) is None for v in ("-1001234567890", "9223372036854775807")]
+[True, True]
+>>> [address_problem("telegram", v) is None for v in ("9223372036854775808", "0", "1e9")]
+[False, False, False]
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ def address_problem(channel: str, value: str) -> str | None:
     """``None`` when ``value`` is a valid address on ``channel``, else what is wrong and how
     to write one (never repeating the value: it is personal data)."""
     if channel == "telegram":
-        if _TELEGRAM_CHAT.fullmatch(value):
+        if _TELEGRAM_CHAT.fullmatch(value) and abs(int(value)) < 2**63:
             return None
         return "use a numeric chat id, like 100000"
     if channel not in ("sms", "whatsapp"):

@@ -13,7 +13,14 @@ from flask.testing import FlaskClient
 from bot.config import Config, ServerConfig
 from bot.messages import Address
 from bot.service import Service
-from bot.web import MAX_BODY, MAX_TEXT, SIMULATOR_RATE_LIMIT, create_app, make_server
+from bot.web import (
+    BROWSER_COOKIE,
+    MAX_BODY,
+    MAX_TEXT,
+    SIMULATOR_RATE_LIMIT,
+    create_app,
+    make_server,
+)
 
 from .conftest import fixed_clock
 
@@ -493,3 +500,38 @@ def test_reset_and_transcript_check_the_address(client: FlaskClient, path: str) 
         response = client.get(path, query_string=bad)
     assert response.status_code == 400
     assert "address is not valid for sms" in response.get_json()["error"]
+
+
+# --- each browser's test phones are its own ------------------------------------------------
+
+
+def test_each_browser_has_its_own_test_conversations(app: Flask) -> None:
+    """Two people type the same test number: neither sees, continues or resets the other's."""
+    mine, theirs, script = app.test_client(), app.test_client(), app.test_client()
+    for browser in (mine, theirs):
+        page = browser.get("/simulator")
+        cookie = page.headers["Set-Cookie"]
+        assert cookie.startswith(f"{BROWSER_COOKIE}=")
+        assert "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+        assert "Path=/simulator" in cookie
+        # A second visit keeps the same test phones (no new cookie).
+        assert "Set-Cookie" not in browser.get("/simulator").headers
+
+    send(mine, "LIGHTS")
+    send(mine, "my own remark")
+
+    def transcript(client: FlaskClient) -> list[str]:
+        response = client.get("/simulator/api/transcript", query_string=SMS)
+        assert response.status_code == 200
+        return [m["text"] for m in response.get_json()["messages"]]
+
+    assert "my own remark" in transcript(mine)
+    assert transcript(theirs) == []
+    assert transcript(script) == []  # no cookie: the plain, shared test space
+    theirs.post("/simulator/api/reset", json=SMS)
+    assert "my own remark" in transcript(mine)
+    # A forged cookie that is no id of ours is ignored (and the page hands out a real one).
+    script.set_cookie(BROWSER_COOKIE, "../../etc", path="/simulator")
+    assert transcript(script) == []
+    assert "Set-Cookie" in script.get("/simulator").headers
