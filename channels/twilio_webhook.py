@@ -127,5 +127,7 @@ def _split(value: str) -> tuple[str, str]:
     if ":" in value:
         # messenger:, rcs: ... are channels Voxpop does not speak.
         prefix = value.split(":", 1)[0]
-        raise BadRequest(f"unsupported Twilio channel {prefix[:_SHOWN]!r}")
+        # Named only when it reads as a channel's name: anything else may be a number.
+        shown = repr(prefix[:_SHOWN]) if prefix.isalpha() and prefix.isascii() else "(unnamed)"
+        raise BadRequest(f"unsupported Twilio channel {shown}")
     return "sms", value

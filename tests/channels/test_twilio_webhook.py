@@ -176,6 +176,8 @@ def test_json_body_is_checked_against_body_sha256() -> None:
         ("sms", {"From": "whatsapp:+15555550123"}, "a whatsapp message on the sms webhook"),
         ("whatsapp", {"From": "+15555550123"}, "a sms message on the whatsapp webhook"),
         ("sms", {"From": "messenger:1234567"}, "unsupported Twilio channel 'messenger'"),
+        # What is not a channel's name may be a number: never repeated in the reason (a log).
+        ("sms", {"From": "32470123456:x"}, r"unsupported Twilio channel \(unnamed\)$"),
     ],
 )
 def test_malformed_message(route: str, change: dict[str, str], reason: str) -> None:
