@@ -376,8 +376,8 @@ def contacts_erase(config: Config, ref: str, yes: bool) -> None:
         if not yes:
             shown = ", ".join(f"{a.channel} {mask(a.channel, a.value)}" for a in contact.addresses)
             click.confirm(
-                f"Erase contact {contact_id} ({shown or 'no address'})? Their answers stay, "
-                "anonymous. This cannot be undone.",
+                f"Erase contact {contact_id} ({shown or 'no address'})? Their choices stay, "
+                "anonymous; what they typed goes. This cannot be undone.",
                 abort=True,
             )
         try:

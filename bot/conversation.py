@@ -219,8 +219,8 @@ def _command(ctx: Context, command: Command, lang: str) -> tuple[Effect, ...]:
         ask = t(
             lang,
             N_(
-                "Erase your data? Your answers stay, without your number. Reply YES to "
-                "erase or NO to keep it."
+                "Erase your data? Your choices stay, without your number; what you typed "
+                "goes. Reply YES to erase or NO to keep it."
             ),
         )
         return (SetPending({"kind": "forget"}), Say(ask))

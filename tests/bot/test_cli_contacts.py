@@ -215,8 +215,8 @@ def test_erase_asks_first(db_url: str) -> None:
     kept = voxpop(db_url, "contacts", "erase", "whatsapp:+32470000002", input="n\n")
     assert kept.exit_code == 1
     assert (
-        "Erase contact 2 (whatsapp +32 470 •• •• 02)? Their answers stay, anonymous. "
-        "This cannot be undone. [y/N]: n"
+        "Erase contact 2 (whatsapp +32 470 •• •• 02)? Their choices stay, anonymous; what "
+        "they typed goes. This cannot be undone. [y/N]: n"
     ) in kept.output
     assert "Aborted" in kept.output
     assert "contact 2" in voxpop(db_url, "contacts", "show", "2").stdout

@@ -428,8 +428,8 @@ def _forgotten(citizen: Citizen) -> None:
     citizen.conversation("OTHER", "yes")  # completed
     citizen.conversation("EVERY", "green", "1,2")  # active, two answers
     assert citizen.texts("FORGET") == [
-        "Erase your data? Your answers stay, without your number. Reply YES to erase or NO "
-        "to keep it."
+        "Erase your data? Your choices stay, without your number; what you typed goes. Reply "
+        "YES to erase or NO to keep it."
     ]
     assert citizen.texts("YES") == ["Your data has been erased. Goodbye."]
 
