@@ -15,6 +15,8 @@ Fixtures:
     A ``sessionmaker[Session]`` on ``engine``; use ``with storage.db.transaction(db) as s:``.
 ``postgres_url``
     The server URL without a schema (see :func:`postgres_test_url`).
+``telegram``, ``twilio``
+    The loopback fake providers (:mod:`tests.fakes`), one each per test.
 
 For the whole run (``make_run_ports``), 127.0.0.1:8080 (``make run``) and 127.0.0.1:8090
 (``make phone``) are taken by an impostor that answers every request with 421: a test that
@@ -47,6 +49,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.db import make_engine, session_factory, with_schema
 from storage.migrate import upgrade
 from storage.models import Base
+from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.twilio_api import FakeTwilio
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgresql")
@@ -192,3 +196,17 @@ def engine(db_url: str) -> Iterator[Engine]:
 def db(engine: Engine) -> sessionmaker[Session]:
     """Sessions on ``engine``; open one with ``storage.db.transaction(db)``."""
     return session_factory(engine)
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    """A fake Telegram Bot API on loopback, for the test alone."""
+    with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    """A fake Twilio REST API on loopback, for the test alone."""
+    with FakeTwilio() as fake:
+        yield fake

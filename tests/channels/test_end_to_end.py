@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,18 +47,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
-        yield fake
 
 
 def _config(telegram: FakeTelegram, twilio: FakeTwilio) -> Config:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -216,18 +216,6 @@ def needles_of(people: Iterable[Person]) -> list[str]:
 
 
 # --- the proof --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
-        yield fake
 
 
 @pytest.fixture

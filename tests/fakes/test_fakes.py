@@ -6,7 +6,6 @@ import base64
 import http.client
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import urlencode
@@ -36,18 +35,6 @@ def call(
     except HTTPError as exc:
         with exc:
             return exc.code, dict(exc.headers), json.loads(exc.read())
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
-        yield fake
 
 
 # --- Telegram ---------------------------------------------------------------------------------

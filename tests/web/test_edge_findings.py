@@ -18,16 +18,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped, unused-ignore]
 from werkzeug.datastructures import MultiDict
 
-from bot.config import Config, ServerConfig
 from bot.service import Service
 from bot.web import create_app
 from storage.db import transaction
 from storage.models import Address, Message, StatusReport, SurveyRow
 from tests.web.conftest import fixed_clock
 from tests.web.test_webhooks import (
-    CONFIG,
     PUBLIC_URL,
     TOKEN,
+    WITH_SIMULATOR,
     counts,
     outbox,
     post_telegram,
@@ -42,12 +41,7 @@ USERNAME = "US.13491208655302741918"
 
 @pytest.fixture
 def app(service: Service) -> Flask:
-    config = Config(
-        server=ServerConfig(public_url=PUBLIC_URL, simulator=True),
-        telegram=CONFIG.telegram,
-        twilio=CONFIG.twilio,
-    )
-    return create_app(service, config, clock=fixed_clock)
+    return create_app(service, WITH_SIMULATOR, clock=fixed_clock)
 
 
 def inbound(db: sessionmaker[Session]) -> list[Message]:

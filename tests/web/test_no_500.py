@@ -35,7 +35,14 @@ from bot.web import create_app
 from storage.db import transaction
 from storage.models import Address, Contact, Message
 from tests.web.conftest import fixed_clock
-from tests.web.test_webhooks import CONFIG, FIXTURES, PUBLIC_URL, SECRET, TOKEN, counts
+from tests.web.test_webhooks import (
+    FIXTURES,
+    PUBLIC_URL,
+    SECRET,
+    TOKEN,
+    WITH_SIMULATOR,
+    counts,
+)
 
 PROPERTY = settings(
     max_examples=120,
@@ -312,13 +319,7 @@ def simulator_bodies(draw: st.DrawFn) -> tuple[bytes, str]:
 
 @pytest.fixture
 def app(service: Service) -> Flask:
-    # The simulator on explicitly: the public default may change, this test must not.
-    config = Config(
-        server=ServerConfig(public_url=PUBLIC_URL, simulator=True),
-        telegram=CONFIG.telegram,
-        twilio=CONFIG.twilio,
-    )
-    return create_app(service, config, clock=fixed_clock)
+    return create_app(service, WITH_SIMULATOR, clock=fixed_clock)
 
 
 def _check(db: sessionmaker[Session], before: dict[str, int], response: TestResponse) -> None:

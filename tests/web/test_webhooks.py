@@ -12,6 +12,7 @@ import io
 import itertools
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -49,6 +50,9 @@ CONFIG = Config(
         whatsapp_from="+15555550188",
     ),
 )
+#: The same channels with the simulator on explicitly (the public default is off): tests that
+#: drive webhooks and the simulator together must not change with that default.
+WITH_SIMULATOR = replace(CONFIG, server=ServerConfig(public_url=PUBLIC_URL, simulator=True))
 THANKS = "Thank you! The results will be on the city website in April."
 CONSENT = "Last one: may the city send you short consultations like this one in the future?"
 SORRY = "Sorry, I can only read text. Please reply with a text message."
