@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import json
 import logging
 import signal
@@ -39,6 +40,7 @@ from bot.storable import storable_message
 from channels.addresses import address_problem
 from channels.base import numbered_list
 from channels.simulator import PREFIX, display_lines
+from safetext import clean_text
 from storage.backup import BackupError, backup_sqlite
 from storage.migrate import current, head, upgrade
 from surveys.loader import SurveyError, clashes
@@ -440,7 +442,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_value(value: Any) -> str:
-    """One CSV cell; citizens' text can never run as a spreadsheet formula.
+    r"""One CSV cell; citizens' text can never run as a spreadsheet formula.
 
     >>> csv_value(["a", "b"]), csv_value(True), csv_value(None), csv_value(2.5), csv_value(-3)
     ('a;b', 'true', '', '2.5', '-3')
@@ -557,6 +559,44 @@ main.add_command(telegram)
 main.add_command(contacts)
 main.add_command(push)
 main.add_command(outcome)
+
+
+def _clean_typed_values(command: click.Command) -> None:
+    """What staff type is outside input too: every text value of every command (but paths,
+    which name files as they are) is cleaned like a webhook's before any command sees it.
+    A shell can hand over bytes that are not UTF-8 (lone surrogates to Python), which no
+    PostgreSQL column takes."""
+    for sub in getattr(command, "commands", {}).values():
+        _clean_typed_values(sub)
+    callback = command.callback
+    if callback is None:
+        return
+    paths = {p.name for p in command.params if isinstance(p.type, click.Path | click.File)}
+
+    @functools.wraps(callback)
+    def cleaned(*args: Any, **params: Any) -> Any:
+        return callback(
+            *args, **{k: v if k in paths else clean_value(v) for k, v in params.items()}
+        )
+
+    command.callback = cleaned
+
+
+def clean_value(value: Any) -> Any:
+    r"""A typed value made safe for both engines (:func:`safetext.clean_text`); tuples of
+    them (options given several times) each.
+
+    >>> clean_value("district=a\udcffb"), clean_value(("x", 3)), clean_value(None)
+    ('district=a\ufffdb', ('x', 3), None)
+    """
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, tuple):
+        return tuple(clean_value(v) for v in value)
+    return value
+
+
+_clean_typed_values(main)
 
 if __name__ == "__main__":
     main()

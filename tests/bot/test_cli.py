@@ -750,3 +750,28 @@ def test_chat_with_a_citizens_number_leaves_the_citizen_as_they_were(db_url: str
         ("simulator", "opt_in"),
         ("simulator", "forget"),
     }
+
+
+# A shell hands Python bytes that are not UTF-8 as lone surrogates: what staff type is outside
+# input like a webhook's, and no command may fail on it with a traceback, on either engine.
+NOT_UTF8 = b"a\xffb".decode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("results", "export", NOT_UTF8),
+        ("survey", "close", NOT_UTF8),
+        ("contacts", "list", "--tag", NOT_UTF8),
+        ("contacts", "list", "--where", f"district={NOT_UTF8}"),
+        ("contacts", "show", NOT_UTF8),
+        ("push", "street-lighting", "--at", "+1m", "--where", f"district={NOT_UTF8}", "--dry-run"),
+        ("push", NOT_UTF8, "--at", "+1m", "--dry-run"),
+    ],
+    ids=lambda args: " ".join(a for a in args if a.isascii()),
+)
+def test_text_that_is_not_utf8_is_answered_plainly(db_url: str, args: tuple[str, ...]) -> None:
+    assert voxpop(db_url, "survey", "load", *EXAMPLES).exit_code == 0
+    result = voxpop(db_url, *args)  # catch_exceptions=False: a traceback fails the test
+    assert result.exit_code in (0, 1), result.output
+    assert "Traceback" not in result.output
