@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
+PHONE_PORT ?= 8090
 
 .PHONY: setup run test lint typecheck pytest bench chromium clean i18n-extract phone
 
@@ -30,7 +31,7 @@ run: setup
 
 # The real channels without an account: fake Telegram and Twilio, and a phone to type into.
 phone: setup
-	$(BIN)/python -m tests.fakes
+	$(BIN)/python -m tests.fakes --voxpop http://$(HOST):$(PHONE_PORT)
 
 chromium:
 	@scripts/ensure-chromium

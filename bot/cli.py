@@ -508,7 +508,8 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
         except OSError as exc:
             raise click.ClickException(
                 f"cannot listen on {bind_host}:{bind_port}: {exc.strerror} "
-                "(is another Voxpop running? try --port)"
+                "(is another Voxpop running? choose another port: voxpop serve --port N, "
+                "or make run PORT=N; 0 takes any free port)"
             ) from exc
         url = server_url(server)
         click.echo(f"listening on {url}")
@@ -520,6 +521,9 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
         scheduler = Scheduler(rt.engine, pushes, config.scheduler)
         if config.server.simulator_enabled and not config.server.simulator_public:
             click.echo(f"simulator: {url}/simulator")
+        elif not config.server.simulator_enabled:
+            why = "[server] public_url is set" if config.server.public_url else "turned off"
+            click.echo(f"simulator: off ({why}; [server] simulator = true turns it on)")
         try:
             scheduler.start()
             run_server(server)

@@ -612,7 +612,7 @@ def test_serve_on_a_busy_port_is_one_clear_line(db_url: str) -> None:
         result = voxpop(db_url, "serve", "--port", str(port))
     assert result.exit_code == 1
     assert f"Error: cannot listen on 127.0.0.1:{port}: " in result.stderr
-    assert "is another Voxpop running? try --port" in result.stderr
+    assert "is another Voxpop running? choose another port: voxpop serve --port N" in result.stderr
 
 
 def test_make_run_and_make_phone_ports_are_taken_while_the_tests_run(
@@ -632,24 +632,38 @@ def test_make_run_and_make_phone_ports_are_taken_while_the_tests_run(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_serve_on_port_0_takes_a_free_port_and_says_which(db_url: str, tmp_path: Path) -> None:
-    """Not ``[server] port`` (8080, taken while the tests run): any free port, printed."""
+@pytest.mark.parametrize("public_url", ["", "https://voxpop.example.city"])
+def test_serve_on_port_0_takes_a_free_port_and_says_which(
+    db_url: str, tmp_path: Path, public_url: str
+) -> None:
+    """Not ``[server] port`` (8080, taken while the tests run): any free port, printed; and
+    where the simulator is, or why it is off."""
     log = tmp_path / "serve.log"
-    env = os.environ | {"VOXPOP_CONFIG": os.devnull, "VOXPOP_DATABASE__URL": db_url}
+    env = os.environ | {
+        "VOXPOP_CONFIG": os.devnull,
+        "VOXPOP_DATABASE__URL": db_url,
+        "VOXPOP_SERVER__PUBLIC_URL": public_url,
+    }
     command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
     with log.open("wb") as out:
         server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
     try:
         deadline = time.monotonic() + 30
-        while not (
-            found := re.search(r"listening on http://127\.0\.0\.1:(\d+)\n", log.read_text())
-        ):
+        # The simulator's line comes after the port's: once it is there, both are.
+        while not re.search(r"simulator: .*\n", log.read_text()):
             assert server.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
+        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)\n", log.read_text())
+        assert found is not None, log.read_text()
         port = int(found[1])
         assert port not in (0, *MAKE_RUN_PORTS)
-        assert f"simulator: http://127.0.0.1:{port}/simulator" in log.read_text()
+        said = (
+            "simulator: off ([server] public_url is set; [server] simulator = true turns it on)"
+            if public_url
+            else f"simulator: http://127.0.0.1:{port}/simulator"
+        )
+        assert said in log.read_text()
         opener = build_opener(ProxyHandler({}))
         with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
             assert answer.status == 200

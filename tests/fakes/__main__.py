@@ -5,7 +5,7 @@ points Voxpop at them), starts ``voxpop serve`` with it (unless ``--no-serve``: 
 yourself with ``voxpop --config fake-channels.toml serve``), and reads citizens' messages from
 the terminal or a pipe (see :mod:`tests.fakes.phone`)::
 
-    printf 'sms +32470000001 LIGHTS\\nsms +32470000001 1\\n' | .venv/bin/python -m tests.fakes
+    printf 'sms +32470000091 LIGHTS\\nsms +32470000091 1\\n' | .venv/bin/python -m tests.fakes
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.fakes.twilio_api import FakeTwilio
 HELP = """Type a citizen's message as: CHANNEL ADDRESS TEXT
   telegram 4242 PARK           (a Telegram chat id; "/start PARK" works too)
   tap 4242 2                   (taps button 2 of the last keyboard sent to chat 4242)
-  sms +32470000001 LIGHTS
+  sms +32470000091 LIGHTS
   whatsapp +32470000002 PARK
   wait 90                      (shows what the bot sends on its own: a push, a reminder)
 Ctrl-D or "quit" to stop."""

@@ -8,7 +8,7 @@ lines like these from the terminal or a pipe::
 
     telegram 4242 PARK          a Telegram user (chat id 4242) writes PARK
     tap 4242 1                  taps the first button of the last keyboard sent to chat 4242
-    sms +32470000001 LIGHTS     an SMS
+    sms +32470000091 LIGHTS     an SMS
     whatsapp +32470000002 hi    a WhatsApp message
     wait 90                     shows what the bot sends on its own meanwhile (a push)
     echo done                   prints "done" (for scripts driving the phone)
