@@ -153,6 +153,9 @@
   async function sendMessage(message, payload) {
     if (busy) return;
     await loading;
+    // Voxpop removes a question's buttons once it is answered, as Telegram then shows it:
+    // an old question's button can no longer be tapped.
+    for (const keyboard of log.querySelectorAll(".keyboard")) keyboard.remove();
     const bubble = addCitizen(message);
     const body = Object.assign(from(), { text: message });
     if (payload) body.payload = payload;
