@@ -380,7 +380,7 @@ def test_remove_keyboard_is_idempotent(telegram: FakeTelegram) -> None:
 
 
 def test_webhook_set_inspect_delete(telegram: FakeTelegram) -> None:
-    url = "http://127.0.0.1:8080/webhooks/telegram"
+    url = "https://voxpop.example.city/webhooks/telegram"
 
     async def cycle(sender: TelegramSender) -> tuple[WebhookStatus, WebhookStatus]:
         await sender.set_webhook(url, "s3cret-Token_1")
