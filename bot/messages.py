@@ -61,3 +61,15 @@ def options_of(payload: Any) -> tuple[Option, ...]:
         Option(str(o["key"]), str(o["label"]), str(o["payload"]))
         for o in payload.get("options", ())
     )
+
+
+def stored_outbound(address: Address, text: str, kind: str | None, payload: Any) -> OutboundMessage:
+    """An outbox row as the channel-agnostic message it holds: its options from the payload;
+    kinds other than ``push`` (replies, chores) read as replies.
+
+    >>> stored_outbound(Address("sms", "+15555550100"), "Hi", "push", None).kind
+    'push'
+    """
+    return OutboundMessage(
+        address, text, options_of(payload), "push" if kind == "push" else "reply"
+    )

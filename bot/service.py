@@ -29,7 +29,7 @@ from bot import engine
 from bot.catalog import CATALOG_SETTING, LoadedSurvey, SurveyCatalog, loaded_keywords
 from bot.engine import Finish, Record, Say, SessionState, session_status
 from bot.i18n import N_, t
-from bot.messages import Address, InboundMessage, Option, OutboundMessage, options_of
+from bot.messages import Address, InboundMessage, Option, OutboundMessage, stored_outbound
 from bot.results import latest_outcome, summary_text
 from channels.base import ButtonPress, Ignored, Rendered, StatusUpdate
 from channels.registry import renderer
@@ -173,25 +173,17 @@ class Service:
     def _receive(
         self, msg: InboundMessage, *, simulated: bool = False, press: ButtonPress | None = None
     ) -> Received:
-        for attempt in range(1, CONCURRENT_TRIES + 1):
-            try:
-                result = self._receive_once(
-                    msg, simulated=simulated, press=press, locked=attempt > 1
-                )
-            except Exception as exc:
-                # Two messages from one citizen at once: the later commit lost the optimistic
-                # lock or the one-active-session index, or a deadlock with FORGET. Again, under
-                # the contact's lock, it sees the first.
-                if attempt == CONCURRENT_TRIES or not lost_a_race(exc):
-                    raise
-                log.info("concurrent update (%s); trying again", type(exc).__name__)
-                continue
-            if result.erased:
-                self.scrub()
-            if result.notify and self._on_outbox is not None:
-                self._on_outbox()  # after the commit: the dispatcher must see the rows
-            return result.received
-        raise AssertionError("unreachable")
+        # Two messages from one citizen at once: the later commit lost the optimistic lock or
+        # the one-active-session index, or a deadlock with FORGET. Again, under the contact's
+        # lock, it sees the first.
+        result = self._retrying(
+            lambda again: self._receive_once(msg, simulated=simulated, press=press, locked=again)
+        )
+        if result.erased:
+            self.scrub()
+        if result.notify and self._on_outbox is not None:
+            self._on_outbox()  # after the commit: the dispatcher must see the rows
+        return result.received
 
     def _receive_once(
         self, msg: InboundMessage, *, simulated: bool, press: ButtonPress | None, locked: bool
@@ -493,12 +485,23 @@ class Service:
     def _write_retrying(self, write: Callable[[Session], _T]) -> _T:
         """``write`` in a transaction of its own, tried again when it lost a race with the
         same citizen's other write (:func:`lost_a_race`)."""
-        for attempt in range(1, CONCURRENT_TRIES + 1):
+
+        def once(_again: bool) -> _T:
+            with transaction(self._sessions) as s:
+                return write(s)
+
+        return self._retrying(once)
+
+    @staticmethod
+    def _retrying(attempt: Callable[[bool], _T]) -> _T:
+        """``attempt(again)`` until it does not lose a race with the same citizen's other
+        write (:func:`lost_a_race`), at most :data:`CONCURRENT_TRIES` times; ``again`` is
+        true from the second try on."""
+        for tries in range(1, CONCURRENT_TRIES + 1):
             try:
-                with transaction(self._sessions) as s:
-                    return write(s)
+                return attempt(tries > 1)
             except Exception as exc:
-                if attempt == CONCURRENT_TRIES or not lost_a_race(exc):
+                if tries == CONCURRENT_TRIES or not lost_a_race(exc):
                     raise
                 log.info("concurrent update (%s); trying again", type(exc).__name__)
         raise AssertionError("unreachable")
@@ -1057,12 +1060,7 @@ def simulator_address(address: Address) -> Address:
 def outgoing_of(row: Message) -> Outgoing:
     """A stored outbound row as the simulator shows it (its options and language)."""
     payload = row.payload if isinstance(row.payload, Mapping) else {}
-    message = OutboundMessage(
-        Address(row.channel, row.address or ""),
-        row.text,
-        options_of(payload),
-        "push" if row.kind == "push" else "reply",
-    )
+    message = stored_outbound(Address(row.channel, row.address or ""), row.text, row.kind, payload)
     language = payload.get("language")
     return Outgoing(row.id, message, language if isinstance(language, str) else None)
 

@@ -45,7 +45,7 @@ from bot.health import (
     send_problem,
     start_problem,
 )
-from bot.messages import Address, Option, OutboundMessage, options_of
+from bot.messages import Address, Option, OutboundMessage, stored_outbound
 from bot.sending import Clock, Deliver, DispatchSettings, Job, Pacing
 from bot.service import CALLBACK_ANSWER, KEYBOARD_REMOVE, utc_now
 from channels import errors, sms, telegram, whatsapp
@@ -59,10 +59,7 @@ log = logging.getLogger(__name__)
 
 def outbound(job: Job) -> OutboundMessage:
     """The channel-agnostic message an outbox row holds."""
-    address = Address(job.channel, job.address)
-    if job.kind == "push":
-        return OutboundMessage(address, job.text, options_of(job.payload), "push")
-    return OutboundMessage(address, job.text, options_of(job.payload), "reply")
+    return stored_outbound(Address(job.channel, job.address), job.text, job.kind, job.payload)
 
 
 _RENDERERS: dict[str, Callable[[OutboundMessage], Rendered]] = {

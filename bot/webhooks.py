@@ -77,9 +77,6 @@ class Hook:
     max_body: int | None = None
 
 
-_TWILIO = (True, TWILIO_MAX_BODY)
-
-
 def enabled_hooks(config: Config) -> list[Hook]:
     """The hooks whose channel is configured; a secret that is empty enables nothing.
 
@@ -109,13 +106,19 @@ def enabled_hooks(config: Config) -> list[Hook]:
             return twilio_webhook.verify(req, token)
 
         if twilio.sms_from or twilio.messaging_service_sid:
-            hooks.append(Hook("twilio/sms", verify, _messages("sms"), _twiml_ok, *_TWILIO))
+            hooks.append(_twilio_hook("twilio/sms", verify, _messages("sms")))
         if twilio.whatsapp_from:
-            hooks.append(
-                Hook("twilio/whatsapp", verify, _messages("whatsapp"), _twiml_ok, *_TWILIO)
-            )
-        hooks.append(Hook("twilio/status", verify, _statuses, _twiml_ok, *_TWILIO))
+            hooks.append(_twilio_hook("twilio/whatsapp", verify, _messages("whatsapp")))
+        hooks.append(_twilio_hook("twilio/status", verify, _statuses))
     return hooks
+
+
+def _twilio_hook(
+    name: str,
+    verify: Callable[[WebhookRequest], bool],
+    parse: Callable[[WebhookRequest, datetime], list[Parsed]],
+) -> Hook:
+    return Hook(name, verify, parse, _twiml_ok, reads_form=True, max_body=TWILIO_MAX_BODY)
 
 
 def webhooks_blueprint(
@@ -131,16 +134,15 @@ def webhooks_blueprint(
     def webhook(hook: str) -> Response:
         spec = hooks[hook]
         limit = min(max_body, spec.max_body or max_body)
-        too_large = _plain(f"request body too large (limit {limit} bytes)", 413)
         # Refused before a byte is read: a provider never sends anything this big.
         if request.content_length is not None and request.content_length > limit:
-            return too_large
+            return _too_large(limit)
         try:
             body = request.get_data(cache=False)
         except RequestEntityTooLarge:  # no Content-Length: Werkzeug stops at the limit
-            return too_large
+            return _too_large(limit)
         if len(body) > limit:  # chunked: Werkzeug knew only the app's limit
-            return too_large
+            return _too_large(limit)
         form = FormFields(())
         if spec.reads_form and request.mimetype == _FORM:
             try:
@@ -227,6 +229,10 @@ def _form(body: bytes) -> FormFields:
         max_num_fields=TWILIO_MAX_FIELDS,
     )
     return FormFields(fields)
+
+
+def _too_large(limit: int) -> Response:
+    return _plain(f"request body too large (limit {limit} bytes)", 413)
 
 
 def _telegram_ok() -> Response:
