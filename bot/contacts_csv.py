@@ -564,7 +564,7 @@ def _phone(text: str, region: str) -> tuple[str, str | None]:
         # The international prefix of most of the world, with or without a default region.
         text = "+" + text[2:]
     hint = ""
-    if not text.startswith(("+", "00")) and _valid("+" + re.sub(r"\D", "", text)):
+    if not text.startswith("+") and _valid("+" + re.sub(r"\D", "", text)):
         hint = " (it would be one with a '+' in front: did a spreadsheet drop it?)"
     try:
         parsed = phonenumbers.parse(text, region or None)

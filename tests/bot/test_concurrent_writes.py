@@ -42,6 +42,18 @@ def _all_at_once(calls: list[Callable[[], object]]) -> list[BaseException]:
     return failures
 
 
+def _sender(
+    service: Service, clock: Clock, address: Address, *, simulated: bool
+) -> Callable[[str], Callable[[], object]]:
+    """``send(text)``: a call that delivers ``text`` from ``address`` as a new message."""
+
+    def send(text: str) -> Callable[[], object]:
+        msg = InboundMessage(address, text, f"SM{next(_ids):032x}", clock.now)
+        return lambda: service.receive(msg, simulated=simulated)
+
+    return send
+
+
 def _inbound(db: sessionmaker[Session]) -> int:
     with transaction(db, read_only=True) as s:
         return s.scalar(select(func.count(Message.id)).where(Message.direction == "in")) or 0
@@ -50,13 +62,8 @@ def _inbound(db: sessionmaker[Session]) -> int:
 def test_a_burst_of_messages_from_one_citizen_is_stored_and_answered_whole(
     db: sessionmaker[Session], service: Service, clock: Clock
 ) -> None:
-    address = Address("sms", "+32470000001")
-
-    def message(text: str) -> Callable[[], object]:
-        msg = InboundMessage(address, text, f"SM{next(_ids):032x}", clock.now)
-        return lambda: service.receive(msg)
-
-    service.receive(InboundMessage(address, "EVERY", f"SM{next(_ids):032x}", clock.now))
+    message = _sender(service, clock, Address("sms", "+32470000001"), simulated=False)
+    message("EVERY")()
     for _ in range(ROUNDS):
         before = _inbound(db)
         texts = ["1", "yes", "REPEAT", "2", "HELP", "no", "3", "INFO"][:AT_ONCE]
@@ -68,14 +75,8 @@ def test_the_simulator_started_twice_and_reset_while_answering_never_fails(
     db: sessionmaker[Session], service: Service, clock: Clock
 ) -> None:
     address = Address("telegram", "100000")
-
-    def send(text: str) -> Callable[[], object]:
-        msg = InboundMessage(address, text, f"sim-{next(_ids)}", clock.now)
-        return lambda: service.receive(msg, simulated=True)
-
-    service.receive(
-        InboundMessage(address, "hello", f"sim-{next(_ids)}", clock.now), simulated=True
-    )
+    send = _sender(service, clock, address, simulated=True)
+    send("hello")()
     for _ in range(ROUNDS):
         calls: list[Callable[[], object]] = [
             lambda: service.start_survey(address, "every-type", simulated=True),

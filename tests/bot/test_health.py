@@ -44,19 +44,21 @@ def test_ready_when_every_part_reports_ok(db: sessionmaker[Session]) -> None:
     )
 
 
+#: Readiness when no dispatcher or scheduler has written a heartbeat lately.
+NOTHING_REPORTS = {
+    "scheduler": "no scheduler has reported lately: is `voxpop scheduler` (or serve) running?",
+    "dispatcher": "no dispatcher has reported lately: is `voxpop dispatch` (or serve) running?",
+    "telegram": NO_DISPATCHER,
+    "sms": NO_DISPATCHER,
+}
+
+
 @pytest.mark.parametrize(
     ("situation", "expected"),
     [
         (
             "nothing runs beside the web server",
-            {
-                "scheduler": "no scheduler has reported lately: is `voxpop scheduler` (or "
-                "serve) running?",
-                "dispatcher": "no dispatcher has reported lately: is `voxpop dispatch` (or "
-                "serve) running?",
-                "telegram": NO_DISPATCHER,
-                "sms": NO_DISPATCHER,
-            },
+            NOTHING_REPORTS,
         ),
         ("telegram refuses the token", {"telegram": "the token was rejected by Telegram"}),
         (
@@ -65,14 +67,7 @@ def test_ready_when_every_part_reports_ok(db: sessionmaker[Session]) -> None:
         ),
         (
             "the heartbeats are old",
-            {
-                "scheduler": "no scheduler has reported lately: is `voxpop scheduler` (or "
-                "serve) running?",
-                "dispatcher": "no dispatcher has reported lately: is `voxpop dispatch` (or "
-                "serve) running?",
-                "telegram": NO_DISPATCHER,
-                "sms": NO_DISPATCHER,
-            },
+            NOTHING_REPORTS,
         ),
     ],
 )
