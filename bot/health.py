@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
+from bot.service import utc_now
 from channels import errors
 from storage import repo
 from storage.db import transaction
@@ -57,10 +58,6 @@ HEARTBEAT_PREFIX: Final = "heartbeat:"
 _PROVIDERS: Final = {"telegram": "Telegram", "sms": "Twilio", "whatsapp": "Twilio"}
 #: Which channels one sender carries (Twilio's carries SMS and WhatsApp).
 SENDER_CHANNELS: Final = {"telegram": ("telegram",), "twilio": ("sms", "whatsapp")}
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def configured_channels(config: Config) -> tuple[str, ...]:
