@@ -53,8 +53,8 @@ bench: setup
 
 i18n-extract: setup
 	$(BIN)/pybabel extract -F babel.cfg --no-default-keywords -k N_ \
-		--no-location --omit-header --sort-output -o bot/locale/voxpop.pot .
-	$(BIN)/pybabel update -i bot/locale/voxpop.pot -d bot/locale -D voxpop \
+		--no-location --omit-header --sort-output -o bot/conversation/locale/voxpop.pot .
+	$(BIN)/pybabel update -i bot/conversation/locale/voxpop.pot -d bot/conversation/locale -D voxpop \
 		--ignore-pot-creation-date
 
 clean:

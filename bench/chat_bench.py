@@ -26,7 +26,7 @@ ROUND = ["9", "REPEAT", "LANG NL", "HELP", "LANG EN", "maybe", "INFO"]
 def _voxpop(args: list[str], env: dict[str, str], stdin: str = "") -> float:
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot.cli.main", *args],
         input=stdin,
         env=env,
         check=True,

@@ -126,7 +126,7 @@ def run(
             "VOXPOP_DISPATCH__SEND_TIMEOUT_SECONDS": "0.5",
             "VOXPOP_DISPATCH__IDLE_POLL_SECONDS": "0.05",
         }
-        command = [sys.executable, "-m", "bot.cli", "dispatch"]
+        command = [sys.executable, "-m", "bot.cli.main", "dispatch"]
 
         def start() -> subprocess.Popen[bytes]:
             return subprocess.Popen(

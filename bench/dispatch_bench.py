@@ -46,9 +46,9 @@ from sqlalchemy import func, insert, select
 
 from bench import harness, httpload
 from bot.config import DispatchConfig, load_config
+from bot.delivery.sending import Job
+from bot.delivery.transports import Transports, dispatch_forever, outbound
 from bot.runtime import build_runtime
-from bot.sending import Job
-from bot.transports import Transports, dispatch_forever, outbound
 from channels import http, sms, telegram
 from channels.telegram_send import keyboard
 from storage.db import READ_ONLY, make_engine, session_factory, transaction

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bot import engine
+from bot.conversation import engine
 from surveys.loader import example_paths, load_survey
 from surveys.text import normalize
 

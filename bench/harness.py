@@ -257,7 +257,7 @@ def gunicorn(
 @contextlib.contextmanager
 def voxpop_serve(env: Mapping[str, str], log: Path, port: int) -> Iterator[Server]:
     """``voxpop serve`` (waitress and the dispatcher thread) on ``port``."""
-    command = [sys.executable, "-m", "bot.cli", "serve", "--host", HOST, "--port", str(port)]
+    command = [sys.executable, "-m", "bot.cli.main", "serve", "--host", HOST, "--port", str(port)]
     with _child(command, env, log) as process:
         server = Server(process, port, log)
         wait_healthy(server.url)
@@ -267,7 +267,7 @@ def voxpop_serve(env: Mapping[str, str], log: Path, port: int) -> Iterator[Serve
 @contextlib.contextmanager
 def voxpop_dispatch(env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``voxpop dispatch``, until the block ends."""
-    command = [sys.executable, "-m", "bot.cli", "dispatch"]
+    command = [sys.executable, "-m", "bot.cli.main", "dispatch"]
     with _child(command, env, log) as process:
         _wait_for(log, r"(dispatching)", process, 30)
         yield process

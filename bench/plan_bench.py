@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import insert, select, text
 
 from bot.config import Config, PushesConfig
-from bot.pushes import Pushes, PushSpec
+from bot.pushes.service import Pushes, PushSpec
 from bot.service import Service, read_survey_sources
 from storage.db import make_engine, session_factory, transaction
 from storage.migrate import upgrade

@@ -28,11 +28,11 @@ from flask import Response, request
 
 from bench.harness import FLOOR_PATH, NOOP_PATH, PUBLIC_URL
 from bot.config import load_config
-from bot.messages import InboundMessage
-from bot.webhooks import TWIML_EMPTY
+from bot.web.webhooks import TWIML_EMPTY
 from bot.wsgi import app
 from channels import twilio_webhook
 from channels.base import WebhookRequest
+from messages import InboundMessage
 
 __all__ = ["app"]
 

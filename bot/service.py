@@ -24,15 +24,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from bot import conversation as conv
-from bot import engine
-from bot.catalog import CATALOG_SETTING, LoadedSurvey, SurveyCatalog, loaded_keywords
-from bot.engine import Finish, Record, Say, SessionState, session_status
-from bot.i18n import N_, t
-from bot.messages import Address, InboundMessage, Option, OutboundMessage, stored_outbound
-from bot.results import latest_outcome, summary_text
+from bot.consultations.catalog import CATALOG_SETTING, LoadedSurvey, SurveyCatalog, loaded_keywords
+from bot.consultations.results import latest_outcome, summary_text
+from bot.conversation import engine
+from bot.conversation import router as conv
+from bot.conversation.engine import Finish, Record, Say, SessionState, session_status
+from bot.conversation.i18n import N_, t
 from channels.base import ButtonPress, Ignored, Rendered, StatusUpdate
 from channels.registry import renderer
+from messages import Address, InboundMessage, Option, OutboundMessage, stored_outbound
 from storage import repo
 from storage.contacts import DECLINED_PREFIX, record_consent
 from storage.db import SCRUB_WAIT_MS, scrub_wal, transaction
@@ -932,7 +932,7 @@ class Service:
 
     def loaded_keywords(self, replaced: Collection[str]) -> dict[str, str]:
         """Keywords of the stored consultations but ``replaced`` (see
-        :func:`bot.catalog.loaded_keywords`)."""
+        :func:`bot.consultations.catalog.loaded_keywords`)."""
         with transaction(self._sessions, read_only=True) as s:
             return loaded_keywords(s, replaced)
 

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Config, ConfigError, channel_problems, load_config
 from bot.runtime import build_runtime, configure_logging
-from bot.web import create_app
+from bot.web.app import create_app
 from storage.migrate import current, head
 
 __all__ = ["app", "build_app"]

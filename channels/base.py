@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self, TypeAlias
 
-from bot.messages import Address, InboundMessage, OutboundMessage
+from messages import Address, InboundMessage, OutboundMessage
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def numbered_list(message: OutboundMessage) -> str:
     Options whose label is just their key (a 1-5 scale) are already described by the text,
     so they are not listed: a basic phone shows every line, and each one costs.
 
-    >>> from bot.messages import Address, Option
+    >>> from messages import Address, Option
     >>> m = OutboundMessage(Address("sms", "+1"), "Q?", (Option("1", "Yes", "q:yes"),))
     >>> numbered_list(m)
     'Q?\\n1 Yes'

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.messages import OutboundMessage
 from channels.base import Capabilities, Rendered, numbered_list
+from messages import OutboundMessage
 from surveys.sms import sms_cost, to_gsm
 
 name = "sms"

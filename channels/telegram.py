@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.messages import OutboundMessage
 from channels.base import Button, Capabilities, Rendered
+from messages import OutboundMessage
 
 name = "telegram"
 capabilities = Capabilities(max_length=4096, buttons=True, gsm7=False)

@@ -40,18 +40,17 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import aiohttp
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram import error as tg
 from telegram.request import BaseRequest, RequestData
 
-from bot.config import TelegramConfig
-from bot.messages import Address
 from channels import errors, http
 from channels.base import Button, Lifecycle, Rendered, SendReceipt
 from channels.ids import decimal_id
+from messages import Address
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,19 @@ KEY_PREFIX: Final = "k:"
 ALLOWED_UPDATES: Final = ("message", "callback_query")
 #: Waited when a 429 gives no ``retry_after``.
 DEFAULT_RETRY_AFTER: Final = 1.0
+
+
+class TelegramBot(Protocol):
+    """What the sender reads of the ``[telegram]`` settings (``bot.config.TelegramConfig`` is one).
+
+    Declared here so that the channel depends on no application module.
+    """
+
+    @property
+    def token(self) -> str: ...
+    @property
+    def api_base_url(self) -> str: ...
+
 
 _INVALID_ADDRESS = re.compile(r"chat not found|user is deactivated|peer_id_invalid", re.I)
 _ALREADY_DONE = re.compile(r"message is not modified|message to edit not found", re.I)
@@ -330,7 +342,7 @@ class TelegramSender(Lifecycle):
 
     def __init__(
         self,
-        config: TelegramConfig,
+        config: TelegramBot,
         *,
         timeout: float = 10.0,
         connect_timeout: float = 5.0,

@@ -2,7 +2,7 @@
 
 Telegram POSTs one JSON ``Update`` per request and sends the secret given to ``setWebhook``
 back in the ``X-Telegram-Bot-Api-Secret-Token`` header. The shared webhook view
-(:mod:`bot.webhooks`) calls :func:`verify` before :func:`parse`.
+(:mod:`bot.web.webhooks`) calls :func:`verify` before :func:`parse`.
 
 What an update becomes (docs/channels.md has the same table for operators):
 
@@ -36,9 +36,9 @@ from typing import Any
 from telegram import CallbackQuery, Message, Update
 from telegram.constants import ChatType
 
-from bot.messages import Address, InboundMessage
 from channels.addresses import address_problem
 from channels.base import BadRequest, ButtonPress, Ignored, Parsed, WebhookRequest
+from messages import Address, InboundMessage
 
 __all__ = ["KEY_PREFIX", "SECRET_HEADER", "name", "parse", "text_of", "verify"]
 

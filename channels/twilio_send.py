@@ -32,7 +32,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
@@ -40,10 +40,9 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from bot.config import TwilioConfig
-from bot.messages import Address
 from channels import errors, http
 from channels.base import Lifecycle, Rendered, SendReceipt
+from messages import Address
 
 #: Where the SDK sends REST API requests; :class:`_HttpClient` moves them to the config's root.
 SDK_API_ROOT: Final = "https://api.twilio.com"
@@ -51,6 +50,27 @@ SDK_API_ROOT: Final = "https://api.twilio.com"
 DEFAULT_RETRY_AFTER: Final = 1.0
 #: Connections kept open to the API; the dispatcher's concurrency stays below it.
 POOL_SIZE: Final = 100
+
+
+class TwilioAccount(Protocol):
+    """What the sender reads of the ``[twilio]`` settings (``bot.config.TwilioConfig`` is one).
+
+    Declared here so that the channel depends on no application module.
+    """
+
+    @property
+    def account_sid(self) -> str: ...
+    @property
+    def auth_token(self) -> str: ...
+    @property
+    def api_base_url(self) -> str: ...
+    @property
+    def sms_from(self) -> str: ...
+    @property
+    def messaging_service_sid(self) -> str: ...
+    @property
+    def whatsapp_from(self) -> str: ...
+
 
 _OPTED_OUT = frozenset({21610})
 _INVALID_ADDRESS = frozenset({21211, 21614})
@@ -205,7 +225,7 @@ class TwilioSender(Lifecycle):
 
     def __init__(
         self,
-        config: TwilioConfig,
+        config: TwilioAccount,
         *,
         status_callback: str | None = None,
         timeout: float = 10.0,

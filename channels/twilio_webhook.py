@@ -4,7 +4,7 @@ Twilio signs every request with the account's auth token: ``X-Twilio-Signature``
 HMAC-SHA1 over the full URL it called plus the sorted form fields. The URL must be the one
 Twilio sees (``server.public_url`` + path + query), not the one a proxy hands on. For a JSON
 body the URL carries ``bodySHA256`` instead and the body's hash is checked. The shared
-webhook view (:mod:`bot.webhooks`) calls :func:`verify` before parsing.
+webhook view (:mod:`bot.web.webhooks`) calls :func:`verify` before parsing.
 
 Twilio joins the parts of a long (concatenated) SMS before calling us: ``Body`` is the whole
 text and ``NumSegments`` says how many parts it came in.
@@ -24,9 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped, unused-ignore]
 
-from bot.messages import Address, InboundMessage
 from channels.addresses import address_problem
 from channels.base import BadRequest, Ignored, Parsed, StatusUpdate, WebhookRequest
+from messages import Address, InboundMessage
 
 __all__ = ["SIGNATURE_HEADER", "parse_message", "parse_status", "verify"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.messages import OutboundMessage
 from channels.base import Capabilities, Rendered, numbered_list
+from messages import OutboundMessage
 
 name = "whatsapp"
 capabilities = Capabilities(

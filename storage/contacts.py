@@ -67,7 +67,7 @@ _SOURCE_LENGTH = 64
 
 
 class ContactFields(Protocol):
-    """What an imported row brings (``bot.contacts_csv.ContactRow`` has these)."""
+    """What an imported row brings (``bot.contacts.csv_file.ContactRow`` has these)."""
 
     @property
     def channel(self) -> str: ...

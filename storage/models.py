@@ -268,7 +268,8 @@ class Message(Base):
         # A provider redelivering the same inbound message hits this and becomes a no-op.
         UniqueConstraint("direction", "channel", "provider_id"),
         # A claim reads due rows in this order and stops at its limit, instead of sorting
-        # every due row (bot.dispatch); it is the only index on status, so planners take it.
+        # every due row (bot.delivery.dispatcher); it is the only index on status, so planners
+        # take it.
         Index("ix_messages_claim", "status", "channel", "priority", "next_attempt_at", "id"),
         Index(None, "contact_id"),
         Index(None, "session_id"),
@@ -360,7 +361,7 @@ class PushRow(Base):
     created_at: Mapped[datetime]
     #: ``"staff"``, ``"staff:<name>"``.
     created_by: Mapped[str] = mapped_column(String(128))
-    #: The filter over contacts (see :mod:`bot.audience`).
+    #: The filter over contacts (see :mod:`bot.pushes.audience`).
     audience: Mapped[dict[str, Any]]
     #: Channels in order of preference: a contact is reached on the first one they have.
     channels: Mapped[list[str]]

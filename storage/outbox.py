@@ -1,5 +1,5 @@
-"""The outbox's statements for the dispatcher (:mod:`bot.dispatch`): claiming due messages in
-order, leasing them, pacing their senders and chats, and recording what was sent.
+"""The outbox's statements for the dispatcher (:mod:`bot.delivery.dispatcher`): claiming due
+messages in order, leasing them, pacing their senders and chats, and recording what was sent.
 
 Built once at import; SQLAlchemy caches their compiled form, and the per-message UPDATEs are
 :class:`~storage.prepared.Prepared` (their rows go straight to the driver). Each ``SELECT``

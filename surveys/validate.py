@@ -53,7 +53,7 @@ KeyPath: TypeAlias = tuple[str | int, ...]
 
 #: Words citizens type as global commands (STOP, HELP, LANG...), normalised (lowercase, no
 #: accents). A survey keyword may not be one of them, or the command would never reach the
-#: survey. bot/commands.py must stay in sync with this list.
+#: survey. bot/conversation/commands.py must stay in sync with this list.
 RESERVED_WORDS: frozenset[str] = frozenset(
     {
         # en

@@ -8,7 +8,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, select
 
-from bot.cli import main
+from bot.cli.main import main
 from storage.models import Base
 
 

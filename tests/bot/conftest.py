@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config, ConversationConfig, PushesConfig
-from bot.pushes import Pushes
+from bot.pushes.service import Pushes
 from bot.service import Service, read_survey_sources
 
 FIXTURES = Path(__file__).parent / "fixtures"

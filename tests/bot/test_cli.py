@@ -24,9 +24,9 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, inspect, select, text
 
-from bot.cli import main
-from bot.messages import Address, InboundMessage
+from bot.cli.main import main
 from bot.service import Service
+from messages import Address, InboundMessage
 from storage.db import make_engine, session_factory, transaction, with_schema
 from storage.migrate import current, head
 from storage.models import Contact, Message, SessionRow
@@ -644,7 +644,7 @@ def test_serve_on_port_0_takes_a_free_port_and_says_which(
         "VOXPOP_DATABASE__URL": db_url,
         "VOXPOP_SERVER__PUBLIC_URL": public_url,
     }
-    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+    command = [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", "0"]
     with log.open("wb") as out:
         server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
     try:

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.cli import main
-from bot.messages import Address, InboundMessage
+from bot.cli.main import main
 from bot.service import Service
+from messages import Address, InboundMessage
 from tests.helpers import voxpop
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.cli_push import push
+from bot.cli.push import push
 from bot.service import Service, utc_now
 from storage.db import transaction
 from storage.models import OutcomeRow, PushRecipient, PushRow

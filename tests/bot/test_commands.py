@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import COMMAND_WORDS, Command, recognize
+from bot.conversation.commands import COMMAND_WORDS, Command, recognize
 from surveys.validate import RESERVED_WORDS
 
 

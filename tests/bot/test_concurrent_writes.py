@@ -11,8 +11,8 @@ from itertools import count
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.messages import Address, InboundMessage
 from bot.service import Service
+from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import Message
 from tests.bot.conftest import Clock

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.contacts import Contacts, ImportReport
-from bot.contacts_csv import ContactRow, ContactsFileError
-from bot.messages import Address, InboundMessage
+from bot.contacts.csv_file import ContactRow, ContactsFileError
+from bot.contacts.service import Contacts, ImportReport
 from bot.service import Service, read_survey_sources
+from messages import Address, InboundMessage
 from storage import contacts as store
 from storage.db import transaction
 from storage.models import Address as AddressRow

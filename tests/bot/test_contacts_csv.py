@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.contacts_csv import ContactRow, ContactsFileError, RowProblem, read_contacts
+from bot.contacts.csv_file import ContactRow, ContactsFileError, RowProblem, read_contacts
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HEADER = "address,language,timezone,consent_source,consent_at"

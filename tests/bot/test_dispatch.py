@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.dispatch import Dispatcher
-from bot.sending import DispatchSettings, Job, Outcome, Pacing
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.sending import DispatchSettings, Job, Outcome, Pacing
 from channels import errors
 from channels.base import SendReceipt
 from storage import repo
@@ -640,7 +640,7 @@ def test_sends_wait_while_too_many_outcomes_wait_for_the_database(
 def test_a_group_the_database_refuses_is_recorded_citizen_by_citizen(
     db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot import dispatch_pipeline
+    from bot.delivery import pipeline as dispatch_pipeline
 
     monkeypatch.setattr(dispatch_pipeline.Pipeline, "RETRIES", (0.0,))
     clock = Clock()

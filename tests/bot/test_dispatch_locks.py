@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.dispatch import Dispatcher
-from bot.sending import DispatchSettings, Job, Outcome, Pacing
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.sending import DispatchSettings, Job, Outcome, Pacing
 from channels import errors
 from channels.base import SendReceipt
 from tests.bot.test_dispatch import T0, Clock, _queue

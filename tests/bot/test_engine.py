@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import engine
-from bot.engine import Finish, Record, Say
+from bot.conversation import engine
+from bot.conversation.engine import Finish, Record, Say
 from surveys.answers import Reask
 from surveys.loader import parse_survey
 from surveys.model import AnswerValue, Condition, Question, Range
@@ -133,7 +133,10 @@ def test_state_round_trips_through_json() -> None:
     assert engine.SessionState.from_json(step.state.to_json()) == step.state
 
 
-@pytest.mark.parametrize("module", ["bot/engine.py", "bot/conversation.py", "bot/commands.py"])
+@pytest.mark.parametrize(
+    "module",
+    ["bot/conversation/engine.py", "bot/conversation/router.py", "bot/conversation/commands.py"],
+)
 def test_pure_modules_import_no_io(module: str) -> None:
     # DESIGN.md: the engine imports nothing from storage, channels, Flask, APScheduler or the clock.
     tree = ast.parse((ROOT / module).read_text())

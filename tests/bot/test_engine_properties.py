@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import conversation as conv
-from bot import engine
-from bot.engine import Say, SessionState
+from bot.conversation import engine
+from bot.conversation import router as conv
+from bot.conversation.engine import Say, SessionState
 from surveys.loader import example_paths, load_survey
 from surveys.model import AnswerValue, Question, Survey
 

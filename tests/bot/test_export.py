@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from bot.messages import Address, InboundMessage
 from bot.service import Service, read_survey_sources
+from messages import Address, InboundMessage
 from storage.db import make_engine, session_factory
 from tests.helpers import voxpop
 

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import conversation as conv
-from bot.messages import Address, InboundMessage
+from bot.conversation import router as conv
 from bot.service import Service
+from messages import Address, InboundMessage
 from storage import repo
 from storage.db import transaction
 from storage.models import Address as AddressRow

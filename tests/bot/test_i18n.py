@@ -1,11 +1,12 @@
-"""The system-message catalogs in ``bot/locale``, checked against the code.
+"""The system-message catalogs in ``bot/conversation/locale``, checked against the code.
 
 Message ids are extracted from ``bot/`` with ``babel.cfg``, the way ``pybabel extract`` does;
-nothing in ``bot.engine`` or ``bot.conversation`` is imported. Every id must be translated in
-every language, keep its placeholders, name only command words the bot understands in that
-language, and fit in one GSM-7 SMS segment with the longest realistic values filled in.
+nothing in ``bot.conversation.engine`` or ``bot.conversation.router`` is imported. Every id
+must be translated in every language, keep its placeholders, name only command words the bot
+understands in that language, and fit in one GSM-7 SMS segment with the longest realistic
+values filled in.
 
-To refresh the catalogs after changing a message, see ``bot/locale/README.md``.
+To refresh the catalogs after changing a message, see ``bot/conversation/locale/README.md``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from bot.commands import recognize
-from bot.i18n import DOMAIN, LANGUAGE_NAMES, LOCALE_DIR, SUPPORTED_LANGUAGES, t
+from bot.conversation.commands import recognize
+from bot.conversation.i18n import DOMAIN, LANGUAGE_NAMES, LOCALE_DIR, SUPPORTED_LANGUAGES, t
 from surveys.sms import sms_cost
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ WORST_CASE: dict[str, str] = {
     "share": "100",
 }
 
-#: Messages that bot.engine.hint_text may follow with one of HELP_SUFFIXES.
+#: Messages that bot.conversation.engine.hint_text may follow with one of HELP_SUFFIXES.
 HINTS: tuple[str, ...] = (
     "Reply with a letter from {low} to {high}.",
     "Reply with a number from {low} to {high}.",
@@ -68,11 +69,12 @@ HINTS: tuple[str, ...] = (
     "Please keep it under {max} characters.",
 )
 HELP_SUFFIXES: tuple[str, ...] = ("Send HELP for help or SKIP to skip.", "Send HELP for help.")
-#: bot.conversation sends it in the new language with that language's own name.
+#: bot.conversation.router sends it in the new language with that language's own name.
 LANGUAGE_SET = "Language set to {language}."
 
-#: The capitalised word each language uses for each command (bot/commands.py) and for yes/no
-#: (surveys/numbers.py). A translation may name no other capitalised word except NOT_COMMANDS.
+#: The capitalised word each language uses for each command (bot/conversation/commands.py)
+#: and for yes/no (surveys/numbers.py). A translation may name no other capitalised word
+#: except NOT_COMMANDS.
 COMMAND_WORDS: dict[str, dict[str, str]] = {
     "en": {
         "help": "HELP", "skip": "SKIP", "repeat": "REPEAT", "lang": "LANG", "info": "INFO",
@@ -167,7 +169,7 @@ def test_template_is_up_to_date() -> None:
     template = _read(LOCALE_DIR / f"{DOMAIN}.pot")
     in_template = {m.id for m in template if m.id}
     assert in_template == set(MSGIDS), (
-        f"voxpop.pot is stale: re-extract (bot/locale/README.md). "
+        f"voxpop.pot is stale: re-extract (bot/conversation/locale/README.md). "
         f"Missing: {sorted(set(MSGIDS) - in_template)}; gone from the code: "
         f"{sorted(in_template - set(MSGIDS))}"
     )

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.outcomes import outcome_push, publish
-from bot.pushes import Pushes, PushSpec
+from bot.pushes.outcomes import outcome_push, publish
+from bot.pushes.service import Pushes, PushSpec
 from bot.service import Service
 from storage.db import transaction
 from storage.models import Contact, OutcomeRow, PushRow

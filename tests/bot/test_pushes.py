@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.audience import Audience
-from bot.messages import Address, InboundMessage
-from bot.pushes import Pushes, PushSpec, Reminders, Variant
+from bot.pushes.audience import Audience
+from bot.pushes.service import Pushes, PushSpec, Reminders, Variant
 from bot.service import Service
+from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import Address as AddressRow
 from storage.models import AnswerRow, Contact, Message, PushRecipient, PushRow, SessionRow

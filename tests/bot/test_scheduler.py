@@ -22,8 +22,8 @@ from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config, SchedulerConfig
-from bot.pushes import FireResult, Pushes
-from bot.scheduler import LOCK_KEY, FileLock, Scheduler, push_job_id, scheduler_lock
+from bot.pushes.scheduler import LOCK_KEY, FileLock, Scheduler, push_job_id, scheduler_lock
+from bot.pushes.service import FireResult, Pushes
 from bot.service import Service, read_survey_sources
 from storage.db import is_sqlite, make_engine, session_factory, transaction
 from storage.models import PushRow, SchedulerJob
@@ -166,7 +166,7 @@ def test_a_second_scheduler_stands_by_and_takes_over(
 def test_a_scheduler_whose_connection_died_steps_down(
     engine: Engine, db: sessionmaker[Session], service: Service, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.scheduler")
+    caplog.set_level(logging.INFO, logger="bot.pushes.scheduler")
     with _running(Scheduler(engine, _pushes(db, service), FAST)) as runner:
         with engine.begin() as conn:
             # Only this schema's scheduler: another test run may share the server.
@@ -194,7 +194,7 @@ def test_a_lock_out_of_reach_is_reported_once_and_taken_when_back(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.scheduler")
+    caplog.set_level(logging.INFO, logger="bot.pushes.scheduler")
     folder = tmp_path / "not-yet"
     lock = FileLock(folder / "voxpop.db.scheduler.lock")
     with _running(Scheduler(engine, _pushes(db, service), FAST, lock=lock), active=False) as runner:
@@ -253,7 +253,7 @@ def test_a_push_fires_at_its_time(
 def test_jobs_survive_a_restart(
     db: sessionmaker[Session], engine: Engine, service: Service, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.scheduler")
+    caplog.set_level(logging.INFO, logger="bot.pushes.scheduler")
     at = _now() + timedelta(seconds=1)
     push_id = _add_push(db, at)
     with _running(Scheduler(engine, _pushes(db, service), FAST)):
@@ -431,7 +431,7 @@ def _scheduler_process(db_url: str, log: Path) -> subprocess.Popen[bytes]:
     }
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "scheduler"],
+            [sys.executable, "-m", "bot.cli.main", "scheduler"],
             env=env,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
@@ -494,7 +494,7 @@ def test_serve_runs_a_scheduler_and_stops_it(
         "VOXPOP_SCHEDULER__TICK_SECONDS": "0.2",
         "VOXPOP_LOGGING__LEVEL": "INFO",
     }
-    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
+    command = [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", "0"]
     with log.open("wb") as out:
         server = subprocess.Popen(
             command, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out

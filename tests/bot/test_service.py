@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import Engine, MetaData, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.messages import Address, InboundMessage
 from bot.service import PSEUDONYM_SETTING, Received, Service, read_survey_sources
+from messages import Address, InboundMessage
 from storage import repo
 from storage.db import transaction
 from storage.models import Address as AddressRow

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.audience import Audience
 from bot.config import Config, ConversationConfig, PushesConfig
-from bot.messages import Address, InboundMessage
-from bot.pushes import Pushes, PushSpec
+from bot.pushes.audience import Audience
+from bot.pushes.service import Pushes, PushSpec
 from bot.service import Service, read_survey_sources
+from messages import Address, InboundMessage
 from storage import repo
 from storage.db import transaction
 from storage.models import Message, SessionRow

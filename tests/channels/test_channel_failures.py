@@ -20,13 +20,13 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config, SchedulerConfig, ServerConfig, TelegramConfig, TwilioConfig
-from bot.dispatch import DispatcherThread
-from bot.messages import Address, InboundMessage
-from bot.pushes import Pushes
-from bot.scheduler import Scheduler
+from bot.delivery.dispatcher import DispatcherThread
+from bot.delivery.transports import dispatch_forever
+from bot.pushes.scheduler import Scheduler
+from bot.pushes.service import Pushes
 from bot.service import Service, read_survey_sources
-from bot.transports import dispatch_forever
-from bot.web import create_app
+from bot.web.app import create_app
+from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import Message
 from surveys.loader import EXAMPLES_DIR

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bench.delivery_faults import FINAL, run
 from bot.config import DispatchConfig
-from bot.sending import DispatchSettings
+from bot.delivery.sending import DispatchSettings
 
 
 def test_nothing_is_lost_through_faults_and_kills(db_url: str) -> None:

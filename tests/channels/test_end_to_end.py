@@ -23,12 +23,12 @@ from bot.config import (
     TwilioConfig,
     WhatsAppTemplate,
 )
-from bot.dispatch import Dispatcher, DispatcherThread
-from bot.messages import Address
-from bot.sending import DispatchSettings
+from bot.delivery.dispatcher import Dispatcher, DispatcherThread
+from bot.delivery.sending import DispatchSettings
+from bot.delivery.transports import Transports, dispatch_forever, pacing
 from bot.service import Service, read_survey_sources
-from bot.transports import Transports, dispatch_forever, pacing
-from bot.web import create_app
+from bot.web.app import create_app
+from messages import Address
 from storage import repo
 from storage.db import transaction
 from storage.models import AnswerRow, Message

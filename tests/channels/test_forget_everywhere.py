@@ -20,10 +20,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
-from bot.dispatch import Dispatcher
-from bot.messages import Address, InboundMessage
-from bot.sending import DispatchSettings
-from bot.web import create_app
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.sending import DispatchSettings
+from bot.web.app import create_app
+from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import AnswerRow, Message, StatusReport
 from tests.channels.test_end_to_end import Clock, _config, _dispatch, _service

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator
 
 from bot.config import Config, LoggingConfig, ServerConfig, TelegramConfig, TwilioConfig
-from bot.dispatch import Dispatcher
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.transports import Transports, pacing
 from bot.runtime import configure_logging
 from bot.service import Service, read_survey_sources
-from bot.transports import Transports, pacing
-from bot.web import create_app
+from bot.web.app import create_app
 from channels.telegram_send import TelegramSender
 from surveys.loader import EXAMPLES_DIR
 from tests.fakes.telegram_api import TOKEN, FakeTelegram, message_update

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config, TelegramConfig
-from bot.dispatch import Dispatcher
-from bot.scheduler import _push_id
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.transports import Transports
+from bot.pushes.scheduler import _push_id
 from bot.service import KEYBOARD_REMOVE
-from bot.transports import Transports
 from channels.ids import decimal_id
 from storage import repo
 from storage.db import transaction

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.messages import Address, Option, OutboundMessage
 from channels.base import Button, Rendered
 from channels.registry import RENDERERS, renderer
 from channels.simulator import display_lines
+from messages import Address, Option, OutboundMessage
 
 CHOICES = (
     Option("1", "Every week", "visits:weekly"),

@@ -12,11 +12,11 @@ from aiohttp.client_reqrep import ConnectionKey
 from telegram import error as tg
 
 from bot.config import TelegramConfig
-from bot.messages import Address
 from channels import errors
 from channels.base import Button, Rendered, SendReceipt
 from channels.http import PoolTimeoutError
 from channels.telegram_send import TelegramSender, WebhookStatus, to_send_error, typed_key
+from messages import Address
 from tests.fakes import closed_port, hangs_up_after_request, unresponsive_port
 from tests.fakes.telegram_api import TOKEN, FakeTelegram
 

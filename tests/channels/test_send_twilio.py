@@ -16,10 +16,10 @@ from aiohttp.client_reqrep import ConnectionKey
 from twilio.base.exceptions import TwilioRestException
 
 from bot.config import TwilioConfig, load_config
-from bot.messages import Address
 from channels import errors
 from channels.base import Rendered, SendReceipt
 from channels.twilio_send import TwilioSender, to_send_error
+from messages import Address
 from tests.fakes import closed_port, hangs_up_after_request, unresponsive_port
 from tests.fakes.twilio_api import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 

@@ -43,7 +43,7 @@ def serve(db_url: str, tmp_path: Path) -> Iterator[tuple[Phone, str]]:
         config = tmp_path / "voxpop.toml"
         toml = phone.config_toml(db_url).replace(telegram.token, WRONG_TOKEN)
         config.write_text(toml + "[scheduler]\ntick_seconds = 1\n", encoding="utf-8")
-        voxpop = [sys.executable, "-m", "bot.cli", "--config", str(config)]
+        voxpop = [sys.executable, "-m", "bot.cli.main", "--config", str(config)]
         env = os.environ | {"VOXPOP_LOGGING__LEVEL": "WARNING"}
         env.pop("VOXPOP_CONFIG", None)
         subprocess.run([*voxpop, "db", "upgrade"], check=True, cwd=ROOT, env=env, timeout=60)

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager
 import pytest
 from click.testing import CliRunner, Result
 
-from bot.cli import main
+from bot.cli.main import main
 from tests.fakes import closed_port
 from tests.fakes.telegram_api import TOKEN, FakeTelegram
 

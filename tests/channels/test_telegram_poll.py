@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import TelegramConfig
 from bot.service import Service, read_survey_sources
-from bot.telegram_poll import poll_once
+from bot.web.telegram_poll import poll_once
 from channels.telegram_send import TelegramSender
 from storage.db import transaction
 from storage.models import Message

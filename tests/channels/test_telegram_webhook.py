@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.messages import Address, InboundMessage
 from channels import telegram_webhook
 from channels.base import BadRequest, ButtonPress, Ignored, Parsed, WebhookRequest
+from messages import Address, InboundMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telegram"
 NOW = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)

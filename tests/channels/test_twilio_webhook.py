@@ -14,9 +14,9 @@ from urllib.parse import parse_qsl
 import pytest
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped, unused-ignore]
 
-from bot.messages import Address, InboundMessage
 from channels import twilio_webhook
 from channels.base import BadRequest, Ignored, Parsed, StatusUpdate, WebhookRequest
+from messages import Address, InboundMessage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "twilio"
 NOW = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)

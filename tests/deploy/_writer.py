@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import make_url
 
 from bot.config import Config, DatabaseConfig
-from bot.messages import Address, InboundMessage
 from bot.runtime import build_runtime
+from messages import Address, InboundMessage
 from storage.db import BUSY_TIMEOUT_MS
 
 #: The setting the holding writer stores (committed only when told).

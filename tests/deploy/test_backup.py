@@ -26,9 +26,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.config import Config, DatabaseConfig
-from bot.messages import Address, InboundMessage
 from bot.runtime import build_runtime
 from bot.service import utc_now
+from messages import Address, InboundMessage
 from storage.db import make_engine
 from tests.deploy._writer import HELD_KEY
 from tests.deploy.guide import ROOT, VENV_BIN, guide_lines

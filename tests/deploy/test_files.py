@@ -15,7 +15,7 @@ import pytest
 from gunicorn.config import Config as GunicornConfig  # type: ignore[import-untyped]
 
 from bot.config import channel_problems, load_config
-from bot.web import MAX_BODY
+from bot.web.app import MAX_BODY
 from tests.deploy.guide import (
     DEPLOY,
     ENV_EXAMPLE,

@@ -33,7 +33,7 @@ from urllib.request import ProxyHandler, Request, build_opener
 
 from twilio.request_validator import RequestValidator
 
-from bot.i18n import SUPPORTED_LANGUAGES
+from bot.conversation.i18n import SUPPORTED_LANGUAGES
 from tests.fakes import Call
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
 from bot.service import Service, read_survey_sources
-from bot.web import create_app
+from bot.web.app import create_app
 from surveys.loader import EXAMPLES_DIR
 
 NOW = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)

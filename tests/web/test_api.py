@@ -11,9 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bot.config import Config, ServerConfig
-from bot.messages import Address
 from bot.service import Service
-from bot.web import (
+from bot.web.app import (
     BROWSER_COOKIE,
     MAX_BODY,
     MAX_TEXT,
@@ -21,6 +20,7 @@ from bot.web import (
     create_app,
     make_server,
 )
+from messages import Address
 
 from .conftest import fixed_clock
 

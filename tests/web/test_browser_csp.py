@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from bot.web_security import CONTENT_SECURITY_POLICY
+from bot.web.security import CONTENT_SECURITY_POLICY
 from tests.web.test_browser import TIMEOUT_MS, base_url, browser, type_message
 
 __all__ = ["base_url", "browser"]  # fixtures, used by name

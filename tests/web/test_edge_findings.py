@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 from werkzeug.datastructures import MultiDict
 
 from bot.service import Service
-from bot.web import create_app
+from bot.web.app import create_app
 from storage.db import transaction
 from storage.models import Address, Message, StatusReport, SurveyRow
 from tests.web.conftest import fixed_clock

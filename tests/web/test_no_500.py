@@ -31,7 +31,7 @@ from werkzeug.test import TestResponse
 
 from bot.config import Config, ServerConfig
 from bot.service import Service
-from bot.web import create_app
+from bot.web.app import create_app
 from storage.db import transaction
 from storage.models import Address, Contact, Message
 from tests.web.conftest import fixed_clock

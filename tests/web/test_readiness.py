@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Config, TelegramConfig, TwilioConfig
 from bot.health import BEAT_SECONDS, Heartbeat
 from bot.service import Service
-from bot.web import create_app
+from bot.web.app import create_app
 
 CONFIG = Config(
     telegram=TelegramConfig(token="123:abc", webhook_secret="secret"),

@@ -12,8 +12,8 @@ from werkzeug.test import TestResponse
 
 from bot.config import Config, ServerConfig, TelegramConfig, TwilioConfig
 from bot.service import Service
-from bot.web import create_app
-from bot.web_security import CONTENT_SECURITY_POLICY, HSTS
+from bot.web.app import create_app
+from bot.web.security import CONTENT_SECURITY_POLICY, HSTS
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

@@ -12,8 +12,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
-from bot.messages import Address, InboundMessage
 from bot.service import Service
+from messages import Address, InboundMessage
 from storage.repo import SIMULATOR_SPACE
 from tests.helpers import snapshot
 

@@ -27,8 +27,8 @@ from werkzeug.test import TestResponse
 
 from bot.config import Config, ServerConfig, TelegramConfig, TwilioConfig
 from bot.service import CALLBACK_ANSWER, KEYBOARD_REMOVE, Service
-from bot.web import MAX_BODY, create_app
-from bot.webhooks import TWILIO_MAX_BODY, TWILIO_MAX_FIELDS, TWIML_EMPTY
+from bot.web.app import MAX_BODY, create_app
+from bot.web.webhooks import TWILIO_MAX_BODY, TWILIO_MAX_FIELDS, TWIML_EMPTY
 from storage import repo
 from storage.db import transaction
 from storage.models import Base, Message

@@ -175,7 +175,7 @@ def test_a_webhook_answered_here_wakes_voxpop_dispatch_in_another_process(
         log = tmp_path / "dispatch.log"
         with log.open("wb") as out:
             dispatcher = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "dispatch"],
+                [sys.executable, "-m", "bot.cli.main", "dispatch"],
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
