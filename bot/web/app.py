@@ -36,10 +36,11 @@ from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from waitress.server import BaseWSGIServer, create_server
-from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.config import Config
+from bot.console import install_console
+from bot.console.errors import install_error_pages
 from bot.service import Clock, Outgoing, Service, outgoing_of, utc_now
 from bot.web import security as web_security
 from bot.web.readiness import health_blueprint
@@ -141,23 +142,18 @@ def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> F
     def api_error(exc: ApiError) -> tuple[Response, int]:
         return jsonify(error=exc.message), exc.status
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> HTTPException | tuple[Response, int]:
-        # API callers read JSON, also for 404/405/413; pages keep Werkzeug's HTML errors.
-        if not request.path.startswith(_API_PREFIX):
-            return exc
-        messages = {
+    # Every other error: the console's pages in plain words, or JSON for the simulator's API
+    # and whoever asked for JSON; never a traceback (bot/console/errors.py).
+    install_console(app)
+    install_error_pages(
+        app,
+        json_paths=(_API_PREFIX,),
+        json_messages={
             413: f"request body too large (limit {MAX_BODY} bytes)",
             429: f"too many requests: the simulator allows {SIMULATOR_RATE_LIMIT} from one "
             "address; wait a minute and try again",
-        }
-        message = messages.get(exc.code or 500, exc.description or exc.name)
-        response = jsonify(error=message)
-        # Keep what Werkzeug and the limiter put on the error (Retry-After, Allow).
-        for name, value in exc.get_headers():
-            if name.lower() != "content-type":
-                response.headers[name] = value
-        return response, exc.code or 500
+        },
+    )
 
     return app
 

@@ -1,90 +1,24 @@
 """The simulator in a real browser: Debian's Chromium driven by Playwright, against the app
-served by waitress on loopback. Chromium comes from ``make test`` (scripts/ensure-chromium).
+served by waitress on loopback (the shared fixtures of tests/browser.py).
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from flask import Flask
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from waitress import wasyncore
-from waitress.server import BaseWSGIServer, create_server
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser import TIMEOUT_MS, base_url, browser
+
+__all__ = ["base_url", "browser"]  # fixtures (tests/browser.py), used by name
 
 pytestmark = [
     pytest.mark.browser,
     # The browser shows the same JSON on either engine; test_api covers both.
     pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
 ]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-# Generous: a cold Chromium on a busy CI runner is slow; a passing run never waits this long.
-TIMEOUT_MS = 15_000
-
-
-def chromium_path() -> str:
-    path = os.environ.get("VOXPOP_CHROMIUM") or "/usr/bin/chromium"
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(
-            f"Chromium not found at {path}. Run `make test`, which installs Debian's "
-            "chromium (scripts/ensure-chromium), or set VOXPOP_CHROMIUM to a Chromium binary.",
-            pytrace=False,
-        )
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    path = chromium_path()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def base_url(app: Flask) -> Iterator[str]:
-    """The app under waitress on an ephemeral loopback port, stopped after the test."""
-    # Our own socket map (fd -> waitress dispatcher), so this thread can close it all.
-    socket_map: dict[int, Any] = {}
-    server = create_server(app, map=socket_map, host="127.0.0.1", port=0, threads=2)
-    assert isinstance(server, BaseWSGIServer)
-    assert server.socket is not None
-    port = server.socket.getsockname()[1]
-    stop = threading.Event()
-
-    def run() -> None:
-        # Poll in short slices so the loop notices ``stop``; sockets are closed on this
-        # thread, never under a select() running elsewhere.
-        try:
-            while not stop.is_set():
-                wasyncore.loop(timeout=0.05, map=socket_map, count=1)
-        finally:
-            wasyncore.close_all(socket_map)
-
-    thread = threading.Thread(target=run, name="waitress-test", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-        server.task_dispatcher.shutdown()
-        assert not thread.is_alive(), "waitress did not stop"
 
 
 @pytest.fixture

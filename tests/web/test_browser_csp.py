@@ -9,19 +9,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from bot.web.security import CONTENT_SECURITY_POLICY
-from tests.web.test_browser import TIMEOUT_MS, base_url, browser, type_message
+from tests.browser import TIMEOUT_MS, WATCH_CSP, base_url, browser
+from tests.web.test_browser import type_message
 
-__all__ = ["base_url", "browser"]  # fixtures, used by name
+__all__ = ["base_url", "browser"]  # fixtures (tests/browser.py), used by name
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
-
-#: Collects every violation the page reports, from before its first script runs.
-WATCH = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`);
-});
-"""
 
 
 @pytest.fixture
@@ -34,7 +27,7 @@ def console() -> list[str]:
 def page(browser: Browser, base_url: str, console: list[str]) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 480, "height": 900}, locale="en-US")
     context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(WATCH)
+    context.add_init_script(WATCH_CSP)
     page = context.new_page()
     page.on(
         "console",
