@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 PHONE_PORT ?= 8090
 
-.PHONY: setup run test lint typecheck pytest bench chromium clean i18n-extract phone
+.PHONY: setup run test lint typecheck pytest bench chromium clean i18n-extract phone screenshots
 
 setup: $(STAMP)
 
@@ -47,6 +47,10 @@ pytest: setup chromium
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The pictures of docs/console/, taken by the console's browser tests (on one engine).
+screenshots: setup chromium
+	VOXPOP_SCREENSHOTS=1 $(BIN)/pytest -q -m browser -k sqlite tests/console
 
 bench: setup
 	$(BIN)/python -m bench
