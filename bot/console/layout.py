@@ -17,21 +17,19 @@ from flask import Blueprint, Flask, g, request
 from flask_wtf.csrf import generate_csrf
 from jinja2 import BaseLoader, ChoiceLoader, PackageLoader, PrefixLoader
 
+from bot.staff.accounts import Role, StaffView
+
 __all__ = [
     "NAVIGATION",
-    "ROLE_RANK",
     "STATIC_URL_PATH",
     "NavItem",
     "install_layout",
     "mask",
     "navigation",
-    "role_of",
 ]
 
 #: Where the console's static files (``bot/console/static``) are served.
 STATIC_URL_PATH: Final = "/console/static"
-#: The roles, lowest first: each sees what the ones before it see, and more.
-ROLE_RANK: Final = {"analyst": 0, "editor": 1, "admin": 2}
 
 
 @dataclass(frozen=True)
@@ -40,37 +38,36 @@ class NavItem:
 
     text: str
     path: str
-    role: str
+    role: Role
 
 
 NAVIGATION: Final = (
-    NavItem("Home", "/", "analyst"),
-    NavItem("Consultations", "/consultations", "editor"),
-    NavItem("Contacts", "/contacts", "editor"),
-    NavItem("Pushes", "/pushes", "analyst"),
-    NavItem("Results", "/results", "analyst"),
-    NavItem("Audit log", "/audit", "admin"),
-    NavItem("Staff", "/staff", "admin"),
+    NavItem("Home", "/", Role.ANALYST),
+    NavItem("Consultations", "/consultations", Role.EDITOR),
+    NavItem("Contacts", "/contacts", Role.EDITOR),
+    NavItem("Pushes", "/pushes", Role.ANALYST),
+    NavItem("Results", "/results", Role.ANALYST),
+    NavItem("Audit log", "/audit", Role.ADMIN),
+    NavItem("Staff", "/staff", Role.ADMIN),
 )
 
 
-def navigation(role: str | None, path: str, root: str = "") -> list[dict[str, Any]]:
+def navigation(role: Role | None, path: str, root: str = "") -> list[dict[str, Any]]:
     """The items ``role`` may follow, as ``govukServiceNavigation`` takes them: the page at
     ``path`` is ``current`` (``aria-current="page"``), a page under an item's section makes
     that item ``active``. Nobody signed in (``role`` None): no items. ``root`` is the app's
     mount point, put before each address.
 
-    >>> [item["text"] for item in navigation("analyst", "/")]
+    >>> [item["text"] for item in navigation(Role.ANALYST, "/")]
     ['Home', 'Pushes', 'Results']
-    >>> [(i["text"], i["current"], i["active"]) for i in navigation("editor", "/pushes/7")][3]
+    >>> [(i["text"], i["current"], i["active"]) for i in navigation(Role.EDITOR, "/pushes/7")][3]
     ('Pushes', False, True)
     """
-    if role not in ROLE_RANK:
+    if role is None:
         return []
-    rank = ROLE_RANK[role]
     items = []
     for item in NAVIGATION:
-        if ROLE_RANK[item.role] > rank:
+        if not role.allows(item.role):
             continue
         current = path == item.path
         under = item.path != "/" and path.startswith(item.path + "/")
@@ -78,13 +75,6 @@ def navigation(role: str | None, path: str, root: str = "") -> list[dict[str, An
             {"text": item.text, "href": root + item.path, "current": current, "active": under}
         )
     return items
-
-
-def role_of(staff: object) -> str | None:
-    """The role name of ``g.staff`` (a ``StaffView`` whose ``role`` is an enum), if any."""
-    role = getattr(staff, "role", None)
-    value = getattr(role, "value", role)
-    return value if isinstance(value, str) else None
 
 
 def mask(value: str | None, keep: int = 2) -> str:
@@ -128,8 +118,9 @@ def install_layout(app: Flask) -> None:
 
     @app.context_processor
     def layout_context() -> dict[str, Any]:
-        staff = getattr(g, "staff", None)
+        staff: StaffView | None = g.get("staff")
+        role = staff.role if staff is not None else None
         return {
             "console_staff": staff,
-            "console_navigation": navigation(role_of(staff), request.path, request.script_root),
+            "console_navigation": navigation(role, request.path, request.script_root),
         }

@@ -8,6 +8,11 @@
 ``page``
     A fresh desktop-sized browser page (a town-hall PC) whose script errors, console
     errors and Content-Security-Policy violations fail the test at its end.
+``signed_in_page``
+    ``signed_in_page(Role.EDITOR)``: a new account of that role (tests/staff.py; ``email=``
+    to choose its address) signed in through the real ``/login`` form in a browser context
+    of its own; a page watched as ``page`` is. Call it again for another member of staff
+    side by side.
 
 Helpers from tests/browser.py for the tests: ``axe_check(page)`` (no serious or critical
 accessibility violation) and ``screenshot(page, name)`` (docs/console/NAME.png, only under
@@ -16,20 +21,24 @@ accessibility violation) and ``screenshot(page, name)`` (docs/console/NAME.png, 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Protocol
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
 from bot.service import Service, read_survey_sources
+from bot.staff.accounts import Role, StaffView
 from bot.web.app import create_app
 from surveys.loader import EXAMPLES_DIR
-from tests.browser import base_url, browser, new_context
+from tests.browser import Watched, base_url, browser, new_context
+from tests.staff import PASSWORD, add_staff
 
 __all__ = ["base_url", "browser"]  # fixtures (tests/browser.py), used by name
 
@@ -72,3 +81,44 @@ def page(browser: Browser, base_url: str) -> Iterator[Page]:
     assert watched.errors == [], f"the page logged errors: {watched.errors}"
     assert watched.csp == [], f"Content-Security-Policy reports: {watched.csp}"
     assert violations == [], f"Content-Security-Policy violations: {violations}"
+
+
+class SignIn(Protocol):
+    """Signs a new member of staff of ``role`` into a browser page of their own."""
+
+    def __call__(
+        self, role: Role, *, email: str | None = None, width: int = 1024, height: int = 768
+    ) -> Page: ...
+
+
+@pytest.fixture
+def signed_in_page(browser: Browser, base_url: str, app: Flask) -> Iterator[SignIn]:
+    opened: list[tuple[Page, Watched]] = []
+    with contextlib.ExitStack() as stack:
+
+        def sign_in(
+            role: Role, *, email: str | None = None, width: int = 1024, height: int = 768
+        ) -> Page:
+            staff = add_staff(app, role, email)
+            context, watched = stack.enter_context(
+                new_context(browser, width=width, height=height, base_url=base_url)
+            )
+            page = context.new_page()
+            sign_in_through_the_form(page, staff)
+            opened.append((page, watched))
+            return page
+
+        yield sign_in
+        violations = [v for page, watched in opened for v in watched.violations(page)]
+    errors = [e for _, watched in opened for e in watched.errors + watched.csp]
+    assert errors == [], f"the pages logged errors: {errors}"
+    assert violations == [], f"Content-Security-Policy violations: {violations}"
+
+
+def sign_in_through_the_form(page: Page, staff: StaffView) -> None:
+    """As a person does: the sign-in page, Email, Password, Sign in."""
+    page.goto("/login")
+    page.get_by_label("Email").fill(staff.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()

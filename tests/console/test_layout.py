@@ -11,7 +11,9 @@ from flask import Flask, g, render_template_string
 from flask.testing import FlaskClient
 
 from bot.console.layout import STATIC_URL_PATH, navigation
-from tests.console.trial import EMAIL, PHONE, TrialRole, TrialStaff, with_trial
+from bot.staff.accounts import Role, StaffView
+from tests.console.trial import PHONE, with_trial
+from tests.staff import sign_in
 
 VENDOR = Path(__file__).resolve().parents[2] / "bot" / "console" / "static" / "vendor"
 
@@ -34,20 +36,23 @@ def nav_items(html: str) -> list[str]:
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        ("analyst", ["Home", "Pushes", "Results"]),
-        ("editor", ["Home", "Consultations", "Contacts", "Pushes", "Results"]),
+        (Role.ANALYST, ["Home", "Pushes", "Results"]),
+        (Role.EDITOR, ["Home", "Consultations", "Contacts", "Pushes", "Results"]),
         (
-            "admin",
+            Role.ADMIN,
             ["Home", "Consultations", "Contacts", "Pushes", "Results", "Audit log", "Staff"],
         ),
     ],
 )
 def test_each_role_sees_the_pages_it_may_open(
-    client: FlaskClient, role: str, expected: list[str]
+    client: FlaskClient, role: Role, expected: list[str]
 ) -> None:
-    html = client.get(f"/trial/page?role={role}").get_data(as_text=True)
+    staff = sign_in(client, role)
+    html = client.get("/").get_data(as_text=True)
     assert nav_items(html) == expected
-    assert f"Signed in as <strong>{EMAIL}</strong>" in html
+    assert f"Signed in as <strong>{staff.email}</strong>" in html
+    # The same on any page in the layout, the error pages too.
+    assert nav_items(client.get("/no/such/page").get_data(as_text=True)) == expected
 
 
 def test_signed_out_the_header_says_voxpop_and_nothing_more(client: FlaskClient) -> None:
@@ -60,7 +65,7 @@ def test_signed_out_the_header_says_voxpop_and_nothing_more(client: FlaskClient)
 
 def test_the_current_page_and_its_section_are_marked(app: Flask) -> None:
     template = '{% extends "console/base.html" %}'
-    staff = TrialStaff(1, EMAIL, TrialRole.ADMIN)
+    staff = StaffView(1, "admin@city.example", Role.ADMIN)
     for path, item, current in [("/results", "Results", "page"), ("/staff/4", "Staff", "true")]:
         with app.test_request_context(path):
             g.staff = staff
@@ -70,18 +75,19 @@ def test_the_current_page_and_its_section_are_marked(app: Flask) -> None:
 
 
 def test_navigation_marks_home_only_on_the_home_page() -> None:
-    assert [i["text"] for i in navigation("admin", "/") if i["current"]] == ["Home"]
-    assert [i["text"] for i in navigation("admin", "/contacts") if i["current"] or i["active"]] == [
+    admin = Role.ADMIN
+    assert [i["text"] for i in navigation(admin, "/") if i["current"]] == ["Home"]
+    assert [i["text"] for i in navigation(admin, "/contacts") if i["current"] or i["active"]] == [
         "Contacts"
     ]
     # "/pushes-archive" is not under "/pushes".
-    assert not any(i["active"] or i["current"] for i in navigation("admin", "/pushes-archive"))
-    assert navigation("citizen", "/") == []
+    assert not any(i["active"] or i["current"] for i in navigation(admin, "/pushes-archive"))
     assert navigation(None, "/") == []
 
 
 def test_sign_out_is_a_post_form_with_a_csrf_token(client: FlaskClient) -> None:
-    html = client.get("/trial/page?role=editor").get_data(as_text=True)
+    sign_in(client, Role.EDITOR)
+    html = client.get("/trial/page").get_data(as_text=True)
     form = re.search(r'<form method="post" action="/logout"[^>]*>(.*?)</form>', html, re.S)
     assert form is not None
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.group(1))
@@ -92,7 +98,7 @@ def test_sign_out_is_a_post_form_with_a_csrf_token(client: FlaskClient) -> None:
 
 def test_an_email_is_shown_as_text(app: Flask) -> None:
     with app.test_request_context("/"):
-        g.staff = TrialStaff(1, "<b>x</b>@city.example", TrialRole.ANALYST)
+        g.staff = StaffView(1, "<b>x</b>@city.example", Role.ANALYST)
         html = render_template_string('{% extends "console/base.html" %}')
     assert "&lt;b&gt;x&lt;/b&gt;@city.example" in html
     assert "<b>x</b>" not in html
@@ -107,7 +113,8 @@ def test_the_title_names_the_page_then_voxpop(client: FlaskClient) -> None:
 
 
 def test_the_layout_has_no_inline_script_or_style(client: FlaskClient) -> None:
-    html = client.get("/trial/page?role=admin").get_data(as_text=True)
+    sign_in(client, Role.ADMIN)
+    html = client.get("/trial/page").get_data(as_text=True)
     assert re.findall(r"<script[^>]*>", html) == [
         f'<script type="module" src="{STATIC_URL_PATH}/console.js">'
     ]

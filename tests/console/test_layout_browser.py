@@ -9,11 +9,13 @@ import re
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Page, Response, expect
+from playwright.sync_api import Page, Response, expect
 
+from bot.staff.accounts import Role
 from bot.web.security import CONTENT_SECURITY_POLICY
-from tests.browser import axe_check, new_context, screenshot
-from tests.console.trial import EMAIL, PHONE, with_trial
+from tests.browser import axe_check, screenshot
+from tests.console.conftest import SignIn
+from tests.console.trial import PHONE, with_trial
 
 pytestmark = pytest.mark.browser
 #: The layout is the same on either engine: most tests run on one; the harness on both.
@@ -39,10 +41,13 @@ def failed_requests(page: Page) -> list[str]:
     return failed
 
 
-def test_a_page_in_the_layout_loads_its_design_system_and_nothing_else(page: Page) -> None:
-    # On both engines: the harness (waitress, create_app, Chromium) works on each.
+def test_a_page_in_the_layout_loads_its_design_system_and_nothing_else(
+    signed_in_page: SignIn,
+) -> None:
+    # On both engines: the harness (waitress, create_app, sign-in, Chromium) works on each.
+    page = signed_in_page(Role.ADMIN, email="alex.admin@city.example")
     failed = failed_requests(page)
-    response = page.goto("/trial/page?role=admin")
+    response = page.goto("/trial/page")
     assert response is not None
     assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     expect(page).to_have_title("Trial page – Voxpop")
@@ -60,8 +65,9 @@ def test_a_page_in_the_layout_loads_its_design_system_and_nothing_else(page: Pag
 
 
 @sqlite_only
-def test_the_skip_link_and_the_navigation_by_keyboard(page: Page) -> None:
-    page.goto("/trial/page?role=admin")
+def test_the_skip_link_and_the_navigation_by_keyboard(signed_in_page: SignIn) -> None:
+    page = signed_in_page(Role.ADMIN)
+    page.goto("/trial/page")
     page.keyboard.press("Tab")
     skip = page.get_by_role("link", name="Skip to main content")
     expect(skip).to_be_focused()
@@ -73,7 +79,7 @@ def test_the_skip_link_and_the_navigation_by_keyboard(page: Page) -> None:
     page.keyboard.press("Tab")
     expect(page.get_by_label("Name of the push")).to_be_focused()
 
-    page.goto("/trial/page?role=admin")
+    page.goto("/trial/page")
     page.keyboard.press("Tab")  # the skip link
     page.keyboard.press("Tab")  # Voxpop, the service name
     expect(page.get_by_role("link", name="Voxpop", exact=True)).to_be_focused()
@@ -87,33 +93,31 @@ def test_the_skip_link_and_the_navigation_by_keyboard(page: Page) -> None:
     page.keyboard.press("Tab")
     sign_out = page.get_by_role("button", name="Sign out")
     expect(sign_out).to_be_focused()
-    expect(page.get_by_text(f"Signed in as {EMAIL}")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Signed in as admin\d+@city\.example"))).to_be_visible()
 
 
 @sqlite_only
-def test_the_menu_folds_on_a_narrow_screen(browser: Browser, base_url: str) -> None:
-    with new_context(browser, width=390, height=844, base_url=base_url) as (context, watched):
-        page = context.new_page()
-        page.goto("/trial/page?role=editor")
-        menu = page.get_by_role("button", name="Menu")
-        expect(menu).to_be_visible()
-        expect(menu).to_have_attribute("aria-expanded", "false")
-        nav = page.get_by_role("navigation", name="Console")
-        expect(nav.get_by_role("link", name="Contacts")).to_be_hidden()
-        screenshot(page, "layout-narrow", full_page=False)
-        menu.click()
-        expect(menu).to_have_attribute("aria-expanded", "true")
-        expect(nav.get_by_role("link", name="Contacts")).to_be_visible()
-        expect(nav.get_by_role("link", name="Staff")).to_have_count(0)  # editors: no Staff
-        axe_check(page)
-        screenshot(page, "layout-narrow-menu", full_page=False)
-        assert watched.errors == []
-        assert watched.violations(page) == []
+def test_the_menu_folds_on_a_narrow_screen(signed_in_page: SignIn) -> None:
+    page = signed_in_page(Role.EDITOR, email="eda.editor@city.example", width=390, height=844)
+    page.goto("/trial/page")
+    menu = page.get_by_role("button", name="Menu")
+    expect(menu).to_be_visible()
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    nav = page.get_by_role("navigation", name="Console")
+    expect(nav.get_by_role("link", name="Contacts")).to_be_hidden()
+    screenshot(page, "layout-narrow", full_page=False)
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    expect(nav.get_by_role("link", name="Contacts")).to_be_visible()
+    expect(nav.get_by_role("link", name="Staff")).to_have_count(0)  # editors: no Staff
+    axe_check(page)
+    screenshot(page, "layout-narrow-menu", full_page=False)
 
 
 @sqlite_only
-def test_a_form_error_is_summarised_and_leads_to_its_field(page: Page) -> None:
-    page.goto("/trial/page?role=editor")
+def test_a_form_error_is_summarised_and_leads_to_its_field(signed_in_page: SignIn) -> None:
+    page = signed_in_page(Role.EDITOR, email="eda.editor@city.example")
+    page.goto("/trial/page")
     page.get_by_role("button", name="Save").click()
     expect(page).to_have_title("Error: Trial page – Voxpop")
     summary = page.locator(".govuk-error-summary")
@@ -134,35 +138,60 @@ def test_a_form_error_is_summarised_and_leads_to_its_field(page: Page) -> None:
 
 @sqlite_only
 @pytest.mark.parametrize(
-    ("path", "title", "name"),
+    ("path", "status", "title", "name"),
     [
-        ("/no/such/page", "Page not found", "error-404"),
-        ("/trial/abort/403?role=analyst", "You cannot open this page", "error-403"),
-        ("/trial/boom", "Sorry, there is a problem with Voxpop", "error-500"),
+        ("/no/such/page", 404, "Page not found", "error-404"),
+        ("/trial/editors-only", 403, "You cannot open this page", "error-403"),
+        ("/trial/boom", 500, "Sorry, there is a problem with Voxpop", "error-500"),
     ],
 )
-def test_an_error_page_in_the_browser(page: Page, path: str, title: str, name: str) -> None:
+def test_an_error_page_in_the_browser(
+    signed_in_page: SignIn, path: str, status: int, title: str, name: str
+) -> None:
+    page = signed_in_page(Role.ANALYST, email="ana.analyst@city.example")
     response = page.goto(path)
     assert response is not None
-    assert response.status in (403, 404, 500)
+    assert response.status == status
     expect(page.get_by_role("heading", level=1)).to_have_text(title)
     expect(page).to_have_title(f"{title} – Voxpop")
     expect(page.locator("body")).not_to_contain_text("Traceback")
+    # Still in the console: the analyst's navigation and Sign out.
+    nav = page.get_by_role("navigation", name="Console")
+    expect(nav.get_by_role("link")).to_have_text(["Home", "Pushes", "Results"])
+    page.get_by_role("link", name="Go to the home page").click()
+    expect(page).to_have_title("Home – Voxpop")
+    page.go_back()
     axe_check(page)
     screenshot(page, name)
 
 
+def test_signed_out_an_error_page_has_no_navigation(page: Page) -> None:
+    response = page.goto("/no/such/page")
+    assert response is not None
+    assert response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+    expect(page.get_by_role("navigation", name="Console")).to_have_count(0)
+    expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+    axe_check(page)
+
+
 @sqlite_only
-def test_the_console_runs_without_a_policy_violation(page: Page) -> None:
-    # The page fixture fails any test whose page broke the policy; this one says so plainly,
-    # over the layout's states: signed in, a form with errors, a flash, error pages.
-    page.goto("/trial/page?role=admin")
+def test_the_console_runs_without_a_policy_violation(signed_in_page: SignIn) -> None:
+    # The page fixtures fail any test whose page broke the policy; this one says so plainly,
+    # over the layout's states: signed in, a form with errors, a flash, error pages, signed out.
+    page = signed_in_page(Role.ADMIN)
+    page.goto("/trial/page")
     expect(page.locator("body")).to_have_class(re.compile(r"\bgovuk-frontend-supported\b"))
     page.get_by_role("button", name="Save").click()
     page.get_by_label("Name of the push").fill("Trial")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("alert", name="Success")).to_be_visible()
-    for path in ("/no/such/page", "/trial/boom", "/trial/abort/429"):
+    for path in ("/no/such/page", "/trial/boom", "/trial/abort/429", "/"):
         page.goto(path)
         expect(page.get_by_role("heading", level=1)).to_be_visible()
+        assert page.evaluate("window.__violations") == []
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     assert page.evaluate("window.__violations") == []
+    axe_check(page)
+    screenshot(page, "sign-in")

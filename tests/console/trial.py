@@ -1,34 +1,17 @@
-"""A throwaway blueprint for the layout's tests: pages that use the layout and the design
-system as the console's real pages will, with a member of staff of any role.
-
-Until sign-in exists, ``?role=analyst|editor|admin`` puts a made-up ``StaffView`` in
-``g.staff``, the way sign-in will. Only the tests register it.
+"""A throwaway blueprint for the layout's tests: a page that uses the layout and the design
+system as the console's pages do (a form, an error summary, a table...), and views that fail
+in each way the error pages answer. Only the tests register it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
-
-from flask import Blueprint, Flask, abort, flash, g, render_template_string, request
+from flask import Blueprint, Flask, abort, flash, render_template_string, request
 from werkzeug.exceptions import TooManyRequests
+
+from bot.console.access import Role, requires
 
 #: A phone number a bug's message carries in the tests: it must reach no log and no page.
 PHONE = "+32470123456"
-EMAIL = "ana.lyst@city.example"
-
-
-class TrialRole(Enum):
-    ANALYST = "analyst"
-    EDITOR = "editor"
-    ADMIN = "admin"
-
-
-@dataclass(frozen=True)
-class TrialStaff:
-    id: int
-    email: str
-    role: TrialRole
 
 
 PAGE = """
@@ -69,12 +52,6 @@ PAGE = """
 def trial_blueprint() -> Blueprint:
     bp = Blueprint("trial", __name__, url_prefix="/trial")
 
-    @bp.before_app_request
-    def staff_from_query() -> None:
-        role = request.args.get("role")
-        if role is not None:
-            g.staff = TrialStaff(1, EMAIL, TrialRole(role))
-
     @bp.route("/page", methods=["GET", "POST"])
     def page() -> str:
         errors = request.method == "POST" and not request.form.get("name")
@@ -87,6 +64,11 @@ def trial_blueprint() -> Blueprint:
         return render_template_string(
             '{% extends "console/base.html" %}{% block content %}<h1>Hi</h1>{% endblock %}'
         )
+
+    @bp.get("/editors-only")
+    @requires(Role.EDITOR)
+    def editors_only() -> str:
+        return "for editors"
 
     @bp.get("/boom")
     def boom() -> str:
@@ -112,7 +94,6 @@ def trial_blueprint() -> Blueprint:
 
 
 def with_trial(app: Flask) -> Flask:
-    """``app`` with the trial pages and a secret key (for ``csrf_token()`` and flashes)."""
-    app.secret_key = "trial-secret-key"
+    """``app`` with the trial pages."""
     app.register_blueprint(trial_blueprint())
     return app
