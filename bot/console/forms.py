@@ -8,6 +8,8 @@ from wtforms.validators import DataRequired, Length
 
 from bot.staff.passwords import MAX_LENGTH
 
+# A dict (value: label): WTForms 3.3 deprecates lists of tuples.
+ROLE_CHOICES = {"analyst": "Analyst", "editor": "Editor", "admin": "Admin"}
 _EMAIL = [DataRequired("Enter your email address."), Length(max=254)]
 
 
@@ -31,7 +33,7 @@ class AddStaffForm(FlaskForm):
     email = EmailField("Email", validators=_EMAIL)
     role = SelectField(
         "Role",
-        choices=[("analyst", "Analyst"), ("editor", "Editor"), ("admin", "Admin")],
+        choices=ROLE_CHOICES,
         validators=[DataRequired("Choose a role.")],
     )
     password = PasswordField(
@@ -67,7 +69,7 @@ class ChangePasswordForm(FlaskForm):
 class RoleForm(FlaskForm):
     role = SelectField(
         "Role",
-        choices=[("analyst", "Analyst"), ("editor", "Editor"), ("admin", "Admin")],
+        choices=ROLE_CHOICES,
         validators=[DataRequired("Choose a role.")],
     )
 
@@ -75,9 +77,9 @@ class RoleForm(FlaskForm):
 class RequireCodesForm(FlaskForm):
     required = RadioField(
         "Must everyone use one-time codes?",
-        choices=[
-            ("yes", "Yes, everyone signs in with a one-time code"),
-            ("no", "No, it is up to each person"),
-        ],
+        choices={
+            "yes": "Yes, everyone signs in with a one-time code",
+            "no": "No, it is up to each person",
+        },
         validators=[DataRequired("Choose yes or no.")],
     )
