@@ -178,7 +178,7 @@ class OneTimeCodes:
 
     def recovery_codes_left(self, staff_id: int) -> int:
         with transaction(self._sessions, read_only=True) as s:
-            return len(self._row(s, staff_id).recovery_codes)
+            return len(self._row(s, staff_id, lock=False).recovery_codes)
 
     def _matching_step(self, s: Session, row: StaffAccount, typed: str) -> int | None:
         """The time step ``typed`` is the code of, if near now and later than the last used."""
@@ -210,9 +210,9 @@ class OneTimeCodes:
             repo.audit(s, actor, "one-time codes reset", None, {"email": row.email}, self._clock())
 
     @staticmethod
-    def _row(s: Session, staff_id: int) -> StaffAccount:
+    def _row(s: Session, staff_id: int, *, lock: bool = True) -> StaffAccount:
         # Locked: two sign-ins racing with the same code cannot both use it.
-        row = s.get(StaffAccount, staff_id, with_for_update=True)
+        row = s.get(StaffAccount, staff_id, with_for_update=lock)
         if row is None:
             raise CodesError("There is no such account.")
         return row
