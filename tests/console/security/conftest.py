@@ -16,7 +16,7 @@ from bot.service import Service, read_survey_sources
 from bot.web.app import create_app
 from surveys.loader import EXAMPLES_DIR
 
-START = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
+START = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 
 
 @dataclass

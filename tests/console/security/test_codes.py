@@ -43,11 +43,13 @@ def test_codes_set_up_then_asked_at_every_sign_in(
     page = client.get("/account/codes").get_data(as_text=True)
     # The QR code is an image the CSP allows (no inline script or style), the key is text.
     assert '<img class="voxpop-qr" src="data:image/svg+xml' in page
-    assert "<script" not in page and "style=" not in page
+    assert "<script" not in page
+    assert "style=" not in page
     secret, recovery = set_up_codes(client, clock.now)
     with transaction(db, read_only=True) as s:
         row = s.scalar(select(StaffAccount).where(StaffAccount.email == me.email))
-        assert row is not None and row.totp_confirmed_at is not None
+        assert row is not None
+        assert row.totp_confirmed_at is not None
         # Kept hashed: no recovery code is stored as shown.
         assert not set(recovery) & set(row.recovery_codes)
         assert len(row.recovery_codes) == 10
@@ -62,9 +64,11 @@ def test_codes_set_up_then_asked_at_every_sign_in(
     assert "not right, or has been used" in replay.get_data(as_text=True)
     clock.advance(seconds=30)
     done = client.post("/login/code?next=/account", data={"code": code_at(secret, clock.now)})
-    assert done.status_code == 303 and done.headers["Location"] == "/account"
+    assert done.status_code == 303
+    assert done.headers["Location"] == "/account"
     assert client.get("/account").status_code == 200
-    assert "signed in" in _actions(db) and "one-time code wrong" in _actions(db)
+    assert "signed in" in _actions(db)
+    assert "one-time code wrong" in _actions(db)
 
 
 def test_a_code_from_the_step_before_counts_but_not_older(
@@ -111,9 +115,11 @@ def test_required_codes_come_before_any_other_page(
     assert "one-time codes required" in _actions(db)
     for client in (admin, editor):
         sent = client.get("/staff")
-        assert sent.status_code == 302 and sent.headers["Location"] == "/account/codes"
+        assert sent.status_code == 302
+        assert sent.headers["Location"] == "/account/codes"
         posted = client.post("/account/sign-out-everywhere", data={})
-        assert posted.status_code == 303 and posted.headers["Location"] == "/account/codes"
+        assert posted.status_code == 303
+        assert posted.headers["Location"] == "/account/codes"
         assert "Your admin asks everyone" in client.get("/account/codes").get_data(as_text=True)
     set_up_codes(editor, clock.now)
     assert editor.get("/").status_code == 200
@@ -153,7 +159,8 @@ def test_an_admin_resets_the_codes_of_someone_who_lost_their_phone(
         ["staff", "reset-codes", "nobody@city.example"],
         env={"VOXPOP_DATABASE__URL": db_url, "VOXPOP_CONFIG": os.devnull},
     )
-    assert missing.exit_code != 0 and "no account" in missing.output
+    assert missing.exit_code != 0
+    assert "no account" in missing.output
 
 
 def test_the_key_stays_the_same_when_the_page_is_reloaded(client: FlaskClient) -> None:

@@ -56,7 +56,8 @@ def test_every_console_form_refuses_a_missing_or_wrong_token(
         if "POST" in (rule.methods or set())
         and not rule.endpoint.startswith(("webhooks.", "simulator."))
     ]
-    assert "/staff/codes-required" in posts and "/logout" in posts
+    assert "/staff/codes-required" in posts
+    assert "/logout" in posts
     before = _snapshot(db)
     for path in posts:
         for data in ({}, {"csrf_token": "forged"}):
@@ -75,7 +76,8 @@ def test_idle_and_absolute_ends(client: FlaskClient, clock: MovableClock) -> Non
     assert client.get("/account").status_code == 200
     clock.advance(minutes=31)
     idle = client.get("/account")
-    assert idle.status_code == 302 and idle.headers["Location"].startswith("/login")
+    assert idle.status_code == 302
+    assert idle.headers["Location"].startswith("/login")
     sign_in(client, Role.ANALYST)
     for _ in range(11 * 3 + 2):  # active every 20 minutes for 11 hours 40
         clock.advance(minutes=20)
@@ -168,12 +170,15 @@ def test_console_headers_and_cookies_behind_https(service: Service, clock: Movab
     for path in ("/login", "/", "/account", "/account/codes", "/staff", "/audit", "/nowhere"):
         page = client.get(path, base_url=site)
         csp = page.headers["Content-Security-Policy"]
-        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp
         assert "frame-ancestors 'none'" in csp
         assert page.headers["X-Content-Type-Options"] == "nosniff"
         assert page.headers["Strict-Transport-Security"].startswith("max-age=")
         body = page.get_data(as_text=True)
-        assert "<script>" not in body and " style=" not in body and "onclick" not in body
+        assert "<script>" not in body
+        assert " style=" not in body
+        assert "onclick" not in body
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -199,7 +204,12 @@ def test_no_error_page_shows_a_traceback(service: Service, clock: MovableClock) 
         client.post("/login", data={"email": "a@b.c", "password": "p"}, content_type="text/plain"),
     ]
     statuses = [answer.status_code for answer in answers]
-    assert statuses[0] == 500 and 404 in statuses and 405 in statuses and 403 in statuses
+    assert statuses[0] == 500
+    assert 404 in statuses
+    assert 405 in statuses
+    assert 403 in statuses
     for answer in answers:
         body = answer.get_data(as_text=True)
-        assert "Traceback" not in body and "secret internals" not in body and ".py" not in body
+        assert "Traceback" not in body
+        assert "secret internals" not in body
+        assert ".py" not in body
