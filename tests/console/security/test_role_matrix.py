@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 from flask import Flask
@@ -78,7 +78,7 @@ def _refusals(db: sessionmaker[Session], path: str) -> int:
 SITE: Final = "https://localhost"
 
 
-def _https(client: FlaskClient, method: str, url: str, **kwargs: object) -> int:
+def _https(client: FlaskClient, method: str, url: str, **kwargs: Any) -> int:
     # Over HTTPS, Flask-WTF also checks that a form comes from this site (Referer).
     answer = client.open(
         url, method=method, base_url=SITE, headers={"Referer": f"{SITE}/"}, **kwargs
