@@ -13,12 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.cli.main import main
+from bot.config import Config, ServerConfig
+from bot.service import Service
 from bot.staff.accounts import Role
+from bot.staff.codes import OneTimeCodes
+from bot.web.app import create_app
 from storage.db import transaction
 from storage.models import AuditEntry, StaffAccount
 from tests.console.security.conftest import MovableClock
 from tests.console.security.helpers import code_at, secret_on_page, set_up_codes
-from tests.staff import PASSWORD, sign_in
+from tests.staff import PASSWORD, add_staff, sign_in
 
 STEP = timedelta(seconds=30)
 
@@ -169,3 +173,23 @@ def test_the_key_stays_the_same_when_the_page_is_reloaded(client: FlaskClient) -
     again = client.get("/account/codes").get_data(as_text=True)
     # Reloading after scanning keeps the key the app already has.
     assert secret_on_page(first) == secret_on_page(again)
+
+
+def test_required_codes_come_before_the_public_simulator_too(
+    service: Service, clock: MovableClock
+) -> None:
+    config = Config(server=ServerConfig(public_url="https://voxpop.city.example", simulator=True))
+    app = create_app(service, config, clock=clock)
+    site = {"base_url": "https://localhost", "headers": {"Referer": "https://localhost/"}}
+    editor = app.test_client()
+    member = add_staff(app, Role.EDITOR)
+    signed = editor.post("/login", data={"email": member.email, "password": PASSWORD}, **site)
+    assert signed.status_code == 303
+    assert editor.get("/simulator", **site).status_code == 200
+    OneTimeCodes(service.sessions, clock).set_required(True, actor="test")
+    page = editor.get("/simulator", **site)
+    assert page.status_code == 302
+    assert page.headers["Location"] == "/account/codes"
+    api = editor.get("/simulator/api/surveys", **site)
+    assert api.status_code == 403
+    assert api.get_json() == {"error": "set up one-time codes in the console first"}
