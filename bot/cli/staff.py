@@ -1,4 +1,5 @@
-"""``voxpop staff``: add, list and disable the accounts that sign in to the console.
+"""``voxpop staff``: add, list and disable the accounts that sign in to the console, and
+reset their one-time codes.
 
 The console's Staff page does the same through the same functions
 (:class:`bot.staff.accounts.StaffAccounts`); this is how the first admin is made on a server
@@ -17,6 +18,7 @@ from bot.cli.common import runtime
 from bot.config import Config
 from bot.service import utc_now
 from bot.staff.accounts import StaffAccounts, StaffError, parse_role
+from bot.staff.codes import OneTimeCodes
 
 #: The audit log's name for what was done from the command line.
 ACTOR = "staff:command line"
@@ -97,3 +99,19 @@ def staff_disable(config: Config, email: str) -> None:
         except StaffError as error:
             raise click.ClickException(str(error)) from None
     click.echo(f"disabled {member.email}; their sessions have ended")
+
+
+@staff.command("reset-codes")
+@click.argument("email")
+@click.pass_obj
+def staff_reset_codes(config: Config, email: str) -> None:
+    """Turn off the one-time codes of EMAIL (a lost phone): they sign in with their password
+    and set up codes again."""
+    with runtime(config) as rt:
+        member = StaffAccounts(rt.sessions, utc_now).by_email(email)
+        if member is None:
+            raise click.ClickException("There is no account with this email.")
+        OneTimeCodes(rt.sessions, utc_now).reset(member.id, actor=ACTOR)
+    click.echo(
+        f"reset the one-time codes of {member.email}; they set them up at their next sign-in"
+    )

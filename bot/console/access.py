@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from bot.console.context import console
 from bot.staff.accounts import Role, StaffView
+from bot.staff.codes import OneTimeCodes
 from storage import repo
 from storage.db import transaction
 
@@ -46,6 +47,7 @@ def _load_staff() -> None:
         # Ended (idle, expired, revoked, account disabled): forget it.
         session.pop(SESSION_KEY, None)
         return
+    g.session_id = signed_in.session_id
     if signed_in.stage == "signed_in":
         g.staff = signed_in.staff
     else:
@@ -60,8 +62,12 @@ def current_staff() -> StaffView:
     return staff
 
 
-def requires(role: Role) -> Callable[[Callable[P, R]], Callable[P, ResponseReturnValue]]:
-    """The view needs a member of staff with at least ``role``."""
+def requires(
+    role: Role, *, codes_first: bool = True
+) -> Callable[[Callable[P, R]], Callable[P, ResponseReturnValue]]:
+    """The view needs a member of staff with at least ``role``. Where an admin requires
+    one-time codes, a member without them is sent to set them up first (``codes_first``
+    is off only for the pages that do that, and signing out)."""
 
     def decorate(view: Callable[P, R]) -> Callable[P, ResponseReturnValue]:
         @functools.wraps(view)
@@ -69,6 +75,10 @@ def requires(role: Role) -> Callable[[Callable[P, R]], Callable[P, ResponseRetur
             staff: StaffView | None = g.get("staff")
             if staff is None:
                 return sign_in_first()
+            if codes_first:
+                needed = set_up_codes_first()
+                if needed is not None:
+                    return needed
             if not staff.role.allows(role):
                 audit("access refused", path=request.path, needed=role.value)
                 abort(403)
@@ -80,8 +90,24 @@ def requires(role: Role) -> Callable[[Callable[P, R]], Callable[P, ResponseRetur
     return decorate
 
 
+def set_up_codes_first() -> Response | None:
+    """Where one-time codes are required, a member of staff without them goes to set them
+    up before any other page; ``None`` when they may go on."""
+    staff: StaffView | None = g.get("staff")
+    if staff is None or staff.totp_enabled:
+        return None
+    context = console()
+    if not OneTimeCodes(context.sessions, context.clock).required():
+        return None
+    target = url_for("console_account.codes")
+    return redirect(target) if request.method == "GET" else redirect(target, 303)
+
+
 def sign_in_first() -> Response:
-    """Send a signed-out visitor to the sign-in page, to come back here after."""
+    """Send a signed-out visitor to the sign-in page, to come back here after (or, half
+    signed in, to the one-time code step)."""
+    if g.get("pending_staff") is not None:
+        return redirect(url_for("console_auth.code"), 303 if request.method != "GET" else 302)
     if request.method == "GET":
         return redirect(url_for("console_auth.login", next=request.full_path.rstrip("?")))
     return redirect(url_for("console_auth.login"), 303)

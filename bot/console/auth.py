@@ -7,6 +7,7 @@ from flask import (
     abort,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -15,10 +16,12 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+from bot.console import guard
 from bot.console.access import SESSION_KEY, audit, safe_next
 from bot.console.context import console
-from bot.console.forms import EmptyForm, FirstAdminForm, SignInForm
-from bot.staff.accounts import StaffError
+from bot.console.forms import CodeForm, EmptyForm, FirstAdminForm, SignInForm
+from bot.staff.accounts import StaffError, normalise_email
+from bot.staff.codes import OneTimeCodes
 
 bp = Blueprint("console_auth", __name__)
 
@@ -38,33 +41,55 @@ def login() -> ResponseReturnValue:
     form = SignInForm()
     context = console()
     no_accounts = context.staff.count() == 0
+    held = None
     if form.validate_on_submit():
-        email = form.email.data or ""
-        staff = context.staff.authenticate(email, form.password.data or "")
-        if staff is None:
-            # The email only when it names an account: anything may be typed there.
-            known = context.staff.by_email(email)
-            audit("sign-in failed", email=known.email if known else "(no such account)")
-            form.form_errors.append("Enter a correct email and password.")
+        email = normalise_email(form.email.data or "")
+        attempt = guard.attempt("password", email)
+        limits = guard.limits()
+        held = limits.wait(attempt)
+        if held is not None:
+            # Not even checked: a right guess during the wait would tell the guesser.
+            audit("sign-in held", email=_known_email(email))
+            form.form_errors.append(guard.wait_message(held))
         else:
-            stage = "password" if staff.totp_enabled else "signed_in"
-            _begin(staff.id, stage=stage)
-            if stage == "signed_in":
+            failure = limits.failed(attempt)
+            staff = context.staff.authenticate(email, form.password.data or "")
+            if staff is None:
+                audit("sign-in failed", email=_known_email(email))
+                form.form_errors.append("Enter a correct email and password.")
+            else:
+                limits.forgive(attempt, failure)
+                stage = "password" if staff.totp_enabled else "signed_in"
+                _begin(staff.id, stage=stage)
+                g.staff = staff
+                target = safe_next(request.args.get("next")) or url_for("console_home.home")
+                if stage == "password":
+                    audit("password accepted")
+                    return redirect(url_for("console_auth.code", next=target), 303)
                 context.staff.mark_signed_in(staff.id)
-            g.staff = staff
-            audit("signed in" if stage == "signed_in" else "password accepted")
-            target = safe_next(request.args.get("next")) or url_for("console_home.home")
-            if stage == "password":
-                return redirect(url_for("console_auth.code", next=target), 303)
-            return redirect(target, 303)
-    status = 400 if form.errors or form.form_errors else 200
+                audit("signed in")
+                response = redirect(target, 303)
+                guard.remember_device(response, staff.email)
+                return response
+    status = 429 if held else 400 if form.errors or form.form_errors else 200
     # Where the simulator needs no sign-in (a server that is not public), say where it is.
     server = context.config.server
     simulator_open = server.simulator_enabled and not server.public_url
-    page = render_template(
-        "console/login.html", form=form, no_accounts=no_accounts, simulator_open=simulator_open
+    page = make_response(
+        render_template(
+            "console/login.html", form=form, no_accounts=no_accounts, simulator_open=simulator_open
+        ),
+        status,
     )
-    return page, status
+    if held:
+        page.headers["Retry-After"] = guard.retry_after(held)
+    return page
+
+
+def _known_email(email: str) -> str:
+    # The email only when it names an account: anything may be typed there.
+    known = console().staff.by_email(email)
+    return known.email if known else "(no such account)"
 
 
 @bp.post("/logout")
@@ -83,8 +108,62 @@ def logout() -> ResponseReturnValue:
 
 @bp.route("/login/code", methods=["GET", "POST"])
 def code() -> ResponseReturnValue:
-    # The one-time code step; built with the codes themselves (bot.console.codes).
-    return redirect(url_for("console_auth.login"))
+    """The second step: a code from the app, or a recovery code."""
+    pending = g.get("pending_staff")
+    if pending is None:
+        return redirect(url_for("console_auth.login"))
+    context = console()
+    form = CodeForm()
+    held = None
+    if form.validate_on_submit():
+        attempt = guard.attempt("code", pending.email)
+        limits = guard.limits()
+        held = limits.wait(attempt)
+        if held is not None:
+            audit("one-time code held")
+            form.code.errors = [guard.wait_message(held)]
+        else:
+            failure = limits.failed(attempt)
+            used = OneTimeCodes(context.sessions, context.clock).check(
+                pending.id, form.code.data or ""
+            )
+            if used is None:
+                audit("one-time code wrong")
+                form.code.errors = [
+                    "That code is not right, or has been used. Type the 6 digits the app "
+                    "shows now, or one of your recovery codes."
+                ]
+            else:
+                limits.forgive(attempt, failure)
+                token = session.get(SESSION_KEY)
+                try:
+                    new = context.staff.complete_session(str(token))
+                except StaffError:
+                    session.clear()
+                    flash("This sign-in has ended: sign in again.")
+                    return redirect(url_for("console_auth.login"), 303)
+                session.clear()
+                session[SESSION_KEY] = new
+                session.permanent = True
+                g.staff, g.pending_staff = pending, None
+                audit("signed in", method=used)
+                if used == "recovery code":
+                    left = OneTimeCodes(context.sessions, context.clock).recovery_codes_left(
+                        pending.id
+                    )
+                    flash(
+                        f"You signed in with a recovery code. You have {left} left: "
+                        "ask an admin to reset your codes if you lost your phone."
+                    )
+                target = safe_next(request.args.get("next")) or url_for("console_home.home")
+                response = redirect(target, 303)
+                guard.remember_device(response, pending.email)
+                return response
+    status = 429 if held else 400 if form.errors else 200
+    page = make_response(render_template("console/code.html", form=form), status)
+    if held:
+        page.headers["Retry-After"] = guard.retry_after(held)
+    return page
 
 
 @bp.route("/setup/<token>", methods=["GET", "POST"])

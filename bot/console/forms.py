@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms import EmailField, PasswordField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from bot.staff.passwords import MAX_LENGTH
 
+# A dict (value: label): WTForms 3.3 deprecates lists of tuples.
+ROLE_CHOICES = {"analyst": "Analyst", "editor": "Editor", "admin": "Admin"}
 _EMAIL = [DataRequired("Enter your email address."), Length(max=254)]
 
 
@@ -31,7 +33,7 @@ class AddStaffForm(FlaskForm):
     email = EmailField("Email", validators=_EMAIL)
     role = SelectField(
         "Role",
-        choices=[("analyst", "Analyst"), ("editor", "Editor"), ("admin", "Admin")],
+        choices=ROLE_CHOICES,
         validators=[DataRequired("Choose a role.")],
     )
     password = PasswordField(
@@ -50,3 +52,34 @@ class CodeForm(FlaskForm):
 
 class EmptyForm(FlaskForm):
     """A form with nothing but its CSRF token: a button that changes something."""
+
+
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField(
+        "Current password",
+        validators=[DataRequired("Enter your current password."), Length(max=MAX_LENGTH)],
+    )
+    new = PasswordField(
+        "New password",
+        description="At least 12 characters. A few unrelated words make a strong password.",
+        validators=[DataRequired("Choose a new password."), Length(max=MAX_LENGTH)],
+    )
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(
+        "Role",
+        choices=ROLE_CHOICES,
+        validators=[DataRequired("Choose a role.")],
+    )
+
+
+class RequireCodesForm(FlaskForm):
+    required = RadioField(
+        "Must everyone use one-time codes?",
+        choices={
+            "yes": "Yes, everyone signs in with a one-time code",
+            "no": "No, it is up to each person",
+        },
+        validators=[DataRequired("Choose yes or no.")],
+    )

@@ -401,7 +401,9 @@ class StaffAccounts:
         with transaction(self._sessions) as s:
             now = self._clock()
             ended = self._revoke_all(s, staff_id, now, keep=_token_hash(keep) if keep else None)
-            repo.audit(s, actor, "staff signed out everywhere", None, {"sessions": ended}, now)
+            row = s.get(StaffAccount, staff_id)
+            details = {"email": row.email if row else "", "sessions": ended}
+            repo.audit(s, actor, "staff signed out everywhere", None, details, now)
             return ended
 
     def sessions_of(self, staff_id: int) -> list[SessionView]:

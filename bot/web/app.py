@@ -39,7 +39,7 @@ from waitress.server import BaseWSGIServer, create_server
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.config import Config
-from bot.console.access import Role, audit, sign_in_first
+from bot.console.access import Role, audit, set_up_codes_first, sign_in_first
 from bot.console.context import ConsoleContext
 from bot.console.errors import install_error_pages
 from bot.console.install import install_console
@@ -202,6 +202,11 @@ def _simulator_blueprint(
                 if request.path.startswith(_API_PREFIX):
                     raise ApiError("sign in to the console to use the simulator", 401)
                 return sign_in_first()
+            codes_first = set_up_codes_first()
+            if codes_first is not None:
+                if request.path.startswith(_API_PREFIX):
+                    raise ApiError("set up one-time codes in the console first", 403)
+                return codes_first
             if not staff.role.allows(Role.EDITOR):
                 audit("access refused", path=request.path, needed=Role.EDITOR.value)
                 abort(403)

@@ -1,0 +1,77 @@
+"""Reading the audit log: newest first, filtered by who, what and when, a page at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import transaction
+from storage.models import AuditEntry
+
+PER_PAGE: Final = 50
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    #: Part of the actor, e.g. an email or ``citizen``; any case.
+    who: str = ""
+    action: str = ""
+    #: From the start of ``since`` to the end of ``until`` (UTC days), both included.
+    since: date | None = None
+    until: date | None = None
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    at: datetime
+    actor: str
+    action: str
+    subject: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    rows: list[AuditRow]
+    page: int
+    has_next: bool
+
+
+def read_audit(
+    sessions: sessionmaker[Session], wanted: AuditFilter, page: int = 1, per_page: int = PER_PAGE
+) -> AuditPage:
+    """One page (from 1) of entries matching ``wanted``, newest first."""
+    page = max(1, page)
+    stmt = select(AuditEntry)
+    if wanted.who.strip():
+        stmt = stmt.where(
+            func.lower(AuditEntry.actor).contains(wanted.who.strip().lower(), autoescape=True)
+        )
+    if wanted.action:
+        stmt = stmt.where(AuditEntry.action == wanted.action)
+    if wanted.since:
+        stmt = stmt.where(AuditEntry.at >= datetime.combine(wanted.since, time(), UTC))
+    if wanted.until:
+        end = datetime.combine(wanted.until, time(), UTC) + timedelta(days=1)
+        stmt = stmt.where(AuditEntry.at < end)
+    stmt = (
+        stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
+    )
+    with transaction(sessions, read_only=True) as s:
+        found = [
+            AuditRow(row.at, row.actor, row.action, row.subject, dict(row.details or {}))
+            for row in s.scalars(stmt)
+        ]
+    return AuditPage(found[:per_page], page, len(found) > per_page)
+
+
+def audit_actions(sessions: sessionmaker[Session]) -> list[str]:
+    """Every action the log holds, for the filter's list."""
+    with transaction(sessions, read_only=True) as s:
+        return list(s.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action)))
