@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     and_,
     bindparam,
     case,
@@ -70,6 +71,7 @@ __all__ = [
     "init_setting",
     "insert_inbound",
     "insert_session",
+    "is_response",
     "iter_responses",
     "last_keyboard",
     "last_survey_of",
@@ -90,6 +92,7 @@ __all__ = [
     "update_columns",
     "update_session",
     "upsert_answer",
+    "with_answers",
 ]
 
 _PHONE_NUMBER = re.compile(r"\+\d{6,}")
@@ -769,7 +772,7 @@ def answers_of(s: Session, session_id: int) -> list[AnswerRow]:
     )
 
 
-def _answered() -> ColumnElement[bool]:
+def is_response() -> ColumnElement[bool]:
     """A session is a response once a question is answered (an invitation nobody answered
     is not one) or it is completed."""
     return or_(
@@ -782,7 +785,7 @@ def _responses(
     slug: str, include_partial: bool, include_simulated: bool = False
 ) -> Sequence[ColumnElement[bool]]:
     where = [SurveyRow.slug == slug]
-    where.append(_answered() if include_partial else SessionRow.status == "completed")
+    where.append(is_response() if include_partial else SessionRow.status == "completed")
     if not include_simulated:
         where.append(SessionRow.simulated.is_(False))
     return where
@@ -805,7 +808,7 @@ def count_by_origin(s: Session, survey_slug: str) -> tuple[int, int]:
     stmt = (
         select(SessionRow.simulated, func.count(SessionRow.id))
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
-        .where(SurveyRow.slug == survey_slug, _answered())
+        .where(SurveyRow.slug == survey_slug, is_response())
         .group_by(SessionRow.simulated)
     )
     counts = {bool(simulated): int(n) for simulated, n in s.execute(stmt)}
@@ -826,9 +829,16 @@ def iter_responses(
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
         .where(*_responses(slug, include_partial, include_simulated))
         .order_by(SessionRow.id)
-        .execution_options(yield_per=batch_size)
     )
-    result = s.scalars(stmt)
+    yield from with_answers(s, stmt, batch_size)
+
+
+def with_answers(
+    s: Session, stmt: Select[SessionRow], batch_size: int = 500
+) -> Iterator[tuple[SessionRow, list[AnswerRow]]]:
+    """The sessions ``stmt`` selects, each with its answers: one answers query per batch of
+    sessions, flat memory."""
+    result = s.scalars(stmt.execution_options(yield_per=batch_size))
     try:
         for batch in result.partitions():
             by_session: defaultdict[int, list[AnswerRow]] = defaultdict(list)
