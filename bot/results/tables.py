@@ -118,7 +118,7 @@ def choice_counts(
 def _picks(question: Question, value: Any) -> list[str]:
     if question.type == "yesno":
         return ["yes" if value is True else "no"]
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [str(v) for v in value]
     return [str(value)]
 
