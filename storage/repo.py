@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Select,
     and_,
     bindparam,
     case,
@@ -92,7 +91,6 @@ __all__ = [
     "update_columns",
     "update_session",
     "upsert_answer",
-    "with_answers",
 ]
 
 _PHONE_NUMBER = re.compile(r"\+\d{6,}")
@@ -829,16 +827,9 @@ def iter_responses(
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
         .where(*_responses(slug, include_partial, include_simulated))
         .order_by(SessionRow.id)
+        .execution_options(yield_per=batch_size)
     )
-    yield from with_answers(s, stmt, batch_size)
-
-
-def with_answers(
-    s: Session, stmt: Select[SessionRow], batch_size: int = 500
-) -> Iterator[tuple[SessionRow, list[AnswerRow]]]:
-    """The sessions ``stmt`` selects, each with its answers: one answers query per batch of
-    sessions, flat memory."""
-    result = s.scalars(stmt.execution_options(yield_per=batch_size))
+    result = s.scalars(stmt)
     try:
         for batch in result.partitions():
             by_session: defaultdict[int, list[AnswerRow]] = defaultdict(list)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -87,7 +87,9 @@ def value_counts(
     stmt = _answers(f, zone, AnswerRow.question_id, AnswerRow.value, *extra, func.count())
     stmt = _with_contact(stmt, by).where(AnswerRow.question_id.in_(list(question_ids)))
     stmt = stmt.group_by(AnswerRow.question_id, AnswerRow.value, *extra)
-    for row in s.execute(stmt):
+    # On the connection: plain rows, without the ORM's result machinery (many thousands
+    # of rows when a number question has many distinct values per group).
+    for row in s.connection().execute(stmt):
         key = (row[0], _group(row[2]) if group is not None else None)
         value = _hashable(row[1])
         counts = found[key]
@@ -113,21 +115,19 @@ def text_counts(
     return {qid: (int(asked), int(given)) for qid, asked, given in s.execute(stmt)}
 
 
-def group_sizes(
-    s: Session, f: ResultsFilter, zone: ZoneInfo, question_ids: Collection[str], by: str
-) -> dict[str, dict[str | None, int]]:
-    """``{question id: {group: people asked}}``, people counted once however many responses
-    they gave (the pseudonym is one per person)."""
+def repeat_sessions(s: Session, f: ResultsFilter, zone: ZoneInfo, by: str) -> dict[str | None, int]:
+    """``{group: responses beyond the first of the same person}``: how far counting
+    responses can overstate the people in a group (almost always 0: a citizen answers a
+    consultation once, unless a new version came between)."""
     group = group_column(s, by)
-    stmt = _answers(
-        f, zone, AnswerRow.question_id, group, func.count(func.distinct(SessionRow.respondent))
+    stmt = (
+        select(group, func.count(SessionRow.id) - func.count(func.distinct(SessionRow.respondent)))
+        .select_from(SessionRow)
+        .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
+        .where(*sessions_where(f, zone))
     )
-    stmt = _with_contact(stmt, by).where(AnswerRow.question_id.in_(list(question_ids)))
-    found: dict[str, dict[str | None, int]] = defaultdict(dict)
-    for qid, value, n in s.execute(stmt.group_by(AnswerRow.question_id, group)):
-        key = _group(value)
-        found[qid][key] = found[qid].get(key, 0) + int(n)
-    return found
+    stmt = _with_contact(stmt, by).group_by(group)
+    return {_group(value): int(n) for value, n in s.execute(stmt) if n}
 
 
 def status_counts(s: Session, f: ResultsFilter, zone: ZoneInfo) -> dict[str, int]:
@@ -268,14 +268,62 @@ def response_count(s: Session, f: ResultsFilter, zone: ZoneInfo) -> int:
     return sum(status_counts(s, f, zone).values())
 
 
-def sessions_stmt(f: ResultsFilter, zone: ZoneInfo) -> Select[SessionRow]:
-    """The responses ``f`` covers, in the order they were made (for exports)."""
-    return (
-        select(SessionRow)
+@dataclass(frozen=True)
+class ResponseRow:
+    """A response as an export shows it (its answers come separately)."""
+
+    id: int
+    survey_id: int
+    respondent: str
+    channel: str
+    language: str
+    status: str
+    started_at: datetime
+    completed_at: datetime | None
+    simulated: bool
+
+
+def responses(
+    s: Session, f: ResultsFilter, zone: ZoneInfo, *, batch_size: int = 1000
+) -> Iterator[tuple[ResponseRow, list[tuple[str, Any]]]]:
+    """The responses ``f`` covers in the order they were made, each with its answers
+    ``(question id, value)`` in the order given: plain rows (no ORM objects), one answers
+    query per batch, flat memory."""
+    stmt = (
+        select(
+            SessionRow.id,
+            SessionRow.survey_id,
+            SessionRow.respondent,
+            SessionRow.channel,
+            SessionRow.language,
+            SessionRow.status,
+            SessionRow.started_at,
+            SessionRow.completed_at,
+            SessionRow.simulated,
+        )
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
         .where(*sessions_where(f, zone))
         .order_by(SessionRow.id)
+        .execution_options(yield_per=batch_size)
     )
+    conn = s.connection()
+    result = conn.execute(stmt)
+    try:
+        for batch in result.partitions():
+            rows = [ResponseRow(*row) for row in batch]
+            answers: defaultdict[int, list[tuple[str, Any]]] = defaultdict(list)
+            found = conn.execute(
+                select(AnswerRow.session_id, AnswerRow.question_id, AnswerRow.value)
+                .where(AnswerRow.session_id.in_([row.id for row in rows]))
+                .order_by(AnswerRow.id)
+            )
+            for session_id, question_id, value in found:
+                answers[session_id].append((question_id, value))
+            for row in rows:
+                yield row, answers[row.id]
+    finally:
+        # A download stopped half-way must not leave a server-side cursor open.
+        result.close()
 
 
 __all__: Sequence[str] = (
@@ -287,10 +335,10 @@ __all__: Sequence[str] = (
     "attribute_names",
     "funnel",
     "group_column",
-    "group_sizes",
     "hours",
+    "repeat_sessions",
     "response_count",
-    "sessions_stmt",
+    "responses",
     "status_counts",
     "text_counts",
     "texts",

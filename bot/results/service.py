@@ -9,6 +9,7 @@ default, so each caller says which it is.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -94,6 +95,8 @@ class Overview:
     #: Responses by status as staff see it (``completed``, ``partial``, ``abandoned``).
     statuses: Mapping[str, int]
     questions: tuple[QuestionResult, ...]
+    #: With a breakdown asked for: each closed question per group.
+    breakdown: Breakdown | None = None
 
     @property
     def responses(self) -> int:
@@ -208,35 +211,57 @@ class Results:
             return repo.count_by_origin(s, slug)[1]
 
     def breakdowns(self, f: ResultsFilter) -> list[tuple[str, str]]:
-        """What the responses can be broken down by: ``(by, label)``."""
+        """What the responses can be broken down by: ``(by, label)``: channel, language,
+        and each contact attribute the respondents have."""
         with transaction(self._sessions, read_only=True) as s:
             self._questions(s, f)
             names = queries.attribute_names(s, f, self.zone)
-        return [(BY_CHANNEL, "Channel"), (BY_LANGUAGE, "Language")] + [
-            (ATTRIBUTE + name, name.replace("_", " ").capitalize()) for name in names
-        ]
+        found = [BY_CHANNEL, BY_LANGUAGE] + [ATTRIBUTE + n for n in names if _NAME.fullmatch(n)]
+        return [(by, breakdown_label(by)) for by in found]
 
     # --- counts -----------------------------------------------------------------------------
 
-    def overview(self, f: ResultsFilter, *, order: Order = "file") -> Overview:
-        """Each question's counts and percentages, and the responses by status."""
+    def overview(
+        self, f: ResultsFilter, *, order: Order = "file", by: str | None = None
+    ) -> Overview:
+        """Each question's counts and percentages, and the responses by status; with
+        ``by``, each closed question broken down too (:meth:`breakdown`), from the same
+        single pass over the answers."""
+        label = breakdown_label(by) if by is not None else ""
         with transaction(self._sessions, read_only=True) as s:
             qs = self._questions(s, f)
             statuses = queries.status_counts(s, f, self.zone)
-            closed = [q.id for q in qs.questions if q.id not in qs.free_text]
-            values = queries.value_counts(s, f, self.zone, closed)
+            closed = [q for q in qs.questions if q.id not in qs.free_text]
+            ids = [q.id for q in closed]
+            grouped = queries.value_counts(s, f, self.zone, ids, by=by)
+            repeats = queries.repeat_sessions(s, f, self.zone, by) if by is not None else {}
             texts = queries.text_counts(s, f, self.zone, qs.free_text)
+        values: dict[str, dict[Any, int]] = {}
+        for (qid, _group), counts in grouped.items():
+            total = values.setdefault(qid, {})
+            for value, n in counts.items():
+                total[value] = total.get(value, 0) + n
         results = tuple(
-            self._question(qs, q, values.get((q.id, None), {}), texts.get(q.id, (0, 0)), order)
+            self._question(qs, q, values.get(q.id, {}), texts.get(q.id, (0, 0)), order)
             for q in qs.questions
         )
         shown = {export_status(status): n for status, n in statuses.items()}
+        broken_down = None
+        if by is not None:
+            by_id = {r.id: r for r in results}
+            broken_down = Breakdown(
+                by,
+                label,
+                self.minimum,
+                tuple(self._broken_down(qs, q, by_id[q.id], grouped, repeats) for q in closed),
+            )
         return Overview(
             f.slug,
             _title(qs.survey),
             f,
             {status: shown.get(status, 0) for status in ("completed", "partial", "abandoned")},
             results,
+            broken_down,
         )
 
     def _question(
@@ -271,38 +296,43 @@ class Results:
         """Each closed question's table per group of ``by`` (channel, language or a contact
         attribute); groups of fewer than ``[results] min_group_size`` people are merged into
         "other (small groups)" (see :func:`bot.results.tables.merge_small_groups`)."""
-        known = dict(self.breakdowns(f))
-        if by not in known:
-            raise UnknownBreakdownError(f"the responses cannot be broken down by {by!r}")
-        with transaction(self._sessions, read_only=True) as s:
-            qs = self._questions(s, f)
-            closed = [q for q in qs.questions if q.id not in qs.free_text]
-            ids = [q.id for q in closed]
-            values = queries.value_counts(s, f, self.zone, ids, by=by)
-            overall = queries.value_counts(s, f, self.zone, ids)
-            sizes = queries.group_sizes(s, f, self.zone, ids, by)
-        found: list[QuestionBreakdown] = []
-        for q in closed:
-            question = self._question(qs, q, overall.get((q.id, None), {}), (0, 0), order)
-            shown_as = merge_small_groups(sizes.get(q.id, {}), self.minimum)
-            merged_values: dict[str | None, dict[Any, int]] = {}
-            merged_sizes: dict[str | None, int] = {}
-            for group, shown in shown_as.items():
-                target = merged_values.setdefault(shown, {})
-                for value, n in values.get((q.id, group), {}).items():
-                    target[value] = target.get(value, 0) + n
-                merged_sizes[shown] = merged_sizes.get(shown, 0) + sizes[q.id][group]
-            groups = []
-            for group in shown_order(merged_values):
-                table = self._question(qs, q, merged_values[group], (0, 0), "file")
-                # A number's ranges depend on its values: per group, only its statistics.
-                counts = () if q.type == "number" else table.counts
-                groups.append(
-                    GroupResult(group, group_label(group), merged_sizes[group], counts, table.stats)
-                )
-            merged = sum(1 for g, shown in shown_as.items() if shown != g)
-            found.append(QuestionBreakdown(question, tuple(groups), merged))
-        return Breakdown(by, known[by], self.minimum, tuple(found))
+        found = self.overview(f, order=order, by=by).breakdown
+        assert found is not None
+        return found
+
+    def _broken_down(
+        self,
+        qs: _Questions,
+        q: Question,
+        question: QuestionResult,
+        grouped: queries.ValueCounts,
+        repeats: Mapping[str | None, int],
+    ) -> QuestionBreakdown:
+        values = {group: counts for (qid, group), counts in grouped.items() if qid == q.id}
+        # People asked, per group: the responses, less those beyond a person's first (a
+        # bound that never overstates, so a group is never shown for more than it is).
+        sizes = {
+            group: max(0, sum(counts.values()) - repeats.get(group, 0))
+            for group, counts in values.items()
+        }
+        shown_as = merge_small_groups(sizes, self.minimum)
+        merged_values: dict[str | None, dict[Any, int]] = {}
+        merged_sizes: dict[str | None, int] = {}
+        for group, shown in shown_as.items():
+            target = merged_values.setdefault(shown, {})
+            for value, n in values[group].items():
+                target[value] = target.get(value, 0) + n
+            merged_sizes[shown] = merged_sizes.get(shown, 0) + sizes[group]
+        groups = []
+        for group in shown_order(merged_values):
+            table = self._question(qs, q, merged_values[group], (0, 0), "file")
+            # A number's ranges depend on its values: per group, only its statistics.
+            counts = () if q.type == "number" else table.counts
+            groups.append(
+                GroupResult(group, group_label(group), merged_sizes[group], counts, table.stats)
+            )
+        merged = sum(1 for g, shown in shown_as.items() if shown != g)
+        return QuestionBreakdown(question, tuple(groups), merged)
 
     def timeline(self, f: ResultsFilter) -> list[Day]:
         """Responses begun and completed per day (in the city's timezone), every day from
@@ -381,8 +411,7 @@ class Results:
             qs = self._questions(s, f)
             versions = {row.id: row.version for row in repo.all_versions(s, f.slug)}
             left_out = set() if free_text else qs.free_text
-            stmt = queries.sessions_stmt(f, self.zone)
-            for row, answers in repo.with_answers(s, stmt):
+            for row, answers in queries.responses(s, f, self.zone):
                 yield {
                     "response_id": row.id,
                     "survey_version": versions[row.survey_id],
@@ -393,9 +422,7 @@ class Results:
                     "started_at": _iso(row.started_at),
                     "completed_at": _iso(row.completed_at),
                     "simulated": row.simulated,
-                    "answers": {
-                        a.question_id: a.value for a in answers if a.question_id not in left_out
-                    },
+                    "answers": {qid: value for qid, value in answers if qid not in left_out},
                 }
 
     def export(self, f: ResultsFilter, fmt: str, *, free_text: bool) -> Iterator[bytes]:
@@ -442,6 +469,27 @@ class Results:
             retired,
             frozenset(free_text),
         )
+
+
+#: The attribute names a breakdown accepts (contacts files name them: docs/contacts.md).
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_ .-]{0,63}")
+
+
+def breakdown_label(by: str) -> str:
+    """How a breakdown is named for staff; :class:`UnknownBreakdownError` for one that
+    cannot be made (an attribute nobody has makes one group, "not known").
+
+    >>> breakdown_label("channel"), breakdown_label("attribute:age_band")
+    ('Channel', 'Age band')
+    """
+    if by == BY_CHANNEL:
+        return "Channel"
+    if by == BY_LANGUAGE:
+        return "Language"
+    name = by[len(ATTRIBUTE) :] if by.startswith(ATTRIBUTE) else ""
+    if not _NAME.fullmatch(name):
+        raise UnknownBreakdownError(f"the responses cannot be broken down by {by!r}")
+    return name.replace("_", " ").capitalize()
 
 
 def _title(survey: Survey) -> str:

@@ -475,8 +475,12 @@ def test_breakdowns_on_offer_and_refused(answers: Answers) -> None:
         ("language", "Language"),
         ("attribute:district", "District"),
     ]
-    with pytest.raises(UnknownBreakdownError):
-        answers.results.breakdown(ResultsFilter(SLUG), "attribute:shoe_size")
+    for wrong in ("postcode", "attribute:", 'attribute:a"b', "attribute:x\\y"):
+        with pytest.raises(UnknownBreakdownError):
+            answers.results.breakdown(ResultsFilter(SLUG), wrong)
+    # An attribute nobody has: everyone is "not known".
+    nobody = answers.results.breakdown(ResultsFilter(SLUG), "attribute:shoe_size")
+    assert [(g.label, g.size) for g in nobody.questions[0].groups] == [("Not known", 20)]
 
 
 def test_a_breakdown_of_numbers_gives_each_groups_median_and_mean(answers: Answers) -> None:
