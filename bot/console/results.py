@@ -151,6 +151,7 @@ def index() -> ResponseReturnValue:
         "console/results/list.html",
         answered=[c for c in consultations if c.responses],
         waiting=[c for c in consultations if not c.responses],
+        now=console().clock(),
     )
 
 
