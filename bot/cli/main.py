@@ -31,7 +31,7 @@ from bot.delivery.dispatcher import DispatcherThread
 from bot.pushes.scheduler import Scheduler
 from bot.pushes.service import Pushes
 from bot.results.export import FORMATS
-from bot.results.filters import ResultsFilter
+from bot.results.filters import STATUSES, FilterError, ResultsFilter
 from bot.results.service import Results
 from bot.runtime import configure_logging
 from bot.service import Outgoing, read_survey_sources
@@ -366,6 +366,16 @@ def results() -> None:
     is_flag=True,
     help="Leave out the answers to text questions: what people typed can name them.",
 )
+@click.option("--survey-version", "version", type=click.IntRange(min=1), help="Only this version.")
+@click.option("--from", "since", type=click.DateTime(["%Y-%m-%d"]), help="First day (YYYY-MM-DD).")
+@click.option("--to", "until", type=click.DateTime(["%Y-%m-%d"]), help="Last day, inclusive.")
+@click.option(
+    "--status",
+    "statuses",
+    type=click.Choice(STATUSES),
+    multiple=True,
+    help="Only responses with this status (repeat for several).",
+)
 @click.pass_obj
 def results_export(
     config: Config,
@@ -374,11 +384,26 @@ def results_export(
     out: str | None,
     include_simulator: bool,
     no_free_text: bool,
+    version: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    statuses: tuple[str, ...],
 ) -> None:
-    """One row per response; respondents are pseudonyms, never addresses (docs/results.md)."""
+    """One row per response; respondents are pseudonyms, never addresses (docs/results.md).
+    Days are the city's ([pushes] timezone), the day a response began."""
+    try:
+        wanted = ResultsFilter(
+            survey_id,
+            version=version,
+            since=since.date() if since else None,
+            until=until.date() if until else None,
+            statuses=statuses,
+            include_simulated=include_simulator,
+        )
+    except FilterError as exc:
+        raise click.UsageError(str(exc)) from None
     with runtime(config) as rt:
         results = Results(rt.service, config)
-        wanted = ResultsFilter(survey_id, include_simulated=include_simulator)
         try:
             chunks = results.export(wanted, fmt, free_text=not no_free_text)
         except LookupError as exc:

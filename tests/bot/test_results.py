@@ -649,3 +649,18 @@ def test_a_large_export_is_sent_in_pieces_as_it_is_read() -> None:
     assert first.count(b"\n") == 501
     assert len(read) == 500  # the rest is not read yet
     assert b"".join([first, *pieces]).count(b"\n") == 1201
+
+
+def test_the_command_line_takes_the_same_filter(answers: Answers, db_url: str) -> None:
+    args = ["results", "export", SLUG, "--format", "jsonl", "--from", "2026-12-03"]
+    result = voxpop(db_url, *args, "--to", "2026-12-04", "--status", "completed")
+    assert result.exit_code == 0, result.output
+    wanted = ResultsFilter(
+        SLUG, since=date(2026, 12, 3), until=date(2026, 12, 4), statuses=("completed",)
+    )
+    assert result.stdout_bytes == b"".join(answers.results.export(wanted, "jsonl", free_text=True))
+    assert len(result.stdout_bytes.splitlines()) == 8  # west and east's seven completed
+    wrong = voxpop(db_url, *args, "--to", "2026-12-01")
+    assert wrong.exit_code == 2
+    assert "the first day is after the last day" in wrong.stderr
+    assert voxpop(db_url, "results", "export", SLUG, "--survey-version", "3").exit_code == 1
