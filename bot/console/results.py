@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, Final
 
 from flask import Blueprint, Response, abort, jsonify, render_template, request, stream_with_context
@@ -52,6 +53,9 @@ ORDER_LABELS: Final = {"file": "As in the consultation file", "count": "Most cho
 FORMAT_LABELS: Final = {"csv": "CSV", "jsonl": "JSON Lines", "xlsx": "Excel (XLSX)"}
 #: The data attribute's key for "skipped" (a choice id is never empty).
 SKIPPED_KEY: Final = ""
+#: Chart.js, vendored with the design system (bot/console/static/vendor/README.md). Until
+#: it is there, the page shows its tables alone (every number is in them anyway).
+CHART_JS: Final = Path(__file__).parent / "static" / "vendor" / "chartjs" / "chart.umd.min.js"
 
 
 def _results() -> Results:
@@ -185,6 +189,7 @@ def consultation(slug: str) -> ResponseReturnValue:
         chart=chart_data,
         key_of=key_of,
         poll_seconds=POLL_SECONDS,
+        charts=CHART_JS.is_file(),
         minimum=results.minimum,
     )
 
