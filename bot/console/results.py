@@ -141,10 +141,10 @@ def read_filter(slug: str, args: MultiDict[str, str], versions: tuple[int, ...])
 
 def _consultation(slug: str) -> tuple[int, ...]:
     """The versions of ``slug``; 404 when no such consultation is loaded."""
-    for found in _results().consultations():
-        if found.slug == slug:
-            return found.versions
-    abort(404)
+    try:
+        return _results().versions(slug)
+    except LookupError:
+        abort(404)
 
 
 @bp.get("/results")

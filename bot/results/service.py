@@ -205,6 +205,14 @@ class Results:
                 )
             return found
 
+    def versions(self, slug: str) -> tuple[int, ...]:
+        """The stored versions of ``slug``, oldest first; :class:`LookupError` if none."""
+        with transaction(self._sessions, read_only=True) as s:
+            found = tuple(row.version for row in repo.all_versions(s, slug))
+        if not found:
+            raise LookupError(f"no survey {slug!r} is loaded")
+        return found
+
     def simulator_runs(self, slug: str) -> int:
         """How many of the consultation's responses are staff's test runs in the simulator."""
         with transaction(self._sessions, read_only=True) as s:
