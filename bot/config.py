@@ -143,6 +143,13 @@ class PushesConfig:
 
 
 @dataclass(frozen=True)
+class ResultsConfig:
+    #: Results broken down by channel, language or a contact attribute merge groups of fewer
+    #: people than this into "other (small groups)", so nobody can be singled out.
+    min_group_size: int = 5
+
+
+@dataclass(frozen=True)
 class SchedulerConfig:
     #: How often the scheduler looks for due invitations, reminders and idle sessions.
     tick_seconds: float = 15.0
@@ -358,6 +365,7 @@ class Config:
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
     contacts: ContactsConfig = field(default_factory=ContactsConfig)
     pushes: PushesConfig = field(default_factory=PushesConfig)
+    results: ResultsConfig = field(default_factory=ResultsConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     surveys: SurveysConfig = field(default_factory=SurveysConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
@@ -415,6 +423,10 @@ def channel_problems(config: Config) -> list[str]:
     problems += [
         f"{name} must be above 0, got {rate:g}" for name, rate in rates.items() if rate <= 0
     ]
+    if config.results.min_group_size < 1:
+        problems.append(
+            f"[results] min_group_size must be 1 or more, got {config.results.min_group_size}"
+        )
     if (telegram.enabled or twilio.enabled) and not config.server.public_url:
         problems.append(
             "[server] public_url is required with a real channel (providers call it, and "

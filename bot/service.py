@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -635,6 +635,10 @@ class Service:
         """The survey version a session answers."""
         return self._catalog.version(s, session.survey_id)
 
+    def survey_version(self, s: Session, row_id: int) -> Survey:
+        """The survey version stored as ``row_id`` (parsed once for the process)."""
+        return self._catalog.version(s, row_id)
+
     def survey_slug_of(self, s: Session, session: SessionRow) -> str:
         """The survey id a session answers (whatever its version)."""
         return self._catalog.version(s, session.survey_id).id
@@ -943,65 +947,6 @@ class Service:
                 (row, self._catalog.version(s, row.id), *repo.count_by_origin(s, row.slug))
                 for row in repo.latest_surveys(s)
             ]
-
-    # --- results ----------------------------------------------------------------------------
-
-    def export_records(
-        self, slug: str, *, include_simulated: bool = False, free_text: bool = True
-    ) -> Iterator[dict[str, Any]]:
-        """One record per response, in the documented export shape (docs/results.md);
-        without ``free_text``, the answers to text questions are left out."""
-        with transaction(self._sessions, read_only=True) as s:
-            self._catalog.current_row(s, slug)
-            versions = {row.id: row.version for row in repo.all_versions(s, slug)}
-            left_out = set() if free_text else self._free_text_questions(s, slug)
-            for row, answers in repo.iter_responses(
-                s, slug, include_partial=True, include_simulated=include_simulated
-            ):
-                yield {
-                    "response_id": row.id,
-                    "survey_version": versions[row.survey_id],
-                    "respondent": row.respondent,
-                    "channel": row.channel,
-                    "language": row.language,
-                    "status": "partial" if row.status == "active" else row.status,
-                    "started_at": _iso(row.started_at),
-                    "completed_at": _iso(row.completed_at),
-                    "simulated": row.simulated,
-                    "answers": {
-                        a.question_id: a.value for a in answers if a.question_id not in left_out
-                    },
-                }
-
-    def simulator_runs(self, slug: str) -> int:
-        """How many of the survey's sessions are staff test runs in the simulator."""
-        with transaction(self._sessions, read_only=True) as s:
-            return repo.count_by_origin(s, slug)[1]
-
-    def export_questions(self, slug: str, *, free_text: bool = True) -> list[str]:
-        """Question ids for CSV columns: the latest version's order, then retired ones;
-        without ``free_text``, no text question."""
-        with transaction(self._sessions, read_only=True) as s:
-            rows = repo.all_versions(s, slug)
-            if not rows:
-                raise LookupError(f"no survey {slug!r} is loaded")
-            left_out = set() if free_text else self._free_text_questions(s, slug)
-            ids: list[str] = []
-            for row in reversed(rows):
-                for q in self._catalog.version(s, row.id).questions:
-                    if q.id not in ids and q.id not in left_out:
-                        ids.append(q.id)
-            return ids
-
-    def _free_text_questions(self, s: Session, slug: str) -> set[str]:
-        """Question ids that are free text in any version of ``slug`` (what people typed,
-        which can name them: docs/results.md)."""
-        return {
-            q.id
-            for row in repo.all_versions(s, slug)
-            for q in self._catalog.version(s, row.id).questions
-            if q.free_text
-        }
 
     def transcript(
         self, address: Address, *, simulated: bool = False, limit: int = 500

@@ -70,6 +70,7 @@ __all__ = [
     "init_setting",
     "insert_inbound",
     "insert_session",
+    "is_response",
     "iter_responses",
     "last_keyboard",
     "last_survey_of",
@@ -769,7 +770,7 @@ def answers_of(s: Session, session_id: int) -> list[AnswerRow]:
     )
 
 
-def _answered() -> ColumnElement[bool]:
+def is_response() -> ColumnElement[bool]:
     """A session is a response once a question is answered (an invitation nobody answered
     is not one) or it is completed."""
     return or_(
@@ -782,7 +783,7 @@ def _responses(
     slug: str, include_partial: bool, include_simulated: bool = False
 ) -> Sequence[ColumnElement[bool]]:
     where = [SurveyRow.slug == slug]
-    where.append(_answered() if include_partial else SessionRow.status == "completed")
+    where.append(is_response() if include_partial else SessionRow.status == "completed")
     if not include_simulated:
         where.append(SessionRow.simulated.is_(False))
     return where
@@ -805,7 +806,7 @@ def count_by_origin(s: Session, survey_slug: str) -> tuple[int, int]:
     stmt = (
         select(SessionRow.simulated, func.count(SessionRow.id))
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
-        .where(SurveyRow.slug == survey_slug, _answered())
+        .where(SurveyRow.slug == survey_slug, is_response())
         .group_by(SessionRow.simulated)
     )
     counts = {bool(simulated): int(n) for simulated, n in s.execute(stmt)}

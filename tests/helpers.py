@@ -9,6 +9,10 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine, select
 
 from bot.cli.main import main
+from bot.config import Config
+from bot.results.filters import ResultsFilter
+from bot.results.service import Results
+from bot.service import Service
 from storage.models import Base
 
 
@@ -32,3 +36,11 @@ def snapshot(engine: Engine) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]
             rows = conn.execute(select(table)).mappings()
             tables[table.name] = {tuple(r[k] for k in key): dict(r) for r in rows}
     return tables
+
+
+def export_records(
+    service: Service, slug: str, *, include_simulated: bool = False
+) -> list[dict[str, Any]]:
+    """The export records of ``slug`` (docs/results.md), free text included."""
+    wanted = ResultsFilter(slug, include_simulated=include_simulated)
+    return list(Results(service, Config()).records(wanted, free_text=True))

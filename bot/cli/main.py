@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import functools
-import json
 import logging
 import signal
 import sqlite3
 import sys
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -36,6 +33,9 @@ from bot.conversation.engine import ask
 from bot.delivery.dispatcher import DispatcherThread
 from bot.pushes.scheduler import Scheduler
 from bot.pushes.service import Pushes
+from bot.results.export import FORMATS
+from bot.results.filters import STATUSES, FilterError, ResultsFilter
+from bot.results.service import Results
 from bot.runtime import configure_logging
 from bot.service import Outgoing, read_survey_sources
 from bot.web.storable import storable_message
@@ -357,9 +357,7 @@ def results() -> None:
 
 @results.command("export")
 @click.argument("survey_id")
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="File (default: stdout).")
 @click.option(
     "--include-simulator",
@@ -371,6 +369,16 @@ def results() -> None:
     is_flag=True,
     help="Leave out the answers to text questions: what people typed can name them.",
 )
+@click.option("--survey-version", "version", type=click.IntRange(min=1), help="Only this version.")
+@click.option("--from", "since", type=click.DateTime(["%Y-%m-%d"]), help="First day (YYYY-MM-DD).")
+@click.option("--to", "until", type=click.DateTime(["%Y-%m-%d"]), help="Last day, inclusive.")
+@click.option(
+    "--status",
+    "statuses",
+    type=click.Choice(STATUSES),
+    multiple=True,
+    help="Only responses with this status (repeat for several).",
+)
 @click.pass_obj
 def results_export(
     config: Config,
@@ -379,88 +387,47 @@ def results_export(
     out: str | None,
     include_simulator: bool,
     no_free_text: bool,
+    version: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    statuses: tuple[str, ...],
 ) -> None:
-    """One row per response; respondents are pseudonyms, never addresses (docs/results.md)."""
-    free_text = not no_free_text
+    """One row per response; respondents are pseudonyms, never addresses (docs/results.md).
+    Days are the city's ([pushes] timezone), the day a response began."""
+    try:
+        wanted = ResultsFilter(
+            survey_id,
+            version=version,
+            since=since.date() if since else None,
+            until=until.date() if until else None,
+            statuses=statuses,
+            include_simulated=include_simulator,
+        )
+    except FilterError as exc:
+        raise click.UsageError(str(exc)) from None
     with runtime(config) as rt:
+        results = Results(rt.service, config)
         try:
-            questions = rt.service.export_questions(survey_id, free_text=free_text)
+            chunks = results.export(wanted, fmt, free_text=not no_free_text)
         except LookupError as exc:
             raise click.ClickException(str(exc.args[0])) from exc
+        if fmt == "xlsx" and out is None and sys.stdout.isatty():
+            raise click.ClickException("an XLSX file is not for a terminal: add --out FILE")
         try:
-            target = open(out, "w", encoding="utf-8", newline="") if out else _stdout()  # noqa: SIM115
+            # "-" is standard output, which stays open after the file is written.
+            target = click.open_file(out or "-", "wb")
         except OSError as exc:
             raise click.ClickException(f"cannot write {out}: {exc.strerror}") from exc
-        stream: TextIO
         with target as stream:
-            records = rt.service.export_records(
-                survey_id, include_simulated=include_simulator, free_text=free_text
-            )
-            if fmt == "jsonl":
-                for record in records:
-                    stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-            else:
-                write_csv(stream, questions, records)
-        left_out = 0 if include_simulator else rt.service.simulator_runs(survey_id)
+            for chunk in chunks:
+                stream.write(chunk)
+        left_out = 0 if include_simulator else results.simulator_runs(survey_id)
         if left_out:
             click.echo(
                 f"note: {left_out} simulator conversation(s) left out "
                 "(add --include-simulator to export them)",
                 err=True,
             )
-
-
-@contextmanager
-def _stdout() -> Iterator[TextIO]:
-    yield sys.stdout
-
-
-RECORD_COLUMNS = (
-    "response_id",
-    "survey_version",
-    "respondent",
-    "channel",
-    "language",
-    "status",
-    "started_at",
-    "completed_at",
-    "simulated",
-)
-
-
-def write_csv(stream: TextIO, questions: list[str], records: Iterator[dict[str, Any]]) -> None:
-    """The JSONL records flattened: one column per question, multi joined with ``;``."""
-    writer = csv.writer(stream)
-    writer.writerow([*RECORD_COLUMNS, *questions])
-    for record in records:
-        answers = record["answers"]
-        writer.writerow(
-            [csv_value(record[c]) for c in RECORD_COLUMNS]
-            + [csv_value(answers.get(q)) for q in questions]
-        )
-
-
-#: A cell starting with one of these is a formula to a spreadsheet (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_value(value: Any) -> str:
-    r"""One CSV cell; citizens' text can never run as a spreadsheet formula.
-
-    >>> csv_value(["a", "b"]), csv_value(True), csv_value(None), csv_value(2.5), csv_value(-3)
-    ('a;b', 'true', '', '2.5', '-3')
-    >>> csv_value('=HYPERLINK("http://x")')
-    '\'=HYPERLINK("http://x")'
-    """
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return str(value)
 
 
 # --- serve ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from bot.service import Service
 from messages import Address, InboundMessage
 from storage.repo import SIMULATOR_SPACE
-from tests.helpers import snapshot
+from tests.helpers import export_records, snapshot
 
 from .conftest import NOW
 
@@ -62,7 +62,7 @@ def a_real_citizen(service: Service, address: Address) -> None:
 
 def exports(service: Service, *, include_simulated: bool = False) -> list[list[dict[str, Any]]]:
     return [
-        list(service.export_records(slug, include_simulated=include_simulated))
+        export_records(service, slug, include_simulated=include_simulated)
         for slug in ("central-park", "street-lighting")
     ]
 

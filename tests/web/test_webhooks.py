@@ -32,6 +32,7 @@ from bot.web.webhooks import TWILIO_MAX_BODY, TWILIO_MAX_FIELDS, TWIML_EMPTY
 from storage import repo
 from storage.db import transaction
 from storage.models import Base, Message
+from tests.helpers import export_records
 from tests.web.conftest import NOW, fixed_clock
 
 FIXTURES = Path(__file__).parents[1] / "channels" / "fixtures"
@@ -167,7 +168,7 @@ def replies(db: sessionmaker[Session], after: int = 0) -> list[str]:
 
 
 def answers(service: Service) -> dict[str, Any]:
-    (record,) = service.export_records("central-park")
+    (record,) = export_records(service, "central-park")
     result: dict[str, Any] = record["answers"]
     return result
 

@@ -1,0 +1,152 @@
+"""The Results pages in Chromium: an analyst and an editor sign in, read a consultation's
+results (charts drawn beside their tables), watch a count change when a new answer
+arrives, download each format, and the page passes the accessibility scan."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+from flask import Flask
+from playwright.sync_api import Page, expect
+
+from bot.console.access import Role
+from bot.service import Service
+from tests.console.results_support import (
+    IDEA,
+    NEVER,
+    answer,
+    axe_check,
+    five_weekly_and_a_never,
+    screenshot,
+    sms,
+)
+from tests.staff import PASSWORD, add_staff
+
+pytestmark = pytest.mark.browser
+CHARTS = Path(__file__).resolve().parents[2] / "bot/console/static/vendor/chartjs/chart.umd.min.js"
+#: Long enough for a poll of the page's live numbers (every 5 s) on a busy machine.
+LIVE_MS = 20_000
+
+
+@pytest.fixture
+def answered(service: Service) -> Service:
+    five_weekly_and_a_never(service)
+    return service
+
+
+def sign_in(page: Page, app: Flask, role: Role) -> None:
+    staff = add_staff(app, role)
+    page.goto("/login")
+    page.get_by_label("Email").fill(staff.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def open_results(page: Page) -> None:
+    page.goto("/results")
+    page.get_by_role("link", name="Central Park").click()
+    expect(page.get_by_role("heading", name="Central Park", level=1)).to_be_visible()
+
+
+def test_an_analyst_reads_the_results_and_sees_them_change(
+    page: Page, app: Flask, answered: Service
+) -> None:
+    sign_in(page, app, Role.ANALYST)
+    open_results(page)
+    visits = page.locator("#question-visits")
+    row = visits.get_by_role("row", name="Every week")
+    expect(row).to_contain_text("5")
+    expect(row).to_contain_text("83.3%")
+    # Free text is not for analysts.
+    withheld = page.get_by_text("What people typed is shown to editors and admins only")
+    expect(withheld.first).to_be_visible()
+    expect(page.get_by_text(IDEA)).to_have_count(0)
+    axe_check(page)
+    screenshot(page, "results")
+
+    # A citizen answers while the page is open: the counts follow, without a reload.
+    answer(answered, sms(70), NEVER[:2])
+    expect(page.locator('[data-live="responses"]')).to_have_text("7", timeout=LIVE_MS)
+    never = visits.get_by_role("row", name="Never")
+    expect(never).to_contain_text("28.6%", timeout=LIVE_MS)
+
+
+@pytest.mark.skipif(not CHARTS.exists(), reason="Chart.js is not vendored yet (design work)")
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_each_chart_is_drawn_beside_its_table_and_follows_it(
+    page: Page, app: Flask, answered: Service
+) -> None:
+    sign_in(page, app, Role.ANALYST)
+    open_results(page)
+    canvas = page.locator("#question-visits canvas")
+    expect(canvas).to_be_visible()
+    data = "c => window.Chart.getChart(c).data.datasets[0].data"
+    assert canvas.evaluate(data) == [5, 0, 0, 1]  # every week, every month, rarely, never
+    answer(answered, sms(71), NEVER[:2])
+    expect(page.locator('[data-live="responses"]')).to_have_text("7", timeout=LIVE_MS)
+    assert canvas.evaluate(data) == [5, 0, 0, 2]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_analyst_downloads_each_format_without_free_text(
+    page: Page, app: Flask, answered: Service
+) -> None:
+    sign_in(page, app, Role.ANALYST)
+    open_results(page)
+    for label, check in (
+        ("CSV", lambda data: data.decode().count("\n") == 7),
+        ("JSON Lines", lambda data: len([json.loads(x) for x in data.splitlines()]) == 6),
+        ("Excel (XLSX)", lambda data: _sheet_rows(data) == 7),
+    ):
+        with page.expect_download() as info:
+            page.get_by_role("link", name=f"{label}, without free text").click()
+        download = info.value
+        path = download.path()
+        data = path.read_bytes()
+        assert check(data), label
+        assert IDEA.encode() not in data
+        assert download.suggested_filename.startswith("central-park-results-no-free-text.")
+    expect(page.get_by_role("link", name="with free text")).to_have_count(0)
+
+
+def _sheet_rows(data: bytes) -> int:
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    rows = book["responses"].max_row
+    book.close()
+    return rows
+
+
+def test_an_editor_reads_the_free_text_breaks_down_and_downloads_it(
+    page: Page, app: Flask, answered: Service
+) -> None:
+    sign_in(page, app, Role.EDITOR)
+    open_results(page)
+    # A breakdown by channel: one person on Telegram cannot be shown apart.
+    page.get_by_label("Break down by").select_option(label="Channel")
+    page.get_by_role("button", name="Show results").click()
+    table = page.locator("#question-visits table.voxpop-results-breakdown")
+    expect(table).to_contain_text("Other (small groups)")
+    expect(table).not_to_contain_text("telegram")
+    axe_check(page)
+    screenshot(page, "results-breakdown")
+
+    with page.expect_download() as info:
+        page.get_by_role("link", name="CSV, with free text").click()
+    assert info.value.path().read_bytes().decode().count(IDEA) == 5
+
+    page.get_by_role("link", name="Read and search the 5 answers").click()
+    expect(page.get_by_role("heading", name="One idea to make the park better?")).to_be_visible()
+    expect(page.get_by_role("cell", name=IDEA)).to_have_count(5)
+    page.get_by_label("Search the answers").fill("bench")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#answers-count")).to_have_text("5 answers contain “bench”.")
+    page.get_by_label("Search the answers").fill("swings")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#answers-count")).to_have_text("0 answers contain “swings”.")
+    axe_check(page)
+    screenshot(page, "results-answers")
