@@ -769,7 +769,7 @@ def answers_of(s: Session, session_id: int) -> list[AnswerRow]:
     )
 
 
-def _answered() -> ColumnElement[bool]:
+def answered_clause() -> ColumnElement[bool]:
     """A session is a response once a question is answered (an invitation nobody answered
     is not one) or it is completed."""
     return or_(
@@ -782,7 +782,7 @@ def _responses(
     slug: str, include_partial: bool, include_simulated: bool = False
 ) -> Sequence[ColumnElement[bool]]:
     where = [SurveyRow.slug == slug]
-    where.append(_answered() if include_partial else SessionRow.status == "completed")
+    where.append(answered_clause() if include_partial else SessionRow.status == "completed")
     if not include_simulated:
         where.append(SessionRow.simulated.is_(False))
     return where
@@ -805,7 +805,7 @@ def count_by_origin(s: Session, survey_slug: str) -> tuple[int, int]:
     stmt = (
         select(SessionRow.simulated, func.count(SessionRow.id))
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
-        .where(SurveyRow.slug == survey_slug, _answered())
+        .where(SurveyRow.slug == survey_slug, answered_clause())
         .group_by(SessionRow.simulated)
     )
     counts = {bool(simulated): int(n) for simulated, n in s.execute(stmt)}
