@@ -11,16 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from bot.cli.common import runtime
 from bot.cli.push import parse_at, parse_rate, show_plan
 from bot.config import Config
-from bot.consultations.outcome import check_outcome, plan_outcome, publish_outcome
+from bot.consultations.outcome import (
+    check_outcome,
+    plan_outcome,
+    publish_outcome,
+    published_outcomes,
+)
 from bot.pushes.quiet import QuietHoursError, zone_of
 from bot.pushes.service import PushError, Pushes, PushSpec
 from storage.db import transaction
-from storage.models import OutcomeRow
 
 
 @click.group()
@@ -109,11 +112,8 @@ def outcome_publish(
 @click.pass_obj
 def outcome_list(config: Config, survey_id: str | None) -> None:
     """The outcomes published, newest first."""
-    with runtime(config) as rt, transaction(rt.sessions, read_only=True) as s:
-        stmt = select(OutcomeRow).order_by(OutcomeRow.published_at.desc(), OutcomeRow.id.desc())
-        if survey_id:
-            stmt = stmt.where(OutcomeRow.survey_slug == survey_id)
-        rows = s.scalars(stmt).all()
+    with runtime(config) as rt:
+        rows = published_outcomes(rt.service, survey_id)
         if not rows:
             click.echo("no outcome published yet")
             return

@@ -27,7 +27,7 @@ from channels import sms
 from channels.registry import renderer
 from messages import Address, OutboundMessage
 from storage.db import transaction
-from storage.models import Contact
+from storage.models import Contact, OutcomeRow
 from storage.pushes import contacts_who
 from surveys.model import Survey
 from surveys.outcomes import Outcome, OutcomeReport, parse_outcome
@@ -42,6 +42,7 @@ __all__ = [
     "participant_values",
     "plan_outcome",
     "publish_outcome",
+    "published_outcomes",
 ]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -166,6 +167,17 @@ def participant_values(service: Service, slug: str, by: str) -> dict[str, int]:
                 if value not in (None, ""):
                     counts[str(value)] += 1
         return dict(counts.most_common())
+
+
+def published_outcomes(service: Service, slug: str | None = None) -> list[OutcomeRow]:
+    """The outcomes published (of ``slug``, or all), newest first."""
+    with transaction(service.sessions, read_only=True) as s:
+        stmt = select(OutcomeRow).order_by(OutcomeRow.published_at.desc(), OutcomeRow.id.desc())
+        if slug:
+            stmt = stmt.where(OutcomeRow.survey_slug == slug)
+        rows = list(s.scalars(stmt))
+        s.expunge_all()
+        return rows
 
 
 def _string(text: str) -> str:
