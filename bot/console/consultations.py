@@ -15,12 +15,12 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import HiddenField, TextAreaField
 
+from bot.console.access import Role, audit, current_staff, requires
+from bot.console.context import console
 from bot.consultations.checking import check_text, normalise_source
 from bot.consultations.manage import consultation, consultations, load_text
 from bot.consultations.preview import PREVIEW_CHANNELS, previews
 from bot.consultations.pricing import sms_prices
-from bot.console.access import Role, audit, current_staff, requires
-from bot.console.context import console
 from safetext import clean_text
 from surveys.validate import Problem, ValidationReport
 
@@ -70,12 +70,16 @@ def new() -> ResponseReturnValue:
         slug = request.args.get("from", "")
         if slug:
             try:
-                form.source.data = consultation(ctx.service, slug, ctx.config.pushes.timezone).source
+                form.source.data = consultation(
+                    ctx.service, slug, ctx.config.pushes.timezone
+                ).source
             except LookupError:
                 abort(404)
             form.name.data = f"{slug}.toml"
         return _editor(form, None)
     if not form.validate_on_submit():
+        # An expired form: keep what was typed, and say what to do.
+        form.source.errors = ["The page had expired: press Check again"]
         return _editor(form, None, status=400)
     text, name = _submitted(form)
     if text is None:
@@ -133,7 +137,9 @@ def close(slug: str) -> ResponseReturnValue:
         flash(f"{found.summary.title} is closed: nobody more is invited or reminded.")
         return redirect(url_for("consultations.detail", slug=slug))
     status = 400 if request.method == "POST" else 200
-    return render_template("console/consultations/close.html", summary=found.summary, form=form), status
+    return render_template(
+        "console/consultations/close.html", summary=found.summary, form=form
+    ), status
 
 
 def _submitted(form: SourceForm) -> tuple[str | None, str]:
@@ -149,7 +155,9 @@ def _submitted(form: SourceForm) -> tuple[str | None, str]:
         try:
             return normalise_source(clean_text(data.decode("utf-8-sig"))), name
         except UnicodeDecodeError:
-            form.upload.errors = ["The file is not UTF-8 text: save it as UTF-8 and upload it again"]
+            form.upload.errors = [
+                "The file is not UTF-8 text: save it as UTF-8 and upload it again"
+            ]
             return None, name
     text = normalise_source(clean_text(form.source.data or ""))
     if not text.strip():
@@ -162,7 +170,9 @@ def _submitted(form: SourceForm) -> tuple[str | None, str]:
     return text, name
 
 
-def _editor(form: SourceForm, report: ValidationReport | None, status: int = 200) -> ResponseReturnValue:
+def _editor(
+    form: SourceForm, report: ValidationReport | None, status: int = 200
+) -> ResponseReturnValue:
     text = form.source.data or ""
     lines: list[SourceLine] = []
     general: list[Problem] = []

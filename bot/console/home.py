@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 
-from bot.consultations.home import home
 from bot.console.access import Role, requires
 from bot.console.context import console
+from bot.consultations.home import home
 
 bp = Blueprint("home", __name__)
 

@@ -14,6 +14,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
+from bot.console.access import Role, audit, current_staff, requires
+from bot.console.context import console
 from bot.consultations.outcome import (
     OutcomeCheck,
     Planned,
@@ -25,8 +27,6 @@ from bot.consultations.outcome import (
     published_outcomes,
 )
 from bot.consultations.preview import PREVIEW_CHANNELS
-from bot.console.access import Role, audit, current_staff, requires
-from bot.console.context import console
 from bot.pushes.service import PushError, PushSpec
 from safetext import clean_text
 from storage.db import transaction
@@ -77,23 +77,50 @@ def compose(slug: str) -> ResponseReturnValue:
     action = request.form.get("action", "check")
     groups = _groups(slug, composed.by)
     if action == "groups" or composed.empty:
-        errors = {} if action == "groups" else {"text": "Write what the city decided in at least one language"}
+        errors = (
+            {}
+            if action == "groups"
+            else {"text": "Write what the city decided in at least one language"}
+        )
         status = 200 if action == "groups" else 400
-        return _page(survey, form, composed, groups=groups, errors=errors, published=published, status=status)
-    source = outcome_source(slug, composed.texts, composed.by if composed.groups else "", composed.groups)
+        return _page(
+            survey, form, composed, groups=groups, errors=errors, published=published, status=status
+        )
+    source = outcome_source(
+        slug, composed.texts, composed.by if composed.groups else "", composed.groups
+    )
     checked = check_outcome(survey, source.encode(), "outcome")
     if checked.outcome is None:
         errors = {"text": "; ".join(p.message for p in checked.report.errors)}
-        return _page(survey, form, composed, groups=groups, errors=errors, checked=checked, published=published, status=400)
+        return _page(
+            survey,
+            form,
+            composed,
+            groups=groups,
+            errors=errors,
+            checked=checked,
+            published=published,
+            status=400,
+        )
     staff = current_staff()
     base = PushSpec(survey=slug, at=ctx.pushes.now(), created_by=f"staff:{staff.email}")
     try:
         planned = plan_outcome(ctx.pushes, checked.outcome, base)
     except PushError as exc:
         errors = {"text": str(exc)}
-        return _page(survey, form, composed, groups=groups, errors=errors, published=published, status=400)
+        return _page(
+            survey, form, composed, groups=groups, errors=errors, published=published, status=400
+        )
     if action != "publish":
-        return _page(survey, form, composed, groups=groups, checked=checked, planned=planned, published=published)
+        return _page(
+            survey,
+            form,
+            composed,
+            groups=groups,
+            checked=checked,
+            planned=planned,
+            published=published,
+        )
     done = publish_outcome(ctx.pushes, ctx.service, checked.outcome, checked.source, planned)
     recipients = planned.preview.recipients
     audit(
@@ -103,8 +130,6 @@ def compose(slug: str) -> ResponseReturnValue:
         push=done.push_id,
         recipients=recipients,
     )
-    if ctx.on_outbox is not None:
-        ctx.on_outbox()
     flash(
         f"The outcome is published: push {done.push_id} sends it to {recipients} "
         f"{'person' if recipients == 1 else 'people'} who took part."
