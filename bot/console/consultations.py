@@ -97,7 +97,7 @@ def new() -> ResponseReturnValue:
             version=loaded.version,
             outcome=loaded.outcome,
         )
-        flash(_loaded_message(loaded.survey.id, loaded.version, loaded.outcome))
+        flash(_loaded_message(loaded.survey.id, loaded.version, loaded.outcome), "success")
         return redirect(url_for("consultations.detail", slug=loaded.survey.id))
     report = check_text(text, name, ctx.service.loaded_keywords)
     return _editor(form, report)
@@ -134,7 +134,7 @@ def close(slug: str) -> ResponseReturnValue:
         now = ctx.service.now()
         versions = ctx.service.close_survey(slug, now, f"staff:{current_staff().email}")
         audit("consultation closed", slug, at=now.isoformat(), versions=versions)
-        flash(f"{found.summary.title} is closed: nobody more is invited or reminded.")
+        flash(f"{found.summary.title} is closed: nobody more is invited or reminded.", "success")
         return redirect(url_for("consultations.detail", slug=slug))
     status = 400 if request.method == "POST" else 200
     return render_template(

@@ -132,7 +132,8 @@ def compose(slug: str) -> ResponseReturnValue:
     )
     flash(
         f"The outcome is published: push {done.push_id} sends it to {recipients} "
-        f"{'person' if recipients == 1 else 'people'} who took part."
+        f"{'person' if recipients == 1 else 'people'} who took part.",
+        "success",
     )
     return redirect(url_for("outcomes.compose", slug=slug))
 
