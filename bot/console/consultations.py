@@ -87,7 +87,7 @@ def new() -> ResponseReturnValue:
     form.source.data, form.name.data = text, name
     if request.form.get("action") == "load":
         staff = current_staff()
-        loading = load_text(ctx.service, text, name, f"staff:{staff.email}")
+        loading = load_text(ctx.service, text, name, staff.actor)
         if loading.loaded is None:
             return _editor(form, loading.report, status=400)
         loaded = loading.loaded
@@ -132,7 +132,7 @@ def close(slug: str) -> ResponseReturnValue:
     form = ConfirmForm()
     if request.method == "POST" and form.validate_on_submit():
         now = ctx.service.now()
-        versions = ctx.service.close_survey(slug, now, f"staff:{current_staff().email}")
+        versions = ctx.service.close_survey(slug, now, current_staff().actor)
         audit("consultation closed", slug, at=now.isoformat(), versions=versions)
         flash(f"{found.summary.title} is closed: nobody more is invited or reminded.", "success")
         return redirect(url_for("consultations.detail", slug=slug))

@@ -7,13 +7,15 @@ from flask.typing import ResponseReturnValue
 
 from bot.console.access import Role, requires
 from bot.console.context import console
-from bot.consultations.home import home
+from bot.consultations import home as running
 
-bp = Blueprint("home", __name__)
+bp = Blueprint("console_home", __name__)
 
 
 @bp.get("/")
 @requires(Role.ANALYST)
-def index() -> ResponseReturnValue:
+def home() -> ResponseReturnValue:
     ctx = console()
-    return render_template("console/home.html", home=home(ctx.service, ctx.config.pushes.timezone))
+    return render_template(
+        "console/home.html", home=running.home(ctx.service, ctx.config.pushes.timezone)
+    )

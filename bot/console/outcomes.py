@@ -103,7 +103,7 @@ def compose(slug: str) -> ResponseReturnValue:
             status=400,
         )
     staff = current_staff()
-    base = PushSpec(survey=slug, at=ctx.pushes.now(), created_by=f"staff:{staff.email}")
+    base = PushSpec(survey=slug, at=ctx.pushes.now(), created_by=staff.actor)
     try:
         planned = plan_outcome(ctx.pushes, checked.outcome, base)
     except PushError as exc:
