@@ -32,7 +32,7 @@ MAX_SOURCE = 200_000
 TYPED_NAME = "consultation.toml"
 
 
-class SourceForm(FlaskForm):
+class SourceForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF has no types
     """A consultation file, uploaded or typed; ``name`` keeps the uploaded file's name."""
 
     upload = FileField("Upload a consultation file")
@@ -40,7 +40,7 @@ class SourceForm(FlaskForm):
     name = HiddenField()
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(FlaskForm):  # type: ignore[misc]
     """A button that changes something: only its CSRF token."""
 
 
@@ -146,7 +146,7 @@ def _submitted(form: SourceForm) -> tuple[str | None, str]:
     """The text to check: the uploaded file's if one was chosen, else the text area's; None
     (with the problem next to the field) when it cannot be read."""
     upload = form.upload.data
-    if upload is not None and getattr(upload, "filename", ""):
+    if upload is not None and getattr(upload, "filename", None):
         name = clean_text(str(upload.filename), 200).rsplit("/", 1)[-1] or TYPED_NAME
         data = upload.read(MAX_SOURCE + 1)
         if len(data) > MAX_SOURCE:

@@ -8,6 +8,7 @@ publish`` does with a file: the same check, plan and publish functions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -30,6 +31,7 @@ from bot.consultations.preview import PREVIEW_CHANNELS
 from bot.pushes.service import PushError, PushSpec
 from safetext import clean_text
 from storage.db import transaction
+from storage.models import OutcomeRow
 from surveys.model import Survey
 
 bp = Blueprint("outcomes", __name__, url_prefix="/consultations")
@@ -40,7 +42,7 @@ MAX_TEXT = 2000
 MAX_GROUPS = 30
 
 
-class OutcomeForm(FlaskForm):
+class OutcomeForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF has no types
     """CSRF only: the fields depend on the consultation's languages and the groups."""
 
 
@@ -91,7 +93,9 @@ def compose(slug: str) -> ResponseReturnValue:
     )
     checked = check_outcome(survey, source.encode(), "outcome")
     if checked.outcome is None:
-        errors = {"text": "; ".join(p.message for p in checked.report.errors)}
+        errors = {
+            "text": "; ".join(p.message for p in checked.report.problems if p.severity == "error")
+        }
         return _page(
             survey,
             form,
@@ -179,7 +183,7 @@ def _page(
     errors: dict[str, str] | None = None,
     checked: OutcomeCheck | None = None,
     planned: Planned | None = None,
-    published: list[object] | None = None,
+    published: Sequence[OutcomeRow] = (),
     status: int = 200,
 ) -> ResponseReturnValue:
     shown_groups = list(groups or [])
@@ -198,5 +202,5 @@ def _page(
         checked=checked,
         planned=planned,
         channels=PREVIEW_CHANNELS,
-        published=published or [],
+        published=published,
     ), status
