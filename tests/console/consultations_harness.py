@@ -32,20 +32,31 @@ NOW = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
 SCREENSHOTS_DIR = Path(__file__).resolve().parents[2] / "docs" / "console"
 
 
-def fixed_clock() -> datetime:
-    return NOW
+class Clock:
+    """The app's clock, at :data:`NOW` until a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 @pytest.fixture
-def service(db: sessionmaker[Session]) -> Service:
-    service = Service(db, clock=fixed_clock, pseudonym_key="test-key")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def service(db: sessionmaker[Session], clock: Clock) -> Service:
+    service = Service(db, clock=clock, pseudonym_key="test-key")
     service.load_surveys(read_survey_sources([str(EXAMPLES_DIR)]))
     return service
 
 
 @pytest.fixture
-def app(service: Service) -> Flask:
-    app = create_app(service, Config(), clock=fixed_clock)
+def app(service: Service, clock: Clock) -> Flask:
+    app = create_app(service, Config(), clock=clock)
     app.test_client_class = CsrfClient
     return app
 

@@ -18,7 +18,7 @@ from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import AuditEntry, Contact, Message, PushRow
 from surveys.loader import EXAMPLES_DIR
-from tests.console.consultations_harness import NOW, app, client, service
+from tests.console.consultations_harness import NOW, app, client, clock, service
 from tests.csrf_client import plain_client
 from tests.staff import sign_in
 
@@ -33,7 +33,7 @@ id = "enough"
 type = "yes-no"
 text = { en = "Are there enough bins in your street?" }
 """
-__all__ = ["app", "client", "service"]  # fixtures, used by name
+__all__ = ["app", "client", "clock", "service"]  # fixtures, used by name
 
 PAGES = [
     "/consultations",
