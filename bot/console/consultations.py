@@ -188,7 +188,7 @@ def _editor(
                 by_line.setdefault(problem.line, []).append(problem)
         lines = [
             SourceLine(number, line, tuple(by_line.get(number, ())))
-            for number, line in enumerate(text.split("\n"), start=1)
+            for number, line in enumerate(text.removesuffix("\n").split("\n"), start=1)
         ]
         if report.survey is not None:
             prices = sms_prices(report)

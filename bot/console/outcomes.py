@@ -20,12 +20,14 @@ from bot.console.context import console
 from bot.consultations.outcome import (
     OutcomeCheck,
     Planned,
+    SmsEstimate,
     check_outcome,
     outcome_source,
     participant_values,
     plan_outcome,
     publish_outcome,
     published_outcomes,
+    sms_estimate,
 )
 from bot.consultations.preview import PREVIEW_CHANNELS
 from bot.pushes.service import PushError, PushSpec
@@ -116,6 +118,7 @@ def compose(slug: str) -> ResponseReturnValue:
             survey, form, composed, groups=groups, errors=errors, published=published, status=400
         )
     if action != "publish":
+        estimate = sms_estimate(checked, planned, ctx.config.pushes.sms_price_per_segment)
         return _page(
             survey,
             form,
@@ -123,6 +126,7 @@ def compose(slug: str) -> ResponseReturnValue:
             groups=groups,
             checked=checked,
             planned=planned,
+            estimate=estimate,
             published=published,
         )
     done = publish_outcome(ctx.pushes, ctx.service, checked.outcome, checked.source, planned)
@@ -183,6 +187,7 @@ def _page(
     errors: dict[str, str] | None = None,
     checked: OutcomeCheck | None = None,
     planned: Planned | None = None,
+    estimate: SmsEstimate | None = None,
     published: Sequence[OutcomeRow] = (),
     status: int = 200,
 ) -> ResponseReturnValue:
@@ -201,6 +206,7 @@ def _page(
         errors=errors or {},
         checked=checked,
         planned=planned,
+        estimate=estimate,
         channels=PREVIEW_CHANNELS,
         published=published,
     ), status

@@ -37,12 +37,14 @@ __all__ = [
     "OutcomeCheck",
     "Planned",
     "PublishedOutcome",
+    "SmsEstimate",
     "check_outcome",
     "outcome_source",
     "participant_values",
     "plan_outcome",
     "publish_outcome",
     "published_outcomes",
+    "sms_estimate",
 ]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -70,6 +72,17 @@ class Planned:
 
     spec: PushSpec
     preview: Preview
+
+
+@dataclass(frozen=True)
+class SmsEstimate:
+    """What an outcome costs as SMS at most: each person on SMS gets one message, the
+    longest of the texts they may get."""
+
+    people: int
+    segments: int
+    cost: float
+    currency: str
 
 
 @dataclass(frozen=True)
@@ -132,7 +145,8 @@ def check_outcome(survey: Survey, data: bytes, name: str) -> OutcomeCheck:
                 (channel, renderer(channel).render(OutboundMessage(Address(channel, ""), text)))
                 for channel in PREVIEW_CHANNELS
             )
-            previews.append(MessagePreview(language, what, views))
+            label = "everyone" if what == "text" else f"{outcome.by} {what[len('texts.') :]}"
+            previews.append(MessagePreview(language, label, views))
     return OutcomeCheck(report, source, tuple(prices), tuple(previews))
 
 
@@ -141,6 +155,18 @@ def plan_outcome(pushes: Pushes, outcome: Outcome, base: PushSpec) -> Planned:
     it would reach now; :class:`bot.pushes.service.PushError` if it cannot be made."""
     spec = pushes.complete(outcome_push(outcome, base, base.created_by))
     return Planned(spec, pushes.preview(spec))
+
+
+def sms_estimate(checked: OutcomeCheck, planned: Planned, price: float) -> SmsEstimate:
+    """The most the outcome costs as SMS (:class:`SmsEstimate`); ``price`` per segment.
+
+    The push's own preview prices an invitation's first messages, not an outcome's text,
+    so an outcome is priced from its texts here.
+    """
+    people = planned.preview.by_channel.get("sms", 0)
+    longest = max((p.segments for p in checked.prices), default=0)
+    segments = people * longest
+    return SmsEstimate(people, segments, round(segments * price, 2), planned.preview.currency)
 
 
 def publish_outcome(

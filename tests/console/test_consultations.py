@@ -187,6 +187,7 @@ def test_an_outcome_is_previewed_then_published_to_those_who_took_part(
     assert "2 people who took part" in page
     assert "Publish to 2 people" in page
     assert "no text in nl" in page
+    assert "SMS: 2 people, at most 2 segments." in page
     with transaction(db, read_only=True) as s:
         assert s.scalars(select(PushRow)).all() == []
     published = editor.post(
