@@ -926,13 +926,15 @@ class Service:
 
     # --- surveys ----------------------------------------------------------------------------
 
-    def load_surveys(self, sources: Iterable[tuple[str, str]]) -> list[LoadedSurvey]:
+    def load_surveys(
+        self, sources: Iterable[tuple[str, str]], actor: str = "staff"
+    ) -> list[LoadedSurvey]:
         """Store parsed ``(source_name, toml_text)`` pairs; a changed text is a new version.
 
         The caller validates first; this raises :class:`surveys.loader.SurveyError` otherwise.
         """
         with transaction(self._sessions) as s:
-            return self._catalog.store(s, sources, self._clock())
+            return self._catalog.store(s, sources, self._clock(), actor)
 
     def loaded_keywords(self, replaced: Collection[str]) -> dict[str, str]:
         """Keywords of the stored consultations but ``replaced`` (see

@@ -570,8 +570,12 @@ def _quoted(text: str) -> str:
     return f"'{text}'" if '"' in text else f'"{text}"'
 
 
-def _character(char: str) -> str:
-    """``U+2019 RIGHT SINGLE QUOTATION MARK ’``"""
+def character_name(char: str) -> str:
+    """A character as staff can find it in their text, with its code and Unicode name.
+
+    >>> character_name("’")
+    'U+2019 RIGHT SINGLE QUOTATION MARK ’'
+    """
     name = unicodedata.name(char, "")
     glyph = char if char.isprintable() else ""
     return " ".join(part for part in (f"U+{ord(char):04X}", name, glyph) if part)
@@ -1227,14 +1231,14 @@ class _Checker:
         replaced = [ch for ch in dict.fromkeys(message) if gsm_replacement(ch) is not None]
         if replaced:
             listed = ", ".join(
-                f"{_character(ch)} as {_quoted(gsm_replacement(ch) or '')}" for ch in replaced
+                f"{character_name(ch)} as {_quoted(gsm_replacement(ch) or '')}" for ch in replaced
             )
             self.warning(
                 located(replaced),
                 f"{where} ({language}): SMS will send {listed} (not in the GSM-7 alphabet)",
             )
         if cost.non_gsm:
-            listed = ", ".join(_character(ch) for ch in cost.non_gsm)
+            listed = ", ".join(character_name(ch) for ch in cost.non_gsm)
             self.warning(
                 located(cost.non_gsm),
                 f"{where} ({language}): {listed} is not in the GSM-7 alphabet, so this message "

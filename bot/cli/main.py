@@ -10,6 +10,7 @@ import sqlite3
 import sys
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -29,7 +30,8 @@ from bot.cli.staff import staff
 from bot.cli.telegram import telegram
 from bot.config import Config, ConfigError, load_config
 from bot.console.context import EXTENSION as CONSOLE
-from bot.conversation.engine import ask
+from bot.consultations.checking import Loaded, check_files
+from bot.consultations.manage import consultations
 from bot.delivery.dispatcher import DispatcherThread
 from bot.pushes.scheduler import Scheduler
 from bot.pushes.service import Pushes
@@ -40,15 +42,13 @@ from bot.runtime import configure_logging
 from bot.service import Outgoing, read_survey_sources
 from bot.web.storable import storable_message
 from channels.addresses import address_problem
-from channels.base import numbered_list
 from channels.simulator import PREFIX, display_lines
-from messages import CHANNEL_NAMES, Address, InboundMessage, OutboundMessage
+from messages import CHANNEL_NAMES, Address, InboundMessage
 from safetext import clean_text
 from storage.backup import BackupError, backup_sqlite
 from storage.migrate import current, head, upgrade
-from surveys.loader import SurveyError, clashes
-from surveys.model import Question, Survey
-from surveys.validate import ValidationReport, validate_file
+from surveys.loader import SurveyError
+from surveys.validate import ValidationReport
 
 #: The terminal's own test phone: not the browser simulator's, so the two don't share a
 #: conversation (numbers in the 555 fiction range, a made-up chat id).
@@ -118,36 +118,7 @@ def survey() -> None:
     """Consultation files: validate, load, list."""
 
 
-def sms_text(survey: Survey, question: Question, language: str) -> str:
-    """A question as the engine words it for SMS, before GSM-7 normalisation, so the
-    validator can price it and still warn about characters the SMS channel will replace."""
-    say = ask(survey, question, language)
-    return numbered_list(OutboundMessage(Address("sms", ""), say.text, say.options))
-
-
-def _check(path: str) -> ValidationReport:
-    return validate_file(path, render=sms_text)
-
-
-def _check_files(
-    paths: list[str], loaded: Callable[[Collection[str]], Mapping[str, str]]
-) -> list[ValidationReport]:
-    """The one check of ``survey validate`` and ``survey load``: each file alone, then side by
-    side with the other files and with the consultations already loaded (``loaded(ids)``:
-    their keywords, see :func:`bot.consultations.catalog.loaded_keywords`). Each problem is in
-    the report of the file it is about."""
-    reports = [_check(path) for path in paths]
-    entries = [
-        (r.survey, r.source, Path(r.source).read_text("utf-8-sig"))
-        for r in reports
-        if r.survey is not None
-    ]
-    taken = loaded({survey.id for survey, _, _ in entries})
-    problems = clashes(entries, taken)
-    return [report.adding(problems) for report in reports]
-
-
-def _loaded_keywords(config: Config) -> Callable[[Collection[str]], Mapping[str, str]]:
+def _loaded_keywords(config: Config) -> Loaded:
     """What ``survey validate`` checks keywords against: the configured database's
     consultations, if it has any; a database that cannot be opened is said, not fatal."""
 
@@ -203,7 +174,7 @@ def _survey_files(paths: tuple[str, ...]) -> list[str]:
 def survey_validate(config: Config, files: tuple[str, ...], quiet: bool) -> None:
     """Check consultation files as `load` does (with each other, and with the consultations
     already loaded) and show each message's SMS cost. Exit 1 on errors."""
-    reports = _check_files(_survey_files(files), _loaded_keywords(config))
+    reports = check_files(_survey_files(files), _loaded_keywords(config))
     for report in reports:
         _print_report(report, costs=not quiet)
         if not report.has_errors:
@@ -218,7 +189,7 @@ def survey_load(config: Config, files: tuple[str, ...]) -> None:
     """Validate and store consultation files; a changed file becomes a new version."""
     paths = _survey_files(files)
     with runtime(config) as rt:
-        reports = _check_files(paths, rt.service.loaded_keywords)
+        reports = check_files(paths, rt.service.loaded_keywords)
         for report in reports:
             _print_report(report, costs=False)
         if any(r.has_errors for r in reports):
@@ -247,16 +218,16 @@ _OUTCOMES = {
 def survey_list(config: Config) -> None:
     """Loaded consultations: id, title, version, status, responses."""
     with runtime(config) as rt:
-        rows = rt.service.survey_rows()
-        now = datetime.now(UTC)
-        if not rows:
+        listed = consultations(rt.service, config.pushes.timezone)
+        if not listed:
             click.echo("no surveys loaded (try: voxpop survey load surveys/examples/*.toml)")
             return
         table = [("ID", "TITLE", "VERSION", "STATUS", "RESPONSES", "SIMULATOR")]
-        for row, parsed, responses, tests in rows:
-            title = parsed.title.get(parsed.default_language, parsed.id)
-            status = "closed" if parsed.is_closed(now) else "open"
-            table.append((parsed.id, title, str(row.version), status, str(responses), str(tests)))
+        for c in listed:
+            status = "closed" if c.status == "closed" else "open"
+            table.append(
+                (c.slug, c.title, str(c.version), status, str(c.responses), str(c.simulator_runs))
+            )
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         for r in table:
             click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())

@@ -11,17 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from bot.cli.common import runtime
 from bot.cli.push import parse_at, parse_rate, show_plan
 from bot.config import Config
-from bot.pushes.outcomes import outcome_push, publish
+from bot.consultations.outcome import (
+    check_outcome,
+    plan_outcome,
+    publish_outcome,
+    published_outcomes,
+)
 from bot.pushes.quiet import QuietHoursError, zone_of
 from bot.pushes.service import PushError, Pushes, PushSpec
 from storage.db import transaction
-from storage.models import OutcomeRow
-from surveys.outcomes import parse_outcome
 
 
 @click.group()
@@ -67,12 +69,15 @@ def outcome_publish(
                 survey = rt.service.survey(s, survey_id)
             except LookupError as exc:
                 raise click.ClickException(str(exc).strip("'\"")) from None
-        report = parse_outcome(data, path, survey_id, survey.languages)
-        for problem in report.problems:
+        checked = check_outcome(survey, data, path)
+        for problem in checked.report.problems:
             click.echo(str(problem), err=True)
-        for where, language, segments, encoding in report.costs:
-            click.echo(f"  {where} [{language}]: {segments} SMS segment(s), {encoding}")
-        if report.outcome is None:
+        for price in checked.prices:
+            click.echo(
+                f"  {price.what} [{price.language}]: {price.segments} SMS segment(s), "
+                f"{price.encoding}"
+            )
+        if checked.outcome is None:
             raise click.ClickException(f"{path}: not published: fix the errors above")
         base = PushSpec(
             survey=survey_id,
@@ -83,23 +88,22 @@ def outcome_publish(
             rate_per_second=parse_rate(rate_text) if rate_text else 0.0,
         )
         try:
-            spec = pushes.complete(outcome_push(report.outcome, base))
-            preview = pushes.preview(spec)
-            show_plan(spec, preview)
+            planned = plan_outcome(pushes, checked.outcome, base)
+            show_plan(planned.spec, planned.preview)
             if dry_run:
                 click.echo("dry run: nothing was published")
                 return
-            source = data.decode("utf-8-sig")
-            published = publish(pushes, rt.service, report.outcome, source, spec)
+            published = publish_outcome(
+                pushes, rt.service, checked.outcome, checked.source, planned
+            )
         except PushError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(
             f"outcome {published.outcome_id} published for {survey_id}: push "
-            f"{published.push_id} to {preview.recipients} who took part"
+            f"{published.push_id} to {planned.preview.recipients} who took part"
         )
-        if spec.at <= pushes.now():
-            fired = pushes.fire(published.push_id)
-            click.echo(f"fired: {fired.planned} recipients planned")
+        if published.fired is not None:
+            click.echo(f"fired: {published.fired.planned} recipients planned")
         click.echo(f"follow it with: voxpop push show {published.push_id}")
 
 
@@ -108,11 +112,8 @@ def outcome_publish(
 @click.pass_obj
 def outcome_list(config: Config, survey_id: str | None) -> None:
     """The outcomes published, newest first."""
-    with runtime(config) as rt, transaction(rt.sessions, read_only=True) as s:
-        stmt = select(OutcomeRow).order_by(OutcomeRow.published_at.desc(), OutcomeRow.id.desc())
-        if survey_id:
-            stmt = stmt.where(OutcomeRow.survey_slug == survey_id)
-        rows = s.scalars(stmt).all()
+    with runtime(config) as rt:
+        rows = published_outcomes(rt.service, survey_id)
         if not rows:
             click.echo("no outcome published yet")
             return

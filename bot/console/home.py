@@ -1,4 +1,4 @@
-"""The home page: what is running now."""
+"""The console's home page: what is running now (:func:`bot.consultations.home.home`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 
 from bot.console.access import Role, requires
+from bot.console.context import console
+from bot.consultations import home as running
 
 bp = Blueprint("console_home", __name__)
 
@@ -13,4 +15,7 @@ bp = Blueprint("console_home", __name__)
 @bp.get("/")
 @requires(Role.ANALYST)
 def home() -> ResponseReturnValue:
-    return render_template("console/home.html")
+    ctx = console()
+    return render_template(
+        "console/home.html", home=running.home(ctx.service, ctx.config.pushes.timezone)
+    )

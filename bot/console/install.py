@@ -9,7 +9,16 @@ from typing import Final
 from flask import Blueprint, Flask
 from flask_wtf.csrf import CSRFProtect
 
-from bot.console import account, audit_page, auth, home, results, staff_pages
+from bot.console import (
+    account,
+    audit_page,
+    auth,
+    consultations,
+    home,
+    outcomes,
+    results,
+    staff_pages,
+)
 from bot.console.access import install_access
 from bot.console.context import ConsoleContext, install_context
 from bot.console.layout import install_layout
@@ -31,7 +40,7 @@ def install_console(app: Flask, context: ConsoleContext, *, exempt: list[Bluepri
     for blueprint in exempt:
         csrf.exempt(blueprint)
     install_access(app)
-    for module in (auth, home, account, staff_pages, audit_page, results):
+    for module in (auth, home, account, staff_pages, audit_page, results, consultations, outcomes):
         app.register_blueprint(module.bp)
 
 

@@ -81,7 +81,7 @@ class SurveyCatalog:
         self._mark = None
 
     def store(
-        self, s: Session, sources: Iterable[tuple[str, str]], now: datetime
+        self, s: Session, sources: Iterable[tuple[str, str]], now: datetime, actor: str = "staff"
     ) -> list[LoadedSurvey]:
         """Store parsed ``(source_name, toml_text)`` pairs; a changed text is a new version.
 
@@ -112,7 +112,7 @@ class SurveyCatalog:
                 outcome = "restored"
             if outcome != "unchanged":
                 details = {"version": row.version, "outcome": outcome}
-                repo.audit(s, "staff", "survey_load", survey.id, details, now)
+                repo.audit(s, actor, "survey_load", survey.id, details, now)
             loaded.append(LoadedSurvey(survey, row.version, outcome))
         self.changed()
         return loaded

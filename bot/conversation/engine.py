@@ -157,8 +157,9 @@ def start(survey: Survey, language: str | None, now: datetime) -> Step:
     if survey.is_closed(now):
         return Step(replace(state, status="abandoned"), (Say(closed_text(lang)),))
     effects: list[Effect] = []
-    if survey.intro:
-        effects.append(Say(survey.intro.get(lang) or survey.intro[survey.default_language]))
+    opening = intro(survey, lang)
+    if opening is not None:
+        effects.append(Say(opening))
     return _advance(survey, state, effects)
 
 
@@ -214,9 +215,7 @@ def _advance(survey: Survey, state: SessionState, effects: list[Effect]) -> Step
     """Move to the next question whose ``when`` holds, or finish."""
     nxt = next_question(survey, state)
     if nxt is None:
-        lang = state.language
-        outro = survey.outro.get(lang) or survey.outro.get(survey.default_language)
-        effects.append(Say(outro or t(lang, N_("Thank you for taking part!"))))
+        effects.append(Say(thanks(survey, state.language)))
         effects.append(Finish("completed"))
         return Step(replace(state, status="completed", current=None, tries=0), tuple(effects))
     new_state = replace(state, current=nxt.id, asked=(*state.asked, nxt.id), tries=0)
@@ -364,6 +363,19 @@ def _fmt(value: str | int | float) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def intro(survey: Survey, language: str) -> str | None:
+    """The first message of a consultation, if its file has one."""
+    if not survey.intro:
+        return None
+    return survey.intro.get(language) or survey.intro[survey.default_language]
+
+
+def thanks(survey: Survey, language: str) -> str:
+    """The last message of a completed consultation: its outro, or a plain thank-you."""
+    outro = survey.outro.get(language) or survey.outro.get(survey.default_language)
+    return outro or t(language, N_("Thank you for taking part!"))
 
 
 def closed_text(language: str) -> str:

@@ -1,0 +1,255 @@
+"""The Consultations, Outcome and Home pages through the test client, on both databases:
+roles, a file with a mistake, loading, closing, publishing an outcome, bad input."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.consultations.manage import consultations
+from bot.service import Service
+from bot.staff.accounts import Role
+from messages import Address, InboundMessage
+from storage.db import transaction
+from storage.models import AuditEntry, Contact, Message, PushRow
+from surveys.loader import EXAMPLES_DIR
+from tests.console.consultations_harness import NOW, app, client, clock, service
+from tests.csrf_client import plain_client
+from tests.staff import sign_in
+
+PARK = (EXAMPLES_DIR / "central-park.toml").read_text()
+BINS = """id = "bins"
+title = { en = "Bins" }
+languages = ["en"]
+keywords = ["BINS"]
+
+[[questions]]
+id = "enough"
+type = "yes-no"
+text = { en = "Are there enough bins in your street?" }
+"""
+__all__ = ["app", "client", "clock", "service"]  # fixtures, used by name
+
+PAGES = [
+    "/consultations",
+    "/consultations/new",
+    "/consultations/central-park",
+    "/consultations/central-park/close",
+    "/consultations/central-park/outcome",
+]
+
+
+@pytest.fixture
+def editor(client: FlaskClient) -> FlaskClient:
+    sign_in(client, Role.EDITOR)
+    return client
+
+
+def actions(db: sessionmaker[Session], action: str) -> list[AuditEntry]:
+    with transaction(db, read_only=True) as s:
+        return list(s.scalars(select(AuditEntry).where(AuditEntry.action == action)))
+
+
+def took_part(service: Service, number: str) -> None:
+    """A citizen texts the keyword and answers the first question."""
+    for n, text in enumerate(("PARK", "1")):
+        service.receive(InboundMessage(Address("sms", number), text, f"{number}-{n}", NOW))
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_an_analyst_is_refused_and_the_refusal_audited(
+    client: FlaskClient, db: sessionmaker[Session], path: str
+) -> None:
+    sign_in(client, Role.ANALYST)
+    assert client.get(path).status_code == 403
+    assert [e.details["path"] for e in actions(db, "access refused")] == [path]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_signed_out_is_sent_to_sign_in(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_the_list_shows_each_consultation_with_its_status(editor: FlaskClient) -> None:
+    page = editor.get("/consultations").get_data(as_text=True)
+    assert "Central Park" in page
+    assert "Open until 28 Feb 2030 23:00 UTC" in page
+    assert 'href="/consultations/street-lighting"' in page
+
+
+def test_a_mistake_is_shown_next_to_its_line_and_nothing_is_loaded(
+    editor: FlaskClient, service: Service
+) -> None:
+    response = editor.post("/consultations/new", data={"source": BINS, "action": "load"})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert 'href="#line-8"' in page  # the error summary links to the line
+    line = page[page.index('id="line-8"') :]
+    line = line[: line.index("</tr>")]
+    assert "type = &#34;yes-no&#34;" in line
+    assert "unknown type &#39;yes-no&#39;" in line
+    assert "bins" not in {c.slug for c in consultations(service, "UTC")}
+
+
+def test_a_checked_file_is_priced_previewed_and_loaded(
+    editor: FlaskClient, service: Service, db: sessionmaker[Session]
+) -> None:
+    fixed = BINS.replace('"yes-no"', '"yesno"').replace("bins in", "bins 🗑 in")
+    checked = editor.post("/consultations/new", data={"source": fixed, "action": "check"})
+    assert checked.status_code == 200
+    page = checked.get_data(as_text=True)
+    assert "bins has no problems" in page
+    assert "U+1F5D1 WASTEBASKET" in page  # the character that makes it UCS-2
+    assert "1. Yes" in page  # Telegram's button
+    assert 'value="load"' in page
+    loaded = editor.post("/consultations/new", data={"source": fixed, "action": "load"})
+    assert loaded.status_code == 302
+    assert loaded.headers["Location"] == "/consultations/bins"
+    detail = editor.get("/consultations/bins").get_data(as_text=True)
+    assert "bins is loaded as version 1." in detail
+    [entry] = actions(db, "consultation loaded")
+    assert entry.subject == "bins"
+    assert entry.details == {"version": 1, "outcome": "new"}
+    assert entry.actor.startswith("staff:")
+
+
+def test_an_uploaded_file_is_checked_under_its_name(editor: FlaskClient) -> None:
+    data = {"upload": (BytesIO(BINS.encode()), "bins.toml"), "source": "", "action": "check"}
+    response = editor.post("/consultations/new", data=data, content_type="multipart/form-data")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Line 8: bins.toml has" not in page
+    assert 'href="#line-8"' in page
+    assert 'id="name" name="name" type="hidden" value="bins.toml"' in page
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("upload", b'id = "caf\xe9"', "not UTF-8 text"),
+        ("upload", b"x" * 300_000, "larger than 200 KB"),
+        ("source", "  ", "Upload a consultation file, or type or paste it here"),
+        ("source", "\x00\x01", "Upload a consultation file, or type or paste it here"),
+        ("source", "id = [\n", "TOML syntax"),
+    ],
+)
+def test_bad_input_is_a_message_not_a_crash(
+    editor: FlaskClient, field: str, value: str | bytes, message: str
+) -> None:
+    data: dict[str, object] = {"action": "check", "source": ""}
+    data[field] = (BytesIO(value), "x.toml") if isinstance(value, bytes) else value
+    response = editor.post("/consultations/new", data=data, content_type="multipart/form-data")
+    assert response.status_code in (200, 400)
+    assert message in response.get_data(as_text=True)
+
+
+def test_editing_opens_the_current_text(editor: FlaskClient) -> None:
+    page = editor.get("/consultations/new?from=central-park").get_data(as_text=True)
+    assert "Hello! The city wants your view on Central Park." in page
+    assert editor.get("/consultations/new?from=nope").status_code == 404
+    assert editor.get("/consultations/nope").status_code == 404
+
+
+def test_closing_asks_first_then_closes(
+    editor: FlaskClient, service: Service, db: sessionmaker[Session], app: Flask
+) -> None:
+    page = editor.get("/consultations/street-lighting/close").get_data(as_text=True)
+    assert "Yes, close it now" in page
+    forged = plain_client(app)
+    with editor.session_transaction() as stored, forged.session_transaction() as copy:
+        copy.update(stored)
+    assert forged.post("/consultations/street-lighting/close").status_code == 400
+    assert {c.slug: c.status for c in consultations(service, "UTC")}["street-lighting"] != "closed"
+    done = editor.post("/consultations/street-lighting/close")
+    assert done.status_code == 302
+    assert {c.slug: c.status for c in consultations(service, "UTC")}["street-lighting"] == "closed"
+    [entry] = actions(db, "consultation closed")
+    assert entry.subject == "street-lighting"
+    assert "Closed" in editor.get("/consultations").get_data(as_text=True)
+
+
+def test_an_outcome_is_previewed_then_published_to_those_who_took_part(
+    editor: FlaskClient, service: Service, db: sessionmaker[Session], app: Flask
+) -> None:
+    took_part(service, "+32470000001")
+    took_part(service, "+32470000002")
+    form = {"text-en": "You asked for bins: 20 arrive in May.", "text-nl": "", "text-fr": ""}
+    preview = editor.post("/consultations/central-park/outcome", data={**form, "action": "check"})
+    assert preview.status_code == 200
+    page = preview.get_data(as_text=True)
+    assert "2 people who took part" in page
+    assert "Publish to 2 people" in page
+    assert "no text in nl" in page
+    assert "SMS: 2 people, at most 2 segments." in page
+    with transaction(db, read_only=True) as s:
+        assert s.scalars(select(PushRow)).all() == []
+    published = editor.post(
+        "/consultations/central-park/outcome", data={**form, "action": "publish"}
+    )
+    assert published.status_code == 302
+    [entry] = actions(db, "outcome published")
+    assert entry.details["recipients"] == 2
+    with transaction(db, read_only=True) as s:
+        push = s.scalars(select(PushRow)).one()
+    assert push.kind == "outcome"
+    assert push.planned == 2
+    follow = editor.get("/consultations/central-park/outcome").get_data(as_text=True)
+    assert f"push {push.id} sends it to 2 people who took part" in follow
+    assert f'href="/pushes/{push.id}"' in follow
+
+
+def test_an_outcome_without_text_says_so(editor: FlaskClient) -> None:
+    response = editor.post("/consultations/central-park/outcome", data={"action": "check"})
+    assert response.status_code == 400
+    assert "Write what the city decided in at least one language" in response.get_data(as_text=True)
+
+
+def test_an_outcome_per_district_lists_the_districts_of_those_who_took_part(
+    editor: FlaskClient, service: Service, app: Flask
+) -> None:
+    took_part(service, "+32470000003")
+    with transaction(service.sessions) as s:
+        for contact in s.scalars(select(Contact)):
+            contact.attributes = {"district": "north"}
+    page = editor.post(
+        "/consultations/central-park/outcome", data={"by": "district", "action": "groups"}
+    ).get_data(as_text=True)
+    assert "district north (1 took part)" in page
+    form = {
+        "text-en": "Bins in May.",
+        "by": "district",
+        "group-0": "north",
+        "group-0-en": "North: a fountain in June.",
+        "action": "check",
+    }
+    page = editor.post("/consultations/central-park/outcome", data=form).get_data(as_text=True)
+    assert "district north" in page
+    assert "North: a fountain in June." in page
+
+
+def test_home_shows_what_runs_now(client: FlaskClient, service: Service) -> None:
+    sign_in(client, Role.ANALYST)
+    took_part(service, "+32470000004")
+    page = client.get("/").get_data(as_text=True)
+    assert "What is running now" in page
+    assert "Central Park" in page
+    answered = page[page.index('id="answered-today"') :]
+    assert answered[answered.index(">") + 1 :].startswith("1<")
+    with transaction(service.sessions, read_only=True) as s:
+        queued = s.scalars(select(Message).where(Message.direction == "out")).all()
+    assert queued  # the replies to the citizen wait in the outbox
+    assert "Messages per channel" in page
+
+
+def test_times_today_are_the_citys(service: Service) -> None:
+    # 09:30 UTC is the same day in Brussels: the answers of NOW count as today.
+    took_part(service, "+32470000005")
+    today = {c.slug: c.answered_today for c in consultations(service, "Europe/Brussels")}
+    assert today["central-park"] == 1
