@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import re
@@ -546,15 +547,19 @@ class Contacts:
         when it is not waiting for that (imported already, discarded, refused...)."""
         now = self._clock()
         with transaction(self._sessions) as s:
-            moved = s.connection().execute(
-                update(ContactImport)
-                .where(
-                    ContactImport.id == job_id,
-                    ContactImport.status == "checked",
-                    ContactImport.data.is_not(None),
+            moved = (
+                s.connection()
+                .execute(
+                    update(ContactImport)
+                    .where(
+                        ContactImport.id == job_id,
+                        ContactImport.status == "checked",
+                        ContactImport.data.is_not(None),
+                    )
+                    .values(status="importing", line=0, lease_until=None, updated_at=now)
                 )
-                .values(status="importing", line=0, lease_until=None, updated_at=now)
-            ).rowcount
+                .rowcount
+            )
         job = self.job(job_id)
         if not moved and job.status != "importing":
             raise ValueError(f"this file cannot be imported now: it is {job.status}")
@@ -641,19 +646,23 @@ class Contacts:
         :class:`_Lost` when the import is no longer this worker's to move."""
         now = self._clock()
         lease = now + LEASE
-        moved = s.connection().execute(
-            update(ContactImport)
-            .where(
-                ContactImport.id == job_id,
-                ContactImport.status == claim.status,
-                ContactImport.lease_until == claim.lease,
-                ContactImport.data.is_not(None),
+        moved = (
+            s.connection()
+            .execute(
+                update(ContactImport)
+                .where(
+                    ContactImport.id == job_id,
+                    ContactImport.status == claim.status,
+                    ContactImport.lease_until == claim.lease,
+                    ContactImport.data.is_not(None),
+                )
+                .values({"lease_until": lease, "updated_at": now, **values})
             )
-            .values(lease_until=lease, updated_at=now, **values)
-        ).rowcount
+            .rowcount
+        )
         if not moved:
             raise _Lost
-        claim.lease = lease
+        claim.lease = values.get("lease_until", lease)
 
     def _stop(self, job_id: int, claim: _Claim, status: str, error: str) -> None:
         now = self._clock()
@@ -676,7 +685,7 @@ class Contacts:
         counts = store.UpsertCounts()
         now = self._clock()
         try:
-            for batch, line in self._walk([claim.data], UPLOAD_NAME, now, tally):
+            for batch, line in self._walk(io.BytesIO(claim.data), UPLOAD_NAME, now, tally):
                 with transaction(self._sessions) as s:
                     self._advance(s, job_id, claim, line=line)
                     if batch:
@@ -706,7 +715,7 @@ class Contacts:
         counts = claim.imported.upserts()
         now = self._clock()
         try:
-            for batch, line in self._walk([claim.data], UPLOAD_NAME, now, tally):
+            for batch, line in self._walk(io.BytesIO(claim.data), UPLOAD_NAME, now, tally):
                 if line <= claim.line and line < claim.lines:
                     continue  # committed before this worker took over
                 with transaction(self._sessions) as s:
@@ -939,10 +948,9 @@ def problem_kinds(problems: Iterable[RowProblem], top: int = 5) -> list[tuple[st
 
 
 def _file_error(exc: ContactsFileError) -> str:
-    text = str(exc)
-    prefix = f"{UPLOAD_NAME}: "
-    # The page names no file: the message starts with what is wrong.
-    return (text[len(prefix) :] if text.startswith(prefix) else text) + "; nothing was imported"
+    """The problem as a page says it: the upload has no name, its lines have numbers."""
+    text = re.sub(rf"^{re.escape(UPLOAD_NAME)}:(\d+): ", r"line \1: ", str(exc))
+    return text.removeprefix(f"{UPLOAD_NAME}: ") + "; nothing was imported"
 
 
 def _stored(problems: Sequence[RowProblem]) -> list[list[Any]]:
