@@ -14,10 +14,13 @@ browser may go away: the import goes on, and a poll resumes one whose process st
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import (
     Blueprint,
+    Flask,
     abort,
     current_app,
     flash,
@@ -38,6 +41,7 @@ from bot.contacts.service import (
     CONSENT_FILTERS,
     ContactFilter,
     Contacts,
+    ContactView,
     ImportJob,
     parse_where,
 )
@@ -46,7 +50,7 @@ from bot.conversation.i18n import SUPPORTED_LANGUAGES
 from messages import CHANNEL_NAMES
 from safetext import clean_text
 
-__all__ = ["bp"]
+__all__ = ["bp", "import_worker"]
 
 bp = Blueprint("console_contacts", __name__)
 
@@ -87,12 +91,41 @@ def _contacts() -> Contacts:
     return console().contacts
 
 
-def _worker() -> ImportWorker:
-    worker = current_app.extensions.get(_WORKER)
+def import_worker(app: Flask) -> ImportWorker:
+    """The app's import worker (tests join it to wait for an import's thread)."""
+    worker = app.extensions.get(_WORKER)
     if worker is None:
-        worker = current_app.extensions.setdefault(_WORKER, ImportWorker(_contacts()))
+        with app.app_context():
+            worker = app.extensions.setdefault(_WORKER, ImportWorker(_contacts()))
     assert isinstance(worker, ImportWorker)
     return worker
+
+
+def _worker() -> ImportWorker:
+    return import_worker(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def _local(
+    value: datetime | None, contact: ContactView | None = None, *, date: bool = False
+) -> str:
+    """A time in the contact's own timezone (else the city's), as the CLI shows it: a consent
+    date reads as the file wrote it."""
+    if value is None:
+        return "–"
+    name = (contact.timezone if contact else None) or console().config.pushes.timezone
+    try:
+        zone = ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        zone = ZoneInfo("UTC")
+    shown = value.astimezone(zone)
+    return f"{shown:%Y-%m-%d}" if date else f"{shown:%Y-%m-%d %H:%M} ({zone.key})"
+
+
+@bp.app_template_global("contact_time")
+def contact_time(
+    value: datetime | None, contact: ContactView | None = None, date: bool = False
+) -> str:
+    return _local(value, contact, date=date)
 
 
 def _arg(name: str) -> str:
@@ -106,7 +139,9 @@ def _arg(name: str) -> str:
 @requires(Role.EDITOR)
 def search() -> ResponseReturnValue:
     """Search and filter contacts: a GET form (bookmarkable, no script), one page at a time."""
-    values = {name: _arg(name) for name in ("q", "channel", "language", "attribute", "tag", "consent")}
+    values = {
+        name: _arg(name) for name in ("q", "channel", "language", "attribute", "tag", "consent")
+    }
     errors: dict[str, str] = {}
     if values["q"]:
         try:
@@ -176,6 +211,11 @@ def _pagination(page: int, pages: int) -> list[dict[str, object]]:
     return items
 
 
+def _gone(exc: LookupError) -> ResponseReturnValue:
+    """No such contact, or erased: a 404 page that says which."""
+    return render_template("console/contacts/gone.html", message=_sentence(str(exc.args[0]))), 404
+
+
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
@@ -190,7 +230,9 @@ def contact(contact_id: int) -> ResponseReturnValue:
     try:
         details = _contacts().details(contact_id)
     except LookupError as exc:
-        return render_template("console/contacts/gone.html", message=_sentence(str(exc.args[0]))), 404
+        return render_template(
+            "console/contacts/gone.html", message=_sentence(str(exc.args[0]))
+        ), 404
     return render_template(
         "console/contacts/contact.html",
         details=details,
@@ -206,13 +248,17 @@ def erase(contact_id: int) -> ResponseReturnValue:
     try:
         details = _contacts().details(contact_id)
     except LookupError as exc:
-        return render_template("console/contacts/gone.html", message=_sentence(str(exc.args[0]))), 404
+        return render_template(
+            "console/contacts/gone.html", message=_sentence(str(exc.args[0]))
+        ), 404
     form = ActionForm()
     if form.validate_on_submit():
         try:
             _contacts().erase(contact_id, actor=current_staff().actor)
         except LookupError as exc:  # erased meanwhile (a FORGET, a colleague)
-            return render_template("console/contacts/gone.html", message=_sentence(str(exc.args[0]))), 404
+            return render_template(
+                "console/contacts/gone.html", message=_sentence(str(exc.args[0]))
+            ), 404
         audit("contacts erased", f"contact:{contact_id}")
         flash(f"Contact {contact_id} was erased.", "success")
         return redirect(url_for(".search"), 303)
