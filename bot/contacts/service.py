@@ -599,18 +599,19 @@ class Contacts:
                 )
             )
 
-    def process(self, job_id: int) -> ImportJob | None:
+    def process(self, job_id: int, *, progress: Progress | None = None) -> ImportJob | None:
         """Move a staged import forward on this thread to where it waits or ends: check it
         (then it waits for :meth:`confirm`), or import it. ``None`` when there is nothing to
-        do, or another worker holds it."""
+        do, or another worker holds it. ``progress`` is called as rows are read, as by
+        :meth:`import_file` (the page reads the progress from the database instead)."""
         claim = self._claim(job_id)
         if claim is None:
             return None
         try:
             if claim.status == "checking":
-                self._check(job_id, claim)
+                self._check(job_id, claim, progress)
             else:
-                self._import_staged(job_id, claim)
+                self._import_staged(job_id, claim, progress)
         except _Lost:
             pass
         except Exception as exc:
@@ -678,14 +679,16 @@ class Contacts:
                 finished_at=now,
             )
 
-    def _check(self, job_id: int, claim: _Claim) -> None:
+    def _check(self, job_id: int, claim: _Claim, progress: Progress | None) -> None:
         """The dry run, chunk by chunk: each chunk upserted inside a savepoint that is
         rolled back, so the counts are what an import would do and nothing stays."""
         tally = _Tally()
         counts = store.UpsertCounts()
         now = self._clock()
         try:
-            for batch, line in self._walk(io.BytesIO(claim.data), UPLOAD_NAME, now, tally):
+            for batch, line in self._walk(
+                io.BytesIO(claim.data), UPLOAD_NAME, now, tally, progress, claim.lines
+            ):
                 with transaction(self._sessions) as s:
                     self._advance(s, job_id, claim, line=line)
                     if batch:
@@ -708,15 +711,17 @@ class Contacts:
                 lease_until=None,
             )
 
-    def _import_staged(self, job_id: int, claim: _Claim) -> None:
+    def _import_staged(self, job_id: int, claim: _Claim, progress: Progress | None) -> None:
         """The import, one committed transaction per chunk with its progress; a chunk an
         earlier worker committed (``line`` reached) is not written again."""
         tally = _Tally()
         counts = claim.imported.upserts()
         now = self._clock()
         try:
-            for batch, line in self._walk(io.BytesIO(claim.data), UPLOAD_NAME, now, tally):
-                if line <= claim.line and line < claim.lines:
+            for batch, line in self._walk(
+                io.BytesIO(claim.data), UPLOAD_NAME, now, tally, progress, claim.lines
+            ):
+                if line <= claim.line:
                     continue  # committed before this worker took over
                 with transaction(self._sessions) as s:
                     self._advance(s, job_id, claim)

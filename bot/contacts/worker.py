@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Iterable
 
-from bot.contacts.service import Contacts
+from bot.contacts.service import Contacts, Progress
 from bot.log_privacy import log_failure
 
 __all__ = ["ImportWorker"]
@@ -28,8 +28,9 @@ class ImportWorker:
     """At most one thread per staged import in this process; another process's lease is
     respected by the claim in the database."""
 
-    def __init__(self, contacts: Contacts) -> None:
+    def __init__(self, contacts: Contacts, *, progress: Progress | None = None) -> None:
         self._contacts = contacts
+        self._progress = progress
         self._lock = threading.Lock()
         self._threads: dict[int, threading.Thread] = {}
 
@@ -61,7 +62,7 @@ class ImportWorker:
 
     def _run(self, job_id: int) -> None:
         try:
-            self._contacts.process(job_id)
+            self._contacts.process(job_id, progress=self._progress)
         except Exception as exc:  # a thread's exception would otherwise vanish
             log_failure(f"contacts import {job_id}", exc, log)
         finally:
