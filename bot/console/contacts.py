@@ -24,6 +24,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -50,14 +51,14 @@ from bot.conversation.i18n import SUPPORTED_LANGUAGES
 from messages import CHANNEL_NAMES
 from safetext import clean_text
 
-__all__ = ["bp", "import_worker"]
+__all__ = ["WORKER_EXTENSION", "bp", "import_worker"]
 
 bp = Blueprint("console_contacts", __name__)
 
 #: Contacts per page of a search.
 PER_PAGE: Final = 50
 #: The worker of this app (one per app, as tests build several).
-_WORKER: Final = "voxpop_contacts_worker"
+WORKER_EXTENSION: Final = "voxpop_contacts_worker"
 _FIELD_LIMIT: Final = 200
 _CONSENT_LABELS: Final = {
     "reachable": "Consent given, not opted out (a push reaches them)",
@@ -93,10 +94,10 @@ def _contacts() -> Contacts:
 
 def import_worker(app: Flask) -> ImportWorker:
     """The app's import worker (tests join it to wait for an import's thread)."""
-    worker = app.extensions.get(_WORKER)
+    worker = app.extensions.get(WORKER_EXTENSION)
     if worker is None:
         with app.app_context():
-            worker = app.extensions.setdefault(_WORKER, ImportWorker(_contacts()))
+            worker = app.extensions.setdefault(WORKER_EXTENSION, ImportWorker(_contacts()))
     assert isinstance(worker, ImportWorker)
     return worker
 
@@ -306,10 +307,13 @@ def _upload_page(form: UploadForm, error: str | None) -> ResponseReturnValue:
 
 
 @bp.errorhandler(RequestEntityTooLarge)
-def too_large(_exc: RequestEntityTooLarge) -> ResponseReturnValue:
-    """A file over the size limit: say so on the upload page, with a way around it."""
-    if request.endpoint != "console_contacts.upload":
-        return _exc
+def too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
+    """A file over the size limit: say so on the upload page, with a way around it. (The
+    body is refused before any view runs, so the role is checked here too.)"""
+    staff = g.get("staff")
+    allowed = staff is not None and staff.role.allows(Role.EDITOR)
+    if request.endpoint != "console_contacts.upload" or not allowed:
+        return exc
     limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
     message = (
         f"The file is larger than {limit} MB. Split it into smaller files, or ask whoever runs "
@@ -320,7 +324,7 @@ def too_large(_exc: RequestEntityTooLarge) -> ResponseReturnValue:
             "console/contacts/upload.html",
             form=None,
             error=message,
-            jobs=_contacts().jobs(limit=10),
+            jobs=[],
             titles=_STATUS_TITLES,
             max_mb=limit,
         ),

@@ -1,0 +1,157 @@
+"""The Contacts pages in Chromium, on both databases, as an editor uses them: import a file
+with a mistake, see it by line, fix it and import, watch the progress bar to the end, search
+by district, open a contact, erase them with confirmation, by keyboard; no serious
+accessibility violation, and no whole phone number on any page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Page, expect
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.console.contacts import WORKER_EXTENSION
+from bot.console.context import console
+from bot.contacts.worker import ImportWorker
+from storage.db import transaction
+from storage.models import Address as AddressRow
+from tests.bot.test_service import cells_containing
+from tests.browser import axe_check, screenshot
+from tests.console.contacts_support import (
+    PASSWORD,
+    Gate,
+    add_staff,
+    large,
+    whole_numbers,
+    with_bad_line,
+)
+
+EXTRA_ROWS = 3000
+
+
+@pytest.fixture
+def gate(app: Flask) -> Iterator[Gate]:
+    """The app's import worker, held after its first chunk when the test arms it."""
+    gate = Gate()
+    with app.app_context():
+        app.extensions[WORKER_EXTENSION] = ImportWorker(console().contacts, progress=gate)
+    yield gate
+    gate.release()
+    app.extensions[WORKER_EXTENSION].join(60)
+
+
+def sign_in(page: Page, app: Flask, role: str) -> None:
+    email = add_staff(app, role)
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text(f"Signed in as {email}")).to_be_visible()
+
+
+def stored_addresses(db: sessionmaker[Session]) -> list[str]:
+    with transaction(db, read_only=True) as s:
+        return list(s.scalars(select(AddressRow.value)))
+
+
+def test_an_editor_imports_searches_opens_and_erases(
+    page: Page, app: Flask, gate: Gate, db: sessionmaker[Session], engine: Engine
+) -> None:
+    shown: list[str] = []
+
+    def look(name: str) -> None:
+        """Every page is scanned, kept for the number check, and photographed."""
+        axe_check(page)
+        shown.append(page.content())
+        screenshot(page, name)
+
+    sign_in(page, app, "editor")
+    page.get_by_role("link", name="Contacts", exact=True).click()
+    expect(page.get_by_role("heading", name="Contacts", exact=True)).to_be_visible()
+    page.get_by_role("link", name="Import contacts").click()
+    look("contacts-import")
+
+    # A file with a mistake on line 14: the check names it, and nothing is stored.
+    page.get_by_label("Contacts file (CSV)").set_input_files(
+        files=[{"name": "city.csv", "mimeType": "text/csv", "buffer": with_bad_line()}]
+    )
+    page.get_by_role("button", name="Upload and check").click()
+    expect(page.get_by_role("heading", name="Check the file before importing")).to_be_visible()
+    problems = page.locator("#problems")
+    expect(problems.get_by_role("row").nth(1)).to_contain_text("14")
+    expect(problems).to_contain_text("language 'xx' is not one Voxpop speaks")
+    look("contacts-import-check")
+    assert stored_addresses(db) == []
+
+    # Fixed, with 3,000 more people: the progress bar moves, then the summary.
+    page.get_by_role("button", name="Cancel and upload another file").click()
+    page.get_by_label("Contacts file (CSV)").set_input_files(
+        files=[{"name": "city.csv", "mimeType": "text/csv", "buffer": large(EXTRA_ROWS)}]
+    )
+    page.get_by_role("button", name="Upload and check").click()
+    expect(page.get_by_role("heading", name="Check the file before importing")).to_be_visible()
+    expect(page.get_by_text("No problem found.")).to_be_visible()
+    gate.armed.set()
+    page.get_by_role("button", name=f"Import {EXTRA_ROWS + 13:,} rows").click()
+    assert gate.reached.wait(60)
+    expect(page.get_by_role("heading", name="Importing contacts")).to_be_visible()
+    bar = page.locator("progress")
+    # The first chunk is in: the bar shows it (the script polls the progress).
+    expect(bar).to_have_attribute("value", str((1001 * 100) // (EXTRA_ROWS + 14)))
+    look("contacts-import-progress")
+    gate.release()
+    # The script sees the end and reloads: the summary.
+    expect(page.get_by_role("heading", name="Contacts imported")).to_be_visible()
+    expect(page.get_by_text(f"{EXTRA_ROWS + 13:,} rows imported")).to_be_visible()
+    look("contacts-import-done")
+
+    # Search by district: a GET form, the filters in the address.
+    page.get_by_role("link", name="See the contacts").click()
+    page.get_by_label("Attribute").fill("district=north")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(
+        page.get_by_role("heading", name=f"{EXTRA_ROWS + 5:,} contacts, page 1 of")
+    ).to_be_visible()
+    assert "attribute=district%3Dnorth" in page.url
+    look("contacts-search")
+    page.get_by_role("link", name="Next").click()
+    expect(page.get_by_role("heading", name="page 2 of")).to_be_visible()
+
+    # A contact, found by number; their address masked.
+    page.get_by_label("Find one person").fill("+32 470 00 00 01")
+    page.get_by_role("button", name="Find", exact=True).click()
+    expect(page.get_by_role("heading", name="Contact 1", exact=True)).to_be_visible()
+    expect(page.get_by_text("+32 470 •• •• 01")).to_be_visible()
+    look("contacts-contact")
+
+    # Erase, by keyboard: the link, then the confirmation's button.
+    link = page.get_by_role("link", name="Erase contact 1")
+    link.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Erase contact 1?")).to_be_visible()
+    look("contacts-erase")
+    button = page.get_by_role("button", name="Erase contact 1")
+    for _ in range(40):
+        if button.evaluate("b => b === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Contact 1 was erased.")).to_be_visible()
+    shown.append(page.content())
+    page.goto("/contacts/1")
+    expect(page.get_by_text("was erased on")).to_be_visible()
+    # FORGET's rules: the number is nowhere in the database.
+    assert cells_containing(engine, "32470000001") == []
+    for html in shown:
+        assert whole_numbers(html, ["+32470000001", *stored_addresses(db)[:50]]) == []
+
+
+def test_analysts_see_no_contacts(page: Page, app: Flask) -> None:
+    sign_in(page, app, "analyst")
+    expect(page.get_by_role("link", name="Contacts", exact=True)).to_have_count(0)
+    answer = page.goto("/contacts")
+    assert answer is not None
+    assert answer.status == 403
