@@ -477,11 +477,10 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-<<<<<<< HEAD
 class ContactImport(Base):
     """A contacts file uploaded in the console, and how far its check or import has gone.
 
-    A worker thread (:mod:`bot.contacts.imports`) processes it in chunks, each in a short
+    A worker thread (:mod:`bot.contacts.worker`) processes it in chunks, each in a short
     transaction that also records the progress here, so a page can poll it, a browser that
     goes away loses nothing, and a worker that dies is replaced where its lease ran out.
     """
@@ -516,7 +515,8 @@ class ContactImport(Base):
     #: While a worker processes it: when its claim expires and another worker may resume.
     lease_until: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-=======
+
+
 #: Staff roles, each allowed what the one after it may do and more (docs/console.md).
 STAFF_ROLES: Final = ("admin", "editor", "analyst")
 
@@ -576,7 +576,6 @@ class SignInFailure(Base):
     at: Mapped[datetime] = mapped_column(index=True)
     account_key: Mapped[str] = mapped_column(String(64), index=True)
     address_key: Mapped[str] = mapped_column(String(64), index=True)
->>>>>>> main
 
 
 class Setting(Base):

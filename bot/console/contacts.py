@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Final
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import (
@@ -32,12 +33,13 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.console.access import Role, audit, current_staff, requires
+from bot.console.access import _load_staff as load_staff
 from bot.console.context import console
+from bot.console.forms import EmptyForm as ActionForm
+from bot.console.forms import UploadForm
 from bot.contacts.service import (
     CONSENT_FILTERS,
     ContactFilter,
@@ -78,14 +80,6 @@ _STATUS_TITLES: Final = {
     "failed": "The import stopped",
     "discarded": "Import cancelled",
 }
-
-
-class UploadForm(FlaskForm):
-    file = FileField("Contacts file (CSV)")
-
-
-class ActionForm(FlaskForm):
-    """A button that changes something: only its CSRF token."""
 
 
 def _contacts() -> Contacts:
@@ -194,8 +188,8 @@ def search() -> ResponseReturnValue:
 
 
 def _page_url(page: int) -> str:
-    args = {k: v for k, v in request.args.items() if k not in ("page", "q") and v}
-    return url_for(".search", **args, page=page)
+    args = [(k, v) for k, v in request.args.items() if k not in ("page", "q") and v]
+    return url_for(".search") + "?" + urlencode([*args, ("page", str(page))])
 
 
 def _pagination(page: int, pages: int) -> list[dict[str, object]]:
@@ -310,6 +304,9 @@ def _upload_page(form: UploadForm, error: str | None) -> ResponseReturnValue:
 def too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
     """A file over the size limit: say so on the upload page, with a way around it. (The
     body is refused before any view runs, so the role is checked here too.)"""
+    if "staff" not in g:
+        # CSRF's check read the body, and refused it, before the sign-in was read.
+        load_staff()
     staff = g.get("staff")
     allowed = staff is not None and staff.role.allows(Role.EDITOR)
     if request.endpoint != "console_contacts.upload" or not allowed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -50,3 +51,9 @@ class CodeForm(FlaskForm):
 
 class EmptyForm(FlaskForm):
     """A form with nothing but its CSRF token: a button that changes something."""
+
+
+class UploadForm(FlaskForm):
+    """A contacts file to check and import (docs/console.md, "Contacts")."""
+
+    file = FileField("Contacts file (CSV)")
