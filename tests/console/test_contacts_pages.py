@@ -135,7 +135,7 @@ def test_the_check_shows_problems_by_line_and_writes_nothing(
     page = upload(client, app, with_bad_line())
     html = text_of(client.get(page).get_data(as_text=True))
     assert "Check the file before importing" in html
-    assert "1 rows have a problem" in html or "1 row" in html
+    assert "1 row has a problem and would be skipped" in html
     assert "14 language 'xx' is not one Voxpop speaks" in html.replace("&#39;", "'")
     assert "Import 12 rows" in html
     with transaction(db, read_only=True) as s:
