@@ -35,6 +35,7 @@ from sqlalchemy.types import TypeEngine
 from storage.db import JsonText, UtcDateTime
 
 __all__ = [
+    "IMPORT_STATUSES",
     "PUSH_KINDS",
     "PUSH_STATUSES",
     "RECIPIENT_STATUSES",
@@ -45,6 +46,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Contact",
+    "ContactImport",
     "Message",
     "OutcomeRow",
     "PushRecipient",
@@ -79,6 +81,17 @@ PUSH_KINDS: Final = ("invitation", "outcome")
 PUSH_STATUSES: Final = ("scheduled", "sending", "done", "cancelled", "missed")
 #: planned -> invited; or skipped (opted out since, took part already, closed...) or cancelled.
 RECIPIENT_STATUSES: Final = ("planned", "invited", "skipped", "cancelled")
+#: A contacts file uploaded in the console: checking -> checked (nothing written yet) ->
+#: importing -> done; refused (a fatal problem), failed, or discarded on the way.
+IMPORT_STATUSES: Final = (
+    "checking",
+    "checked",
+    "refused",
+    "importing",
+    "done",
+    "failed",
+    "discarded",
+)
 DIRECTIONS: Final = ("in", "out")
 #: Outbound life cycle; inbound rows are always ``received``.
 OUTBOUND_STATUSES: Final = (
@@ -462,6 +475,46 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str | None] = mapped_column(String(255))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ContactImport(Base):
+    """A contacts file uploaded in the console, and how far its check or import has gone.
+
+    A worker thread (:mod:`bot.contacts.worker`) processes it in chunks, each in a short
+    transaction that also records the progress here, so a page can poll it, a browser that
+    goes away loses nothing, and a worker that dies is replaced where its lease ran out.
+    """
+
+    __tablename__ = "contact_imports"
+    __table_args__ = (
+        Index(None, "status"),
+        CheckConstraint(_in("status", IMPORT_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    #: ``"staff:<email>"``: who uploaded it.
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    #: The file as uploaded; NULL once the import ends, is discarded, or a FORGET clears it.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: sha256 of the file, as the audit log records it.
+    digest: Mapped[str] = mapped_column(String(64))
+    #: Lines in the file, and lines the current step (check or import) has reached.
+    lines: Mapped[int] = mapped_column(Integer)
+    line: Mapped[int] = mapped_column(Integer, default=0)
+    #: What the check found (``rows``, ``created``, ``updated``...), then what the import did.
+    checked: Mapped[dict[str, Any] | None]
+    imported: Mapped[dict[str, Any] | None]
+    #: ``[[line, message], ...]``, the first ones; ``problem_count`` counts them all.
+    problems: Mapped[list[Any]] = mapped_column(Json, default=list)
+    problem_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: Why it was refused or failed, for staff.
+    error: Mapped[str | None] = mapped_column(Text)
+    #: While a worker processes it: when its claim expires and another worker may resume.
+    lease_until: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
 
 
 #: Staff roles, each allowed what the one after it may do and more (docs/console.md).

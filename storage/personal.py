@@ -92,6 +92,11 @@ PERSONAL: Final[Mapping[str, Mapping[str, Erasure]]] = {
         # The pseudonym exports carry becomes the tombstone's "contact:<id>".
         "subject": Erasure.REPLACED,
     },
+    "contact_imports": {
+        # A file waiting in the console cannot lose one line, so it goes whole: staff upload
+        # it again (the import already made keeps its rows).
+        "data": Erasure.CLEARED,
+    },
 }
 
 _STAFF_FILE = "written by staff (a consultation, a push, an outcome), not by a citizen"
@@ -217,6 +222,23 @@ NOT_PERSONAL: Final[Mapping[str, Mapping[str, str]]] = {
         "actor": "citizen, system, or the staff member who acted",
         "action": "what was done",
         "details": "counts, survey ids, channel names; never an address",
+    },
+    "contact_imports": {
+        "id": "a row number",
+        "status": "checking, checked, importing, done...",
+        "created_by": "the staff member who uploaded the file",
+        "created_at": "a time",
+        "updated_at": "a time",
+        "digest": "the file's sha256, as the audit log records it",
+        "lines": "a count",
+        "line": "a count (progress)",
+        "checked": "counts: rows, created, updated, skipped...",
+        "imported": "counts: rows, created, updated, skipped...",
+        "problems": "line numbers and what is wrong; never the number itself",
+        "problem_count": "a count",
+        "error": "why the file was refused, for staff; never a number",
+        "lease_until": "the worker's claim",
+        "finished_at": "a time",
     },
     "staff_accounts": {
         column: "a member of staff's account, not a citizen's data"

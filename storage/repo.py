@@ -40,6 +40,7 @@ from storage.models import (
     AuditEntry,
     Base,
     Contact,
+    ContactImport,
     Message,
     PushRecipient,
     SendBudget,
@@ -54,6 +55,7 @@ __all__ = [
     "FORGOTTEN",
     "SIMULATOR_SPACE",
     "STATUS_RANK",
+    "UPLOAD_DROPPED",
     "add_outbound",
     "addresses_of",
     "answers_of",
@@ -552,6 +554,7 @@ def forget_contact(
         .values(contact_id=None, state_version=SessionRow.state_version + 1),
         execution_options={"synchronize_session": "fetch"},
     )
+    _drop_waiting_uploads(s, now)
     if pseudonym is not None:
         # Exports made before carry the pseudonym: it must no longer lead to this contact.
         s.execute(
@@ -575,6 +578,29 @@ def forget_contact(
 ERASED = "erased"
 #: ``messages.error`` of a message FORGET stopped before it was sent.
 FORGOTTEN = "contact forgotten"
+#: Why a contacts file waiting in the console was dropped (see :func:`_drop_waiting_uploads`).
+UPLOAD_DROPPED = (
+    "someone was erased while this file waited, and it may hold their number: "
+    "upload it again (rows imported already stay)"
+)
+
+
+def _drop_waiting_uploads(s: Session, now: datetime) -> None:
+    """Drop every contacts file still held for the console: one may hold the person, and a
+    file cannot lose one line. An import in progress stops at its next chunk."""
+    s.execute(
+        update(ContactImport)
+        .where(ContactImport.data.is_not(None))
+        .values(
+            data=None,
+            status=case((ContactImport.status == "importing", "failed"), else_="discarded"),
+            error=UPLOAD_DROPPED,
+            lease_until=None,
+            finished_at=now,
+            updated_at=now,
+        ),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def _forget_answers(

@@ -6,21 +6,28 @@ go to the log.
 
 from __future__ import annotations
 
-import re
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
-import phonenumbers
 
 from bot.cli.common import runtime
 from bot.config import Config
-from bot.contacts.csv_file import ContactsFileError, column_key
-from bot.contacts.service import AddressView, Contacts, ContactView, ImportReport, Progress
+from bot.contacts.csv_file import ContactsFileError
+from bot.contacts.masking import mask
+from bot.contacts.service import (
+    CONSENT_FILTERS,
+    AddressView,
+    Contacts,
+    ContactView,
+    ImportReport,
+    Progress,
+    parse_where,
+    problem_kinds,
+)
 from bot.runtime import Runtime
 from messages import CHANNEL_NAMES
 
@@ -28,7 +35,6 @@ from messages import CHANNEL_NAMES
 PROGRESS_MIN_LINES = 2000
 #: Problems printed one by one; the rest are counted by kind.
 MAX_PROBLEMS_SHOWN = 100
-MASK = "•"
 
 
 @click.group()
@@ -37,25 +43,10 @@ def contacts() -> None:
 
 
 def _contacts(config: Config, rt: Runtime) -> Contacts:
-    region = config.contacts.default_region.strip().upper()
-    if region and region not in phonenumbers.SUPPORTED_REGIONS:
-        raise click.ClickException(
-            f"[contacts] default_region {config.contacts.default_region!r} is not a region "
-            "code like BE, NL or FR"
-        )
     try:
-        ZoneInfo(config.pushes.timezone)
-    except (ValueError, ZoneInfoNotFoundError):
-        raise click.ClickException(
-            f"[pushes] timezone {config.pushes.timezone!r} is not an IANA timezone name, "
-            "like Europe/Brussels"
-        ) from None
-    return Contacts(
-        rt.sessions,
-        rt.service,
-        default_region=region,
-        default_timezone=config.pushes.timezone,
-    )
+        return Contacts.from_config(config, rt.sessions, rt.service)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 # --- import -----------------------------------------------------------------------------------
@@ -115,8 +106,7 @@ def _print_import(report: ImportReport, dry_run: bool) -> None:
     rest = report.problems[MAX_PROBLEMS_SHOWN:]
     if rest:
         click.echo(f"... and {len(rest):,} more problems, most often:", err=True)
-        kinds = Counter(_kind(p.message) for p in rest)
-        for message, count in kinds.most_common(5):
+        for message, count in problem_kinds(rest):
             click.echo(f"  {count:,} x {message}", err=True)
     c = report.counts
     verb = "would be" if dry_run else "were"
@@ -137,42 +127,7 @@ def _print_import(report: ImportReport, dry_run: bool) -> None:
         )
 
 
-def _kind(message: str) -> str:
-    """A problem without the parts that vary from row to row (quoted values, numbers)."""
-    return re.sub(r"(?<![+\w])\d+(?!\w)", "N", re.sub(r"'[^']*'", "'...'", message))
-
-
 # --- list and show ----------------------------------------------------------------------------
-
-
-def mask(channel: str, value: str) -> str:
-    """An address as staff may see it on screen: the country and first group, the last two
-    digits, the rest hidden.
-
-    >>> mask("sms", "+32470000056")
-    '+32 470 •• •• 56'
-    >>> mask("whatsapp", "+15555550123")
-    '+1 555-•••-••23'
-    >>> mask("telegram", "81234567")
-    '••••••67'
-    """
-    if channel == "telegram" or not value.startswith("+"):
-        return MASK * max(len(value) - 2, 0) + value[-2:]
-    try:
-        shown = phonenumbers.format_number(
-            phonenumbers.parse(value, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL
-        )
-    except phonenumbers.NumberParseException:
-        shown = value
-    runs = list(re.finditer(r"\d+", shown))
-    total = sum(len(run.group()) for run in runs)
-    visible = {i for run in runs[:2] for i in range(run.start(), run.end())}
-    # The last two digits stay visible: enough to tell two numbers apart on screen.
-    digit_positions = [i for i, char in enumerate(shown) if char.isdigit()]
-    visible.update(digit_positions[-2:] if total > 4 else [])
-    return "".join(
-        char if not char.isdigit() or i in visible else MASK for i, char in enumerate(shown)
-    )
 
 
 def _shown(address: AddressView, show_numbers: bool) -> str:
@@ -202,16 +157,10 @@ def _consent(address: AddressView, zone: ZoneInfo) -> str:
 
 
 def _where(values: Sequence[str]) -> dict[str, str]:
-    where: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r}: use ATTRIBUTE=VALUE", param_hint="--where")
-        key = column_key(key)
-        if '"' in key or "\\" in key:
-            raise click.BadParameter(f"{item!r}: no quotes in names", param_hint="--where")
-        where[key] = value.strip()
-    return where
+    try:
+        return parse_where(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--where") from None
 
 
 @contacts.command("list")
@@ -225,6 +174,13 @@ def _where(values: Sequence[str]) -> dict[str, str]:
     help="Only contacts with this attribute value, like district=north (repeatable).",
 )
 @click.option("--tag", "tags", multiple=True, help="Only contacts with this tag (repeatable).")
+@click.option(
+    "--consent",
+    type=click.Choice(list(CONSENT_FILTERS)),
+    help="Only contacts whose address (on --channel) is so: "
+    + "; ".join(f"{name}: {meaning}" for name, meaning in CONSENT_FILTERS.items())
+    + ".",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--show-numbers", is_flag=True, help="Show phone numbers and chat ids in full.")
 @click.pass_obj
@@ -234,6 +190,7 @@ def contacts_list(
     language: str | None,
     where: tuple[str, ...],
     tags: tuple[str, ...],
+    consent: str | None,
     limit: int,
     show_numbers: bool,
 ) -> None:
@@ -246,12 +203,13 @@ def contacts_list(
             language=language.strip().lower() if language else None,
             where=filters,
             tags=tags,
+            consent=consent,
             limit=limit,
         )
     if not found:
         click.echo(
             "no contacts match"
-            if total == 0 and (filters or tags or channel or language)
+            if total == 0 and (filters or tags or channel or language or consent)
             else "no contacts yet (try: voxpop contacts import FILE.csv)"
         )
         return

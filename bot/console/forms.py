@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import EmailField, PasswordField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -83,3 +84,9 @@ class RequireCodesForm(FlaskForm):
         },
         validators=[DataRequired("Choose yes or no.")],
     )
+
+
+class UploadForm(FlaskForm):
+    """A contacts file to check and import (docs/console.md, "Contacts")."""
+
+    file = FileField("Contacts file (CSV)")

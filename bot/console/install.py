@@ -14,6 +14,7 @@ from bot.console import (
     audit_page,
     auth,
     consultations,
+    contacts,
     home,
     outcomes,
     results,
@@ -40,7 +41,17 @@ def install_console(app: Flask, context: ConsoleContext, *, exempt: list[Bluepri
     for blueprint in exempt:
         csrf.exempt(blueprint)
     install_access(app)
-    for module in (auth, home, account, staff_pages, audit_page, results, consultations, outcomes):
+    for module in (
+        auth,
+        home,
+        account,
+        staff_pages,
+        audit_page,
+        results,
+        consultations,
+        outcomes,
+        contacts,
+    ):
         app.register_blueprint(module.bp)
 
 

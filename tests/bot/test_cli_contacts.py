@@ -174,6 +174,20 @@ def test_list_filters_and_full_numbers(db_url: str) -> None:
     assert "'north': use ATTRIBUTE=VALUE" in bad.stderr
 
 
+def test_list_by_consent(db_url: str, db: sessionmaker[Session]) -> None:
+    voxpop(db_url, "contacts", "import", EXAMPLE)
+    citizen_sends(db, "+32470000003", "STOP")
+    result = voxpop(db_url, "contacts", "list", "--consent", "opted_out")
+    row, total = result.stdout.splitlines()[1:]
+    assert row.split()[:6] == ["4", "sms", "+32", "470", "••", "••"]
+    assert row.split()[-3:-1] == ["nl", "2026-10-14"]  # and the day of their STOP
+    assert total == "1 contact"
+    none = voxpop(db_url, "contacts", "list", "--consent", "none", "--channel", "sms")
+    row, total = none.stdout.splitlines()[1:]
+    assert row.split() == ["11", "sms", "+32", "470", "••", "••", "07", "fr", "-", "-"]
+    assert total == "1 contact"
+
+
 def test_show(db_url: str, db: sessionmaker[Session]) -> None:
     voxpop(db_url, "contacts", "import", EXAMPLE)
     citizen_sends(db, "+32470000001", "STOP")

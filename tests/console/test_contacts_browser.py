@@ -1,0 +1,223 @@
+"""The Contacts pages in Chromium, as an editor uses them: import a file with a mistake,
+see it by line, fix it and import, watch the progress bar to the end, search by district,
+open a contact, erase them with confirmation, by keyboard; no serious accessibility violation
+(axe-core), no Content-Security-Policy report, and no whole phone number on any page.
+
+Screenshots go to ``docs/console/`` under ``VOXPOP_SCREENSHOTS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from flask import Flask
+from playwright.sync_api import Browser, FilePayload, Page, expect
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.console.contacts import WORKER_EXTENSION
+from bot.contacts.worker import ImportWorker
+from storage.db import transaction
+from storage.models import Address as AddressRow
+from tests.bot.test_service import cells_containing
+from tests.console.contacts_support import (
+    ROOT,
+    Gate,
+    add_staff,
+    app,
+    large,
+    whole_numbers,
+    with_bad_line,
+)
+from tests.staff import PASSWORD, context_of
+from tests.web.test_browser import TIMEOUT_MS, base_url, browser
+
+__all__ = ["app", "base_url", "browser"]  # fixtures, used by name
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = ROOT / "docs" / "console"
+#: Collects the Content-Security-Policy violations a page reports, from before its scripts.
+WATCH_CSP = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`);
+});
+"""
+EXTRA_ROWS = 3000
+
+
+@pytest.fixture
+def gate(app: Flask) -> Iterator[Gate]:
+    """The app's import worker, held after its first chunk when the test arms it."""
+    gate = Gate()
+    worker = ImportWorker(context_of(app).contacts, progress=gate)
+    app.extensions[WORKER_EXTENSION] = worker
+    yield gate
+    gate.release()
+    worker.join(60)
+
+
+@pytest.fixture
+def page(browser: Browser, base_url: str) -> Iterator[Page]:
+    """A town-hall PC's window; script errors and CSP reports fail the test."""
+    context = browser.new_context(
+        viewport={"width": 1024, "height": 768}, locale="en-GB", base_url=base_url
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(WATCH_CSP)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    try:
+        yield page
+        violations = page.evaluate("window.__violations || []")
+    finally:
+        context.close()
+    assert errors == [], f"the page logged errors: {errors}"
+    assert violations == [], f"Content-Security-Policy violations: {violations}"
+
+
+def axe_check(page: Page) -> None:
+    """No serious or critical accessibility violation on the page as it is now."""
+    results = Axe().run(page)
+    serious = [
+        f"{v['impact']} {v['id']}: {v['help']}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], f"accessibility violations on {page.url}: {serious}"
+
+
+def screenshot(page: Page, name: str) -> None:
+    """``docs/console/<name>.png`` under ``VOXPOP_SCREENSHOTS=1``; nothing otherwise."""
+    if os.environ.get("VOXPOP_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS / f"{name}.png")), full_page=True)
+
+
+def csv_file(data: bytes) -> FilePayload:
+    return {"name": "city.csv", "mimeType": "text/csv", "buffer": data}
+
+
+def sign_in(page: Page, app: Flask, role: str) -> None:
+    email = add_staff(app, role)
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def stored_addresses(db: sessionmaker[Session]) -> list[str]:
+    with transaction(db, read_only=True) as s:
+        return list(s.scalars(select(AddressRow.value)))
+
+
+def test_an_editor_imports_searches_opens_and_erases(
+    page: Page, app: Flask, gate: Gate, db: sessionmaker[Session], engine: Engine
+) -> None:
+    shown: list[str] = []
+
+    def look(name: str) -> None:
+        """Every page is scanned, kept for the number check, and photographed."""
+        axe_check(page)
+        shown.append(page.content())
+        screenshot(page, name)
+
+    sign_in(page, app, "editor")
+    page.goto("/contacts")
+    expect(page.get_by_role("heading", name="Contacts", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Import contacts").click()
+    look("contacts-import")
+
+    # A file with a mistake on line 14: the check names it, and nothing is stored.
+    page.get_by_label("Contacts file (CSV)").set_input_files(files=csv_file(with_bad_line()))
+    page.get_by_role("button", name="Upload and check").click()
+    expect(page.get_by_role("heading", name="Check the file before importing")).to_be_visible()
+    problems = page.locator("#problems")
+    expect(problems.get_by_role("row").nth(1)).to_contain_text("14")
+    expect(problems).to_contain_text("language 'xx' is not one Voxpop speaks")
+    look("contacts-import-check")
+    assert stored_addresses(db) == []
+
+    # Fixed, with 3,000 more people: the progress bar moves, then the summary.
+    page.get_by_role("button", name="Cancel and upload another file").click()
+    page.get_by_label("Contacts file (CSV)").set_input_files(files=csv_file(large(EXTRA_ROWS)))
+    page.get_by_role("button", name="Upload and check").click()
+    expect(page.get_by_role("heading", name="Check the file before importing")).to_be_visible()
+    expect(page.get_by_text("No problem found.")).to_be_visible()
+    gate.armed.set()
+    page.get_by_role("button", name=f"Import {EXTRA_ROWS + 13:,} rows").click()
+    assert gate.reached.wait(60)
+    expect(page.get_by_role("heading", name="Importing contacts")).to_be_visible()
+    bar = page.locator("progress")
+    # The first chunk is in: the bar shows it (the script polls the progress).
+    expect(bar).to_have_attribute("value", str((1001 * 100) // (EXTRA_ROWS + 14)))
+    look("contacts-import-progress")
+    gate.release()
+    # The script sees the end and reloads: the summary.
+    expect(page.get_by_role("heading", name="Contacts imported")).to_be_visible()
+    expect(page.get_by_text(f"{EXTRA_ROWS + 13:,} rows imported")).to_be_visible()
+    look("contacts-import-done")
+
+    # Search by district: a GET form, the filters in the address.
+    page.get_by_role("link", name="See the contacts").click()
+    page.get_by_label("Attribute").fill("district=north")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(
+        page.get_by_role("heading", name=f"{EXTRA_ROWS + 5:,} contacts, page 1 of")
+    ).to_be_visible()
+    assert "attribute=district%3Dnorth" in page.url
+    look("contacts-search")
+    page.get_by_role("link", name="Next").click()
+    expect(page.get_by_role("heading", name="page 2 of")).to_be_visible()
+
+    # A contact, found by number; their address masked.
+    with transaction(db, read_only=True) as s:
+        n = s.scalar(select(AddressRow.contact_id).where(AddressRow.value == "+32470000001"))
+    page.get_by_label("Find one person").fill("+32 470 00 00 01")
+    page.get_by_role("button", name="Find", exact=True).click()
+    expect(page.get_by_role("heading", name=f"Contact {n}", exact=True)).to_be_visible()
+    expect(page.get_by_text("+32 470 •• •• 01")).to_be_visible()
+    look("contacts-contact")
+
+    # Erase, by keyboard: the link, then the confirmation's button.
+    link = page.get_by_role("button", name=f"Erase contact {n}")
+    link.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=f"Erase contact {n}?")).to_be_visible()
+    look("contacts-erase")
+    button = page.get_by_role("button", name=f"Erase contact {n}")
+    for _ in range(40):
+        if button.evaluate("b => b === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text(f"Contact {n} was erased.")).to_be_visible()
+    shown.append(page.content())
+    page.goto(f"/contacts/{n}")
+    expect(page.get_by_text("was erased on")).to_be_visible()
+    # FORGET's rules: the number is nowhere in the database.
+    assert cells_containing(engine, "32470000001") == []
+    for html in shown:
+        assert whole_numbers(html, ["+32470000001", *stored_addresses(db)[:50]]) == []
+
+
+def test_analysts_see_no_contacts(page: Page, app: Flask) -> None:
+    sign_in(page, app, "analyst")
+    answer = page.goto("/contacts")
+    assert answer is not None
+    assert answer.status == 403
