@@ -14,11 +14,11 @@ import click
 from sqlalchemy import select
 
 from bot.cli.common import runtime
-from bot.cli.push import parse_at, parse_rate, show_plan
+from bot.cli.push import checked, show_plan
 from bot.config import Config
+from bot.pushes.form import PushForm
 from bot.pushes.outcomes import outcome_push, publish
-from bot.pushes.quiet import QuietHoursError, zone_of
-from bot.pushes.service import PushError, Pushes, PushSpec
+from bot.pushes.service import PushError, Pushes
 from storage.db import transaction
 from storage.models import OutcomeRow
 from surveys.outcomes import parse_outcome
@@ -55,11 +55,6 @@ def outcome_publish(
         data = Path(path).read_bytes()
     except OSError as exc:
         raise click.ClickException(f"{path}: cannot read: {exc.strerror}") from None
-    zone = timezone or config.pushes.timezone
-    try:
-        zone_of(zone)
-    except QuietHoursError as exc:
-        raise click.UsageError(str(exc)) from None
     with runtime(config) as rt:
         pushes = Pushes(rt.sessions, rt.service, config)
         with transaction(rt.sessions, read_only=True) as s:
@@ -74,13 +69,16 @@ def outcome_publish(
             click.echo(f"  {where} [{language}]: {segments} SMS segment(s), {encoding}")
         if report.outcome is None:
             raise click.ClickException(f"{path}: not published: fix the errors above")
-        base = PushSpec(
-            survey=survey_id,
-            at=parse_at(at_text, zone, pushes.now()),
-            channels=tuple(c.strip() for v in channels for c in v.split(",") if c.strip()),
-            timezone=timezone or "",
-            quiet_hours=quiet_hours,
-            rate_per_second=parse_rate(rate_text) if rate_text else 0.0,
+        base = checked(
+            pushes,
+            PushForm(
+                survey=survey_id,
+                at=at_text,
+                channels=channels,
+                timezone=timezone or "",
+                quiet_hours=quiet_hours,
+                rate=rate_text or "",
+            ),
         )
         try:
             spec = pushes.complete(outcome_push(report.outcome, base))
