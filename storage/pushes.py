@@ -10,9 +10,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, null, or_, select, true
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from storage.contacts import attribute_equals, has_tag
 from storage.models import (
@@ -79,83 +91,34 @@ LEFT_OUT = (
 BUSY = ("answering", "busy")
 
 
-def _audience_select(s: Session, q: AudienceQuery, *, busy: bool = False) -> Select[Any]:
+#: Orders an address by its channel's place in the push's preference, then by its id, as one
+#: number: ``place * _PLACE + id`` (ids stay far below it).
+_PLACE = 1_000_000_000_000
+
+
+def _audience_select(s: Session, q: AudienceQuery, *, preview: bool = False) -> Select[Any]:
     """The one rule of who a push reaches, as one statement: a row per contact in the
     audience (not forgotten, not a simulator's test phone) with the address it is reached on
     (the first channel of ``q.channels`` with an address that has consent, is not opted out
-    and is not invalid) or why it is left out. The database does the work: the preview
-    counts it with GROUP BY, and planning streams it, so both read the same rule."""
+    and is not invalid; the oldest such address on it) or why it is left out. The database
+    does the work, in one pass over the contacts grouped with their addresses: the preview
+    counts the rows with GROUP BY (``preview``: with who is in a conversation now, without
+    the address itself) and planning streams them, so both read the same rule."""
     channels = list(q.channels)
-    default = q.default_language
+    on_channels = Address.channel.in_(channels)
     reach = and_(
+        on_channels,
         true() if not q.consent else Address.consent_at.is_not(None),
         Address.opted_out_at.is_(None),
         Address.invalid_at.is_(None),
     )
-    reach_flag = case((reach, 1), else_=0)
-    priority = case({c: i for i, c in enumerate(channels)}, value=Address.channel, else_=99)
-    by_contact = Address.contact_id
-    ranked = (
-        select(
-            Address.contact_id.label("contact_id"),
-            Address.channel.label("channel"),
-            Address.value.label("value"),
-            reach_flag.label("reach"),
-            func.max(case((Address.opted_out_at.is_not(None), 1), else_=0))
-            .over(partition_by=by_contact)
-            .label("opted_out"),
-            func.max(case((Address.invalid_at.is_not(None), 1), else_=0))
-            .over(partition_by=by_contact)
-            .label("invalid"),
-            func.row_number()
-            .over(partition_by=by_contact, order_by=(reach_flag.desc(), priority, Address.id))
-            .label("rank"),
-        )
-        .where(
-            Address.channel.in_(channels),
-            Address.value.not_like(SIMULATOR_SPACE + "%"),
-        )
-        .subquery("ranked")
-    )
-    chosen = ranked
-    raw = func.coalesce(Contact.language, default)
-    language = case(
-        (Contact.language.in_(list(q.survey_languages)), Contact.language), else_=default
-    )
-    completed = _sessions_of(q.survey, completed=True) if q.skip_completed else None
-    reached = chosen.c.reach == 1
-    left_out = case(
-        (chosen.c.contact_id.is_(None), LEFT_OUT[0]),
-        (and_(~reached, chosen.c.opted_out == 1), LEFT_OUT[1]),
-        (and_(~reached, chosen.c.invalid == 1), LEFT_OUT[2]),
-        (~reached, LEFT_OUT[3]),
-        *([(Contact.id.in_(completed), LEFT_OUT[4])] if completed is not None else []),
-        else_=null(),
-    )
-    columns: list[Any] = [
-        Contact.id,
-        language.label("language"),
-        Contact.timezone,
-        case((reached, chosen.c.channel), else_=null()).label("channel"),
-        case((reached, chosen.c.value), else_=null()).label("value"),
-        left_out.label("left_out"),
+    place = case({c: i for i, c in enumerate(channels)}, value=Address.channel, else_=99)
+    big = literal(_PLACE, BigInteger)
+    raw = func.coalesce(Contact.language, q.default_language)
+    conditions: list[ColumnElement[bool]] = [
+        Contact.forgotten_at.is_(None),
+        ~Address.value.startswith(SIMULATOR_SPACE, autoescape=True),
     ]
-    if busy:
-        mine = (
-            select(SessionRow.contact_id)
-            .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
-            .where(SessionRow.status == "active", SurveyRow.slug == q.survey)
-        )
-        active = select(SessionRow.contact_id).where(SessionRow.status == "active")
-        columns.append(
-            case(
-                (Contact.id.in_(mine), BUSY[0]), (Contact.id.in_(active), BUSY[1]), else_=null()
-            ).label("busy")
-        )
-    ours = select(Address.id).where(
-        Address.contact_id == Contact.id, Address.value.not_like(SIMULATOR_SPACE + "%")
-    )
-    conditions: list[ColumnElement[bool]] = [Contact.forgotten_at.is_(None), ours.exists()]
     if q.languages:
         conditions.append(raw.in_(list(q.languages)))
     for name, values in q.where.items():
@@ -165,11 +128,71 @@ def _audience_select(s: Session, q: AudienceQuery, *, busy: bool = False) -> Sel
         conditions.append(Contact.id.not_in(_sessions_of(slug, completed=True)))
     for slug in q.took_part:
         conditions.append(Contact.id.in_(_sessions_of(slug, completed=False)))
-    return (
-        select(*columns)
-        .outerjoin(chosen, and_(chosen.c.contact_id == Contact.id, chosen.c.rank == 1))
+    grouped = (
+        select(
+            Contact.id.label("contact_id"),
+            Contact.language.label("language"),
+            Contact.timezone.label("timezone"),
+            func.min(case((reach, place * big + Address.id), else_=null())).label("pick"),
+            func.count(case((on_channels, 1), else_=null())).label("addresses"),
+            func.max(
+                case((and_(on_channels, Address.opted_out_at.is_not(None)), 1), else_=0)
+            ).label("opted_out"),
+            func.max(case((and_(on_channels, Address.invalid_at.is_not(None)), 1), else_=0)).label(
+                "invalid"
+            ),
+        )
+        # Every contact with an address of their own: simulator's test phones are no one's.
+        .select_from(Contact)
+        .join(Address, Address.contact_id == Contact.id)
         .where(*conditions)
+        .group_by(Contact.id, Contact.language, Contact.timezone)
+        .subquery("grouped")
     )
+    language = case(
+        (grouped.c.language.in_(list(q.survey_languages)), grouped.c.language),
+        else_=q.default_language,
+    )
+    completed = _sessions_of(q.survey, completed=True) if q.skip_completed else None
+    unreached = grouped.c.pick.is_(None)
+    left_out = case(
+        (grouped.c.addresses == 0, LEFT_OUT[0]),
+        (and_(unreached, grouped.c.opted_out == 1), LEFT_OUT[1]),
+        (and_(unreached, grouped.c.invalid == 1), LEFT_OUT[2]),
+        (unreached, LEFT_OUT[3]),
+        *([(grouped.c.contact_id.in_(completed), LEFT_OUT[4])] if completed is not None else []),
+        else_=null(),
+    )
+    contact = grouped.c.contact_id
+    if preview:
+        mine = (
+            select(SessionRow.contact_id)
+            .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
+            .where(SessionRow.status == "active", SurveyRow.slug == q.survey)
+        )
+        active = select(SessionRow.contact_id).where(SessionRow.status == "active")
+        # The chosen channel, from its place in the preference: no need to read the address.
+        chosen_channel = case(
+            {i: c for i, c in enumerate(channels)}, value=grouped.c.pick // big, else_=null()
+        )
+        return select(
+            contact,
+            language.label("language"),
+            chosen_channel.label("channel"),
+            left_out.label("left_out"),
+            case((contact.in_(mine), BUSY[0]), (contact.in_(active), BUSY[1]), else_=null()).label(
+                "busy"
+            ),
+        )
+    chosen = aliased(Address, name="chosen")
+    return select(
+        contact,
+        language.label("language"),
+        grouped.c.timezone,
+        chosen.channel.label("channel"),
+        chosen.value.label("value"),
+        left_out.label("left_out"),
+    ).outerjoin(chosen, chosen.id == grouped.c.pick % big)
 
 
 def _sessions_of(slug: str, *, completed: bool) -> Select[Any]:
@@ -192,7 +215,7 @@ def _sessions_of(slug: str, *, completed: bool) -> Select[Any]:
 
 def audience(s: Session, q: AudienceQuery) -> Iterator[AudienceRow]:
     """The contacts a push reaches, by contact id, streamed (memory stays flat)."""
-    stmt = _audience_select(s, q).order_by(Contact.id).execution_options(yield_per=5000)
+    stmt = _audience_select(s, q).order_by("contact_id").execution_options(yield_per=5000)
     for row in s.execute(stmt):
         if row.left_out is None:
             yield AudienceRow(*row)
@@ -209,7 +232,7 @@ class AudienceCount(NamedTuple):
 def audience_counts(s: Session, q: AudienceQuery) -> list[AudienceCount]:
     """The audience counted in the database: contacts per channel, language, reason left out
     and conversation in progress."""
-    inner = _audience_select(s, q, busy=True).subquery("audience")
+    inner = _audience_select(s, q, preview=True).subquery("audience")
     stmt = select(
         inner.c.channel,
         inner.c.language,
