@@ -111,6 +111,14 @@ class ConversationConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    #: A signed-in member of staff who does nothing for this long is signed out.
+    idle_minutes: int = 30
+    #: Every sign-in ends after this long, however active (a working day).
+    session_hours: int = 12
+
+
+@dataclass(frozen=True)
 class ContactsConfig:
     #: Where phone numbers without a country code are from (ISO 3166, e.g. ``BE``).
     #: Empty: such numbers are refused at import.
@@ -346,6 +354,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
     contacts: ContactsConfig = field(default_factory=ContactsConfig)
     pushes: PushesConfig = field(default_factory=PushesConfig)

@@ -64,7 +64,7 @@ def build_app(config: Config | None = None) -> Flask:
     # Connections must not be shared across a fork (gunicorn --preload): the child forgets
     # the parent's pool without closing the parent's connections.
     os.register_at_fork(after_in_child=lambda: runtime.engine.dispose(close=False))
-    app = create_app(runtime.service, config)
+    app = create_app(runtime.service, config, on_outbox=runtime.on_outbox)
     app.extensions["voxpop.runtime"] = runtime
     return app
 

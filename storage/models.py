@@ -49,9 +49,13 @@ __all__ = [
     "PushRecipient",
     "PushRow",
     "SchedulerJob",
+    "STAFF_ROLES",
     "SendBudget",
     "SessionRow",
     "Setting",
+    "SignInFailure",
+    "StaffAccount",
+    "StaffSession",
     "StatusReport",
     "SurveyRow",
     "claim_priority",
@@ -458,6 +462,67 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str | None] = mapped_column(String(255))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+#: Staff roles, each allowed what the one after it may do and more (docs/console.md).
+STAFF_ROLES: Final = ("admin", "editor", "analyst")
+
+
+class StaffAccount(Base):
+    """A member of the city's staff who signs in to the console."""
+
+    __tablename__ = "staff_accounts"
+    __table_args__ = (CheckConstraint(_in("role", STAFF_ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Lower case, as typed at sign-in.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    #: argon2id, with its parameters (``$argon2id$v=19$m=...``).
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+    last_sign_in_at: Mapped[datetime | None]
+    #: The one-time code secret (base32); confirmed once a first code was right.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_confirmed_at: Mapped[datetime | None]
+    #: SHA-256 of each unused recovery code (random, so a fast hash is enough).
+    recovery_codes: Mapped[list[str]] = mapped_column(default=list)
+
+
+class StaffSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is kept, so
+    a copy of the database signs nobody in."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    #: The absolute end, whatever the activity.
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    #: ``password`` while a one-time code is still asked for, then ``signed_in``.
+    stage: Mapped[str] = mapped_column(String(16))
+    #: The browser, as its User-Agent says, shortened: for the staff's list of sessions.
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+
+class SignInFailure(Base):
+    """A failed sign-in, counted to slow down password guessing across every worker.
+
+    Keys are keyed hashes of the email and the client address, so the table lists no one.
+    """
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    account_key: Mapped[str] = mapped_column(String(64), index=True)
+    address_key: Mapped[str] = mapped_column(String(64), index=True)
 
 
 class Setting(Base):

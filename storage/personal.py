@@ -218,6 +218,40 @@ NOT_PERSONAL: Final[Mapping[str, Mapping[str, str]]] = {
         "action": "what was done",
         "details": "counts, survey ids, channel names; never an address",
     },
+    "staff_accounts": {
+        column: "a member of staff's account, not a citizen's data"
+        for column in (
+            "id",
+            "email",
+            "password_hash",
+            "role",
+            "created_at",
+            "disabled_at",
+            "last_sign_in_at",
+            "totp_secret",
+            "totp_confirmed_at",
+            "recovery_codes",
+        )
+    },
+    "staff_sessions": {
+        column: "a member of staff's signed-in browser, not a citizen's data"
+        for column in (
+            "id",
+            "staff_id",
+            "created_at",
+            "last_seen_at",
+            "expires_at",
+            "revoked_at",
+            "stage",
+            "user_agent",
+        )
+    },
+    "sign_in_failures": {
+        "id": "a row number",
+        "at": "a time",
+        "account_key": "a keyed hash of the email typed at the console's sign-in",
+        "address_key": "a keyed hash of the address the sign-in came from",
+    },
     "settings": {
         "key": "a setting's name",
         "value": "generated secrets and markers of the deployment",

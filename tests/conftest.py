@@ -41,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -49,6 +50,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.db import make_engine, session_factory, with_schema
 from storage.migrate import upgrade
 from storage.models import Base
+from tests.csrf_client import CsrfClient
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
 
@@ -77,6 +79,15 @@ class _Impostor(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def csrf_token_in_test_clients() -> Iterator[None]:
+    """Every app's test client posts with a CSRF token, as its pages do (tests.csrf_client)."""
+    before = Flask.test_client_class
+    Flask.test_client_class = CsrfClient
+    yield
+    Flask.test_client_class = before
 
 
 @pytest.fixture(scope="session", autouse=True)

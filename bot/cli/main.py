@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
+from flask import Flask
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,8 +28,10 @@ from bot.cli.contacts import contacts
 from bot.cli.outcome import outcome
 from bot.cli.push import parse_at, push
 from bot.cli.scheduler import scheduler as scheduler_command
+from bot.cli.staff import staff
 from bot.cli.telegram import telegram
 from bot.config import Config, ConfigError, load_config
+from bot.console.context import EXTENSION as CONSOLE
 from bot.conversation.engine import ask
 from bot.delivery.dispatcher import DispatcherThread
 from bot.pushes.scheduler import Scheduler
@@ -502,7 +505,7 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
             )
         bind_host = host or config.server.host
         bind_port = config.server.port if port is None else port  # 0: any free port
-        app = create_app(rt.service, config)
+        app = create_app(rt.service, config, on_outbox=rt.on_outbox)
         try:
             server = make_server(app, bind_host, bind_port, config.server.threads)
         except OSError as exc:
@@ -513,6 +516,8 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
             ) from exc
         url = server_url(server)
         click.echo(f"listening on {url}")
+        click.echo(f"staff console: {url}/")
+        _print_setup_link(app, config.server.public_url.rstrip("/") or url)
         if real_channels(config):
             thread = DispatcherThread(partial(dispatch_forever, config, rt.sessions))
             thread.start()
@@ -531,6 +536,18 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
             scheduler.stop()
             if thread is not None:
                 thread.stop()
+
+
+def _print_setup_link(app: Flask, base_url: str) -> None:
+    """On a database with no staff account, the one-time link that creates the first admin:
+    printed here only, so only whoever started the server can use it."""
+    token = app.extensions[CONSOLE].staff.setup_token()
+    if token is None:
+        return
+    click.echo(
+        "No staff account yet. Open this link to create the first admin; it works once, "
+        f"for 24 hours, and a restart makes a new one:\n  {base_url}/setup/{token}"
+    )
 
 
 @main.command()
@@ -563,6 +580,7 @@ main.add_command(telegram)
 main.add_command(contacts)
 main.add_command(push)
 main.add_command(outcome)
+main.add_command(staff)
 
 
 def _clean_typed_values(command: click.Command) -> None:

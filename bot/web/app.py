@@ -25,12 +25,12 @@ from flask import (
     Blueprint,
     Flask,
     Response,
+    abort,
+    g,
     jsonify,
     make_response,
-    redirect,
     render_template,
     request,
-    url_for,
 )
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
@@ -40,6 +40,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.config import Config
+from bot.console.access import Role, audit, sign_in_first
+from bot.console.context import ConsoleContext
+from bot.console.install import install_console
 from bot.service import Clock, Outgoing, Service, outgoing_of, utc_now
 from bot.web import security as web_security
 from bot.web.readiness import health_blueprint
@@ -92,10 +95,18 @@ class ApiError(Exception):
         self.status = status
 
 
-def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> Flask:
-    """The Flask app: ``/healthz``, ``/`` and, when enabled, the ``/simulator`` pages and API.
+def create_app(
+    service: Service,
+    config: Config,
+    *,
+    clock: Clock = utc_now,
+    on_outbox: Callable[[], None] | None = None,
+) -> Flask:
+    """The Flask app: ``/healthz``, the staff console (``/``, :mod:`bot.console`), the
+    providers' webhooks and, when enabled, the ``/simulator`` pages and API.
 
-    ``clock`` stamps simulated messages and decides which surveys are still open.
+    ``clock`` stamps simulated messages and decides which surveys are still open;
+    ``on_outbox`` wakes the dispatchers after the console queued messages.
     """
     app = Flask(__name__)
     if config.server.trusted_proxies > 0:
@@ -112,16 +123,8 @@ def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> F
         return jsonify(status="ok")
 
     web_security.install(app, config)
-    app.register_blueprint(health_blueprint(service.sessions, config))
-
-    @app.get("/")
-    def index() -> ResponseReturnValue:
-        if simulator:
-            return redirect(url_for("simulator.page"))
-        return (
-            "<!doctype html><html lang='en'><meta charset='utf-8'><title>Voxpop</title>"
-            "<p>Voxpop is running.</p></html>"
-        )
+    health = health_blueprint(service.sessions, config)
+    app.register_blueprint(health)
 
     if config.server.simulator_public:
         log.warning(
@@ -131,11 +134,14 @@ def create_app(service: Service, config: Config, *, clock: Clock = utc_now) -> F
         )
     if simulator:
         limit = _rate_limit(app) if config.server.simulator_public else None
-        app.register_blueprint(_simulator_blueprint(service, clock, limit))
+        sign_in = bool(config.server.public_url)
+        app.register_blueprint(_simulator_blueprint(service, clock, limit, sign_in=sign_in))
     # /webhooks/<channel> only for the configured channels: the others answer 404.
     webhooks = webhooks_blueprint(service, config, clock=clock, max_body=MAX_BODY)
     if webhooks is not None:
         app.register_blueprint(webhooks)
+    context = ConsoleContext(service, config, clock, on_outbox)
+    install_console(app, context, exempt=[bp for bp in (health, webhooks) if bp is not None])
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> tuple[Response, int]:
@@ -188,9 +194,24 @@ def _rate_limit(app: Flask) -> Callable[[_View], _View]:
 
 
 def _simulator_blueprint(
-    service: Service, clock: Clock, limit: Callable[[_View], _View] | None
+    service: Service, clock: Clock, limit: Callable[[_View], _View] | None, *, sign_in: bool
 ) -> Blueprint:
+    """``sign_in``: on a public server, only signed-in editors and admins may use it."""
     bp = Blueprint("simulator", __name__, url_prefix="/simulator")
+
+    if sign_in:
+
+        @bp.before_request
+        def staff_only() -> ResponseReturnValue | None:
+            staff = g.get("staff")
+            if staff is None:
+                if request.path.startswith(_API_PREFIX):
+                    raise ApiError("sign in to the console to use the simulator", 401)
+                return sign_in_first()
+            if not staff.role.allows(Role.EDITOR):
+                audit("access refused", path=request.path, needed=Role.EDITOR.value)
+                abort(403)
+            return None
 
     def api(view: _View) -> _View:
         return view if limit is None else limit(view)

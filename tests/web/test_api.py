@@ -21,6 +21,7 @@ from bot.web.app import (
     make_server,
 )
 from messages import Address
+from tests.staff import sign_in
 
 from .conftest import fixed_clock
 
@@ -51,10 +52,12 @@ def test_healthz(client: FlaskClient) -> None:
     assert response.get_json() == {"status": "ok"}
 
 
-def test_index_redirects_to_the_simulator(client: FlaskClient) -> None:
+def test_the_home_page_asks_to_sign_in_and_points_to_the_simulator(client: FlaskClient) -> None:
     response = client.get("/")
     assert response.status_code == 302
-    assert response.headers["Location"] == "/simulator"
+    assert response.headers["Location"] == "/login?next=/"
+    login = client.get("/login").get_data(as_text=True)
+    assert 'href="/simulator"' in login
 
 
 def test_sms_consultation_from_keyword_to_thanks(client: FlaskClient, service: Service) -> None:
@@ -296,10 +299,9 @@ def test_simulator_disabled_is_404(service: Service) -> None:
     response = client.post("/simulator/api/send", json={**SMS, "text": "PARK"})
     assert response.status_code == 404
     assert "error" in response.get_json()
-    # Without the simulator, / is a plain page and the health check still answers.
-    index = client.get("/")
-    assert index.status_code == 200
-    assert "Voxpop is running" in index.get_data(as_text=True)
+    # Without the simulator, / is the console's and its sign-in page names no simulator.
+    assert client.get("/").headers["Location"] == "/login?next=/"
+    assert "simulator" not in client.get("/login").get_data(as_text=True)
     assert client.get("/healthz").get_json() == {"status": "ok"}
 
 
@@ -360,10 +362,12 @@ def test_the_simulator_is_on_unless_public_or_turned_off(
 ) -> None:
     config = Config(server=ServerConfig(simulator=simulator, public_url=public_url))
     client = create_app(service, config, clock=fixed_clock).test_client()
+    if public_url:
+        # On a public server, only signed-in staff may use it (tests/web/test_simulator_staff).
+        sign_in(client)
     assert client.get("/simulator").status_code == (200 if served else 404)
     response = client.post("/simulator/api/send", json={**SMS, "text": "PARK"})
     assert response.status_code == (200 if served else 404)
-    assert (client.get("/").status_code == 302) is served
 
 
 @sqlite_only
@@ -373,6 +377,8 @@ def test_a_public_simulator_is_rate_limited_per_client_address(service: Service)
     one, other = app.test_client(), app.test_client()
     one.environ_base["REMOTE_ADDR"] = "192.0.2.1"
     other.environ_base["REMOTE_ADDR"] = "192.0.2.2"
+    sign_in(one)
+    sign_in(other)
     allowed = int(SIMULATOR_RATE_LIMIT.split()[0])
     # Every call of the API counts, whichever it is.
     for n in range(allowed):
@@ -399,6 +405,7 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_allowance(
     server = ServerConfig(simulator=True, public_url=PUBLIC, trusted_proxies=proxies)
     client = create_app(service, Config(server=server), clock=fixed_clock).test_client()
     client.environ_base["REMOTE_ADDR"] = "127.0.0.1"
+    sign_in(client)
     allowed = int(SIMULATOR_RATE_LIMIT.split()[0])
 
     def surveys(forwarded: str) -> int:

@@ -22,6 +22,7 @@ from bot.service import Service
 from bot.web.app import create_app
 from storage.db import transaction
 from storage.models import Address, Message, StatusReport, SurveyRow
+from tests.staff import sign_in
 from tests.web.conftest import fixed_clock
 from tests.web.test_webhooks import (
     PUBLIC_URL,
@@ -42,6 +43,14 @@ USERNAME = "US.13491208655302741918"
 @pytest.fixture
 def app(service: Service) -> Flask:
     return create_app(service, WITH_SIMULATOR, clock=fixed_clock)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """Signed in as an editor: on this public server only staff may use the simulator."""
+    client = app.test_client()
+    sign_in(client)
+    return client
 
 
 def inbound(db: sessionmaker[Session]) -> list[Message]:

@@ -109,6 +109,9 @@
 
   // One call of the API; its messages, or null after showing why it failed. A blocking
   // call disables the buttons until it is answered.
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrfToken = csrfMeta ? csrfMeta.getAttribute("content") : "";
+
   async function call(path, body, blocking = true) {
     if (blocking) setBusy(true);
     showError("");
@@ -117,6 +120,8 @@
       if (body) {
         init.method = "POST";
         init.headers["Content-Type"] = "application/json";
+        // Every state-changing request carries the page's CSRF token (Flask-WTF reads it).
+        init.headers["X-CSRFToken"] = csrfToken;
         init.body = JSON.stringify(body);
       }
       const response = await fetch(path, init);
