@@ -382,6 +382,35 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
     }
 
 
+class PushTotals(NamedTuple):
+    invited: int
+    completed: int
+
+
+def push_totals(s: Session, push_ids: Sequence[int]) -> dict[int, PushTotals]:
+    """Invited and completed recipients of each push, two grouped statements in all."""
+    if not push_ids:
+        return {}
+    invited: dict[int, int] = {
+        push_id: n
+        for push_id, n in s.execute(
+            select(PushRecipient.push_id, func.count(PushRecipient.id))
+            .where(PushRecipient.push_id.in_(push_ids), PushRecipient.status == "invited")
+            .group_by(PushRecipient.push_id)
+        )
+    }
+    completed: dict[int, int] = {
+        push_id: n
+        for push_id, n in s.execute(
+            select(PushRecipient.push_id, func.count(PushRecipient.id))
+            .join(SessionRow, SessionRow.id == PushRecipient.session_id)
+            .where(PushRecipient.push_id.in_(push_ids), SessionRow.status == "completed")
+            .group_by(PushRecipient.push_id)
+        )
+    }
+    return {i: PushTotals(invited.get(i, 0), completed.get(i, 0)) for i in push_ids}
+
+
 def reasons(s: Session, push_id: int) -> dict[str, int]:
     """Why recipients were skipped or cancelled, or why the waiting ones wait."""
     stmt = (

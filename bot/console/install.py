@@ -10,7 +10,7 @@ from flask import Blueprint, Flask
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 
-from bot.console import auth, home
+from bot.console import auth, home, pushes
 from bot.console.access import install_access
 from bot.console.context import ConsoleContext, install_context
 from storage import repo
@@ -47,7 +47,7 @@ def install_console(app: Flask, context: ConsoleContext, *, exempt: list[Bluepri
             static_url_path="/console/static",
         )
     )
-    for module in (auth, home):
+    for module in (auth, home, pushes):
         app.register_blueprint(module.bp)
 
 

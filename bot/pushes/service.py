@@ -379,6 +379,21 @@ class Pushes:
             repo.audit(s, actor, "push_cancel", f"push:{push_id}", {"waiting": waiting}, now)
             return waiting
 
+    def send_now(self, push_id: int, actor: str = "staff") -> FireResult:
+        """Fire a scheduled push now, not at its time: its time becomes now."""
+        now = self._clock()
+        with transaction(self._sessions) as s:
+            push = s.get(PushRow, push_id, with_for_update=True)
+            if push is None:
+                raise LookupError(f"no push {push_id}")
+            if push.status != "scheduled":
+                raise PushError(
+                    f"push {push_id} is {push.status}: only a scheduled push can go now"
+                )
+            push.scheduled_at = min(push.scheduled_at, now)
+            repo.audit(s, actor, "push_send_now", f"push:{push_id}", {}, now)
+        return self.fire(push_id)
+
     # --- what staff see ---------------------------------------------------------------------
 
     def recent(self, limit: int = 50) -> list[PushRow]:
@@ -387,6 +402,11 @@ class Pushes:
             rows = s.scalars(select(PushRow).order_by(PushRow.id.desc()).limit(limit)).all()
             s.expunge_all()
             return list(rows)
+
+    def totals(self, push_ids: Sequence[int]) -> dict[int, store.PushTotals]:
+        """Invited and completed per push, for a list of pushes."""
+        with transaction(self._sessions, read_only=True) as s:
+            return store.push_totals(s, push_ids)
 
     def report(self, push_id: int) -> PushReport:
         with transaction(self._sessions, read_only=True) as s:
