@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy import func, insert, select, text
 
@@ -120,7 +121,7 @@ def measure(url: str, runs: int) -> dict[str, float]:
     figures = {"baseline": _p95(baseline, runs)}
     for name, audience in AUDIENCES.items():
         spec = PushSpec(survey="central-park", at=NOW, audience=audience)
-        figures[name] = _p95(lambda spec=spec: pushes.preview(spec), runs)
+        figures[name] = _p95(partial(pushes.preview, spec), runs)
     engine.dispose()
     return figures
 
