@@ -23,6 +23,7 @@ run: setup
 	$(BIN)/voxpop survey load surveys/examples/*.toml
 	@echo
 	@echo "Voxpop is running on SQLite (voxpop.db) with the built-in simulator."
+	@echo "  Staff console:     http://$(HOST):$(PORT)/  (the first time, open the setup link printed below)"
 	@echo "  Browser simulator: http://$(HOST):$(PORT)/simulator"
 	@echo "  Terminal:          $(BIN)/voxpop chat        (then type PARK or LIGHTS)"
 	@echo "  Stop with Ctrl-C."

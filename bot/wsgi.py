@@ -18,6 +18,7 @@ each worker then drops the inherited connection pool and opens its own.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 
@@ -25,6 +26,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Config, ConfigError, channel_problems, load_config
+from bot.console.context import EXTENSION as CONSOLE
 from bot.runtime import build_runtime, configure_logging
 from bot.web.app import create_app
 from storage.migrate import current, head
@@ -33,6 +35,7 @@ __all__ = ["app", "build_app"]
 
 #: The app of this process, built on first use (see :func:`__getattr__`).
 app: Flask
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _app: Flask | None = None
 
@@ -66,6 +69,12 @@ def build_app(config: Config | None = None) -> Flask:
     os.register_at_fork(after_in_child=lambda: runtime.engine.dispose(close=False))
     app = create_app(runtime.service, config, on_outbox=runtime.on_outbox)
     app.extensions["voxpop.runtime"] = runtime
+    if app.extensions[CONSOLE].staff.count() == 0:
+        # A worker has no terminal for a setup link: the command line makes the first admin.
+        log.warning(
+            "no staff account yet: create the first admin with "
+            "`voxpop staff add EMAIL --role admin` (docs/console.md)"
+        )
     return app
 
 

@@ -667,6 +667,14 @@ def test_serve_on_port_0_takes_a_free_port_and_says_which(
         opener = build_opener(ProxyHandler({}))
         with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
             assert answer.status == 200
+        # No staff account yet: the one-time link that creates the first admin, at the
+        # address staff reach this server by.
+        assert f"staff console: http://127.0.0.1:{port}/" in log.read_text()
+        base = public_url or f"http://127.0.0.1:{port}"
+        link = re.search(re.escape(base) + r"/setup/([\w-]+)\n", log.read_text())
+        assert link is not None, log.read_text()
+        with opener.open(f"http://127.0.0.1:{port}/setup/{link[1]}", timeout=10) as answer:
+            assert "Create the first admin account" in answer.read().decode()
     finally:
         server.terminate()
         server.wait(10)

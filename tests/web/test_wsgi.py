@@ -3,6 +3,7 @@ refusing a database without the schema or a half-configured channel, served by g
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -57,6 +58,21 @@ def test_the_app_is_built_from_the_environment(
 
     assert answer.status_code == 200
     assert answer.get_json() == {"status": "ok"}
+
+
+def test_the_production_app_serves_the_console_and_says_how_to_make_the_first_admin(
+    environment: pytest.MonkeyPatch, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    environment.setenv("VOXPOP_DATABASE__URL", db_url)
+    with caplog.at_level(logging.WARNING, logger="bot.wsgi"):
+        app = wsgi.build_app()
+    try:
+        client = app.test_client()
+        assert client.get("/").headers["Location"] == "/login?next=/"
+        assert "Sign in to Voxpop" in client.get("/login").get_data(as_text=True)
+    finally:
+        _close(app)
+    assert "voxpop staff add EMAIL --role admin" in caplog.text
 
 
 @pytest.fixture
