@@ -133,6 +133,8 @@ def test_build_an_audience_schedule_send_and_watch_the_funnel(
     expect(page.locator("#push-status")).to_have_text("scheduled")
     page.get_by_role("button", name="Send now").click()
     expect(page.locator("#push-status")).to_have_text("sending")
+    expect(page.get_by_text("Push 1 is sending: 2 people planned.")).to_be_visible()
+    expect(page.get_by_text("Push 1 is scheduled.")).to_have_count(0)  # shown once, before
     sent = page.locator("#funnel-table tbody tr").first.locator('[data-stage="sent"]')
     expect(sent).to_contain_text("0")
     ticking = _ticking(app)

@@ -28,12 +28,20 @@
         })
         .catch(function () { /* the button still works */ });
     }
+    var sent = false;
     function soon() {
       clearTimeout(timer);
-      timer = setTimeout(ask, 300);
+      if (!sent) timer = setTimeout(ask, 300);
     }
     form.addEventListener("input", soon);
     form.addEventListener("change", soon);
+    // Once the form is sent, no count is asked any more: a request still flying would carry
+    // the old session cookie back after the next page (and with it a message already shown).
+    form.addEventListener("submit", function () {
+      sent = true;
+      clearTimeout(timer);
+      asked++;
+    });
   }
 
   var chart = null;
