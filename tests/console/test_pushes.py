@@ -221,3 +221,24 @@ def test_an_unknown_push_is_404(editor: FlaskClient) -> None:
     assert editor.get("/pushes/99").status_code == 404
     assert editor.get("/pushes/99.json").status_code == 404
     assert editor.post("/pushes/99/cancel").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"at": "\u202e\x00", "where": "district=\x00north"},
+        {"rate": "9" * 400 + "/s", "reminders": "9" * 50, "remind_after": "99999999d"},
+        {"timezone": "../../etc/passwd", "quiet_hours": "25:00-99:99"},
+        {"survey": "x" * 5000, "channels": ["sms", "\u202e"], "not_answered": ["\x00"]},
+        {"at": "9999-12-31 23:59", "where": "a=b\nc\n=d"},
+        {"variant_0": "x" * 3000, "variant_1": "x" * 3000},
+    ],
+)
+def test_no_input_makes_a_500(
+    editor: FlaskClient, db: sessionmaker[Session], changes: dict[str, object]
+) -> None:
+    for action in ("check", "schedule"):
+        answer = editor.post("/pushes/new", data=FORM | changes | {"action": action})
+        assert answer.status_code in (200, 303, 422), answer.get_data(as_text=True)[:500]
+    query = {k: v for k, v in (FORM | changes).items() if isinstance(v, str)}
+    assert editor.get("/pushes/preview.json", query_string=query).status_code == 200
