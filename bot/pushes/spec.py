@@ -13,8 +13,8 @@ from bot.pushes.quiet import QuietHours, QuietHoursError, zone_of
 
 #: The channels a push can use.
 CHANNELS = ("sms", "whatsapp", "telegram")
-#: The slowest rate a push may have, per second (1 per hour).
-MIN_RATE = 1 / 3600
+#: The slowest rate a push may have, per second (1 per day).
+MIN_RATE = 1 / 86400
 
 
 class PushError(ValueError):
@@ -117,7 +117,7 @@ def spec_problems(spec: PushSpec) -> list[tuple[str, str]]:
         problems.append(("rate", "the rate must be above 0 per second"))
     elif spec.rate_per_second < MIN_RATE:
         # Slower would spread a large audience past any sensible date (and past year 9999).
-        problems.append(("rate", "the rate must be at least 1 per hour"))
+        problems.append(("rate", "the rate must be at least 1 per day"))
     reminders = spec.reminders
     if reminders is not None and (reminders.most < 1 or reminders.after <= timedelta(0)):
         problems.append(("remind_after", "reminders need a positive interval and count"))

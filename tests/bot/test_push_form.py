@@ -104,7 +104,7 @@ def test_every_problem_is_on_its_own_field(pushes: Pushes) -> None:
         (PushForm(survey="every-type", at="now", reminders="2"), "remind_after", "how long"),
         (PushForm(survey="every-type", at="now", remind_after="soon"), "remind_after", "24h"),
         (PushForm(survey="every-type", at="now", rate="0/s"), "rate", "not a rate"),
-        (PushForm(survey="every-type", at="now", rate="0.5/h"), "rate", "at least 1 per hour"),
+        (PushForm(survey="every-type", at="now", rate="0.01/h"), "rate", "at least 1 per day"),
         (
             PushForm(survey="every-type", at="now", variant_texts=["a"], variants_toml="[A]\n"),
             "variants",
