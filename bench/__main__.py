@@ -1,7 +1,7 @@
 """``make bench``: every benchmark, each printing a ratio against a baseline from the same run.
 
 ``python -m bench --quick`` runs smaller sizes (about half the time); ``--only NAME`` runs
-one of: engine, chat, webhook, dispatch, latency, plan.
+one of: engine, chat, webhook, dispatch, latency, plan, preview.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from bench import (
     engine_bench,
     latency_bench,
     plan_bench,
+    preview_bench,
     webhook_bench,
 )
 
@@ -23,7 +24,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a quick look")
     parser.add_argument(
-        "--only", choices=("engine", "chat", "webhook", "dispatch", "latency", "plan")
+        "--only",
+        choices=("engine", "chat", "webhook", "dispatch", "latency", "plan", "preview"),
     )
     args = parser.parse_args()
     benches: dict[str, Callable[[], None]] = {
@@ -33,6 +35,7 @@ def main() -> None:
         "dispatch": lambda: dispatch_bench.main([], quick=args.quick),
         "latency": lambda: latency_bench.main([], quick=args.quick),
         "plan": lambda: plan_bench.main(["--contacts", "20000" if args.quick else "100000"]),
+        "preview": lambda: preview_bench.main(["--contacts", "20000" if args.quick else "100000"]),
     }
     for name, bench in benches.items():
         if args.only in (None, name):

@@ -1,17 +1,32 @@
-"""Repository functions for pushes: the audience's candidates, planning recipients in bulk,
-what is due, and a push's counts. None of them commits; the caller owns the transaction."""
+"""Repository functions for pushes: the audience (who a push reaches, and why the others are
+left out), planning recipients in bulk, what is due, and a push's counts. None of them
+commits; the caller owns the transaction."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from storage.contacts import attribute_equals, has_tag
 from storage.models import (
     Address,
     AnswerRow,
@@ -22,77 +37,210 @@ from storage.models import (
     SessionRow,
     SurveyRow,
 )
+from storage.repo import SIMULATOR_SPACE
 
 #: Rows per INSERT when planning: large enough to be fast, small enough for any driver.
 PLAN_BATCH = 2000
 
 
-class CandidateRow(NamedTuple):
+@dataclass(frozen=True)
+class AudienceQuery:
+    """Who a push reaches, as plain values (the service fills it in from the push)."""
+
+    survey: str
+    #: The push's channels, in order of preference.
+    channels: Sequence[str]
+    #: The consultation's languages, and the one a contact without a choice (or with a
+    #: language it lacks) gets.
+    survey_languages: Sequence[str]
+    default_language: str
+    languages: Sequence[str] = ()
+    where: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    tags: Sequence[str] = ()
+    not_answered: Sequence[str] = ()
+    took_part: Sequence[str] = ()
+    #: An address needs a consent record (an invitation); an outcome goes without.
+    consent: bool = True
+    #: Leave out who completed the consultation already (an invitation).
+    skip_completed: bool = True
+
+
+class AudienceRow(NamedTuple):
+    """One contact of a push's audience: the address chosen, or why they are left out."""
+
     contact_id: int
-    language: str | None
+    #: The language the consultation speaks to them.
+    language: str
     timezone: str | None
-    attributes: Mapping[str, Any]
-    tags: Sequence[str]
-    channel: str
-    value: str
-    consent_at: datetime | None
-    opted_out_at: datetime | None
-    invalid_at: datetime | None
+    channel: str | None
+    value: str | None
+    #: ``None`` when reached; else one of :data:`LEFT_OUT`.
+    left_out: str | None
 
 
-def candidate_rows(
-    s: Session, channels: Sequence[str], *, attributes: bool = True, tags: bool = True
-) -> Iterator[CandidateRow]:
-    """Every address on ``channels`` of every contact not forgotten, ordered by contact: the
-    caller groups them and applies the audience (streamed, so memory stays flat). Attributes
-    and tags are read only when asked for: decoding them is most of the cost."""
-    stmt = (
-        select(
-            Contact.id,
-            Contact.language,
-            Contact.timezone,
-            Contact.attributes if attributes else literal(None),
-            Contact.tags if tags else literal(None),
-            Address.channel,
-            Address.value,
-            Address.consent_at,
-            Address.opted_out_at,
-            Address.invalid_at,
-        )
-        .join(Address, Address.contact_id == Contact.id)
-        .where(Contact.forgotten_at.is_(None), Address.channel.in_(channels))
-        .order_by(Contact.id, Address.id)
-        .execution_options(yield_per=5000)
+#: Why a contact of the audience gets no invitation, in the order staff read them.
+LEFT_OUT = (
+    "no address on the chosen channels",
+    "opted out",
+    "invalid number",
+    "no consent",
+    "completed it already",
+)
+#: Of those reached, who is in a conversation now: ``answering`` this consultation (counted as
+#: invited, sent nothing new), ``busy`` in another (invited when it ends).
+BUSY = ("answering", "busy")
+
+
+#: Orders an address by its channel's place in the push's preference, then by its id, as one
+#: number: ``place * _PLACE + id`` (ids stay far below it).
+_PLACE = 1_000_000_000_000
+
+
+def _audience_select(s: Session, q: AudienceQuery, *, preview: bool = False) -> Select[Any]:
+    """The one rule of who a push reaches, as one statement: a row per contact in the
+    audience (not forgotten, not a simulator's test phone) with the address it is reached on
+    (the first channel of ``q.channels`` with an address that has consent, is not opted out
+    and is not invalid; the oldest such address on it) or why it is left out. The database
+    does the work, in one pass over the contacts grouped with their addresses: the preview
+    counts the rows with GROUP BY (``preview``: with who is in a conversation now, without
+    the address itself) and planning streams them, so both read the same rule."""
+    channels = list(q.channels)
+    on_channels = Address.channel.in_(channels)
+    reach = and_(
+        on_channels,
+        true() if not q.consent else Address.consent_at.is_not(None),
+        Address.opted_out_at.is_(None),
+        Address.invalid_at.is_(None),
     )
-    for row in s.execute(stmt):
-        yield CandidateRow(*row)
+    place = case({c: i for i, c in enumerate(channels)}, value=Address.channel, else_=99)
+    big = literal(_PLACE, BigInteger)
+    raw = func.coalesce(Contact.language, q.default_language)
+    conditions: list[ColumnElement[bool]] = [
+        Contact.forgotten_at.is_(None),
+        ~Address.value.startswith(SIMULATOR_SPACE, autoescape=True),
+    ]
+    if q.languages:
+        conditions.append(raw.in_(list(q.languages)))
+    for name, values in q.where.items():
+        conditions.append(or_(*(attribute_equals(s, name, v) for v in values)))
+    conditions += [has_tag(s, tag) for tag in q.tags]
+    for slug in q.not_answered:
+        conditions.append(Contact.id.not_in(_sessions_of(slug, completed=True)))
+    for slug in q.took_part:
+        conditions.append(Contact.id.in_(_sessions_of(slug, completed=False)))
+    grouped = (
+        select(
+            Contact.id.label("contact_id"),
+            Contact.language.label("language"),
+            Contact.timezone.label("timezone"),
+            func.min(case((reach, place * big + Address.id), else_=null())).label("pick"),
+            func.count(case((on_channels, 1), else_=null())).label("addresses"),
+            func.max(
+                case((and_(on_channels, Address.opted_out_at.is_not(None)), 1), else_=0)
+            ).label("opted_out"),
+            func.max(case((and_(on_channels, Address.invalid_at.is_not(None)), 1), else_=0)).label(
+                "invalid"
+            ),
+        )
+        # Every contact with an address of their own: simulator's test phones are no one's.
+        .select_from(Contact)
+        .join(Address, Address.contact_id == Contact.id)
+        .where(*conditions)
+        .group_by(Contact.id, Contact.language, Contact.timezone)
+        .subquery("grouped")
+    )
+    language = case(
+        (grouped.c.language.in_(list(q.survey_languages)), grouped.c.language),
+        else_=q.default_language,
+    )
+    completed = _sessions_of(q.survey, completed=True) if q.skip_completed else None
+    unreached = grouped.c.pick.is_(None)
+    left_out = case(
+        (grouped.c.addresses == 0, LEFT_OUT[0]),
+        (and_(unreached, grouped.c.opted_out == 1), LEFT_OUT[1]),
+        (and_(unreached, grouped.c.invalid == 1), LEFT_OUT[2]),
+        (unreached, LEFT_OUT[3]),
+        *([(grouped.c.contact_id.in_(completed), LEFT_OUT[4])] if completed is not None else []),
+        else_=null(),
+    )
+    contact = grouped.c.contact_id
+    if preview:
+        mine = (
+            select(SessionRow.contact_id)
+            .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
+            .where(SessionRow.status == "active", SurveyRow.slug == q.survey)
+        )
+        active = select(SessionRow.contact_id).where(SessionRow.status == "active")
+        # The chosen channel, from its place in the preference: no need to read the address.
+        chosen_channel = case(
+            {i: c for i, c in enumerate(channels)}, value=grouped.c.pick // big, else_=null()
+        )
+        return select(
+            contact,
+            language.label("language"),
+            chosen_channel.label("channel"),
+            left_out.label("left_out"),
+            case((contact.in_(mine), BUSY[0]), (contact.in_(active), BUSY[1]), else_=null()).label(
+                "busy"
+            ),
+        )
+    chosen = aliased(Address, name="chosen")
+    return select(
+        contact,
+        language.label("language"),
+        grouped.c.timezone,
+        chosen.channel.label("channel"),
+        chosen.value.label("value"),
+        left_out.label("left_out"),
+    ).outerjoin(chosen, chosen.id == grouped.c.pick % big)
 
 
-def contacts_who(s: Session, slugs: Iterable[str], *, completed: bool) -> dict[str, set[int]]:
-    """Per survey id, the contacts with a citizen's (not simulated) session of any version
-    that is completed (``completed``) or has at least one answer."""
-    found: dict[str, set[int]] = {slug: set() for slug in slugs}
-    if not found:
-        return found
+def _sessions_of(slug: str, *, completed: bool) -> Select[Any]:
+    """The contacts with a citizen's (not simulated) session of any version of ``slug`` that
+    is completed (``completed``) or has at least one answer."""
     stmt = (
-        select(SurveyRow.slug, SessionRow.contact_id)
+        select(SessionRow.contact_id)
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
         .where(
-            SurveyRow.slug.in_(found),
+            SurveyRow.slug == slug,
             SessionRow.simulated.is_(False),
             SessionRow.contact_id.is_not(None),
         )
-        .distinct()
     )
     if completed:
-        stmt = stmt.where(SessionRow.status == "completed")
-    else:
-        answered = select(AnswerRow.id).where(AnswerRow.session_id == SessionRow.id).exists()
-        stmt = stmt.where(answered)
-    for slug, contact_id in s.execute(stmt):
-        if contact_id is not None:
-            found[slug].add(contact_id)
-    return found
+        return stmt.where(SessionRow.status == "completed")
+    answered = select(AnswerRow.id).where(AnswerRow.session_id == SessionRow.id).exists()
+    return stmt.where(answered)
+
+
+def audience(s: Session, q: AudienceQuery) -> Iterator[AudienceRow]:
+    """The contacts a push reaches, by contact id, streamed (memory stays flat)."""
+    stmt = _audience_select(s, q).order_by("contact_id").execution_options(yield_per=5000)
+    for row in s.execute(stmt):
+        if row.left_out is None:
+            yield AudienceRow(*row)
+
+
+class AudienceCount(NamedTuple):
+    channel: str | None
+    language: str
+    left_out: str | None
+    busy: str | None
+    contacts: int
+
+
+def audience_counts(s: Session, q: AudienceQuery) -> list[AudienceCount]:
+    """The audience counted in the database: contacts per channel, language, reason left out
+    and conversation in progress."""
+    inner = _audience_select(s, q, preview=True).subquery("audience")
+    stmt = select(
+        inner.c.channel,
+        inner.c.language,
+        inner.c.left_out,
+        inner.c.busy,
+        func.count(),
+    ).group_by(inner.c.channel, inner.c.language, inner.c.left_out, inner.c.busy)
+    return [AudienceCount(*row) for row in s.execute(stmt)]
 
 
 def insert_recipients(s: Session, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -232,6 +380,35 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
         )
         for key in keys
     }
+
+
+class PushTotals(NamedTuple):
+    invited: int
+    completed: int
+
+
+def push_totals(s: Session, push_ids: Sequence[int]) -> dict[int, PushTotals]:
+    """Invited and completed recipients of each push, two grouped statements in all."""
+    if not push_ids:
+        return {}
+    invited: dict[int, int] = {
+        push_id: n
+        for push_id, n in s.execute(
+            select(PushRecipient.push_id, func.count(PushRecipient.id))
+            .where(PushRecipient.push_id.in_(push_ids), PushRecipient.status == "invited")
+            .group_by(PushRecipient.push_id)
+        )
+    }
+    completed: dict[int, int] = {
+        push_id: n
+        for push_id, n in s.execute(
+            select(PushRecipient.push_id, func.count(PushRecipient.id))
+            .join(SessionRow, SessionRow.id == PushRecipient.session_id)
+            .where(PushRecipient.push_id.in_(push_ids), SessionRow.status == "completed")
+            .group_by(PushRecipient.push_id)
+        )
+    }
+    return {i: PushTotals(invited.get(i, 0), completed.get(i, 0)) for i in push_ids}
 
 
 def reasons(s: Session, push_id: int) -> dict[str, int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from bot.cli.common import runtime
-from bot.cli.push import parse_at, parse_rate, show_plan
+from bot.cli.push import checked, show_plan
 from bot.config import Config
 from bot.consultations.outcome import (
     check_outcome,
@@ -21,8 +21,8 @@ from bot.consultations.outcome import (
     publish_outcome,
     published_outcomes,
 )
-from bot.pushes.quiet import QuietHoursError, zone_of
-from bot.pushes.service import PushError, Pushes, PushSpec
+from bot.pushes.form import PushForm
+from bot.pushes.service import PushError, Pushes
 from storage.db import transaction
 
 
@@ -57,11 +57,6 @@ def outcome_publish(
         data = Path(path).read_bytes()
     except OSError as exc:
         raise click.ClickException(f"{path}: cannot read: {exc.strerror}") from None
-    zone = timezone or config.pushes.timezone
-    try:
-        zone_of(zone)
-    except QuietHoursError as exc:
-        raise click.UsageError(str(exc)) from None
     with runtime(config) as rt:
         pushes = Pushes(rt.sessions, rt.service, config)
         with transaction(rt.sessions, read_only=True) as s:
@@ -69,32 +64,35 @@ def outcome_publish(
                 survey = rt.service.survey(s, survey_id)
             except LookupError as exc:
                 raise click.ClickException(str(exc).strip("'\"")) from None
-        checked = check_outcome(survey, data, path)
-        for problem in checked.report.problems:
+        outcome_check = check_outcome(survey, data, path)
+        for problem in outcome_check.report.problems:
             click.echo(str(problem), err=True)
-        for price in checked.prices:
+        for price in outcome_check.prices:
             click.echo(
                 f"  {price.what} [{price.language}]: {price.segments} SMS segment(s), "
                 f"{price.encoding}"
             )
-        if checked.outcome is None:
+        if outcome_check.outcome is None:
             raise click.ClickException(f"{path}: not published: fix the errors above")
-        base = PushSpec(
-            survey=survey_id,
-            at=parse_at(at_text, zone, pushes.now()),
-            channels=tuple(c.strip() for v in channels for c in v.split(",") if c.strip()),
-            timezone=timezone or "",
-            quiet_hours=quiet_hours,
-            rate_per_second=parse_rate(rate_text) if rate_text else 0.0,
+        base = checked(
+            pushes,
+            PushForm(
+                survey=survey_id,
+                at=at_text,
+                channels=channels,
+                timezone=timezone or "",
+                quiet_hours=quiet_hours,
+                rate=rate_text or "",
+            ),
         )
         try:
-            planned = plan_outcome(pushes, checked.outcome, base)
+            planned = plan_outcome(pushes, outcome_check.outcome, base)
             show_plan(planned.spec, planned.preview)
             if dry_run:
                 click.echo("dry run: nothing was published")
                 return
             published = publish_outcome(
-                pushes, rt.service, checked.outcome, checked.source, planned
+                pushes, rt.service, outcome_check.outcome, outcome_check.source, planned
             )
         except PushError as exc:
             raise click.ClickException(str(exc)) from None

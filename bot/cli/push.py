@@ -8,29 +8,20 @@ it at its time and sends the invitations as they fall due.
 
 from __future__ import annotations
 
-import re
-import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
 from bot.cli.common import runtime
 from bot.config import Config
-from bot.pushes.audience import Audience, AudienceError, parse_where
-from bot.pushes.quiet import QuietHoursError, zone_of
-from bot.pushes.service import Preview, PushError, Pushes, PushReport, PushSpec, Reminders, Variant
-from bot.pushes.stats import Rate
-from storage.pushes import PushCounts
-
-_RELATIVE = re.compile(r"^(?:now)?\s*\+\s*(\d+)\s*([smhd])$")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
-_RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?$")
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
-_PER |= {"h": 3600.0, "hour": 3600.0}
+from bot.pushes import form
+from bot.pushes.audience import Audience
+from bot.pushes.quiet import zone_of
+from bot.pushes.service import Preview, PushError, Pushes, PushReport, PushSpec
+from bot.pushes.stats import FunnelRow
 
 
 class _PushGroup(click.Group):
@@ -70,84 +61,52 @@ def push() -> None:
     """
 
 
-# --- parsing options --------------------------------------------------------------------------
+# --- options to a push --------------------------------------------------------------------------
+
+#: The option that gives each field of the push form, to name it in a problem.
+OPTION_OF = {
+    "survey": "SURVEY_ID",
+    "at": "--at",
+    "timezone": "--timezone",
+    "channels": "--channel",
+    "languages": "--language",
+    "where": "--where",
+    "tags": "--tag",
+    "not_answered": "--not-answered",
+    "took_part": "--took-part",
+    "quiet_hours": "--quiet-hours",
+    "rate": "--rate",
+    "remind_after": "--remind-after",
+    "reminders": "--reminders",
+    "variants": "--variant/--variants",
+}
 
 
 def parse_at(text: str, timezone: str, now: datetime) -> datetime:
-    """``now``, ``+30s``/``+10m``/``+2h``/``+1d``, ``2026-12-01 10:00`` (in ``timezone``), or an ISO
-    time with an offset; in UTC.
-
-    >>> now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    >>> parse_at("+1m", "Europe/Brussels", now)
-    datetime.datetime(2026, 12, 1, 9, 1, tzinfo=datetime.timezone.utc)
-    >>> parse_at("2026-12-01 10:00", "Europe/Brussels", now)
-    datetime.datetime(2026, 12, 1, 9, 0, tzinfo=datetime.timezone.utc)
-    """
-    value = text.strip().lower()
-    if value == "now":
-        return now
-    relative = _RELATIVE.match(value)
-    if relative:
-        return now + timedelta(seconds=int(relative.group(1)) * _UNITS[relative.group(2)])
+    """:func:`bot.pushes.form.parse_at` for an ``--at`` option."""
     try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: use now, +10m, +2h, '2026-12-01 10:00' or an ISO time with an offset",
-            param_hint="--at",
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone_of(timezone))
-    return moment.astimezone(UTC)
+        return form.parse_at(text, timezone, now)
+    except form.FormError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
 
 
-def parse_rate(text: str) -> float:
-    """``50/s``, ``600/min``, ``1000/h`` or a plain number per second.
-
-    >>> parse_rate("600/min"), parse_rate("20")
-    (10.0, 20.0)
-    """
-    match = _RATE.match(text.strip().lower())
-    if match is None or float(match.group(1)) <= 0:
-        raise click.BadParameter(f"{text!r}: use 50/s, 600/min or 1000/h", param_hint="--rate")
-    return float(match.group(1)) / _PER[match.group(2) or "s"]
+def checked(pushes: Pushes, given: form.PushForm) -> PushSpec:
+    """The push the options ask for (:meth:`Pushes.check`, the console's reading too), or a
+    usage error naming each option that is wrong."""
+    result = pushes.check(given)
+    if result.spec is None:
+        lines = [f"{OPTION_OF.get(name, name)}: {problem}" for name, problem in result.listed()]
+        raise click.UsageError("\n".join(lines))
+    return result.spec
 
 
-def parse_duration(text: str) -> timedelta:
-    """``24h``, ``90m``, ``2d`` (``30s`` too, to try reminders out).
-
-    >>> parse_duration("36h")
-    datetime.timedelta(days=1, seconds=43200)
-    """
-    match = _DURATION.match(text.strip().lower())
-    if match is None or float(match.group(1)) <= 0:
-        raise click.BadParameter(f"{text!r}: use 24h, 90m or 2d", param_hint="--remind-after")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-
-
-def _split(values: Sequence[str]) -> tuple[str, ...]:
-    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
-
-
-def read_variants(texts: Sequence[str], path: str | None) -> tuple[Variant, ...]:
-    """``--variant TEXT`` (named A, B, C... in order, for every language) and ``--variants
-    FILE`` (``[A] en = "..." nl = "..."``)."""
-    variants = [Variant(chr(ord("A") + index), {"*": text}) for index, text in enumerate(texts)]
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise click.BadParameter(f"{path}: {exc}", param_hint="--variants") from None
-        for name, table in data.items():
-            if not isinstance(table, dict) or not all(
-                isinstance(v, str) and v.strip() for v in table.values()
-            ):
-                raise click.BadParameter(
-                    f'{path}: [{name}] needs a text per language, like en = "..."',
-                    param_hint="--variants",
-                )
-            variants.append(Variant(str(name), {str(k): str(v) for k, v in table.items()}))
-    return tuple(variants)
+def _read(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="--variants") from None
 
 
 # --- making a push ----------------------------------------------------------------------------
@@ -191,37 +150,27 @@ def push_create(
     dry_run: bool,
 ) -> None:
     """Make a push of SURVEY_ID (see `voxpop push --help`)."""
-    zone = timezone or config.pushes.timezone
-    try:
-        zone_of(zone)
-        audience = Audience(
-            channels=_split(channels),
-            languages=_split(languages),
-            where=parse_where(where),
-            tags=_split(tags),
-            not_answered=_split(not_answered),
-            took_part=_split(took_part),
-        )
-    except (AudienceError, QuietHoursError) as exc:
-        raise click.UsageError(str(exc)) from None
-    if reminders is not None and remind_after is None:
-        raise click.UsageError("--reminders needs --remind-after (how long to wait)")
+    given = form.PushForm(
+        survey=survey_id,
+        at=at_text,
+        timezone=timezone or "",
+        channels=channels,
+        languages=languages,
+        where=where,
+        tags=tags,
+        not_answered=not_answered,
+        took_part=took_part,
+        quiet_hours=quiet_hours,
+        rate=rate_text or "",
+        remind_after=remind_after or "",
+        reminders=str(reminders) if reminders is not None else "",
+        variant_texts=variant_texts,
+        variants_toml=_read(variants_file),
+        variants_source=variants_file or "variants",
+    )
     with _pushes(config) as pushes:
-        spec = PushSpec(
-            survey=survey_id,
-            at=parse_at(at_text, zone, pushes.now()),
-            audience=audience,
-            channels=audience.channels,
-            timezone=timezone or "",
-            quiet_hours=quiet_hours,
-            rate_per_second=parse_rate(rate_text) if rate_text else 0.0,
-            variants=read_variants(variant_texts, variants_file),
-            reminders=(
-                Reminders(parse_duration(remind_after), reminders or 1) if remind_after else None
-            ),
-        )
+        spec = checked(pushes, given)
         try:
-            spec = pushes.complete(spec)
             preview = pushes.preview(spec)
         except (PushError, LookupError) as exc:
             raise click.ClickException(str(exc).strip("'\"")) from None
@@ -266,13 +215,15 @@ def show_plan(spec: PushSpec, preview: Preview) -> None:
     if preview.by_language:
         languages = ", ".join(f"{lang} {n}" for lang, n in sorted(preview.by_language.items()))
         click.echo(f"  languages: {languages}")
-    if preview.unreachable:
+    if preview.left_out:
+        reasons = ", ".join(f"{why} {n}" for why, n in preview.left_out.items())
+        click.echo(f"  left out: {preview.left_out_total} ({reasons})")
+    if preview.answering:
         click.echo(
-            f"  left out: {preview.unreachable} in the audience without an address they agreed "
-            "to be contacted on (no consent, opted out, or invalid)"
+            f"  answering it already: {preview.answering} (counted as invited, sent nothing)"
         )
-    if preview.took_part:
-        click.echo(f"  left out: {preview.took_part} who completed it already")
+    if preview.busy:
+        click.echo(f"  in another consultation now: {preview.busy} (invited when it ends)")
     if preview.sms_segments:
         cost = f", about {preview.currency} {preview.cost:.2f}" if preview.cost else ""
         if not preview.cost:
@@ -354,41 +305,35 @@ def show_report(report: PushReport) -> None:
     if invitation:
         header += f"{'started':>8}{'completed':>10}  response rate (95%)"
     click.echo(header)
-    click.echo(_counts_line("all", report.total, invitation))
-    for channel, counts in sorted(report.by_channel.items()):
-        click.echo(_counts_line(channel, counts, invitation))
-    if report.by_variant:
+    rows = report.funnel()
+    for line in rows:
+        if line.group != "variant":
+            click.echo(_counts_line(line, invitation))
+    variants = [line for line in rows if line.group == "variant"]
+    if variants:
         click.echo("  by variant (started and completed of those invited):")
-        for name, counts in sorted(report.by_variant.items()):
-            started = Rate(counts.started, counts.invited)
-            completed = Rate(counts.completed, counts.invited)
+        for line in variants:
             click.echo(
-                f"    {name or '-':<10} invited {counts.invited}: started {started}, "
-                f"completed {completed}"
+                f"    {line.label:<10} invited {line.counts.invited}: started {line.started}, "
+                f"completed {line.response}"
             )
     if report.total.reminders:
         click.echo(f"  reminders sent: {report.total.reminders}")
-    reasons = dict(report.reasons)
-    explained = sum(n for why, n in reasons.items() if why in _WAITING_REASONS)
-    if report.total.waiting > explained:
-        reasons["their turn at the push's rate"] = report.total.waiting - explained
+    reasons = report.not_invited()
     if reasons:
-        listed = ", ".join(f"{why} {n}" for why, n in sorted(reasons.items()))
+        listed = ", ".join(f"{why} {n}" for why, n in reasons.items())
         click.echo(f"  not invited (yet): {listed}")
 
 
-#: Reasons a planned recipient waits (the others say why one was skipped or cancelled).
-_WAITING_REASONS = frozenset({"quiet hours", "in another consultation"})
-
-
-def _counts_line(label: str, c: PushCounts, invitation: bool = True) -> str:
-    line = (
-        f"  {label:<12}{c.planned:>8}{c.invited:>8}{c.waiting:>8}{c.skipped:>8}{c.sent:>7}"
+def _counts_line(line: FunnelRow, invitation: bool = True) -> str:
+    c = line.counts
+    line_text = (
+        f"  {line.label:<12}{c.planned:>8}{c.invited:>8}{c.waiting:>8}{c.skipped:>8}{c.sent:>7}"
         f"{c.delivered:>10}{c.failed:>7}"
     )
     if invitation:  # an outcome is not answered: no rates
-        line += f"{c.started:>8}{c.completed:>10}  {Rate(c.completed, c.invited)}"
-    return line
+        line_text += f"{c.started:>8}{c.completed:>10}  {line.response}"
+    return line_text
 
 
 @push.command("cancel")

@@ -17,6 +17,7 @@ from bot.console import (
     contacts,
     home,
     outcomes,
+    pushes,
     results,
     staff_pages,
 )
@@ -51,6 +52,7 @@ def install_console(app: Flask, context: ConsoleContext, *, exempt: list[Bluepri
         consultations,
         outcomes,
         contacts,
+        pushes,
     ):
         app.register_blueprint(module.bp)
 

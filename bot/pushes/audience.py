@@ -5,11 +5,15 @@ tags, and whether the contact took part in, or has not answered, given consultat
 filter never overrides consent: an address is reachable only with a consent record, not opted
 out and not reported invalid (:func:`reachable`). The one exception is an outcome, which goes
 to those who took part: taking part was their consent to hear back.
+
+The database applies the filter to every contact at once (``storage.pushes.audience``: one
+statement that the preview counts and planning streams); :func:`reachable` checks one address
+again when its invitation is due.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,23 +80,24 @@ class Audience:
 
 
 def parse_where(items: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """``--where district=north,east`` options: name -> values; one name per option.
+    """Attribute filters (``--where district=north,east``, a line of the console's form):
+    name -> values; one name per item.
 
     >>> parse_where(["district=north,east", "age_band=65+"])
     {'district': ('north', 'east'), 'age_band': ('65+',)}
     >>> parse_where(["district"])
     Traceback (most recent call last):
     ...
-    bot.pushes.audience.AudienceError: --where needs NAME=VALUE[,VALUE...], got 'district'
+    bot.pushes.audience.AudienceError: an attribute needs NAME=VALUE[,VALUE...], got 'district'
     """
     found: dict[str, tuple[str, ...]] = {}
     for item in items:
         name, sep, values = item.partition("=")
         chosen = tuple(v.strip() for v in values.split(",") if v.strip())
         if not sep or not name.strip() or not chosen:
-            raise AudienceError(f"--where needs NAME=VALUE[,VALUE...], got {item!r}")
+            raise AudienceError(f"an attribute needs NAME=VALUE[,VALUE...], got {item!r}")
         if name.strip() in found:
-            raise AudienceError(f"--where {name.strip()} is given twice: list the values once")
+            raise AudienceError(f"attribute {name.strip()} is given twice: list its values once")
         found[name.strip()] = chosen
     return found
 
@@ -106,18 +111,6 @@ class AddressView:
     invalid_at: datetime | None
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A contact as the audience sees it."""
-
-    contact_id: int
-    language: str | None
-    timezone: str | None
-    attributes: Mapping[str, Any]
-    tags: Sequence[str]
-    addresses: Sequence[AddressView]
-
-
 def reachable(address: AddressView, *, consent: bool = True) -> bool:
     """Consent recorded (unless ``consent`` is False: an outcome goes to everyone who took
     part, their consent for hearing back), not opted out, not reported invalid."""
@@ -126,64 +119,3 @@ def reachable(address: AddressView, *, consent: bool = True) -> bool:
         and address.opted_out_at is None
         and address.invalid_at is None
     )
-
-
-def matches(
-    audience: Audience,
-    candidate: Candidate,
-    *,
-    completed: Mapping[str, Collection[int]],
-    answered: Mapping[str, Collection[int]],
-    survey_language: str,
-) -> bool:
-    """Whether the contact is in the audience (address choice aside).
-
-    A contact who never chose a language counts as ``survey_language``, the consultation's
-    first language: the one its invitation would speak to them.
-
-    ``completed[slug]`` and ``answered[slug]`` are the contact ids that completed, or answered
-    at least one question of, each survey the audience names.
-    """
-    if audience.languages and (candidate.language or survey_language) not in audience.languages:
-        return False
-    for name, values in audience.where.items():
-        if str(candidate.attributes.get(name, "")) not in values:
-            return False
-    if audience.tags and any(tag not in candidate.tags for tag in audience.tags):
-        return False
-    contact = candidate.contact_id
-    if audience.not_answered and any(
-        contact in completed.get(slug, ()) for slug in audience.not_answered
-    ):
-        return False
-    return not audience.took_part or all(
-        contact in answered.get(slug, ()) for slug in audience.took_part
-    )
-
-
-def choose_address(
-    candidate: Candidate,
-    preference: Sequence[str],
-    allowed: Sequence[str] = (),
-    *,
-    consent: bool = True,
-) -> AddressView | None:
-    """The reachable address on the first channel of ``preference`` (limited to ``allowed``
-    when given) that the contact has.
-
-    >>> now = datetime(2026, 1, 1)
-    >>> sms = AddressView("sms", "+32470000001", now, None, None)
-    >>> tg = AddressView("telegram", "4242", None, None, None)  # no consent
-    >>> c = Candidate(1, "en", None, {}, (), (sms, tg))
-    >>> choose_address(c, ("telegram", "sms")).channel
-    'sms'
-    >>> choose_address(c, ("telegram", "sms"), allowed=("telegram",)) is None
-    True
-    """
-    for channel in preference:
-        if allowed and channel not in allowed:
-            continue
-        for address in candidate.addresses:
-            if address.channel == channel and reachable(address, consent=consent):
-                return address
-    return None

@@ -17,11 +17,10 @@ The tick also sends reminders, ends idle conversations, and closes what has clos
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -34,15 +33,15 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.config import Config
 from bot.conversation import engine
 from bot.conversation.i18n import N_, t
-from bot.pushes.audience import (
-    AddressView,
-    Audience,
-    Candidate,
-    choose_address,
-    matches,
-    reachable,
-)
+from bot.pushes.audience import AddressView, Audience, reachable
+from bot.pushes.form import Checked, PushForm, read_form, split
 from bot.pushes.quiet import QuietHours, QuietHoursError, zone_of
+from bot.pushes.spec import PushError as PushError
+from bot.pushes.spec import PushSpec as PushSpec
+from bot.pushes.spec import Reminders as Reminders
+from bot.pushes.spec import Variant as Variant
+from bot.pushes.spec import spec_problems
+from bot.pushes.stats import FunnelRow, funnel
 from bot.service import Service, utc_now
 from channels import sms
 from messages import Address as MessageAddress
@@ -50,7 +49,15 @@ from messages import OutboundMessage
 from storage import pushes as store
 from storage import repo
 from storage.db import transaction
-from storage.models import Address, Contact, Message, PushRecipient, PushRow, SessionRow
+from storage.models import (
+    Address,
+    Contact,
+    Message,
+    PushRecipient,
+    PushRow,
+    SessionRow,
+    SurveyRow,
+)
 from surveys.model import Survey
 from surveys.outcomes import text_for
 
@@ -64,81 +71,48 @@ BUSY_RETRY = timedelta(minutes=15)
 INVITES_PER_TICK = 2000
 
 
-class PushError(ValueError):
-    """A push that cannot be made as asked; the message says why."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One wording of the invitation's first message, by language (``*``: any language)."""
-
-    name: str
-    texts: Mapping[str, str]
-
-    def text_for(self, language: str, default: str) -> str | None:
-        return self.texts.get(language) or self.texts.get("*") or self.texts.get(default)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "texts": dict(self.texts)}
-
-
-@dataclass(frozen=True)
-class Reminders:
-    """Remind those who did not start or stopped halfway, ``most`` times: each ``after`` the
-    invitation, their last answer or the last reminder, whichever came last."""
-
-    after: timedelta
-    most: int = 1
-
-    def to_json(self) -> dict[str, float | int]:
-        return {"after_hours": self.after.total_seconds() / 3600, "max": self.most}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> Reminders | None:
-        if not data:
-            return None
-        return cls(timedelta(hours=float(data["after_hours"])), int(data["max"]))
-
-
-@dataclass(frozen=True)
-class PushSpec:
-    """What staff ask for; :meth:`Pushes.create` stores it as a row."""
-
-    survey: str
-    at: datetime
-    audience: Audience = field(default_factory=Audience)
-    channels: tuple[str, ...] = ()
-    timezone: str = ""
-    #: ``"21:00-09:00"``; ``""`` for none; ``None`` for the config's.
-    quiet_hours: str | None = None
-    rate_per_second: float = 0.0
-    variants: tuple[Variant, ...] = ()
-    reminders: Reminders | None = None
-    kind: str = "invitation"
-    #: An outcome push's message (see :mod:`bot.pushes.outcomes`).
-    message: Mapping[str, Any] | None = None
-    created_by: str = "staff"
-
-    @functools.cached_property
-    def quiet(self) -> QuietHours | None:
-        # Parsed once: planning asks for every recipient.
-        return QuietHours.parse(self.quiet_hours or "")
-
-
 @dataclass(frozen=True)
 class Preview:
-    """Who a push would reach, before it is made."""
+    """Who a push would reach, before it is made: counted in the database, so it is quick
+    enough to run on every change of the console's form."""
 
+    #: Contacts a firing now would plan (as ``planned`` in the push's report).
     recipients: int
     by_channel: Mapping[str, int]
     by_language: Mapping[str, int]
-    #: In the audience, but with no address they agreed to be contacted on.
-    unreachable: int
-    #: Completed the consultation already: not invited again.
-    took_part: int
+    #: ``(channel, language) -> recipients``.
+    by_channel_language: Mapping[tuple[str, str], int]
+    #: In the audience but not planned, by reason (``storage.pushes.LEFT_OUT``, in that order).
+    left_out: Mapping[str, int]
+    #: Of the recipients, answering this consultation now: counted as invited, sent nothing.
+    answering: int
+    #: Of the recipients, in another consultation now: invited when it ends.
+    busy: int
     sms_segments: int
     cost: float
     currency: str
+
+    @property
+    def left_out_total(self) -> int:
+        return sum(self.left_out.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipients": self.recipients,
+            "by_channel": dict(self.by_channel),
+            "by_language": dict(self.by_language),
+            "by_channel_language": [
+                {"channel": c, "language": lang, "recipients": n}
+                for (c, lang), n in sorted(self.by_channel_language.items())
+            ],
+            "left_out": [{"reason": why, "contacts": n} for why, n in self.left_out.items()],
+            "left_out_total": self.left_out_total,
+            "answering": self.answering,
+            "busy": self.busy,
+            "sms_segments": self.sms_segments,
+            "cost": self.cost,
+            "currency": self.currency,
+        }
 
 
 @dataclass(frozen=True)
@@ -172,20 +146,34 @@ class PushReport:
     #: Why recipients were skipped or are waiting: reason -> count.
     reasons: Mapping[str, int]
 
+    def funnel(self) -> list[FunnelRow]:
+        """Planned, sent, delivered, started, completed, for all, per channel, per variant."""
+        return funnel(self.total, self.by_channel, self.by_variant)
 
-@dataclass
-class _Tally:
-    unreachable: int = 0
-    took_part: int = 0
+    def not_invited(self) -> dict[str, int]:
+        """Why recipients were not invited (yet), reason -> count; those waiting for no
+        recorded reason wait for their turn at the push's rate."""
+        reasons = dict(self.reasons)
+        explained = sum(n for why, n in reasons.items() if why in WAITING_REASONS)
+        if self.total.waiting > explained:
+            reasons["their turn at the push's rate"] = self.total.waiting - explained
+        return dict(sorted(reasons.items()))
+
+    def to_json(self) -> dict[str, Any]:
+        """What the console's push page polls while the push runs."""
+        row = self.push
+        return {
+            "id": row.id,
+            "status": row.status,
+            "planned": row.planned,
+            "funnel": [r.to_json() for r in self.funnel()],
+            "reminders": self.total.reminders,
+            "not_invited": self.not_invited(),
+        }
 
 
-@dataclass
-class _Plan:
-    """One planned recipient, before it is a row."""
-
-    candidate: Candidate
-    address: AddressView
-    language: str
+#: Reasons a planned recipient waits (the others say why one was skipped or cancelled).
+WAITING_REASONS = frozenset({"quiet hours", "in another consultation"})
 
 
 class Pushes:
@@ -213,74 +201,111 @@ class Pushes:
     # --- making a push ----------------------------------------------------------------------
 
     def complete(self, spec: PushSpec) -> PushSpec:
-        """``spec`` with the config's defaults filled in and checked."""
+        """``spec`` with the config's defaults filled in and checked (:exc:`PushError`, with
+        the field, at the first problem)."""
         pushes = self._config.pushes
-        channels = spec.channels or spec.audience.channels or pushes.channels
-        unknown = [c for c in channels if c not in ("sms", "whatsapp", "telegram")]
-        if unknown:
-            raise PushError(f"unknown channel {unknown[0]!r} (sms, whatsapp or telegram)")
-        timezone = spec.timezone or pushes.timezone
-        text = pushes.quiet_hours if spec.quiet_hours is None else spec.quiet_hours
-        try:
-            zone_of(timezone)
-            quiet = QuietHours.parse(text)
-        except QuietHoursError as exc:
-            raise PushError(str(exc)) from None
-        rate = spec.rate_per_second or pushes.rate_per_second
-        if rate <= 0:
-            raise PushError("the rate must be above 0 per second")
-        reminders = spec.reminders
-        if reminders is not None and (reminders.most < 1 or reminders.after <= timedelta(0)):
-            raise PushError("reminders need a positive interval and count")
-        names = [v.name for v in spec.variants]
-        if len(set(names)) != len(names):
-            raise PushError("two variants have the same name")
-        return PushSpec(
-            survey=spec.survey,
-            at=spec.at,
-            audience=spec.audience,
-            channels=tuple(channels),
-            timezone=timezone,
-            quiet_hours=str(quiet) if quiet else "",
-            rate_per_second=rate,
-            variants=spec.variants,
-            reminders=spec.reminders,
-            kind=spec.kind,
-            message=spec.message,
-            created_by=spec.created_by,
+        quiet = pushes.quiet_hours if spec.quiet_hours is None else spec.quiet_hours
+        done = replace(
+            spec,
+            channels=tuple(spec.channels or spec.audience.channels or pushes.channels),
+            timezone=spec.timezone or pushes.timezone,
+            quiet_hours=quiet,
+            rate_per_second=spec.rate_per_second or pushes.rate_per_second,
         )
+        problems = spec_problems(done)
+        if problems:
+            name, problem = problems[0]
+            raise PushError(problem, name)
+        return replace(done, quiet_hours=str(done.quiet or ""))
+
+    def check(self, form: PushForm) -> Checked:
+        """Read a push as staff typed it (the console's form, ``voxpop push``'s options):
+        the completed spec, or every problem by field, the consultations it names included.
+        The one reading of a push's fields: the CLI and the console both call it."""
+        pushes = self._config.pushes
+        checked = read_form(
+            form,
+            timezone=pushes.timezone,
+            quiet_hours=pushes.quiet_hours,
+            rate=pushes.rate_per_second,
+            channels=pushes.channels,
+            now=self._clock(),
+        )
+        problems = {name: list(found) for name, found in checked.problems.items()}
+        named = {
+            "survey": split([form.survey]),
+            "not_answered": split(form.not_answered),
+            "took_part": split(form.took_part),
+        }
+        known = set(self.surveys())
+        for name, slugs in named.items():
+            for slug in slugs:
+                if slug not in known:
+                    problems.setdefault(name, []).append(f"no consultation {slug!r} is loaded")
+        if problems or checked.spec is None:
+            return Checked(None, {name: tuple(found) for name, found in problems.items()})
+        return Checked(self.complete(checked.spec))
+
+    def surveys(self) -> list[str]:
+        """The consultations that can be pushed (loaded, any status), by id."""
+        with transaction(self._sessions, read_only=True) as s:
+            return sorted(set(s.scalars(select(SurveyRow.slug))))
 
     def preview(self, spec: PushSpec) -> Preview:
-        """Who the push would reach now, per channel and language, and what its SMS cost."""
+        """Who the push would reach now, per channel and language, who is left out and why,
+        and what its SMS cost. Counted by the database in one statement (GROUP BY), not
+        contact by contact."""
         spec = self.complete(spec)
-        by_channel: dict[str, int] = {}
-        by_language: dict[str, int] = {}
-        segments = recipients = 0
-        variants = spec.variants
-        tally = _Tally()
-        costs: dict[tuple[str, str | None], int] = {}
         with transaction(self._sessions, read_only=True) as s:
             survey = self._service.survey(s, spec.survey)
-            for index, plan in enumerate(self._audience(s, spec, survey, tally)):
-                recipients += 1
-                by_channel[plan.address.channel] = by_channel.get(plan.address.channel, 0) + 1
-                by_language[plan.language] = by_language.get(plan.language, 0) + 1
-                if plan.address.channel == "sms":
-                    variant = variants[index % len(variants)] if variants else None
-                    key = (plan.language, variant.name if variant else None)
-                    if key not in costs:
-                        costs[key] = self._segments(survey, plan.language, variant, spec)
-                    segments += costs[key]
+            counts = store.audience_counts(s, self._query(spec, survey))
+        by_pair: dict[tuple[str, str], int] = {}
+        left_out = dict.fromkeys(store.LEFT_OUT, 0)
+        busy = dict.fromkeys(store.BUSY, 0)
+        sms_by_language: dict[str, int] = {}
+        for row in counts:
+            if row.left_out is not None or row.channel is None:
+                left_out[row.left_out or store.LEFT_OUT[0]] += row.contacts
+                continue
+            pair = (row.channel, row.language)
+            by_pair[pair] = by_pair.get(pair, 0) + row.contacts
+            if row.busy is not None:
+                busy[row.busy] += row.contacts
+            if row.channel == "sms" and row.busy != "answering":  # they get nothing new
+                sms_by_language[row.language] = sms_by_language.get(row.language, 0) + row.contacts
+        by_channel: dict[str, int] = {}
+        by_language: dict[str, int] = {}
+        for (channel, language), n in sorted(by_pair.items()):
+            by_channel[channel] = by_channel.get(channel, 0) + n
+            by_language[language] = by_language.get(language, 0) + n
+        segments = sum(
+            self._sms_segments(survey, language, n, spec)
+            for language, n in sorted(sms_by_language.items())
+        )
         price = self._config.pushes.sms_price_per_segment
         return Preview(
-            recipients=recipients,
+            recipients=sum(by_pair.values()),
             by_channel=by_channel,
             by_language=by_language,
-            unreachable=tally.unreachable,
-            took_part=tally.took_part,
+            by_channel_language=by_pair,
+            left_out={why: n for why, n in left_out.items() if n},
+            answering=busy["answering"],
+            busy=busy["busy"],
             sms_segments=segments,
             cost=round(segments * price, 2),
             currency=self._config.pushes.currency,
+        )
+
+    def _sms_segments(self, survey: Survey, language: str, n: int, spec: PushSpec) -> int:
+        """The segments of ``n`` invitations by SMS in ``language``, the variants shared out
+        evenly (each recipient's is drawn when the push fires)."""
+        variants = spec.variants
+        if not variants:
+            return n * self._segments(survey, language, None, spec)
+        share, extra = divmod(n, len(variants))
+        return sum(
+            (share + (1 if index < extra else 0)) * self._segments(survey, language, v, spec)
+            for index, v in enumerate(variants)
         )
 
     def create(self, spec: PushSpec) -> int:
@@ -354,6 +379,21 @@ class Pushes:
             repo.audit(s, actor, "push_cancel", f"push:{push_id}", {"waiting": waiting}, now)
             return waiting
 
+    def send_now(self, push_id: int, actor: str = "staff") -> FireResult:
+        """Fire a scheduled push now, not at its time: its time becomes now."""
+        now = self._clock()
+        with transaction(self._sessions) as s:
+            push = s.get(PushRow, push_id, with_for_update=True)
+            if push is None:
+                raise LookupError(f"no push {push_id}")
+            if push.status != "scheduled":
+                raise PushError(
+                    f"push {push_id} is {push.status}: only a scheduled push can go now"
+                )
+            push.scheduled_at = min(push.scheduled_at, now)
+            repo.audit(s, actor, "push_send_now", f"push:{push_id}", {}, now)
+        return self.fire(push_id)
+
     # --- what staff see ---------------------------------------------------------------------
 
     def recent(self, limit: int = 50) -> list[PushRow]:
@@ -362,6 +402,11 @@ class Pushes:
             rows = s.scalars(select(PushRow).order_by(PushRow.id.desc()).limit(limit)).all()
             s.expunge_all()
             return list(rows)
+
+    def totals(self, push_ids: Sequence[int]) -> dict[int, store.PushTotals]:
+        """Invited and completed per push, for a list of pushes."""
+        with transaction(self._sessions, read_only=True) as s:
+            return store.push_totals(s, push_ids)
 
     def report(self, push_id: int) -> PushReport:
         with transaction(self._sessions, read_only=True) as s:
@@ -455,37 +500,25 @@ class Pushes:
             message=push.message,
         )
 
-    def _audience(
-        self, s: Session, spec: PushSpec, survey: Survey, tally: _Tally
-    ) -> Iterator[_Plan]:
-        """The recipients in contact order, streamed; ``tally`` counts who matched without
-        a reachable address, and who completed the consultation already (an invitation
-        skips them)."""
+    def _query(self, spec: PushSpec, survey: Survey) -> store.AudienceQuery:
+        """The push's audience as the database reads it (:func:`storage.pushes.audience`).
+        An invitation needs consent and leaves out who completed it already; an outcome
+        goes to everyone who took part, their consent to hear back."""
         audience = spec.audience
-        completed = store.contacts_who(s, {*audience.not_answered, spec.survey}, completed=True)
-        answered = store.contacts_who(s, audience.took_part, completed=False)
-        done = completed.get(spec.survey, set()) if spec.kind == "invitation" else set()
-        rows = store.candidate_rows(
-            s, spec.channels, attributes=bool(audience.where), tags=bool(audience.tags)
+        invitation = spec.kind == "invitation"
+        return store.AudienceQuery(
+            survey=spec.survey,
+            channels=spec.channels,
+            survey_languages=survey.languages,
+            default_language=survey.default_language,
+            languages=audience.languages,
+            where=audience.where,
+            tags=audience.tags,
+            not_answered=audience.not_answered,
+            took_part=audience.took_part,
+            consent=invitation,
+            skip_completed=invitation,
         )
-        for candidate in _grouped(rows):
-            if not matches(
-                audience,
-                candidate,
-                completed=completed,
-                answered=answered,
-                survey_language=survey.default_language,
-            ):
-                continue
-            address = choose_address(candidate, spec.channels, consent=spec.kind == "invitation")
-            if address is None:
-                tally.unreachable += 1
-                continue
-            if candidate.contact_id in done:
-                tally.took_part += 1
-                continue
-            language = survey.language_for(candidate.language)
-            yield _Plan(candidate, address, language)
 
     def _plan(self, s: Session, push: PushRow, now: datetime) -> int:
         """Insert the push's recipients in batches as the contacts stream by: memory stays
@@ -496,18 +529,18 @@ class Pushes:
         step = timedelta(seconds=1 / push.rate_per_second)
         rows: list[dict[str, Any]] = []
         planned = 0
-        for index, plan in enumerate(self._audience(s, spec, survey, _Tally())):
+        for index, found in enumerate(store.audience(s, self._query(spec, survey))):
             turn = start + step * index
-            due = self._allowed(spec, plan.candidate.timezone, turn)
+            due = self._allowed(spec, found.timezone, turn)
             reason = "quiet hours" if due > turn else None
-            variant = _variant_for(push.id, plan.candidate.contact_id, spec.variants)
+            variant = _variant_for(push.id, found.contact_id, spec.variants)
             rows.append(
                 {
                     "push_id": push.id,
-                    "contact_id": plan.candidate.contact_id,
-                    "channel": plan.address.channel,
-                    "address": plan.address.value,
-                    "language": plan.language,
+                    "contact_id": found.contact_id,
+                    "channel": found.channel,
+                    "address": found.value,
+                    "language": found.language,
                     "variant": variant.name if variant else None,
                     "status": "planned",
                     "due_at": due,
@@ -780,33 +813,6 @@ def _racing(work: Callable[[int], _T], recipient_id: int) -> _T | str:
     except (StaleDataError, IntegrityError) as exc:
         log.info("recipient %d raced a message (%s): next tick", recipient_id, type(exc).__name__)
         return "raced"
-
-
-def _grouped(rows: Iterator[store.CandidateRow]) -> Iterator[Candidate]:
-    """Consecutive rows of one contact as one candidate."""
-    current: list[store.CandidateRow] = []
-    for row in rows:
-        if current and row.contact_id != current[0].contact_id:
-            yield _candidate(current)
-            current = []
-        current.append(row)
-    if current:
-        yield _candidate(current)
-
-
-def _candidate(rows: Sequence[store.CandidateRow]) -> Candidate:
-    first = rows[0]
-    return Candidate(
-        contact_id=first.contact_id,
-        language=first.language,
-        timezone=first.timezone,
-        attributes=first.attributes or {},
-        tags=first.tags or (),
-        addresses=tuple(
-            AddressView(r.channel, r.value, r.consent_at, r.opted_out_at, r.invalid_at)
-            for r in rows
-        ),
-    )
 
 
 def _variant_for(push_id: int, contact_id: int, variants: Sequence[Variant]) -> Variant | None:

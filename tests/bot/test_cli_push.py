@@ -45,7 +45,7 @@ def test_a_dry_run_shows_audience_and_cost_and_makes_nothing(
     assert "recipients: 2" in result.output
     assert "    sms: 1\n    telegram: 1" in result.output
     assert "languages: en 1, nl 1" in result.output
-    assert "left out: 1 in the audience without an address they agreed" in result.output
+    assert "left out: 1 (no consent 1)" in result.output
     assert "SMS: 2 segments" in result.output
     assert "dry run: nothing was made" in result.output
     assert _pushes(db) == []
@@ -130,8 +130,8 @@ def test_variants_come_from_options_and_a_file(
     [
         (("--at", "tomorrow"), "use now, +10m, +2h, '2026-12-01 10:00'"),
         (("--at", "now", "--rate", "fast"), "use 50/s, 600/min or 1000/h"),
-        (("--at", "now", "--where", "district"), "--where needs NAME=VALUE[,VALUE...]"),
-        (("--at", "now", "--reminders", "2"), "--reminders needs --remind-after"),
+        (("--at", "now", "--where", "district"), "--where: an attribute needs NAME=VALUE[,VALUE"),
+        (("--at", "now", "--reminders", "2"), "--remind-after: say how long to wait"),
         (("--at", "now", "--channel", "fax"), "unknown channel 'fax'"),
         (("--at", "now", "--timezone", "Mars/Olympus"), "unknown timezone 'Mars/Olympus'"),
         (("--at", "now", "--quiet-hours", "late"), "quiet hours must look like 21:00-09:00"),
@@ -148,9 +148,10 @@ def test_bad_options_say_what_is_wrong(
 
 
 def test_an_unknown_survey_is_a_clear_error(loaded: str) -> None:
-    result = voxpop(loaded, "push", "nope", "--at", "now")
-    assert result.exit_code == 1
-    assert "no survey 'nope' is loaded (try: voxpop survey load FILE)" in result.output
+    result = voxpop(loaded, "push", "nope", "--at", "now", "--not-answered", "other,gone")
+    assert result.exit_code == 2
+    assert "SURVEY_ID: no consultation 'nope' is loaded" in result.output
+    assert "--not-answered: no consultation 'gone' is loaded" in result.output
 
 
 def test_an_outcome_is_checked_previewed_and_published(

@@ -107,7 +107,8 @@ def test_only_consented_reachable_contacts_in_the_audience_are_planned(
     tagged = add_contact(db, "4242", channel="telegram", attributes={"district": "east"})
     audience = Audience(where={"district": ("north", "east")})
     preview = pushes.preview(spec(audience=audience))
-    assert (preview.recipients, preview.unreachable) == (2, 2)
+    assert preview.recipients == 2
+    assert preview.left_out == {"opted out": 1, "no consent": 1}
     assert preview.by_channel == {"sms": 1, "telegram": 1}
     push_id = pushes.create(spec(audience=audience))
     assert pushes.fire(push_id).planned == 2
@@ -139,7 +140,7 @@ def test_someone_who_completed_the_consultation_is_not_invited_again(
     reply(service, clock, "+32470000002", "OTHER")
     reply(service, clock, "+32470000002", "yes")
     preview = pushes.preview(spec(survey="other"))
-    assert (preview.recipients, preview.took_part) == (1, 1)
+    assert (preview.recipients, preview.left_out) == (1, {"completed it already": 1})
 
 
 def test_the_preview_prices_the_sms(

@@ -1,0 +1,244 @@
+"""The console's push pages through Flask's test client, on both engines: the form and its
+errors next to the fields, the audience check, scheduling, the list, a push's page and its
+JSON, cancelling and sending now, and what each role may do."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Config, PushesConfig
+from bot.service import Service, read_survey_sources
+from bot.staff.accounts import Role
+from bot.web.app import create_app
+from storage.db import transaction
+from storage.models import AuditEntry, PushRow
+from surveys.loader import EXAMPLES_DIR
+from tests.bot.test_pushes import add_contact
+from tests.staff import sign_in
+
+NOW = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
+
+
+def clock() -> datetime:
+    return NOW
+
+
+@pytest.fixture
+def app(db: sessionmaker[Session]) -> Flask:
+    service = Service(db, clock=clock, pseudonym_key="test-key")
+    service.load_surveys(read_survey_sources([str(EXAMPLES_DIR)]))
+    add_contact(db, "+32470000001", attributes={"district": "north"})
+    add_contact(db, "+32470000002", attributes={"district": "south"}, language="nl")
+    add_contact(db, "+32470000003", attributes={"district": "north"}, consent=False)
+    add_contact(db, "4242", channel="telegram", attributes={"district": "north"})
+    config = Config(pushes=PushesConfig(quiet_hours="", rate_per_second=50.0))
+    return create_app(service, config, clock=clock)
+
+
+@pytest.fixture
+def editor(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    sign_in(client, Role.EDITOR)
+    return client
+
+
+@pytest.fixture
+def analyst(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    sign_in(client, Role.ANALYST)
+    return client
+
+
+FORM = {
+    "survey": "central-park",
+    "at": "2026-06-02 10:00",
+    "timezone": "Europe/Brussels",
+    "channels": ["telegram", "sms"],
+    "where": "district=north",
+    "quiet_hours": "21:00-09:00",
+    "rate": "600/min",
+}
+
+
+def _audit(db: sessionmaker[Session]) -> list[tuple[str, str, str | None]]:
+    with transaction(db, read_only=True) as s:
+        rows = s.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject))
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def _pushes(db: sessionmaker[Session]) -> list[PushRow]:
+    with transaction(db, read_only=True) as s:
+        return list(s.scalars(select(PushRow).order_by(PushRow.id)))
+
+
+def test_checking_the_audience_shows_counts_and_makes_nothing(
+    editor: FlaskClient, db: sessionmaker[Session]
+) -> None:
+    page = editor.get("/pushes/new")
+    assert page.status_code == 200
+    assert "Make a push" in page.get_data(as_text=True)
+    checked = editor.post("/pushes/new", data=FORM | {"action": "check"})
+    html = checked.get_data(as_text=True)
+    assert checked.status_code == 200
+    assert "would be invited" in html
+    assert "<strong>2</strong> people" in html
+    assert "No consent" in html  # left out, and why
+    assert "SMS: 2 segments (no price per segment is set)" in html
+    assert _pushes(db) == []
+
+
+def test_problems_are_shown_next_to_their_fields_and_nothing_is_lost(
+    editor: FlaskClient, db: sessionmaker[Session]
+) -> None:
+    bad = FORM | {"at": "tomorrow", "rate": "fast", "where": "district", "action": "schedule"}
+    answer = editor.post("/pushes/new", data=bad)
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    assert "There is a problem" in html
+    assert 'href="#at"' in html
+    assert 'href="#rate"' in html
+    assert 'href="#where"' in html
+    assert "&#39;tomorrow&#39; is not a time" in html
+    assert 'id="rate-error"' in html  # GOV.UK's message above the field
+    assert 'value="600/min"' not in html
+    assert 'value="fast"' in html
+    assert _pushes(db) == []
+
+
+def test_scheduling_makes_the_push_lists_it_and_audits_it(
+    editor: FlaskClient, db: sessionmaker[Session]
+) -> None:
+    answer = editor.post("/pushes/new", data=FORM | {"action": "schedule"})
+    assert answer.status_code == 303
+    assert answer.headers["Location"].endswith("/pushes/1")
+    (row,) = _pushes(db)
+    assert (row.status, row.rate_per_second) == ("scheduled", 10.0)
+    assert row.created_by.startswith("staff:")
+    assert any(
+        action == "push created" and subject == "push:1" for _, action, subject in _audit(db)
+    )
+    listed = editor.get("/pushes").get_data(as_text=True)
+    assert "Push 1" in listed
+    assert "central-park" in listed
+    assert "scheduled" in listed
+    shown = editor.get("/pushes/1").get_data(as_text=True)
+    assert "Push 1: central-park" in shown
+    assert "district = north" in shown
+    assert "Cancel push" in shown
+    assert "Send now" in shown
+
+
+def test_the_live_counts_come_as_json(editor: FlaskClient) -> None:
+    query = "survey=central-park&at=now&channels=sms&channels=telegram&where=district%3Dnorth"
+    answer = editor.get(f"/pushes/preview.json?{query}")
+    document = answer.get_json()
+    assert document["ok"] is True
+    assert document["preview"]["recipients"] == 2
+    assert document["preview"]["left_out"] == [{"reason": "no consent", "contacts": 1}]
+    assert "would be invited" in document["html"]
+    bad = editor.get("/pushes/preview.json?survey=central-park&at=soon").get_json()
+    assert bad["ok"] is False
+    assert "at" in bad["problems"]
+
+
+def test_send_now_fires_and_the_funnel_follows(
+    editor: FlaskClient, db: sessionmaker[Session], app: Flask
+) -> None:
+    editor.post("/pushes/new", data=FORM | {"action": "schedule"})
+    fired = editor.post("/pushes/1/send-now")
+    assert fired.status_code == 303
+    assert _pushes(db)[0].status == "sending"
+    document = editor.get("/pushes/1.json").get_json()
+    assert document["status"] == "sending"
+    everyone = document["funnel"][0]
+    assert everyone["stages"][0] == {
+        "name": "planned",
+        "count": 2,
+        "share": {
+            "hits": 2,
+            "total": 2,
+            "value": 1.0,
+            "low": pytest.approx(0.342, abs=0.01),
+            "high": 1.0,
+        },
+    }
+    assert "Funnel" in document["html"]
+    assert any(action == "push fired" for _, action, _ in _audit(db))
+    again = editor.post("/pushes/1/send-now", follow_redirects=True)
+    assert "only a scheduled push can go now" in again.get_data(as_text=True)
+
+
+def test_cancel_asks_first_then_cancels(editor: FlaskClient, db: sessionmaker[Session]) -> None:
+    editor.post("/pushes/new", data=FORM | {"action": "schedule"})
+    confirm = editor.get("/pushes/1/cancel")
+    assert "Cancel push 1?" in confirm.get_data(as_text=True)
+    assert _pushes(db)[0].status == "scheduled"
+    done = editor.post("/pushes/1/cancel", follow_redirects=True)
+    assert "Push 1 is cancelled" in done.get_data(as_text=True)
+    assert _pushes(db)[0].status == "cancelled"
+    assert any(action == "push cancelled" for _, action, _ in _audit(db))
+
+
+def test_analysts_read_pushes_but_cannot_make_or_cancel_them(
+    editor: FlaskClient, analyst: FlaskClient, db: sessionmaker[Session]
+) -> None:
+    editor.post("/pushes/new", data=FORM | {"action": "schedule"})
+    assert analyst.get("/pushes").status_code == 200
+    assert "Make a push" not in analyst.get("/pushes").get_data(as_text=True)
+    shown = analyst.get("/pushes/1")
+    assert shown.status_code == 200
+    assert "Cancel push" not in shown.get_data(as_text=True)
+    assert analyst.get("/pushes/1.json").status_code == 200
+    for method, path in [
+        ("GET", "/pushes/new"),
+        ("POST", "/pushes/new"),
+        ("GET", "/pushes/preview.json"),
+        ("GET", "/pushes/1/cancel"),
+        ("POST", "/pushes/1/cancel"),
+        ("POST", "/pushes/1/send-now"),
+    ]:
+        assert analyst.open(path, method=method).status_code == 403, path
+    assert _pushes(db)[0].status == "scheduled"
+    refused = [a for _, a, _ in _audit(db) if a == "access refused"]
+    assert len(refused) == 6
+
+
+def test_signed_out_visitors_are_asked_to_sign_in(app: Flask) -> None:
+    client = app.test_client()
+    for path in ("/pushes", "/pushes/new", "/pushes/1"):
+        answer = client.get(path)
+        assert answer.status_code == 302
+        assert "/login" in answer.headers["Location"]
+
+
+def test_an_unknown_push_is_404(editor: FlaskClient) -> None:
+    assert editor.get("/pushes/99").status_code == 404
+    assert editor.get("/pushes/99.json").status_code == 404
+    assert editor.post("/pushes/99/cancel").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"at": "\u202e\x00", "where": "district=\x00north"},
+        {"rate": "9" * 400 + "/s", "reminders": "9" * 50, "remind_after": "99999999d"},
+        {"timezone": "../../etc/passwd", "quiet_hours": "25:00-99:99"},
+        {"survey": "x" * 5000, "channels": ["sms", "\u202e"], "not_answered": ["\x00"]},
+        {"at": "9999-12-31 23:59", "where": "a=b\nc\n=d"},
+        {"variant_0": "x" * 3000, "variant_1": "x" * 3000},
+    ],
+)
+def test_no_input_makes_a_500(
+    editor: FlaskClient, db: sessionmaker[Session], changes: dict[str, object]
+) -> None:
+    for action in ("check", "schedule"):
+        answer = editor.post("/pushes/new", data=FORM | changes | {"action": action})
+        assert answer.status_code in (200, 303, 422), answer.get_data(as_text=True)[:500]
+    query = {k: v for k, v in (FORM | changes).items() if isinstance(v, str)}
+    assert editor.get("/pushes/preview.json", query_string=query).status_code == 200
