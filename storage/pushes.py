@@ -125,9 +125,9 @@ def _audience_select(s: Session, q: AudienceQuery, *, preview: bool = False) -> 
         conditions.append(or_(*(attribute_equals(s, name, v) for v in values)))
     conditions += [has_tag(s, tag) for tag in q.tags]
     for slug in q.not_answered:
-        conditions.append(Contact.id.not_in(_sessions_of(slug, completed=True)))
+        conditions.append(Contact.id.not_in(participants(slug, completed=True)))
     for slug in q.took_part:
-        conditions.append(Contact.id.in_(_sessions_of(slug, completed=False)))
+        conditions.append(Contact.id.in_(participants(slug, completed=False)))
     grouped = (
         select(
             Contact.id.label("contact_id"),
@@ -153,7 +153,7 @@ def _audience_select(s: Session, q: AudienceQuery, *, preview: bool = False) -> 
         (grouped.c.language.in_(list(q.survey_languages)), grouped.c.language),
         else_=q.default_language,
     )
-    completed = _sessions_of(q.survey, completed=True) if q.skip_completed else None
+    completed = participants(q.survey, completed=True) if q.skip_completed else None
     unreached = grouped.c.pick.is_(None)
     left_out = case(
         (grouped.c.addresses == 0, LEFT_OUT[0]),
@@ -195,7 +195,7 @@ def _audience_select(s: Session, q: AudienceQuery, *, preview: bool = False) -> 
     ).outerjoin(chosen, chosen.id == grouped.c.pick % big)
 
 
-def _sessions_of(slug: str, *, completed: bool) -> Select[Any]:
+def participants(slug: str, *, completed: bool) -> Select[Any]:
     """The contacts with a citizen's (not simulated) session of any version of ``slug`` that
     is completed (``completed``) or has at least one answer."""
     stmt = (

@@ -28,7 +28,7 @@ from channels.registry import renderer
 from messages import Address, OutboundMessage
 from storage.db import transaction
 from storage.models import Contact, OutcomeRow
-from storage.pushes import contacts_who
+from storage.pushes import participants
 from surveys.model import Survey
 from surveys.outcomes import Outcome, OutcomeReport, parse_outcome
 from surveys.sms import sms_cost
@@ -183,15 +183,13 @@ def participant_values(service: Service, slug: str, by: str) -> dict[str, int]:
     """The values of contact attribute ``by`` among those who took part in ``slug``, with
     how many have each, most first: the districts an outcome may be worded for."""
     with transaction(service.sessions, read_only=True) as s:
-        took_part = contacts_who(s, (slug,), completed=False)[slug]
+        took_part = participants(slug, completed=False)
         counts: Counter[str] = Counter()
-        ids = sorted(took_part)
-        for start in range(0, len(ids), 500):
-            batch = ids[start : start + 500]
-            for attributes in s.scalars(select(Contact.attributes).where(Contact.id.in_(batch))):
-                value = (attributes or {}).get(by)
-                if value not in (None, ""):
-                    counts[str(value)] += 1
+        stmt = select(Contact.attributes).where(Contact.id.in_(took_part))
+        for attributes in s.scalars(stmt.execution_options(yield_per=500)):
+            value = (attributes or {}).get(by)
+            if value not in (None, ""):
+                counts[str(value)] += 1
         return dict(counts.most_common())
 
 
