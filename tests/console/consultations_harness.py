@@ -24,9 +24,9 @@ from bot.service import Service, read_survey_sources
 from bot.staff.accounts import Role
 from bot.web.app import create_app
 from surveys.loader import EXAMPLES_DIR
+from tests.browser import TIMEOUT_MS
 from tests.csrf_client import CsrfClient
 from tests.staff import PASSWORD, add_staff
-from tests.web.test_browser import TIMEOUT_MS
 
 NOW = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
 SCREENSHOTS_DIR = Path(__file__).resolve().parents[2] / "docs" / "console"

@@ -24,6 +24,7 @@ from bot.contacts.worker import ImportWorker
 from storage.db import transaction
 from storage.models import Address as AddressRow
 from tests.bot.test_service import cells_containing
+from tests.browser import TIMEOUT_MS, base_url, browser
 from tests.console.contacts_support import (
     ROOT,
     Gate,
@@ -34,7 +35,6 @@ from tests.console.contacts_support import (
     with_bad_line,
 )
 from tests.staff import PASSWORD, context_of
-from tests.web.test_browser import TIMEOUT_MS, base_url, browser
 
 __all__ = ["app", "base_url", "browser"]  # fixtures, used by name
 

@@ -25,15 +25,10 @@ from bot.staff.accounts import Role
 from bot.web.app import create_app
 from surveys.loader import EXAMPLES_DIR
 from tests.bot.test_pushes import add_contact
+from tests.browser import TIMEOUT_MS
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
 from tests.staff import PASSWORD, add_staff
-from tests.web import test_browser as browser_tests
-
-# The simulator's browser fixtures: Debian's Chromium, and the app under waitress on loopback.
-browser = browser_tests.browser
-base_url = browser_tests.base_url
-TIMEOUT_MS = browser_tests.TIMEOUT_MS
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 

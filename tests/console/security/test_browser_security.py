@@ -17,10 +17,10 @@ from waitress import wasyncore
 from waitress.server import BaseWSGIServer, create_server
 
 from bot.staff.accounts import Role
+from tests.browser import CHROMIUM_ARGS, TIMEOUT_MS, chromium_path
 from tests.console.security.conftest import MovableClock
 from tests.console.security.helpers import code_at
 from tests.staff import PASSWORD, add_staff
-from tests.web.test_browser import CHROMIUM_ARGS, TIMEOUT_MS, chromium_path
 
 pytestmark = [
     pytest.mark.browser,
