@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 __all__ = ["ERRORS", "ErrorText", "install_error_pages", "wants_json"]
@@ -89,6 +90,15 @@ ERRORS: Final[Mapping[int, ErrorText]] = {
     ),
 }
 _OTHER: Final = ErrorText("Sorry, something went wrong", ("Go back and try again.",))
+#: A form that did not carry its page's token: left open too long, or sent from elsewhere.
+_FORM_TOKEN: Final = ErrorText(
+    "This form could not be accepted",
+    (
+        "For your safety, Voxpop only accepts a form sent from its own page, with the page's "
+        "security token (a CSRF check), and this one had none or a wrong one.",
+        "Go back, reload the page and send the form again.",
+    ),
+)
 
 
 def wants_json(json_paths: Iterable[str] = ()) -> bool:
@@ -123,7 +133,7 @@ def install_error_pages(
                 message = f"{ERRORS[500].title} (reference {reference})"
             response = jsonify(error=message)
         else:
-            text = ERRORS.get(code, _OTHER)
+            text = _FORM_TOKEN if isinstance(exc, CSRFError) else ERRORS.get(code, _OTHER)
             limit = _size(current_app.config.get("MAX_CONTENT_LENGTH"))
             paragraphs = [p.format(limit=limit, reference=reference) for p in text.paragraphs]
             page = render_template(

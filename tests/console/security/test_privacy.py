@@ -5,8 +5,10 @@ contacts imported, a citizen answering and leaving, a push fired, a contact eras
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import re
+import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -82,11 +84,21 @@ def _crawl(client: FlaskClient, start: list[str]) -> dict[str, str]:
         if path in seen or path.startswith(("/logout", "/console/static", "/static")):
             continue
         answer = client.get(path)
-        seen[path] = answer.get_data(as_text=True)
-        parser = _Links()
-        parser.feed(seen[path])
-        queue += [link for link in parser.links if link not in seen]
+        seen[path] = _text_of(answer.get_data(), answer.mimetype)
+        if answer.mimetype == "text/html":
+            parser = _Links()
+            parser.feed(seen[path])
+            queue += [link for link in parser.links if link not in seen]
     return seen
+
+
+def _text_of(body: bytes, mimetype: str) -> str:
+    """What a person could read in a page or a download: an XLSX file's sheets are XML
+    inside a zip, so they are read unzipped."""
+    if "spreadsheetml" in mimetype:
+        with zipfile.ZipFile(io.BytesIO(body)) as book:
+            return "\n".join(book.read(name).decode() for name in book.namelist())
+    return body.decode("utf-8", errors="replace")
 
 
 def _journey(app: Flask, clock: MovableClock, db: sessionmaker[Session]) -> None:
