@@ -159,7 +159,7 @@ def test_an_error_page_in_the_browser(
     nav = page.get_by_role("navigation", name="Console")
     expect(nav.get_by_role("link")).to_have_text(["Home", "Pushes", "Results"])
     page.get_by_role("link", name="Go to the home page").click()
-    expect(page).to_have_title("Home – Voxpop")
+    expect(page).to_have_title("What is running now – Voxpop")
     page.go_back()
     axe_check(page)
     screenshot(page, name)
