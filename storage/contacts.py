@@ -41,6 +41,7 @@ from storage.models import (
     SessionRow,
     SurveyRow,
 )
+from storage.repo import SIMULATOR_SPACE
 
 __all__ = [
     "CONSENT_FILTERS",
@@ -443,7 +444,14 @@ def list_contacts(
     ``channel`` and ``consent`` hold on the same address: ``channel="sms",
     consent="opted_out"`` is a contact whose SMS address is opted out.
     """
-    conditions: list[ColumnElement[bool]] = [Contact.forgotten_at.is_(None)]
+    conditions: list[ColumnElement[bool]] = [
+        Contact.forgotten_at.is_(None),
+        # A simulator's test phone is not a contact the city may invite (storage.repo).
+        exists().where(
+            Address.contact_id == Contact.id,
+            Address.value.not_like(f"{SIMULATOR_SPACE}%"),
+        ),
+    ]
     on_address: list[ColumnElement[bool]] = [Address.contact_id == Contact.id]
     if channel is not None:
         on_address.append(Address.channel == channel)

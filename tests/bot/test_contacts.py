@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.contacts.csv_file import ContactRow, ContactsFileError
-from bot.contacts.service import Contacts, ImportReport
+from bot.contacts.service import ContactFilter, Contacts, ImportReport
 from bot.service import Service, read_survey_sources
 from messages import Address, InboundMessage
 from storage import contacts as store
@@ -88,6 +88,19 @@ def summary(report: ImportReport) -> tuple[int, int, int, int]:
 
 
 # --- importing --------------------------------------------------------------------------------
+
+
+def test_the_simulators_test_phones_are_not_listed_as_contacts(
+    contacts: Contacts, service: Service, db: sessionmaker[Session], tmp_path: Path
+) -> None:
+    service.load_surveys(read_survey_sources([PARK]))
+    contacts.import_file(write(tmp_path, "channel,address\nsms,+32470000001\n"))
+    # Someone tries a consultation in the browser simulator with a number of their own.
+    msg = InboundMessage(Address("sms", "+32470000002"), "PARK", "sim-1", NOW)
+    assert service.receive(msg, simulated=True).outgoing
+    found = contacts.search(ContactFilter())
+    assert found.total == 1
+    assert [view.id for view in found.contacts] == [contact_of(db, "sms", "+32470000001").id]
 
 
 def test_the_example_file_imports_whole(contacts: Contacts, db: sessionmaker[Session]) -> None:
