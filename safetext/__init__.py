@@ -29,7 +29,13 @@ import logging
 import re
 from typing import Any
 
-__all__ = ["SafeLogFormatter", "clean_json", "clean_text", "printable"]
+__all__ = [
+    "SafeLogFormatter",
+    "clean_json",
+    "clean_text",
+    "printable",
+    "whole_number",
+]
 
 #: C0 controls but tab, line feed and carriage return; DEL. Lone surrogates are found apart.
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -120,3 +126,20 @@ class SafeLogFormatter(logging.Formatter):
 
     def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
         return printable(super().formatStack(stack_info), keep_newlines=True)
+
+
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a whole number when it is one to nine ASCII digits, else ``None``.
+
+    ``str.isdigit`` also says yes to ``²`` and to numbers no database column holds, which
+    ``int()`` or the database then refuse: a query string is read with this instead.
+
+    >>> whole_number("42"), whole_number("²"), whole_number("99999999999999999999")
+    (42, None, None)
+    >>> whole_number(" 7"), whole_number("")
+    (None, None)
+    """
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None

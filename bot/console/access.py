@@ -8,6 +8,7 @@ is kept on it (``required_role``), so a test can try every route with every role
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any, Final, ParamSpec, TypeVar
 from urllib.parse import urlsplit
@@ -31,9 +32,40 @@ R = TypeVar("R", bound=ResponseReturnValue)
 SESSION_KEY: Final = "staff_session"
 
 
+#: What a consultation's id or a question's id in an address may be (surveys.validate): any
+#: other value names nothing, and is refused before it reaches the database.
+_ID_IN_PATH: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
 def install_access(app: Flask) -> None:
-    """Read the signed-in member of staff, if any, before every request."""
+    """Read the signed-in member of staff, if any, before every request; keep what the
+    pages of a signed-in member show out of the browser's cache."""
+    app.url_value_preprocessor(_refuse_impossible_ids)
     app.before_request(_load_staff)
+    app.after_request(_not_cached)
+
+
+def is_possible_id(value: str) -> bool:
+    """Whether ``value`` could be a consultation's or a question's id.
+
+    >>> is_possible_id("central-park"), is_possible_id("\x00"), is_possible_id("a" * 65)
+    (True, False, False)
+    """
+    return bool(_ID_IN_PATH.fullmatch(value))
+
+
+def _refuse_impossible_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    for name in ("slug", "question_id"):
+        value = (values or {}).get(name)
+        if isinstance(value, str) and not is_possible_id(value):
+            abort(404)
+
+
+def _not_cached(response: Response) -> Response:
+    # A shared town-hall PC: after sign-out, Back must not show contacts or answers again.
+    if g.get("staff") is not None or g.get("pending_staff") is not None:
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _load_staff() -> None:

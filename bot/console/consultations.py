@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import HiddenField, TextAreaField
 
-from bot.console.access import Role, audit, current_staff, requires
+from bot.console.access import Role, audit, current_staff, is_possible_id, requires
 from bot.console.context import console
 from bot.consultations.checking import check_text, normalise_source
 from bot.consultations.manage import consultation, consultations, load_text
@@ -68,6 +68,8 @@ def new() -> ResponseReturnValue:
     form = SourceForm()
     if request.method == "GET":
         slug = request.args.get("from", "")
+        if slug and not is_possible_id(slug):
+            abort(404)
         if slug:
             try:
                 form.source.data = consultation(

@@ -51,7 +51,7 @@ from bot.contacts.service import (
 from bot.contacts.worker import ImportWorker
 from bot.conversation.i18n import SUPPORTED_LANGUAGES
 from messages import CHANNEL_NAMES
-from safetext import clean_text
+from safetext import clean_text, whole_number
 
 __all__ = ["WORKER_EXTENSION", "bp", "import_worker"]
 
@@ -159,7 +159,7 @@ def search() -> ResponseReturnValue:
     if consent is not None and consent not in CONSENT_FILTERS:
         errors["consent"] = "Choose a consent from the list."
     page_number = request.args.get("page", "1")
-    page_index = int(page_number) if page_number.isdigit() and 0 < len(page_number) < 7 else 1
+    page_index = min(max(whole_number(page_number) or 1, 1), 999_999)
     found = None
     if not errors:
         filters = ContactFilter(

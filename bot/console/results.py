@@ -37,6 +37,7 @@ from bot.results.service import (
     UnknownBreakdownError,
 )
 from bot.results.tables import ORDERS, Order
+from safetext import whole_number
 
 __all__ = ["POLL_SECONDS", "bp"]
 
@@ -87,8 +88,8 @@ def read_filter(slug: str, args: MultiDict[str, str], versions: tuple[int, ...])
     version: int | None = None
     raw_version = args.get("version", "").strip()
     if raw_version:
-        if raw_version.isdigit() and int(raw_version) in versions:
-            version = int(raw_version)
+        if whole_number(raw_version) in versions:
+            version = whole_number(raw_version)
         else:
             errors["version"] = "Choose a version of this consultation"
     days: dict[str, date | None] = {}
@@ -277,7 +278,7 @@ def answers(slug: str, question_id: str) -> ResponseReturnValue:
     form = read_filter(slug, request.args, _consultation(slug))
     search = request.args.get("search", "").strip()[:200]
     page_raw = request.args.get("page", "1")
-    page = int(page_raw) if page_raw.isdigit() and 0 < int(page_raw) < 100_000 else 1
+    page = min(max(whole_number(page_raw) or 1, 1), 100_000)
     try:
         found = _results().texts(
             form.filter, question_id, free_text=_may_read_free_text(), search=search, page=page

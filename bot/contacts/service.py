@@ -52,6 +52,7 @@ from bot.contacts.csv_file import (
 from bot.contacts.masking import mask, mask_numbers_in
 from bot.log_privacy import log_failure
 from bot.service import Service, utc_now
+from safetext import whole_number
 from storage import contacts as store
 from storage import repo
 from storage.db import transaction
@@ -821,9 +822,11 @@ class Contacts:
         Raises :class:`LookupError` with a message for staff.
         """
         text = ref.strip()
-        if text.isdigit():
+        number = whole_number(text)
+        if number is not None or (text.isdigit() and len(text) > 9):
             with transaction(self._sessions, read_only=True) as s:
-                contact = s.get(Contact, int(text))
+                # An id longer than any the database holds names nobody.
+                contact = s.get(Contact, number) if number is not None else None
             if contact is None:
                 raise LookupError(
                     f"no contact {text} (a phone number needs its +, like +32470000000, "

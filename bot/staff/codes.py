@@ -155,7 +155,7 @@ class OneTimeCodes:
             row = self._row(s, staff_id)
             if row.totp_confirmed_at is None or not row.totp_secret:
                 return None
-            if typed.isdigit():
+            if typed.isascii() and typed.isdigit():
                 step = self._matching_step(s, row, typed)
                 if step is None:
                     return None
@@ -183,7 +183,7 @@ class OneTimeCodes:
     def _matching_step(self, s: Session, row: StaffAccount, typed: str) -> int | None:
         """The time step ``typed`` is the code of, if near now and later than the last used."""
         assert row.totp_secret
-        if len(typed) != 6 or not typed.isdigit():
+        if len(typed) != 6 or not (typed.isascii() and typed.isdigit()):
             return None
         totp = pyotp.TOTP(row.totp_secret)
         now = totp.timecode(self._clock())

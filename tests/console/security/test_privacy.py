@@ -84,7 +84,7 @@ def _crawl(client: FlaskClient, start: list[str]) -> dict[str, str]:
         if path in seen or path.startswith(("/logout", "/console/static", "/static")):
             continue
         answer = client.get(path)
-        seen[path] = _text_of(answer.get_data(), answer.mimetype)
+        seen[path] = _text_of(answer.get_data(), answer.mimetype or "")
         if answer.mimetype == "text/html":
             parser = _Links()
             parser.feed(seen[path])

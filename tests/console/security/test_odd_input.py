@@ -1,0 +1,47 @@
+"""Odd values in addresses and query strings get a 404 or a page, never a 500, on both
+engines; signed-in pages are not kept in the browser's cache. (Found by a security review.)"""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+from bot.staff.accounts import Role
+from tests.staff import sign_in
+
+ODD = [
+    "/results/central-park?version=%C2%B2",
+    "/results/central-park?version=99999999999999999999",
+    "/results/central-park/answers/comment?page=%C2%B2",
+    "/contacts?page=%C2%B2",
+    "/contacts?page=99999999999999999999",
+    "/contacts?q=%C2%B2",
+    "/contacts?q=99999999999999999999",
+    "/results/%00",
+    "/results/%00/live.json",
+    "/results/%00/download.csv",
+    "/consultations/%00",
+    "/consultations/%00/close",
+    "/consultations/new?from=%00",
+    "/consultations/new?from=" + "a" * 300,
+]
+
+
+@pytest.mark.parametrize("path", ODD)
+def test_an_odd_value_is_never_a_500(client: FlaskClient, path: str) -> None:
+    sign_in(client, Role.ADMIN)
+    answer = client.get(path)
+    assert answer.status_code < 500, (path, answer.status_code)
+
+
+def test_a_code_in_other_digits_is_just_wrong(client: FlaskClient) -> None:
+    sign_in(client, Role.ADMIN)
+    answer = client.post("/account/codes", data={"code": "²²²²²²"})
+    assert answer.status_code < 500
+
+
+def test_signed_in_pages_are_not_cached(client: FlaskClient) -> None:
+    assert "no-store" not in client.get("/login").headers.get("Cache-Control", "")
+    sign_in(client, Role.EDITOR)
+    for path in ("/", "/contacts", "/consultations", "/account"):
+        assert client.get(path).headers["Cache-Control"] == "no-store", path
