@@ -16,6 +16,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+from bot.console import guard
 from bot.console.access import SESSION_KEY, Role, audit, current_staff, requires
 from bot.console.context import console
 from bot.console.forms import ChangePasswordForm, CodeForm, EmptyForm
@@ -61,10 +62,20 @@ def change_password() -> ResponseReturnValue:
     context = console()
     form = ChangePasswordForm()
     if form.validate_on_submit():
+        # The same limits as signing in: a stolen session must not guess the password here.
+        attempt = guard.attempt("password", me.email)
+        limits = guard.limits()
+        held = limits.wait(attempt)
+        if held is not None:
+            form.current.errors = [guard.wait_message(held)]
+            audit("password change held")
+            return _page(form, 429)
+        failure = limits.failed(attempt)
         if context.staff.authenticate(me.email, form.current.data or "") is None:
             form.current.errors = ["Your current password is not right."]
             audit("password change refused")
         else:
+            limits.forgive(attempt, failure)
             try:
                 context.staff.set_password(me.id, form.new.data or "", actor=me.actor)
             except StaffError as error:

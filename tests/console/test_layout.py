@@ -50,7 +50,8 @@ def test_each_role_sees_the_pages_it_may_open(
     staff = sign_in(client, role)
     html = client.get("/").get_data(as_text=True)
     assert nav_items(html) == expected
-    assert f"Signed in as <strong>{staff.email}</strong>" in html
+    # The name leads to the member's own account page (password, codes, sessions).
+    assert f'Signed in as <a class="govuk-link" href="/account">{staff.email}</a>' in html
     # The same on any page in the layout, the error pages too.
     assert nav_items(client.get("/no/such/page").get_data(as_text=True)) == expected
 

@@ -90,6 +90,8 @@ def test_the_skip_link_and_the_navigation_by_keyboard(signed_in_page: SignIn) ->
         expect(link).to_be_focused()
         # Focus is visible: GOV.UK's yellow.
         assert link.evaluate("e => getComputedStyle(e).backgroundColor") == FOCUS_YELLOW
+    page.keyboard.press("Tab")  # the signed-in name: the member's own account page
+    expect(page.get_by_role("link", name=re.compile(r"admin\d+@city\.example"))).to_be_focused()
     page.keyboard.press("Tab")
     sign_out = page.get_by_role("button", name="Sign out")
     expect(sign_out).to_be_focused()

@@ -7,7 +7,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from bot.staff.accounts import Role
-from tests.staff import sign_in
+from tests.staff import PASSWORD, sign_in
 
 ODD = [
     "/results/central-park?version=%C2%B2",
@@ -45,3 +45,21 @@ def test_signed_in_pages_are_not_cached(client: FlaskClient) -> None:
     sign_in(client, Role.EDITOR)
     for path in ("/", "/contacts", "/consultations", "/account"):
         assert client.get(path).headers["Cache-Control"] == "no-store", path
+
+
+def test_the_current_password_on_the_account_page_is_held_like_a_sign_in(
+    client: FlaskClient,
+) -> None:
+    """A stolen session must not guess the password there without limit."""
+    sign_in(client, Role.ANALYST)
+    codes = [
+        client.post(
+            "/account/password", data={"current": f"wrong guess {n}", "new": PASSWORD + "!"}
+        ).status_code
+        for n in range(8)
+    ]
+    assert codes[0] == 400
+    assert codes[-1] == 429
+    held = client.post("/account/password", data={"current": PASSWORD, "new": PASSWORD + "!"})
+    assert held.status_code == 429
+    assert "Try again in" in held.get_data(as_text=True)
