@@ -48,7 +48,7 @@ def install_access(app: Flask) -> None:
 def is_possible_id(value: str) -> bool:
     """Whether ``value`` could be a consultation's or a question's id.
 
-    >>> is_possible_id("central-park"), is_possible_id("\x00"), is_possible_id("a" * 65)
+    >>> is_possible_id("central-park"), is_possible_id(chr(0)), is_possible_id("a" * 65)
     (True, False, False)
     """
     return bool(_ID_IN_PATH.fullmatch(value))
