@@ -51,7 +51,7 @@ from bot.contacts.csv_file import (
 )
 from bot.contacts.masking import mask, mask_numbers_in
 from bot.log_privacy import log_failure
-from bot.service import Service, utc_now
+from bot.service import Clock, Service, utc_now
 from safetext import whole_number
 from storage import contacts as store
 from storage import repo
@@ -61,7 +61,6 @@ from surveys.model import Question, Survey
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 #: Called as the import goes: ``(line reached, lines in the file)``.
 Progress = Callable[[int, int], None]
 #: Rows upserted per round of statements: large enough to amortise them, small enough that

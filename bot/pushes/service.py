@@ -42,7 +42,7 @@ from bot.pushes.spec import Reminders as Reminders
 from bot.pushes.spec import Variant as Variant
 from bot.pushes.spec import spec_problems
 from bot.pushes.stats import FunnelRow, funnel
-from bot.service import Service, utc_now
+from bot.service import Clock, Service, utc_now
 from channels import sms
 from messages import Address as MessageAddress
 from messages import OutboundMessage
@@ -63,7 +63,6 @@ from surveys.outcomes import text_for
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 _T = TypeVar("_T")
 #: Someone in the middle of another consultation is looked at again this much later.
 BUSY_RETRY = timedelta(minutes=15)

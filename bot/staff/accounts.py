@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -20,13 +19,12 @@ from typing import Final
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.service import Clock
 from bot.staff.passwords import hash_password, needs_rehash, password_problem, verify_password
 from safetext import clean_text
 from storage import repo
 from storage.db import transaction
 from storage.models import STAFF_ROLES, Setting, StaffAccount, StaffSession, column_length
-
-Clock = Callable[[], datetime]
 
 #: The one-time link that creates the first admin: its SHA-256 and when it stops working.
 SETUP_SETTING: Final = "staff_setup_token"

@@ -15,20 +15,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Final
 
 import pyotp
 import segno
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.service import Clock
 from storage import repo
 from storage.db import transaction
 from storage.models import StaffAccount
-
-Clock = Callable[[], datetime]
 
 #: ``"yes"`` when every member of staff must use one-time codes.
 REQUIRED_SETTING: Final = "staff_codes_required"

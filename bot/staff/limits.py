@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -27,10 +26,9 @@ from typing import Final
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.service import Clock
 from storage.db import transaction
 from storage.models import SignInFailure
-
-Clock = Callable[[], datetime]
 
 #: Failures older than this are forgotten (and deleted).
 WINDOW: Final = timedelta(hours=24)
