@@ -627,7 +627,8 @@ class Service:
             for row in rows:
                 row.closes_at = at
             repo.set_setting(s, CATALOG_SETTING, f"{now.isoformat()} {secrets.token_hex(4)}")
-            repo.audit(s, actor, "survey_close", slug, {"at": at.isoformat()}, now)
+            details = {"at": at.isoformat(), "versions": len(rows)}
+            repo.audit(s, actor, "consultation closed", slug, details, now)
         self._catalog.changed()
         return len(rows)
 
@@ -730,7 +731,7 @@ class Service:
                 opted_out = isinstance(effect, conv.OptOut)
                 for addr in repo.addresses_of(s, contact.id):
                     addr.opted_out_at = now if opted_out else None
-                action = "opt_out" if opted_out else "opt_in"
+                action = "opted out" if opted_out else "opted in"
                 repo.audit(s, actor, action, self.pseudonym(s, contact.id), {}, now)
             elif isinstance(effect, conv.ReportInfo | conv.ReportResults):
                 if isinstance(effect, conv.ReportInfo):
@@ -852,7 +853,7 @@ class Service:
         given = record.value
         source = f"survey {survey.id}" if given else f"{DECLINED_PREFIX}survey {survey.id}"
         record_consent(s, address.channel, address.value, given=given, source=source, now=now)
-        action = "consent_given" if given else "consent_withdrawn"
+        action = "consent given" if given else "consent withdrawn"
         details = {"survey": survey.id, "channel": address.channel}
         repo.audit(s, "citizen", action, self.pseudonym(s, contact.id), details, now)
 
@@ -903,7 +904,7 @@ class Service:
             free_text[row.id] = free
         pseudonym = self.pseudonym(s, contact.id)
         repo.forget_contact(s, contact.id, now, free_text=free_text, pseudonym=pseudonym)
-        repo.audit(s, actor, "forget", repo.tombstone(contact.id), {}, now)
+        repo.audit(s, actor, "contact erased", repo.tombstone(contact.id), {}, now)
 
     def scrub(self, wait_ms: int = SCRUB_WAIT_MS) -> bool:
         """After an erasure commits: drop SQLite's old copies of the erased rows from the

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Final, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
@@ -19,11 +20,20 @@ from werkzeug.wrappers import Response
 
 from bot.console.context import console
 from bot.staff.accounts import Role, StaffView
+from bot.staff.audit_log import audit_once_per_hold
 from bot.staff.codes import OneTimeCodes
 from storage import repo
 from storage.db import transaction
 
-__all__ = ["Role", "StaffView", "audit", "current_staff", "install_access", "requires"]
+__all__ = [
+    "Role",
+    "StaffView",
+    "audit",
+    "audit_held",
+    "current_staff",
+    "install_access",
+    "requires",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R", bound=ResponseReturnValue)
@@ -167,3 +177,13 @@ def audit(action: str, subject: str | None = None, **details: Any) -> None:
     context = console()
     with transaction(context.sessions) as s:
         repo.audit(s, actor, action, subject, details, context.clock())
+
+
+def audit_held(action: str, held: timedelta, **details: Any) -> None:
+    """Record a try the sign-in limits held for ``held``, once per wait (by who, with
+    ``details``): repeating a held try writes nothing more (:func:`audit_once_per_hold`)."""
+    staff: StaffView | None = g.get("staff") or g.get("pending_staff")
+    actor = staff.actor if staff else "anonymous"
+    context = console()
+    now = context.clock()
+    audit_once_per_hold(context.sessions, actor, action, now + held, details, now)

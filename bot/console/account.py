@@ -17,7 +17,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from bot.console import guard
-from bot.console.access import SESSION_KEY, Role, audit, current_staff, requires
+from bot.console.access import SESSION_KEY, Role, audit, audit_held, current_staff, requires
 from bot.console.context import console
 from bot.console.forms import ChangePasswordForm, CodeForm, EmptyForm
 from bot.staff.accounts import StaffError
@@ -68,7 +68,7 @@ def change_password() -> ResponseReturnValue:
         held = limits.wait(attempt)
         if held is not None:
             form.current.errors = [guard.wait_message(held)]
-            audit("password change held")
+            audit_held("password change held", held)
             return _page(form, 429)
         failure = limits.failed(attempt)
         if context.staff.authenticate(me.email, form.current.data or "") is None:

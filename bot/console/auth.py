@@ -17,7 +17,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from bot.console import guard
-from bot.console.access import SESSION_KEY, audit, safe_next
+from bot.console.access import SESSION_KEY, audit, audit_held, safe_next
 from bot.console.context import console
 from bot.console.forms import CodeForm, EmptyForm, FirstAdminForm, SignInForm
 from bot.staff.accounts import StaffError, normalise_email
@@ -49,7 +49,7 @@ def login() -> ResponseReturnValue:
         held = limits.wait(attempt)
         if held is not None:
             # Not even checked: a right guess during the wait would tell the guesser.
-            audit("sign-in held", email=_known_email(email))
+            audit_held("sign-in held", held, email=_known_email(email))
             form.form_errors.append(guard.wait_message(held))
         else:
             failure = limits.failed(attempt)
@@ -120,7 +120,7 @@ def code() -> ResponseReturnValue:
         limits = guard.limits()
         held = limits.wait(attempt)
         if held is not None:
-            audit("one-time code held")
+            audit_held("one-time code held", held)
             form.code.errors = [guard.wait_message(held)]
         else:
             failure = limits.failed(attempt)

@@ -35,7 +35,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bot.console.access import Role, audit, current_staff, requires
+from bot.console.access import Role, current_staff, requires
 from bot.console.access import _load_staff as load_staff
 from bot.console.context import console
 from bot.console.forms import EmptyForm as ActionForm
@@ -254,7 +254,6 @@ def erase(contact_id: int) -> ResponseReturnValue:
             return render_template(
                 "console/contacts/gone.html", message=_sentence(str(exc.args[0]))
             ), 404
-        audit("contacts erased", f"contact:{contact_id}")
         flash(f"Contact {contact_id} was erased.", "success")
         return redirect(url_for(".search"), 303)
     return render_template(
@@ -375,20 +374,12 @@ def confirm(job_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         abort(400)
     try:
-        confirmed = _contacts().confirm(job_id)
+        _contacts().confirm(job_id, actor=current_staff().actor)
     except LookupError:
         abort(404)
     except ValueError as exc:
         flash(_sentence(str(exc)))
         return redirect(url_for(".job", job_id=job_id), 303)
-    checked = confirmed.checked
-    audit(
-        "contacts imported",
-        f"import:{job_id}",
-        sha256=confirmed.digest,
-        rows=checked.rows if checked else 0,
-        skipped=checked.skipped if checked else 0,
-    )
     _worker().start(job_id)
     return redirect(url_for(".job", job_id=job_id), 303)
 

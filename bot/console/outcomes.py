@@ -15,7 +15,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
-from bot.console.access import Role, audit, current_staff, requires
+from bot.console.access import Role, current_staff, requires
 from bot.console.context import console
 from bot.consultations.outcome import (
     OutcomeCheck,
@@ -131,13 +131,6 @@ def compose(slug: str) -> ResponseReturnValue:
         )
     done = publish_outcome(ctx.pushes, ctx.service, checked.outcome, checked.source, planned)
     recipients = planned.preview.recipients
-    audit(
-        "outcome published",
-        slug,
-        outcome=done.outcome_id,
-        push=done.push_id,
-        recipients=recipients,
-    )
     flash(
         f"The outcome is published: push {done.push_id} sends it to {recipients} "
         f"{'person' if recipients == 1 else 'people'} who took part.",

@@ -15,7 +15,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from bot.console.access import Role, audit, current_staff, requires
+from bot.console.access import Role, current_staff, requires
 from bot.console.context import console
 from bot.pushes.audience import Audience
 from bot.pushes.form import FIELDS, Checked, PushForm
@@ -141,7 +141,6 @@ def new() -> ResponseReturnValue:
         return _form_page(values, checked, preview), status
     spec = checked.spec
     push_id = console().pushes.create(spec)
-    audit("push created", f"push:{push_id}", survey=spec.survey, at=spec.at.isoformat())
     flash(f"Push {push_id} is scheduled.")
     return redirect(url_for(".show", push_id=push_id), 303)
 
@@ -207,7 +206,6 @@ def cancel(push_id: int) -> ResponseReturnValue:
     except PushError as exc:
         flash(str(exc))
         return redirect(url_for(".show", push_id=push_id), 303)
-    audit("push cancelled", f"push:{push_id}", waiting=waiting)
     flash(f"Push {push_id} is cancelled: {waiting} people still waiting will not be invited.")
     return redirect(url_for(".show", push_id=push_id), 303)
 
@@ -222,6 +220,5 @@ def send_now(push_id: int) -> ResponseReturnValue:
     except PushError as exc:
         flash(str(exc))
         return redirect(url_for(".show", push_id=push_id), 303)
-    audit("push fired", f"push:{push_id}", planned=fired.planned)
     flash(f"Push {push_id} is sending: {fired.planned} people planned.")
     return redirect(url_for(".show", push_id=push_id), 303)

@@ -174,7 +174,9 @@ def publish_outcome(
 ) -> PublishedOutcome:
     """Store the outcome and its push; a push whose time has come is fired at once (its
     recipients planned, the scheduler's tick sends them)."""
-    published = publish(pushes, service, outcome, source, planned.spec)
+    published = publish(
+        pushes, service, outcome, source, planned.spec, recipients=planned.preview.recipients
+    )
     fired = pushes.fire(published.push_id) if planned.spec.at <= pushes.now() else None
     return PublishedOutcome(published.outcome_id, published.push_id, fired)
 

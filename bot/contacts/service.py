@@ -314,10 +314,10 @@ class ContactDetails:
 
 #: Audit actions that belong in a consent history, in words.
 _CONSENT_ACTIONS: Final = {
-    "opt_out": "opted out (STOP)",
-    "opt_in": "opted in again (START)",
-    "consent_given": "said yes to future consultations",
-    "consent_withdrawn": "said no to future consultations",
+    "opted out": "opted out (STOP)",
+    "opted in": "opted in again (START)",
+    "consent given": "said yes to future consultations",
+    "consent withdrawn": "said no to future consultations",
 }
 
 
@@ -495,7 +495,7 @@ class Contacts:
             for batch, _line in self._walk(lines, source, now, tally, progress, total):
                 counts.add(store.upsert_contacts(s, batch, now))
             found = tally.counts(counts)
-            _audit_import(s, "staff", found, digest, now)
+            _audit_import(s, "staff", "contacts imported", found, digest, now)
             report = ImportReport(found.rows, counts, tuple(tally.problems), found.skipped, digest)
             if dry_run:
                 raise _DryRun(report)  # leaves the transaction, which rolls it all back
@@ -542,9 +542,11 @@ class Contacts:
             rows = s.scalars(select(ContactImport).order_by(ContactImport.id.desc()).limit(limit))
             return [_job_view(row) for row in rows]
 
-    def confirm(self, job_id: int) -> ImportJob:
+    def confirm(self, job_id: int, *, actor: str) -> ImportJob:
         """Staff saw the check: import the file (a worker does it next). :class:`ValueError`
-        when it is not waiting for that (imported already, discarded, refused...)."""
+        when it is not waiting for that (imported already, discarded, refused...). Audited
+        as ``contacts imported`` by ``actor`` (the staff action); the worker adds
+        ``contacts import finished`` with what it wrote."""
         now = self._clock()
         with transaction(self._sessions) as s:
             moved = (
@@ -560,6 +562,12 @@ class Contacts:
                 )
                 .rowcount
             )
+            row = s.get(ContactImport, job_id) if moved else None
+            if row is not None:
+                # What the check found and the file's digest: never the file's name.
+                checked = ImportCounts.from_json(row.checked)
+                details = {"import": job_id, "sha256": row.digest, **checked.to_json()}
+                repo.audit(s, actor, "contacts imported", None, details, now)
         job = self.job(job_id)
         if not moved and job.status != "importing":
             raise ValueError(f"this file cannot be imported now: it is {job.status}")
@@ -746,7 +754,8 @@ class Contacts:
                 lease_until=None,
                 finished_at=now,
             )
-            _audit_import(s, claim.created_by, found, claim.digest, now, job_id)
+            # The worker's, not a member of staff's: who asked is on ``contacts imported``.
+            _audit_import(s, "system", "contacts import finished", found, claim.digest, now, job_id)
         _log_import(found)
 
     def _expire(self, s: Session, now: datetime) -> None:
@@ -904,7 +913,7 @@ class Contacts:
     def erase(self, contact_id: int, *, actor: str = "staff") -> bool:
         """Erase a contact exactly as their FORGET would (no goodbye is sent): addresses
         deleted, messages blanked, free text gone, other answers kept anonymous; audited as
-        ``forget`` by ``actor``. :class:`LookupError` if none. Whether old copies are gone
+        ``contact erased`` by ``actor``. :class:`LookupError` if none. Whether old copies are gone
         from SQLite's write-ahead log already (else the dispatcher scrubs them when the
         reader holding them is done)."""
         with transaction(self._sessions) as s:
@@ -990,6 +999,7 @@ def _job_view(row: ContactImport) -> ImportJob:
 def _audit_import(
     s: Session,
     actor: str,
+    action: str,
     found: ImportCounts,
     digest: str,
     now: datetime,
@@ -999,7 +1009,7 @@ def _audit_import(
     if job_id is not None:
         details["import"] = job_id
     # Counts and the file's digest only: the file name could itself name a person.
-    repo.audit(s, actor, "contacts_import", None, details, now)
+    repo.audit(s, actor, action, None, details, now)
 
 
 def _log_import(found: ImportCounts) -> None:

@@ -312,8 +312,10 @@ class Pushes:
         with transaction(self._sessions) as s:
             return self.add(s, spec)
 
-    def add(self, s: Session, spec: PushSpec) -> int:
-        """:meth:`create` in the caller's transaction, with what must be stored with it."""
+    def add(self, s: Session, spec: PushSpec, *, audited: bool = True) -> int:
+        """:meth:`create` in the caller's transaction, with what must be stored with it.
+        ``audited=False`` when the caller audits the staff action the push is part of (an
+        outcome published): one entry per action."""
         spec = self.complete(spec)
         now = self._clock()
         self._service.survey(s, spec.survey)  # it must be loaded
@@ -336,8 +338,9 @@ class Pushes:
         )
         s.add(push)
         s.flush()
-        details = {"kind": spec.kind, "at": spec.at.isoformat(), "survey": spec.survey}
-        repo.audit(s, spec.created_by, "push_create", f"push:{push.id}", details, now)
+        if audited:
+            details = {"kind": spec.kind, "at": spec.at.isoformat(), "survey": spec.survey}
+            repo.audit(s, spec.created_by, "push created", f"push:{push.id}", details, now)
         return push.id
 
     def cancel(self, push_id: int, actor: str = "staff") -> int:
@@ -375,7 +378,7 @@ class Pushes:
                 )
                 .values(status="failed", error="push cancelled")
             )
-            repo.audit(s, actor, "push_cancel", f"push:{push_id}", {"waiting": waiting}, now)
+            repo.audit(s, actor, "push cancelled", f"push:{push_id}", {"waiting": waiting}, now)
             return waiting
 
     def send_now(self, push_id: int, actor: str = "staff") -> FireResult:
@@ -390,7 +393,7 @@ class Pushes:
                     f"push {push_id} is {push.status}: only a scheduled push can go now"
                 )
             push.scheduled_at = min(push.scheduled_at, now)
-            repo.audit(s, actor, "push_send_now", f"push:{push_id}", {}, now)
+            repo.audit(s, actor, "push sent now", f"push:{push_id}", {}, now)
         return self.fire(push_id)
 
     # --- what staff see ---------------------------------------------------------------------
@@ -455,12 +458,12 @@ class Pushes:
                     f"until {now:%Y-%m-%d %H:%M} UTC (more than "
                     f"{self._config.pushes.misfire_grace_hours:g} h late); schedule it again"
                 )
-                repo.audit(s, "system", "push_missed", f"push:{push_id}", {}, now)
+                repo.audit(s, "system", "push missed", f"push:{push_id}", {}, now)
                 log.warning("push %d missed: %s late", push_id, now - push.scheduled_at)
                 return FireResult(push_id, "missed")
             planned = self._plan(s, push, now)
             push.status, push.fired_at, push.planned = "sending", now, planned
-            repo.audit(s, "system", "push_fire", f"push:{push_id}", {"planned": planned}, now)
+            repo.audit(s, "system", "push fired", f"push:{push_id}", {"planned": planned}, now)
         log.info("push %d fired: %d recipients planned", push_id, planned)
         return FireResult(push_id, "fired", planned)
 

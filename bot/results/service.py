@@ -433,13 +433,19 @@ class Results:
                     "answers": {qid: value for qid, value in answers if qid not in left_out},
                 }
 
-    def export(self, f: ResultsFilter, fmt: str, *, free_text: bool) -> Iterator[bytes]:
+    def export(
+        self, f: ResultsFilter, fmt: str, *, free_text: bool, actor: str = "staff"
+    ) -> Iterator[bytes]:
         """The export file in ``fmt`` (``csv``, ``jsonl``, ``xlsx``), as pieces of bytes:
         what ``voxpop results export`` writes and the console sends. :class:`LookupError`
-        at once (not at the first piece) for a consultation that is not loaded."""
+        at once (not at the first piece) for a consultation that is not loaded. Audited as
+        ``export downloaded`` by ``actor``, with the format and the filter."""
         if fmt not in export.FORMATS:
             raise ValueError(f"unknown format {fmt!r} (known: {', '.join(export.FORMATS)})")
         columns = self.columns(f, free_text=free_text)
+        with transaction(self._sessions) as s:
+            details = {"format": fmt, "free_text": free_text, **_filter_details(f)}
+            repo.audit(s, actor, "export downloaded", f.slug, details, self._service.now())
         return export.chunks(fmt, columns, self.records(f, free_text=free_text))
 
     # --- the consultation's questions -------------------------------------------------------
@@ -481,6 +487,22 @@ class Results:
 
 #: The attribute names a breakdown accepts (contacts files name them: docs/contacts.md).
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_ .-]{0,63}")
+
+
+def _filter_details(f: ResultsFilter) -> dict[str, Any]:
+    """The parts of ``f`` that narrow an export, as the audit log records them.
+
+    >>> _filter_details(ResultsFilter("parks", version=2, statuses=("completed",)))
+    {'version': 2, 'status': 'completed'}
+    """
+    found: dict[str, Any] = {
+        "version": f.version,
+        "from": f.since.isoformat() if f.since else None,
+        "to": f.until.isoformat() if f.until else None,
+        "status": ", ".join(f.statuses),
+        "simulated": f.include_simulated,
+    }
+    return {key: value for key, value in found.items() if value}
 
 
 def breakdown_label(by: str) -> str:

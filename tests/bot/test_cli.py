@@ -768,9 +768,9 @@ def test_chat_with_a_citizens_number_leaves_the_citizen_as_they_were(db_url: str
         assert {key: after[table].get(key) for key in rows} == rows, table
     new = [row for key, row in after["audit_log"].items() if key not in before["audit_log"]]
     assert {(row["actor"], row["action"]) for row in new} == {
-        ("simulator", "opt_out"),
-        ("simulator", "opt_in"),
-        ("simulator", "forget"),
+        ("simulator", "opted out"),
+        ("simulator", "opted in"),
+        ("simulator", "contact erased"),
     }
 
 

@@ -70,7 +70,9 @@ def text_of(html: str) -> str:
 
 def audit_actions(db: sessionmaker[Session]) -> list[tuple[str, str, str | None]]:
     with transaction(db, read_only=True) as s:
-        rows = s.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject))
+        rows = s.execute(
+            select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject).order_by(AuditEntry.id)
+        )
         return [(a, b, c) for a, b, c in rows]
 
 
@@ -158,9 +160,12 @@ def test_confirmed_it_imports_and_shows_the_summary(app: Flask, db: sessionmaker
     with transaction(db, read_only=True) as s:
         assert s.scalar(select(func.count()).select_from(Contact)) == 12
     actor = f"staff:{email_of('editor')}"
-    job = page.rsplit("/", 1)[1]
-    assert (actor, "contacts imported", f"import:{job}") in audit_actions(db)
-    assert (actor, "contacts_import", None) in audit_actions(db)
+    # Once by whoever confirmed, and what the import wrote when it ended.
+    imports = [row for row in audit_actions(db) if row[1].startswith("contacts import")]
+    assert imports == [
+        (actor, "contacts imported", None),
+        ("system", "contacts import finished", None),
+    ]
     # Confirming twice imports nothing more.
     client.post(page + "/confirm")
     assert "cannot be imported now" in client.get(page).get_data(as_text=True)
@@ -287,8 +292,8 @@ def test_erasing_asks_first_then_does_what_forget_does(
     assert "was erased on" in gone.get_data(as_text=True)
     assert cells_containing(engine, "32470000001") == []
     actor = f"staff:{email_of('editor')}"
-    assert (actor, "contacts erased", f"contact:{n}") in audit_actions(db)
-    assert (actor, "forget", f"contact:{n}") in audit_actions(db)
+    erased = [row for row in audit_actions(db) if row[1] == "contact erased"]
+    assert erased == [(actor, "contact erased", f"contact:{n}")]
     assert f"Contact {n}<" not in client.get("/contacts").get_data(as_text=True)
 
 

@@ -68,7 +68,9 @@ FORM = {
 
 def _audit(db: sessionmaker[Session]) -> list[tuple[str, str, str | None]]:
     with transaction(db, read_only=True) as s:
-        rows = s.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject))
+        rows = s.execute(
+            select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject).order_by(AuditEntry.id)
+        )
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
@@ -169,7 +171,8 @@ def test_send_now_fires_and_the_funnel_follows(
         },
     }
     assert "Funnel" in document["html"]
-    assert any(action == "push fired" for _, action, _ in _audit(db))
+    sent = [(actor[:6], action) for actor, action, _ in _audit(db) if action.startswith("push")]
+    assert sent[1:] == [("staff:", "push sent now"), ("system", "push fired")]
     again = editor.post("/pushes/1/send-now", follow_redirects=True)
     assert "only a scheduled push can go now" in again.get_data(as_text=True)
 
