@@ -6,7 +6,7 @@ system's entry.) On both databases."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from flask import Flask
@@ -96,7 +96,7 @@ def test_each_staff_action_in_the_console_is_audited_once(
     someone = add_contact(db, "+32470000077")
     log = Log(db, me.actor)
 
-    def posted(path: str, data: dict[str, object] | None = None) -> None:
+    def posted(path: str, data: Mapping[str, object] | None = None) -> None:
         answer = editor.post(path, data=data or {})
         assert answer.status_code in (302, 303), answer.get_data(as_text=True)
 
