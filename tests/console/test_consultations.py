@@ -161,7 +161,7 @@ def test_closing_asks_first_then_closes(
     editor: FlaskClient, service: Service, db: sessionmaker[Session], app: Flask
 ) -> None:
     page = editor.get("/consultations/street-lighting/close").get_data(as_text=True)
-    assert "Yes, close it now" in page
+    assert "Yes, close the consultation now" in page
     forged = plain_client(app)
     with editor.session_transaction() as stored, forged.session_transaction() as copy:
         copy.update(stored)
@@ -253,3 +253,30 @@ def test_times_today_are_the_citys(service: Service) -> None:
     took_part(service, "+32470000005")
     today = {c.slug: c.answered_today for c in consultations(service, "Europe/Brussels")}
     assert today["central-park"] == 1
+
+
+def test_the_consultation_page_lists_its_questions_in_every_language(
+    editor: FlaskClient,
+) -> None:
+    page = editor.get("/consultations/central-park").get_data(as_text=True)
+    questions = page[page.index('id="questions"') : page.index("Versions</caption>")]
+    assert "1. How often do you visit the park?" in questions
+    assert "Hoe vaak komt u in het park?" in questions  # each language's text
+    assert "Combien de fois allez-vous au parc ?" in questions
+    assert "Every month" in questions
+    assert "Elke maand" in questions
+    assert "One choice" in questions
+    assert "Several choices" in questions
+    assert "Scale" in questions
+    assert "Very dirty" in questions
+
+
+def test_the_close_button_says_what_it_closes_and_the_next_page_asks_first(
+    editor: FlaskClient, service: Service
+) -> None:
+    detail = editor.get("/consultations/street-lighting").get_data(as_text=True)
+    assert ">Close consultation<" in detail.replace("\n", "").replace("  ", "")
+    confirm = editor.get("/consultations/street-lighting/close").get_data(as_text=True)
+    assert "Close the consultation" in confirm
+    assert "nobody more is invited or reminded" in confirm
+    assert {c.slug: c.status for c in consultations(service, "UTC")}["street-lighting"] != "closed"
