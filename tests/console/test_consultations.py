@@ -11,15 +11,17 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.config import Config, TelegramConfig, TwilioConfig
 from bot.consultations.manage import consultations
 from bot.service import Service
 from bot.staff.accounts import Role
+from bot.web.app import create_app
 from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import AuditEntry, Contact, Message, PushRow
 from surveys.loader import EXAMPLES_DIR
-from tests.console.consultations_harness import NOW, app, client, clock, service
-from tests.csrf_client import plain_client
+from tests.console.consultations_harness import NOW, Clock, app, client, clock, service
+from tests.csrf_client import CsrfClient, plain_client
 from tests.staff import sign_in
 
 PARK = (EXAMPLES_DIR / "central-park.toml").read_text()
@@ -246,6 +248,22 @@ def test_home_shows_what_runs_now(client: FlaskClient, service: Service) -> None
         queued = s.scalars(select(Message).where(Message.direction == "out")).all()
     assert queued  # the replies to the citizen wait in the outbox
     assert "Messages per channel" in page
+    # make run has no channel: the page says so, and where to read how to add one.
+    banner = page[page.index('id="no-channel"') :]
+    assert "no Telegram, SMS or WhatsApp channel is configured" in banner
+    assert "docs/channels.md" in banner
+
+
+def test_home_names_the_configured_channels(service: Service, clock: Clock) -> None:
+    twilio = TwilioConfig(account_sid="AC1", auth_token="t", sms_from="+3224000000")
+    config = Config(telegram=TelegramConfig(token="1:x", webhook_secret="s"), twilio=twilio)
+    app = create_app(service, config, clock=clock)
+    app.test_client_class = CsrfClient
+    client = app.test_client()
+    sign_in(client, Role.ANALYST)
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="no-channel"' not in page
+    assert "Citizens reach Voxpop on Telegram and SMS." in page
 
 
 def test_times_today_are_the_citys(service: Service) -> None:
