@@ -109,6 +109,12 @@ def test_a_checked_file_is_priced_previewed_and_loaded(
     page = checked.get_data(as_text=True)
     assert "bins has no problems" in page
     assert "U+1F5D1 WASTEBASKET" in page  # the character that makes it UCS-2
+    # Said per message, in plain words.
+    assert "In English (en): 2 SMS in all for someone who gets every message" in page
+    row = page[page.index(">Question 1 (enough)<") :]
+    row = row[: row.index("</tr>")]
+    assert "1 SMS" in row
+    assert "Unicode because of ‘🗑’: one SMS then holds 70 characters, not 160" in row
     assert "1. Yes" in page  # Telegram's button
     assert 'value="load"' in page
     loaded = editor.post("/consultations/new", data={"source": fixed, "action": "load"})
@@ -189,7 +195,7 @@ def test_an_outcome_is_previewed_then_published_to_those_who_took_part(
     assert "2 people who took part" in page
     assert "Publish to 2 people" in page
     assert "no text in nl" in page
-    assert "SMS: 2 people, at most 2 segments." in page
+    assert "SMS: 2 people, at most 2 SMS in all." in page
     with transaction(db, read_only=True) as s:
         assert s.scalars(select(PushRow)).all() == []
     published = editor.post(

@@ -94,7 +94,9 @@ def test_upload_a_mistake_fix_it_in_the_browser_load_list_and_close(
     expect(page.get_by_text("bins has no problems")).to_be_visible()
     prices = page.locator("#sms-prices")
     expect(prices).to_be_visible()
-    expect(page.locator("table", has=page.get_by_text("In en:")).first).to_contain_text("GSM-7")
+    english = page.locator("table", has=page.get_by_text("In English (en):")).first
+    expect(english).to_contain_text("Question 1 (enough)")
+    expect(english).to_contain_text("Fits in one SMS")
     expect(page.locator("td[data-channel=telegram]").first).to_be_visible()
     axe_check(page)
     screenshot(page, "consultation-checked")
