@@ -304,3 +304,14 @@ def test_the_close_button_says_what_it_closes_and_the_next_page_asks_first(
     assert "Close the consultation" in confirm
     assert "nobody more is invited or reminded" in confirm
     assert {c.slug: c.status for c in consultations(service, "UTC")}["street-lighting"] != "closed"
+
+
+def test_a_text_left_open_is_named_on_its_own_line_in_plain_words(editor: FlaskClient) -> None:
+    source = BINS.replace('title = { en = "Bins" }', 'title = "Bins')
+    page = editor.post("/consultations/new", data={"source": source, "action": "check"})
+    shown = page.get_data(as_text=True)
+    assert 'href="#line-2"' in shown  # the line where the text opens, not where it ends
+    line = shown[shown.index('id="line-2"') :]
+    line = line[: line.index("</tr>")]
+    assert "is not closed: add the closing &#34; at its end, on this same line" in line
+    assert "illegal character" not in shown.lower()
