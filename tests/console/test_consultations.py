@@ -315,3 +315,18 @@ def test_a_text_left_open_is_named_on_its_own_line_in_plain_words(editor: FlaskC
     line = line[: line.index("</tr>")]
     assert "is not closed: add the closing &#34; at its end, on this same line" in line
     assert "illegal character" not in shown.lower()
+
+
+def test_two_consultations_with_one_title_are_told_apart(editor: FlaskClient) -> None:
+    twin = BINS.replace('id = "bins"', 'id = "bins-2026"').replace('"BINS"', '"BINS2"')
+    for source in (BINS.replace('"yes-no"', '"yesno"'), twin.replace('"yes-no"', '"yesno"')):
+        loaded = editor.post("/consultations/new", data={"source": source, "action": "load"})
+        assert loaded.status_code == 302
+    home = editor.get("/").get_data(as_text=True)
+    assert "bins, version 1" in home
+    assert "bins-2026, version 1" in home
+    form = editor.get("/pushes/new").get_data(as_text=True)
+    assert '<option value="bins">Bins (bins, version 1)</option>' in form
+    assert '<option value="bins-2026">Bins (bins-2026, version 1)</option>' in form
+    detail = editor.get("/consultations/bins-2026").get_data(as_text=True)
+    assert "Consultation bins-2026, version 1" in detail
