@@ -228,6 +228,7 @@ def test_test_runs_are_left_out_unless_asked_for_and_then_said_clearly(
     honest = text_of(client.get(PAGE).get_data(as_text=True))
     assert "0 responses" in honest
     assert "Staff's 2 test runs in the simulator are left out" in honest
+    assert "Results of central-park" in honest  # the id, should two share a title
     assert "Test runs included" not in honest
     shown = client.get(PAGE + "?include_simulator=yes").get_data(as_text=True)
     included = text_of(shown)
