@@ -95,7 +95,8 @@ def audit_once_per_hold(
     held try costs a guesser nothing, so each further one must cost the log nothing either.
     The entry says when the wait ends; a new wait (after more failures) is a new entry.
     Whether an entry was written."""
-    wanted = {**details, "until": until.isoformat(timespec="seconds")}
+    # As the Audit log page writes times: UTC, to the second.
+    wanted = {**details, "until": f"{until.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"}
     with transaction(sessions) as s:
         _serialise(s, actor, action)
         # Every entry of this wait was written after it began, at most LONGEST_WAIT before

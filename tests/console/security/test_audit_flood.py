@@ -50,15 +50,15 @@ def test_a_held_sign_in_is_audited_once_per_wait(
     clock.advance(seconds=20)
     assert _try(app.test_client(), anna.email, PASSWORD, "198.51.100.7") == 429
     assert _held(db, "sign-in held") == [
-        ("anonymous", {"email": anna.email, "until": "2026-12-07T09:30:30+00:00"})
+        ("anonymous", {"email": anna.email, "until": "2026-12-07 09:30:30 UTC"})
     ]
     # The wait ends; one more wrong guess starts a longer one: a new entry, once again.
     clock.advance(seconds=11)
     assert _try(guesser, anna.email, WRONG) == 400
     assert {_try(guesser, anna.email, WRONG) for _ in range(20)} == {429}
     assert [details["until"] for _, details in _held(db, "sign-in held")] == [
-        "2026-12-07T09:30:30+00:00",
-        "2026-12-07T09:31:31+00:00",
+        "2026-12-07 09:30:30 UTC",
+        "2026-12-07 09:31:31 UTC",
     ]
 
 
@@ -71,7 +71,7 @@ def test_emails_nobody_has_do_not_flood_the_log_either(
     assert {_try(guesser, f"y{n}@city.example", WRONG) for n in range(30)} == {429}
     # The log never names an email that is no account: one entry for the whole wait.
     assert _held(db, "sign-in held") == [
-        ("anonymous", {"email": "(no such account)", "until": "2026-12-07T09:30:30+00:00"})
+        ("anonymous", {"email": "(no such account)", "until": "2026-12-07 09:30:30 UTC"})
     ]
 
 
@@ -87,5 +87,5 @@ def test_a_held_code_is_audited_once_per_wait(
     tries = [attacker.post("/login/code", data={"code": "000000"}).status_code for _ in range(25)]
     assert tries == [400] * 5 + [429] * 20
     assert _held(db, "one-time code held") == [
-        (f"staff:{anna.email}", {"until": "2026-12-07T09:30:30+00:00"})
+        (f"staff:{anna.email}", {"until": "2026-12-07 09:30:30 UTC"})
     ]
