@@ -770,10 +770,11 @@ class Contacts:
 
     # --- look-ups -------------------------------------------------------------------------------
 
-    def search(self, filters: ContactFilter, *, page: int = 1, per_page: int = 50) -> ContactPage:
-        """One page of the contacts matching ``filters``, by id, and how many match; the
-        database filters, counts and pages (never every contact in memory)."""
-        page = max(page, 1)
+    def _matching(
+        self, filters: ContactFilter, *, offset: int = 0, limit: int | None = None
+    ) -> tuple[list[ContactView], int]:
+        """The contacts matching ``filters``, by id (``limit`` of them from ``offset``), and
+        how many match in all: the database filters, counts and pages."""
         with transaction(self._sessions, read_only=True) as s:
             found, total = store.list_contacts(
                 s,
@@ -782,12 +783,18 @@ class Contacts:
                 where=filters.where,
                 tags=filters.tags,
                 consent=filters.consent,
-                offset=(page - 1) * per_page,
-                limit=per_page,
+                offset=offset,
+                limit=limit,
             )
             addresses = store.addresses_by_contact(s, [c.id for c in found])
-            views = tuple(_view(c, addresses.get(c.id, [])) for c in found)
-        return ContactPage(views, total, page, per_page)
+            return [_view(c, addresses.get(c.id, [])) for c in found], total
+
+    def search(self, filters: ContactFilter, *, page: int = 1, per_page: int = 50) -> ContactPage:
+        """One page of the contacts matching ``filters``, by id, and how many match; the
+        database filters, counts and pages (never every contact in memory)."""
+        page = max(page, 1)
+        views, total = self._matching(filters, offset=(page - 1) * per_page, limit=per_page)
+        return ContactPage(tuple(views), total, page, per_page)
 
     def list(
         self,
@@ -801,18 +808,7 @@ class Contacts:
     ) -> tuple[list[ContactView], int]:
         """Contacts matching every filter, by id (at most ``limit``), and how many match."""
         filters = ContactFilter(channel, language, dict(where or {}), tuple(tags), consent)
-        with transaction(self._sessions, read_only=True) as s:
-            found, total = store.list_contacts(
-                s,
-                channel=filters.channel,
-                language=filters.language,
-                where=filters.where,
-                tags=filters.tags,
-                consent=filters.consent,
-                limit=limit,
-            )
-            addresses = store.addresses_by_contact(s, [c.id for c in found])
-            return [_view(c, addresses.get(c.id, [])) for c in found], total
+        return self._matching(filters, limit=limit)
 
     def find(self, ref: str) -> int:
         """The contact id that ``ref`` names: an id (digits), or an address as in a contacts
