@@ -1,7 +1,7 @@
 // When a page's own polling finds its session ended (the server answers 401), say so at the
 // top of the page in plain words, with a link to sign in and come back here. Polls do not
 // keep a session alive (docs/console.md, "Sessions"), so an unattended page ends up here.
-// Loaded on every console page before the page's own scripts, which call
+// Loaded by the pages that poll, before their own scripts, which call
 // window.voxpopSignedOut(response): true when the session has ended (stop polling then).
 (function () {
   "use strict";
