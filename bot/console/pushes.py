@@ -188,7 +188,7 @@ def show(push_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/pushes/<int:push_id>.json")
-@requires(Role.ANALYST)
+@requires(Role.ANALYST, poll=True)
 def show_json(push_id: int) -> ResponseReturnValue:
     """What the push's page polls while the push runs."""
     report = _report(push_id)

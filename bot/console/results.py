@@ -205,7 +205,7 @@ def consultation(slug: str) -> ResponseReturnValue:
 
 
 @bp.get("/results/<slug>/live.json")
-@requires(Role.ANALYST)
+@requires(Role.ANALYST, poll=True)
 def live(slug: str) -> ResponseReturnValue:
     """The page's counts now, for ``results.js`` (the same filter as the page)."""
     form = read_filter(slug, request.args, _consultation(slug))

@@ -51,10 +51,14 @@ def audits(db: sessionmaker[Session], action: str) -> list[AuditEntry]:
 
 
 def test_signed_out_staff_are_asked_to_sign_in(app: Flask) -> None:
-    for path in ("/results", PAGE, PAGE + "/live.json", PAGE + "/download.csv"):
+    for path in ("/results", PAGE, PAGE + "/download.csv"):
         response = app.test_client().get(path)
         assert response.status_code == 302, path
         assert "/login" in response.headers["Location"]
+    # The page's poll is told in JSON, which its script shows (a link to sign in).
+    polled = app.test_client().get(PAGE + "/live.json")
+    assert polled.status_code == 401
+    assert polled.get_json()["sign_in"] == "/login"
 
 
 @pytest.mark.parametrize("role", [Role.ANALYST, Role.EDITOR, Role.ADMIN])
