@@ -17,5 +17,7 @@ bp = Blueprint("console_home", __name__)
 def home() -> ResponseReturnValue:
     ctx = console()
     return render_template(
-        "console/home.html", home=running.home(ctx.service, ctx.config.pushes.timezone)
+        "console/home.html",
+        home=running.home(ctx.service, ctx.config.pushes.timezone),
+        push_titles=ctx.pushes.titles(),
     )

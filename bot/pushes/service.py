@@ -250,6 +250,16 @@ class Pushes:
         with transaction(self._sessions, read_only=True) as s:
             return sorted(set(s.scalars(select(SurveyRow.slug))))
 
+    def titles(self) -> dict[str, str]:
+        """Each loaded consultation's title (its current version's, in its default language),
+        by id: what staff read in place of the id."""
+        with transaction(self._sessions, read_only=True) as s:
+            found = {}
+            for row in repo.latest_surveys(s):
+                survey = self._service.survey_version(s, row.id)
+                found[row.slug] = survey.title.get(survey.default_language) or row.slug
+            return dict(sorted(found.items()))
+
     def preview(self, spec: PushSpec) -> Preview:
         """Who the push would reach now, per channel and language, who is left out and why,
         and what its SMS cost. Counted by the database in one statement (GROUP BY), not

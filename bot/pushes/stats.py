@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, Protocol
 
+from messages import channel_label
+
 #: The z-score of a two-sided 95% interval.
 _Z95 = NormalDist().inv_cdf(0.975)
 
@@ -113,11 +115,27 @@ class FunnelRow:
     started: Rate
     response: Rate
 
+    @property
+    def title(self) -> str:
+        """The row as staff read it: ``Everyone``, ``SMS``, ``Wording A``.
+
+        >>> from storage.pushes import PushCounts
+        >>> none = PushCounts(0, 0, 0, 0, 0, 0, 0, 0, 0)
+        >>> [funnel_row(g, n, none).title for g, n in (("all", "all"), ("channel", "sms"))]
+        ['Everyone', 'SMS']
+        """
+        if self.group == "all":
+            return "Everyone"
+        if self.group == "channel":
+            return channel_label(self.label)
+        return f"Wording {self.label}"
+
     def to_json(self) -> dict[str, Any]:
         c = self.counts
         return {
             "group": self.group,
             "label": self.label,
+            "title": self.title,
             "stages": [
                 {"name": s.name, "count": s.count, "share": s.share.to_json()} for s in self.stages
             ],

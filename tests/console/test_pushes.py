@@ -4,6 +4,7 @@ JSON, cancelling and sending now, and what each role may do."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -72,6 +73,11 @@ def _audit(db: sessionmaker[Session]) -> list[tuple[str, str, str | None]]:
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
+def _untimed(html: str) -> str:
+    """The page without its ``<time>`` tags (their text stays)."""
+    return re.sub(r"</?time[^>]*>", "", html)
+
+
 def _pushes(db: sessionmaker[Session]) -> list[PushRow]:
     with transaction(db, read_only=True) as s:
         return list(s.scalars(select(PushRow).order_by(PushRow.id)))
@@ -124,11 +130,17 @@ def test_scheduling_makes_the_push_lists_it_and_audits_it(
         action == "push created" and subject == "push:1" for _, action, subject in _audit(db)
     )
     listed = editor.get("/pushes").get_data(as_text=True)
-    assert "Push 1" in listed
-    assert "central-park" in listed
+    # Named by what it sends and when, in the city's time (named once), and the
+    # consultation by its title; the number only as a detail.
+    assert ">Invitation, 2 Jun 2026, 10:00 (Europe/Brussels)</a>" in _untimed(listed)
+    assert '<td class="govuk-table__cell">Central Park</td>' in listed
+    assert "Push 1</span>" in listed
     assert "scheduled" in listed
     shown = editor.get("/pushes/1").get_data(as_text=True)
-    assert "Push 1: central-park" in shown
+    assert "<title>Invitation, 2 Jun 2026, 10:00: Central Park – Voxpop</title>" in shown
+    assert '<span class="govuk-caption-l">Central Park</span>' in shown
+    assert ">Invitation, 2 Jun 2026, 10:00 (Europe/Brussels)</h1>" in _untimed(shown)
+    assert "Push 1 of <code>central-park</code>" in shown
     assert "district = north" in shown
     assert "Cancel push" in shown
     assert "Send now" in shown
@@ -169,6 +181,13 @@ def test_send_now_fires_and_the_funnel_follows(
         },
     }
     assert "Funnel" in document["html"]
+    assert [row["title"] for row in document["funnel"]] == ["Everyone", "SMS", "Telegram"]
+    # Sending: it can be stopped, but not sent now again, on the page and in what it polls.
+    assert "Send now" not in document["actions_html"]
+    assert "Stop sending" in document["actions_html"]
+    shown = editor.get("/pushes/1").get_data(as_text=True)
+    assert "Send now" not in shown
+    assert "Stop sending" in shown
     assert any(action == "push fired" for _, action, _ in _audit(db))
     again = editor.post("/pushes/1/send-now", follow_redirects=True)
     assert "only a scheduled push can go now" in again.get_data(as_text=True)
@@ -177,10 +196,10 @@ def test_send_now_fires_and_the_funnel_follows(
 def test_cancel_asks_first_then_cancels(editor: FlaskClient, db: sessionmaker[Session]) -> None:
     editor.post("/pushes/new", data=FORM | {"action": "schedule"})
     confirm = editor.get("/pushes/1/cancel")
-    assert "Cancel push 1?" in confirm.get_data(as_text=True)
+    assert "Cancel this push?" in confirm.get_data(as_text=True)
     assert _pushes(db)[0].status == "scheduled"
     done = editor.post("/pushes/1/cancel", follow_redirects=True)
-    assert "Push 1 is cancelled" in done.get_data(as_text=True)
+    assert "The push is cancelled" in done.get_data(as_text=True)
     assert _pushes(db)[0].status == "cancelled"
     assert any(action == "push cancelled" for _, action, _ in _audit(db))
 
