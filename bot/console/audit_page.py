@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from bot.console.access import Role, requires
 from bot.console.context import console
-from bot.console.times import city_zone
+from bot.console.times import city_zone, parse_day
 from bot.staff.audit_log import AuditFilter, audit_actions, read_audit
 from safetext import clean_text
 
@@ -22,7 +22,7 @@ def _day(name: str, errors: dict[str, str]) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        return parse_day(raw)
     except ValueError:
         errors[name] = "Enter a date like 2026-12-31."
         return None

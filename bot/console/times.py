@@ -8,7 +8,9 @@ use the ``when`` filter; the live scripts get the same text from :func:`local_ti
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, g, has_request_context
@@ -96,8 +98,46 @@ def when(value: datetime | None, zone_name: str | None = None, day_only: bool = 
     return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), escape(text))
 
 
+#: What a day field's hint says it takes (:func:`parse_day`).
+DAY_HINT: Final = "For example 2026-12-01 or 1/12/2026"
+_DAY_FORMS: Final = (
+    re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"),
+    re.compile(r"(?P<d>\d{1,2})[/.-](?P<m>\d{1,2})[/.-](?P<y>\d{4})"),
+)
+_MONTHS: Final = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+_NAMED: Final = re.compile(r"(?P<d>\d{1,2}) (?P<m>[a-z]{3})[a-z]* (?P<y>\d{4})")
+
+
+def parse_day(raw: str) -> date:
+    """A day typed in a date field: ``2026-12-01``, ``1/12/2026`` (day first, as in Europe)
+    or ``1 Dec 2026`` (as the pages show days). :class:`ValueError` for anything else.
+
+    >>> parse_day("2026-12-01"), parse_day(" 1/12/2026 "), parse_day("1 December 2026")
+    (datetime.date(2026, 12, 1), datetime.date(2026, 12, 1), datetime.date(2026, 12, 1))
+    >>> parse_day("31/02/2026")
+    Traceback (most recent call last):
+    ValueError: day is out of range for month
+    """
+    text = " ".join(raw.strip().lower().split())
+    if text.isascii():
+        for form in _DAY_FORMS:
+            found = form.fullmatch(text)
+            if found:
+                return date(int(found["y"]), int(found["m"]), int(found["d"]))
+        named = _NAMED.fullmatch(text)
+        if named and named["m"] in _MONTHS:
+            return date(int(named["y"]), _MONTHS[named["m"]], int(named["d"]))
+    raise ValueError(f"not a day: {raw[:20]!r}")
+
+
 def install_times(app: Flask) -> None:
     """The ``when``, ``day`` and ``channel`` filters, for every console template."""
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["day"] = format_day
     app.jinja_env.filters["channel"] = channel_label
+    app.jinja_env.globals["day_hint"] = DAY_HINT

@@ -33,7 +33,7 @@ from bot.results.tables import (
     shown_order,
 )
 from bot.service import Service
-from messages import channel_label
+from messages import CHANNEL_LABELS, channel_label
 from storage import repo
 from storage.db import transaction
 from storage.models import SessionRow, SurveyRow
@@ -339,7 +339,7 @@ class Results:
             # A number's ranges depend on its values: per group, only its statistics.
             counts = () if q.type == "number" else table.counts
             label = group_label(group)
-            if by == BY_CHANNEL and group is not None:
+            if by == BY_CHANNEL and group in CHANNEL_LABELS:
                 label = channel_label(group)  # "SMS", as every page and chart names it
             groups.append(GroupResult(group, label, merged_sizes[group], counts, table.stats))
         merged = sum(1 for g, shown in shown_as.items() if shown != g)

@@ -75,6 +75,51 @@ def test_a_bad_email_or_weak_password_is_refused_and_nothing_is_stored(
     assert accounts.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("password", "email", "message"),
+    [
+        # The whole address, or its name part, is refused as the address itself.
+        (
+            "anna.devries@city.example",
+            "anna.devries@city.example",
+            "Do not use your email address as your password.",
+        ),
+        (
+            "Anna.Devries!",
+            "anna.devries@city.example",
+            "Do not use your email address as your password.",
+        ),
+        # Words from it are named as words from it, not as "your email address".
+        (
+            "annadevries2026",
+            "anna.devries@city.example",
+            "it contains words from your email address",
+        ),
+        # A long password that merely contains a short part of the address is fine.
+        ("information desk blue sky", "info@city.example", None),
+        ("michaelsmith1", "", "it contains a common first name or surname"),
+        ("sunshine19851", "", "it contains a common password"),
+        ("monkeymonkey1!", "", "it repeats characters or words"),
+        ("abcdefghijklmn", "", 'it contains a sequence like "abc" or "6543"'),
+    ],
+)
+def test_each_weak_password_is_told_why_in_plain_words(
+    password: str, email: str, message: str | None
+) -> None:
+    problem = password_problem(password, email)
+    if message is None:
+        assert problem is None
+        return
+    assert problem is not None
+    if message.startswith("it "):
+        assert (
+            problem
+            == f"This password is too easy to guess: {message}. Add more words, or other ones."
+        )
+    else:
+        assert problem == message
+
+
 def test_the_common_password_list_is_checked() -> None:
     assert password_problem("123qweasdzxc") == (
         "This password is one of the most common ones: choose another."
