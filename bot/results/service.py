@@ -339,7 +339,7 @@ class Results:
             # A number's ranges depend on its values: per group, only its statistics.
             counts = () if q.type == "number" else table.counts
             label = group_label(group)
-            if by == BY_CHANNEL and group in CHANNEL_LABELS:
+            if by == BY_CHANNEL and group is not None and group in CHANNEL_LABELS:
                 label = channel_label(group)  # "SMS", as every page and chart names it
             groups.append(GroupResult(group, label, merged_sizes[group], counts, table.stats))
         merged = sum(1 for g, shown in shown_as.items() if shown != g)
