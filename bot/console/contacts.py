@@ -281,10 +281,17 @@ def _upload_page(form: UploadForm, error: str | None) -> ResponseReturnValue:
             error=error,
             jobs=_contacts().jobs(limit=10),
             titles=_STATUS_TITLES,
-            max_mb=(current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024),
+            max_mb=console().config.contacts.max_upload_mb,
         ),
         400 if error or form.errors else 200,
     )
+
+
+def raise_upload_limit() -> None:
+    """Let the import page take a whole contacts file (``[contacts] max_upload_mb``); every
+    other request keeps the app's 1 MB. Runs before CSRF's check, which reads the body."""
+    if request.endpoint == "console_contacts.upload":
+        request.max_content_length = console().config.contacts.max_upload_mb * 1024 * 1024
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -298,7 +305,7 @@ def too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
     allowed = staff is not None and staff.role.allows(Role.EDITOR)
     if request.endpoint != "console_contacts.upload" or not allowed:
         return exc
-    limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
+    limit = console().config.contacts.max_upload_mb
     message = (
         f"The file is larger than {limit} MB. Split it into smaller files, or ask whoever runs "
         "Voxpop to import it with: voxpop contacts import FILE.csv"

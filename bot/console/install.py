@@ -40,6 +40,8 @@ def install_console(app: Flask, context: ConsoleContext, *, exempt: list[Bluepri
     install_layout(app)
     install_times(app)
     _configure_cookies(app, context)
+    # Before CSRFProtect's own hook, which reads the body: a contacts file may be larger.
+    app.before_request(contacts.raise_upload_limit)
     csrf = CSRFProtect(app)
     for blueprint in exempt:
         csrf.exempt(blueprint)

@@ -5,7 +5,7 @@ JSON, cancelling and sending now, and what each role may do."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -14,9 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config, PushesConfig
+from bot.console.context import console
 from bot.service import Service, read_survey_sources
 from bot.staff.accounts import Role
 from bot.web.app import create_app
+from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import AuditEntry, PushRow
 from surveys.loader import EXAMPLES_DIR
@@ -261,3 +263,41 @@ def test_no_input_makes_a_500(
         assert answer.status_code in (200, 303, 422), answer.get_data(as_text=True)[:500]
     query = {k: v for k, v in (FORM | changes).items() if isinstance(v, str)}
     assert editor.get("/pushes/preview.json", query_string=query).status_code == 200
+
+
+def test_a_push_and_the_results_count_the_same_people_as_invited(
+    db: sessionmaker[Session],
+) -> None:
+    now = [NOW]
+    service = Service(db, clock=lambda: now[0], pseudonym_key="test-key")
+    service.load_surveys(read_survey_sources([str(EXAMPLES_DIR)]))
+    add_contact(db, "+32470000001")
+    add_contact(db, "+32470000002")
+    add_contact(db, "4242", channel="telegram")
+    config = Config(pushes=PushesConfig(quiet_hours="", rate_per_second=50.0))
+    app = create_app(service, config, clock=lambda: now[0])
+    editor = app.test_client()
+    sign_in(editor, Role.EDITOR)
+    # One of them started on their own: the push counts them as invited, sends nothing new.
+    service.receive(InboundMessage(Address("sms", "+32470000002"), "PARK", "own-1", NOW))
+    form = FORM | {"at": "now", "where": "", "quiet_hours": "", "action": "schedule"}
+    assert editor.post("/pushes/new", data=form).status_code == 303
+    editor.post("/pushes/1/send-now")
+    with app.app_context():
+        pushes = console().pushes
+        while pushes.report(1).total.waiting:
+            now[0] += timedelta(seconds=1)
+            pushes.tick()
+    service.receive(InboundMessage(Address("sms", "+32470000001"), "1", "reply-1", now[0]))
+    push_page = editor.get("/pushes/1").get_data(as_text=True)
+    invited = re.search(r"Invited</dt>\s*<dd[^>]*>(\d+)<", push_page)
+    assert invited is not None
+    results = editor.get("/results/central-park").get_data(as_text=True)
+    funnel = re.search(r"Invited by a push</th><td[^>]*>(\d+)<", results)
+    assert funnel is not None
+    assert invited[1] == funnel[1] == "3"
+    # The same rate, worked out by the same helper, on both pages.
+    rate = re.search(r'id="funnel-response-rate">([^<]+)<', results)
+    assert rate is not None
+    assert rate[1] == "0% (0-56%)"
+    assert f'<td class="govuk-table__cell govuk-table__cell--numeric">{rate[1]}</td>' in push_page
