@@ -39,9 +39,9 @@ def password_problem(password: str, email: str = "") -> str | None:
     >>> password_problem("qwerty123456")
     'This password is one of the most common ones: choose another.'
     >>> password_problem("anna.devries@city.example", "anna.devries@city.example")
-    'Do not use your email address as your password.'
-    >>> password_problem("annadevries2026", "anna.devries@city.example")[:63]
-    'This password is too easy to guess: it contains words from your'
+    'Do not use the email address as the password.'
+    >>> password_problem("annadevries2026", "anna.devries@city.example").split(": ")[1]
+    'it contains words from the email address. Add more words, or other ones.'
     >>> password_problem("blue kettle under the old bridge") is None
     True
     """
@@ -55,7 +55,8 @@ def password_problem(password: str, email: str = "") -> str | None:
     words = email_words(email)
     local = email.lower().partition("@")[0]
     if email and _letters(lowered) in {_letters(email.lower()), _letters(local)}:
-        return "Do not use your email address as your password."
+        # "The", not "your": an admin sets passwords for others too (the Staff page).
+        return "Do not use the email address as the password."
     estimate = zxcvbn(password[:_ESTIMATE_CHARS], user_inputs=[*words, SERVICE_NAME])
     if estimate["score"] < MIN_SCORE:
         reason = _weakness(estimate["sequence"])
@@ -87,7 +88,7 @@ def _letters(text: str) -> str:
 #: What each kind of zxcvbn match says about a weak password, in plain words. zxcvbn's own
 #: feedback names only the weakest part and says nothing for words of the email.
 _WEAKNESS: Final = {
-    "user_inputs": "it contains words from your email address",
+    "user_inputs": "it contains words from the email address",
     "service": "it contains the name of this service",
     "passwords": "it contains a common password",
     "names": "it contains a common first name or surname",
