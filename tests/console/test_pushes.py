@@ -301,3 +301,31 @@ def test_a_push_and_the_results_count_the_same_people_as_invited(
     assert rate is not None
     assert rate[1] == "0% (0-56%)"
     assert f'<td class="govuk-table__cell govuk-table__cell--numeric">{rate[1]}</td>' in push_page
+
+
+@pytest.mark.parametrize(
+    ("status", "buttons"),
+    [
+        ("scheduled", ["Send now", "Cancel push"]),
+        ("sending", ["Stop sending"]),
+        ("done", []),
+        ("cancelled", []),
+        ("missed", []),
+    ],
+)
+def test_a_push_offers_only_what_its_state_allows(
+    editor: FlaskClient, db: sessionmaker[Session], status: str, buttons: list[str]
+) -> None:
+    editor.post("/pushes/new", data=FORM | {"action": "schedule"})
+    with transaction(db) as s:
+        push = s.get(PushRow, 1)
+        assert push is not None
+        push.status = status
+    html = editor.get("/pushes/1").get_data(as_text=True)
+    actions = html[html.index('id="push-actions"') :]
+    offered = [
+        name for name in ("Send now", "Cancel push", "Stop sending") if f"{name}\n" in actions
+    ]
+    assert offered == buttons
+    again = "Make a new push for this consultation" in actions
+    assert again == (status == "missed")
