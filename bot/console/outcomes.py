@@ -31,6 +31,7 @@ from bot.consultations.outcome import (
     sms_estimate,
 )
 from bot.consultations.preview import PREVIEW_CHANNELS
+from bot.consultations.pricing import language_name
 from bot.pushes.service import PushError, PushSpec
 from safetext import clean_text
 from storage.db import transaction
@@ -212,4 +213,5 @@ def _page(
         # Those who answer after it is published do not get it: say so before publishing.
         still_open=not survey.is_closed(console().pushes.now()),
         closes_at=survey.closes_at,
+        language_name=language_name,
     ), status

@@ -18,6 +18,7 @@ from werkzeug.datastructures import MultiDict
 from bot.console.access import Role, audit, current_staff, requires
 from bot.console.context import console
 from bot.console.times import format_time, zone_named
+from bot.consultations.manage import consultation_labels
 from bot.pushes.audience import Audience
 from bot.pushes.form import FIELDS, Checked, PushForm
 from bot.pushes.service import Preview, PushError
@@ -103,7 +104,8 @@ def _form_page(
         problems=dict(checked.problems) if checked else {},
         listed=checked.listed() if checked else [],
         preview=preview,
-        surveys=context.pushes.titles(),
+        surveys=context.pushes.surveys(),
+        survey_labels=consultation_labels(context.service, context.config.pushes.timezone),
         channels=_channel_order(),
         variants=VARIANTS,
         fields=FIELDS,
