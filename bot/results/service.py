@@ -35,7 +35,7 @@ from bot.results.tables import (
 from bot.service import Service
 from storage import repo
 from storage.db import transaction
-from storage.models import SessionRow, SurveyRow
+from storage.models import SurveyRow
 from surveys.model import Question, Survey
 
 #: A page of text answers.
@@ -352,8 +352,7 @@ class Results:
         the first to the last, quiet days included."""
         with transaction(self._sessions, read_only=True) as s:
             self._questions(s, f)
-            started = queries.hours(s, f, self.zone, SessionRow.started_at)
-            completed = queries.hours(s, f, self.zone, SessionRow.completed_at)
+            started, completed = queries.hours(s, f, self.zone)
         days: dict[date, list[int]] = {}
         for index, hours in enumerate((started, completed)):
             for hour, n in hours:
