@@ -15,10 +15,7 @@ the consultation's answers joined to their responses. Target: under 300 ms.
 
 from __future__ import annotations
 
-import argparse
 import random
-import sys
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -26,8 +23,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, text
 
-from bench.harness import database
-from bench.preview_bench import p95
+from bench.preview_bench import p95, pages
 from bench.preview_bench import populate as populate_contacts
 from bot.config import Config
 from bot.results.filters import ResultsFilter
@@ -145,24 +141,8 @@ def measure(url: str, runs: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--contacts", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
-    args = parser.parse_args(argv)
-    kinds = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
-    for kind in kinds:
-        with tempfile.TemporaryDirectory() as tmp, database(kind, tmp) as url:
-            populate(url, args.contacts)
-            figures = measure(url, args.runs)
-        base = figures.pop("baseline")
-        print(
-            f"results of {args.contacts:,} responses, {kind}, p95 of {args.runs} "
-            f"(baseline count of the answers: {base * 1000:.0f} ms; target < 300 ms a page):"
-        )
-        for name, seconds in figures.items():
-            print(f"  {name:<34} {seconds * 1000:6.0f} ms  ({seconds / base:.1f}x baseline)")
-        sys.stdout.flush()
+    title = "results of {contacts:,} responses"
+    pages(argv, title, "count of the answers", populate, measure, runs=10)
 
 
 if __name__ == "__main__":
