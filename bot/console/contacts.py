@@ -82,6 +82,10 @@ _STATUS_TITLES: Final = {
 }
 
 
+#: The search's filters: kept in the address (nothing personal in them).
+_FILTERS: Final = ("channel", "language", "attribute", "tag", "consent")
+
+
 def _contacts() -> Contacts:
     return console().contacts
 
@@ -133,16 +137,36 @@ def _arg(name: str) -> str:
 @bp.get("/contacts")
 @requires(Role.EDITOR)
 def search() -> ResponseReturnValue:
-    """Search and filter contacts: a GET form (bookmarkable, no script), one page at a time."""
-    values = {
-        name: _arg(name) for name in ("q", "channel", "language", "attribute", "tag", "consent")
-    }
-    errors: dict[str, str] = {}
-    if values["q"]:
-        try:
-            return redirect(url_for(".contact", contact_id=_contacts().find(values["q"])))
-        except LookupError as exc:
-            errors["q"] = _sentence(str(exc.args[0]))
+    """Filter contacts: a GET form (bookmarkable, no script), one page at a time. The
+    filters hold nothing personal; finding one person by number is :func:`find`'s POST."""
+    return _search_page()
+
+
+@bp.post("/contacts/find")
+@requires(Role.EDITOR)
+def find() -> ResponseReturnValue:
+    """Find one person by phone number, chat id or contact number. A POST: the number must
+    never be in an address (the address bar, the history, a proxy's log, a ``next=``)."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    ref = clean_text(request.form.get("q", ""), _FIELD_LIMIT).strip()
+    if not ref:
+        return _search_page(ref, "Enter a phone number, chat id or contact number.")
+    try:
+        contact_id = _contacts().find(ref)
+    except LookupError as exc:
+        return _search_page(ref, _sentence(str(exc.args[0])))
+    # The contact's own page, named by its id: nothing personal in the address.
+    return redirect(url_for(".contact", contact_id=contact_id), 303)
+
+
+def _search_page(ref: str = "", not_found: str | None = None) -> ResponseReturnValue:
+    """The Contacts page: the find form (``ref`` typed, ``not_found`` why it found nobody)
+    and the filters from the query string, with one page of contacts."""
+    values = {name: _arg(name) for name in _FILTERS}
+    values["q"] = ref
+    errors: dict[str, str] = {"q": not_found} if not_found else {}
     channel = values["channel"] or None
     if channel is not None and channel not in CHANNEL_NAMES:
         errors["channel"] = "Choose a channel from the list."
@@ -188,7 +212,7 @@ def search() -> ResponseReturnValue:
 
 
 def _page_url(page: int) -> str:
-    args = [(k, v) for k, v in request.args.items() if k not in ("page", "q") and v]
+    args = [(k, v) for k, v in request.args.items() if k in _FILTERS and v]
     return url_for(".search") + "?" + urlencode([*args, ("page", str(page))])
 
 
@@ -222,47 +246,38 @@ def _sentence(text: str) -> str:
 @requires(Role.EDITOR)
 def contact(contact_id: int) -> ResponseReturnValue:
     """Everything held about one contact, addresses masked."""
-    try:
-        details = _contacts().details(contact_id)
-    except LookupError as exc:
-        return render_template(
-            "console/contacts/gone.html", message=_sentence(str(exc.args[0]))
-        ), 404
-    return render_template(
-        "console/contacts/contact.html",
-        details=details,
-        contact=details.contact,
-        channel_label=_CHANNEL_LABELS,
-    )
+    return _contact_page("console/contacts/contact.html", contact_id)
 
 
 @bp.route("/contacts/<int:contact_id>/erase", methods=["GET", "POST"])
 @requires(Role.EDITOR)
 def erase(contact_id: int) -> ResponseReturnValue:
     """Ask first; then erase as the contact's own FORGET would."""
-    try:
-        details = _contacts().details(contact_id)
-    except LookupError as exc:
-        return render_template(
-            "console/contacts/gone.html", message=_sentence(str(exc.args[0]))
-        ), 404
     form = ActionForm()
     if form.validate_on_submit():
         try:
             _contacts().erase(contact_id, actor=current_staff().actor)
-        except LookupError as exc:  # erased meanwhile (a FORGET, a colleague)
-            return render_template(
-                "console/contacts/gone.html", message=_sentence(str(exc.args[0]))
-            ), 404
+        except LookupError as exc:  # no such contact, or erased meanwhile (a FORGET, a colleague)
+            return _gone(exc)
         audit("contacts erased", f"contact:{contact_id}")
         flash(f"Contact {contact_id} was erased.", "success")
         return redirect(url_for(".search"), 303)
+    return _contact_page("console/contacts/erase.html", contact_id, form=form)
+
+
+def _contact_page(template: str, contact_id: int, **extra: object) -> ResponseReturnValue:
+    """``template`` about one contact (its details, addresses masked), or a 404 that says
+    there is no such contact, or that it was erased."""
+    try:
+        details = _contacts().details(contact_id)
+    except LookupError as exc:
+        return _gone(exc)
     return render_template(
-        "console/contacts/erase.html",
-        form=form,
-        contact=details.contact,
+        template,
         details=details,
+        contact=details.contact,
         channel_label=_CHANNEL_LABELS,
+        **extra,
     )
 
 
@@ -352,7 +367,7 @@ def job(job_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/contacts/import/<int:job_id>.json")
-@requires(Role.EDITOR)
+@requires(Role.EDITOR, poll=True)
 def job_progress(job_id: int) -> ResponseReturnValue:
     """How far an import is, for the progress bar's script."""
     found = _job_or_404(job_id)

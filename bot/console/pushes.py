@@ -17,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from bot.console.access import Role, audit, current_staff, requires
 from bot.console.context import console
+from bot.consultations.manage import consultation_labels
 from bot.pushes.audience import Audience
 from bot.pushes.form import FIELDS, Checked, PushForm
 from bot.pushes.quiet import zone_of
@@ -103,6 +104,7 @@ def _form_page(
         listed=checked.listed() if checked else [],
         preview=preview,
         surveys=context.pushes.surveys(),
+        survey_labels=consultation_labels(context.service, context.config.pushes.timezone),
         channels=_channel_order(),
         variants=VARIANTS,
         fields=FIELDS,
@@ -187,7 +189,7 @@ def show(push_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/pushes/<int:push_id>.json")
-@requires(Role.ANALYST)
+@requires(Role.ANALYST, poll=True)
 def show_json(push_id: int) -> ResponseReturnValue:
     """What the push's page polls while the push runs."""
     report = _report(push_id)

@@ -364,9 +364,10 @@ class StaffAccounts:
                 .values(last_sign_in_at=self._clock())
             )
 
-    def resolve(self, token: str) -> SignedIn | None:
+    def resolve(self, token: str, *, activity: bool = True) -> SignedIn | None:
         """The valid session ``token`` names: not revoked, not idle too long, not past its
-        end, its account enabled. Its last activity is recorded (at most once a minute)."""
+        end, its account enabled. Its last activity is recorded (at most once a minute),
+        unless the request is not ``activity`` (a page's script polling on its own)."""
         if not token or len(token) > 128:
             return None
         now = self._clock()
@@ -388,7 +389,7 @@ class StaffAccounts:
             ):
                 return None
             signed_in = SignedIn(_view(account), key, session.stage)
-            stale = now - session.last_seen_at >= TOUCH_EVERY
+            stale = activity and now - session.last_seen_at >= TOUCH_EVERY
         if stale:
             with transaction(self._sessions) as s:
                 s.execute(

@@ -5,13 +5,16 @@ with confirmation and the audit log; and no page shows a whole phone number."""
 from __future__ import annotations
 
 import io
+import logging
 import re
+from urllib.parse import unquote
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.test import TestResponse
 
 from bot.console.contacts import import_worker
 from bot.service import Service
@@ -31,6 +34,7 @@ from tests.console.contacts_support import (
     with_bad_line,
 )
 from tests.csrf_client import plain_client
+from tests.staff import PASSWORD
 
 __all__ = ["app", "service"]  # fixtures, used by name
 
@@ -112,6 +116,9 @@ def test_signed_out_they_ask_to_sign_in(app: Flask) -> None:
     client = app.test_client()
     for route in ROUTES:
         answer = client.get(route.format(contact=1))
+        if route.endswith(".json"):  # the progress bar's poll: told in JSON
+            assert answer.status_code == 401
+            continue
         assert answer.status_code == 302
         assert "/login" in answer.headers["Location"]
 
@@ -241,8 +248,8 @@ def test_search_filters_and_finds(app: Flask, db: sessionmaker[Session]) -> None
     assert "5 contacts" in html
     html = text_of(client.get("/contacts?channel=telegram&consent=given").get_data(as_text=True))
     assert "3 contacts" in html
-    found = client.get("/contacts?q=whatsapp%3A%2B32470000002")
-    assert found.status_code == 302
+    found = client.post("/contacts/find", data={"q": "whatsapp:+32470000002"})
+    assert found.status_code == 303
     assert found.headers["Location"].endswith(f"/contacts/{id_of(db, '+32470000002')}")
 
 
@@ -255,11 +262,15 @@ def test_search_filters_and_finds(app: Flask, db: sessionmaker[Session]) -> None
         ("attribute=north", "Write the attribute as name=value"),
         ("q=hello", "Address: not a phone number"),
         ("q=%2B32470999999", "No contact has this address."),
+        ("q=", "Enter a phone number, chat id or contact number."),
     ],
 )
 def test_bad_search_input_is_named_next_to_its_field(app: Flask, query: str, message: str) -> None:
     client = signed_in(app, "editor")
-    answer = client.get(f"/contacts?{query}")
+    if query.startswith("q="):  # finding one person: a POST
+        answer = client.post("/contacts/find", data={"q": unquote(query[2:])})
+    else:
+        answer = client.get(f"/contacts?{query}")
     assert answer.status_code == 400
     html = answer.get_data(as_text=True)
     assert "There is a problem" in html
@@ -316,3 +327,81 @@ def test_no_page_shows_a_whole_phone_number(
     html = client.get(f"/contacts/{first}").get_data(as_text=True)
     assert "+32 470 •• •• 01" in html
     assert "call me: +•• ••• •• •• 56" in html
+
+
+# --- a phone number is never in an address ----------------------------------------------------
+
+#: The digits of +32 470 00 00 02 as any form of it writes them.
+DIGITS = "470000002"
+NOBODY = "470999902"
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def test_finding_by_number_keeps_it_out_of_every_address(
+    app: Flask, db: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = signed_in(app, "editor")
+    imported(client, app, fixed())
+    caplog.set_level(logging.DEBUG)
+    answers = []
+    for typed in ("+32 470 00 00 02", "whatsapp:+32470000002", "+32470000002"):
+        found = client.post("/contacts/find", data={"q": typed})
+        assert found.status_code == 303
+        assert found.headers["Location"] == f"/contacts/{id_of(db, '+32470000002')}"
+        answers.append(found)
+        answers.append(client.get(found.headers["Location"]))
+    nobody = client.post("/contacts/find", data={"q": "+32 470 99 99 02"})
+    assert nobody.status_code == 400
+    assert "No contact has this address." in nobody.get_data(as_text=True)
+    answers.append(nobody)
+    for answer in answers:
+        assert DIGITS not in _digits(answer.headers.get("Location", ""))
+        html = answer.get_data(as_text=True)
+        for link in re.findall(r'(?:href|action|src)="([^"]*)"', html):
+            assert DIGITS not in _digits(link), link
+            assert NOBODY not in _digits(link), link
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert DIGITS not in _digits(logged)
+    assert NOBODY not in _digits(logged)
+
+
+def test_the_find_form_is_a_post_with_a_csrf_token(app: Flask) -> None:
+    client = signed_in(app, "editor")
+    html = client.get("/contacts").get_data(as_text=True)
+    form = re.search(r'<form method="(\w+)" action="/contacts/find"[^>]*>(.*?)</form>', html, re.S)
+    assert form is not None
+    assert form.group(1) == "post"
+    assert 'name="csrf_token"' in form.group(2)
+    # With a forged token, nothing is looked up: the request is refused.
+    forged = client.post(
+        "/contacts/find", data={"q": "+32470000002"}, headers={"X-CSRFToken": "forged"}
+    )
+    assert forged.status_code == 400
+    assert "CSRF" in forged.get_data(as_text=True)
+
+
+def test_an_old_bookmark_with_a_number_goes_nowhere_with_it(app: Flask) -> None:
+    # Signed out: the sign-in page's next= keeps the filters, not the number.
+    answer = app.test_client().get("/contacts?q=%2B32470000002&channel=sms")
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/login?next=/contacts?channel%3Dsms"
+    # Signed in: the page lists contacts by the filters; it finds nobody by number from a GET.
+    client = signed_in(app, "editor")
+    page = client.get("/contacts?q=%2B32470000002")
+    assert page.status_code == 200
+    assert DIGITS not in _digits(page.get_data(as_text=True))
+    # A sign-in's next= that carries a number drops it.
+    signed = signed_in_to(app.test_client(), "/contacts%3Fq%3D%252B32470000002%26tag%3Dvolunteer")
+    assert signed.status_code == 303
+    assert signed.headers["Location"] == "/contacts?tag=volunteer"
+
+
+def signed_in_to(client: FlaskClient, next_path: str) -> TestResponse:
+    """Sign the editor in from a sign-in page whose ``next=`` is ``next_path`` (quoted)."""
+    return client.post(
+        f"/login?next={next_path}",
+        data={"email": email_of("editor"), "password": PASSWORD},
+    )

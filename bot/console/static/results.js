@@ -78,9 +78,15 @@
   var url = root.getAttribute("data-live-url");
   var every = 1000 * Number(root.getAttribute("data-poll-seconds") || "5");
 
+  var stopped = false;
+
   function poll() {
     fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) {
+        if (window.voxpopSignedOut(response)) {
+          stopped = true;
+          return null;
+        }
         return response.ok ? response.json() : null;
       })
       .then(function (numbers) {
@@ -92,7 +98,9 @@
         // Offline for a moment: the next poll tries again.
       })
       .finally(function () {
-        window.setTimeout(poll, every);
+        if (!stopped) {
+          window.setTimeout(poll, every);
+        }
       });
   }
 

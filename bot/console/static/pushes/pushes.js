@@ -22,7 +22,10 @@
     function ask() {
       var mine = ++asked;
       fetch(url + "?" + fieldsOf(form).toString(), { credentials: "same-origin" })
-        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (response) {
+          if (window.voxpopSignedOut(response)) return null;
+          return response.ok ? response.json() : null;
+        })
         .then(function (answer) {
           if (answer && mine === asked) target.innerHTML = answer.html;
         })
@@ -74,7 +77,10 @@
     var status = document.getElementById("push-status");
     function poll() {
       fetch(url, { credentials: "same-origin" })
-        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (response) {
+          if (window.voxpopSignedOut(response)) return null;
+          return response.ok ? response.json() : null;
+        })
         .then(function (report) {
           if (!report) return;
           target.innerHTML = report.html;
