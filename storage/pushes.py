@@ -35,7 +35,7 @@ from storage.models import (
     SessionRow,
     SurveyRow,
 )
-from storage.repo import SIMULATOR_SPACE
+from storage.repo import SIMULATOR_SPACE, is_response
 
 #: Rows per INSERT when planning: large enough to be fast, small enough for any driver.
 PLAN_BATCH = 2000
@@ -283,6 +283,27 @@ def due_reminders(s: Session, now: datetime, limit: int) -> list[int]:
     return list(s.scalars(stmt))
 
 
+#: The one definition of "invited", for a push's page, ``voxpop push show`` and the Results
+#: funnel alike: a recipient the push's message reached (or who was answering already when
+#: it came, and so was sent nothing new). Planned, skipped and cancelled ones were not.
+INVITED = "invited"
+
+
+def was_invited() -> ColumnElement[bool]:
+    """A push recipient who was invited (:data:`INVITED`)."""
+    return PushRecipient.status == INVITED
+
+
+def invited_session() -> ColumnElement[bool]:
+    """A session (``sessions`` in the query) that a push invited someone to: what the Results
+    funnel counts as invited, the same people a push's page counts (:func:`push_counts`)."""
+    return (
+        select(PushRecipient.id)
+        .where(PushRecipient.session_id == SessionRow.id, was_invited())
+        .exists()
+    )
+
+
 class PushCounts(NamedTuple):
     """How one push is doing, overall or for one channel or variant."""
 
@@ -321,7 +342,7 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
     for row in s.execute(stmt):
         status, n = row[0], int(row[1])
         key = _key(row, group is not None)
-        slot = {"invited": 1, "skipped": 2, "cancelled": 2, "planned": 3}[status]
+        slot = {INVITED: 1, "skipped": 2, "cancelled": 2, "planned": 3}[status]
         recipients[key][0] += n
         recipients[key][slot] += n
         recipients[key][4] += int(row[2])
@@ -350,7 +371,9 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
         if status in ("failed", "undelivered"):
             delivery[key][2] += n
 
-    answered = select(AnswerRow.id).where(AnswerRow.session_id == SessionRow.id).exists()
+    # Started and completed as the Results pages count them: a response (a question
+    # answered, or completed) of a session the push invited someone to.
+    answered = is_response()
     outcome: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     stmt3 = (
         select(
@@ -359,7 +382,7 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
             *([group] if group is not None else []),
         )
         .join(PushRecipient, PushRecipient.session_id == SessionRow.id)
-        .where(PushRecipient.push_id == push_id)
+        .where(PushRecipient.push_id == push_id, was_invited())
     )
     if group is not None:
         stmt3 = stmt3.group_by(group)
@@ -399,7 +422,7 @@ def push_totals(s: Session, push_ids: Sequence[int]) -> dict[int, PushTotals]:
         push_id: n
         for push_id, n in s.execute(
             select(PushRecipient.push_id, func.count(PushRecipient.id))
-            .where(PushRecipient.push_id.in_(push_ids), PushRecipient.status == "invited")
+            .where(PushRecipient.push_id.in_(push_ids), was_invited())
             .group_by(PushRecipient.push_id)
         )
     }
@@ -408,7 +431,9 @@ def push_totals(s: Session, push_ids: Sequence[int]) -> dict[int, PushTotals]:
         for push_id, n in s.execute(
             select(PushRecipient.push_id, func.count(PushRecipient.id))
             .join(SessionRow, SessionRow.id == PushRecipient.session_id)
-            .where(PushRecipient.push_id.in_(push_ids), SessionRow.status == "completed")
+            .where(
+                PushRecipient.push_id.in_(push_ids), was_invited(), SessionRow.status == "completed"
+            )
             .group_by(PushRecipient.push_id)
         )
     }
@@ -422,7 +447,7 @@ def reasons(s: Session, push_id: int) -> dict[str, int]:
         .where(
             PushRecipient.push_id == push_id,
             PushRecipient.reason.is_not(None),
-            PushRecipient.status != "invited",
+            ~was_invited(),
         )
         .group_by(PushRecipient.reason)
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import (
     Blueprint,
@@ -40,6 +39,7 @@ from bot.console.access import _load_staff as load_staff
 from bot.console.context import console
 from bot.console.forms import EmptyForm as ActionForm
 from bot.console.forms import UploadForm
+from bot.console.times import local_time
 from bot.contacts.service import (
     CONSENT_FILTERS,
     ContactFilter,
@@ -50,7 +50,7 @@ from bot.contacts.service import (
 )
 from bot.contacts.worker import ImportWorker
 from bot.conversation.i18n import SUPPORTED_LANGUAGES
-from messages import CHANNEL_NAMES
+from messages import CHANNEL_LABELS, CHANNEL_NAMES
 from safetext import clean_text, whole_number
 
 __all__ = ["WORKER_EXTENSION", "bp", "import_worker"]
@@ -70,7 +70,6 @@ _CONSENT_LABELS: Final = {
     "opted_in": "Not opted out",
     "opted_out": "Opted out (STOP)",
 }
-_CHANNEL_LABELS: Final = {"sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram"}
 _STATUS_TITLES: Final = {
     "checking": "Checking the file",
     "checked": "Check the file before importing",
@@ -104,27 +103,15 @@ def _worker() -> ImportWorker:
     return import_worker(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
-def _local(
-    value: datetime | None, contact: ContactView | None = None, *, date: bool = False
-) -> str:
-    """A time in the contact's own timezone (else the city's), as the CLI shows it: a consent
-    date reads as the file wrote it."""
-    if value is None:
-        return "–"
-    name = (contact.timezone if contact else None) or console().config.pushes.timezone
-    try:
-        zone = ZoneInfo(name)
-    except (ValueError, ZoneInfoNotFoundError):
-        zone = ZoneInfo("UTC")
-    shown = value.astimezone(zone)
-    return f"{shown:%Y-%m-%d}" if date else f"{shown:%Y-%m-%d %H:%M} ({zone.key})"
-
-
 @bp.app_template_global("contact_time")
 def contact_time(
     value: datetime | None, contact: ContactView | None = None, date: bool = False
 ) -> str:
-    return _local(value, contact, date=date)
+    """A time in the contact's own time zone (else the city's), as every page shows times
+    (:mod:`bot.console.times`); a consent date reads as the file wrote it."""
+    if value is None:
+        return "–"
+    return local_time(value, contact.timezone if contact else None, day_only=date)
 
 
 def _arg(name: str) -> str:
@@ -200,10 +187,10 @@ def _search_page(ref: str = "", not_found: str | None = None) -> ResponseReturnV
             values=values,
             errors=errors,
             found=found,
-            channels=[(c, _CHANNEL_LABELS.get(c, c)) for c in CHANNEL_NAMES],
+            channels=[(c, CHANNEL_LABELS.get(c, c)) for c in CHANNEL_NAMES],
             languages=SUPPORTED_LANGUAGES,
             consents=list(_CONSENT_LABELS.items()),
-            channel_label=_CHANNEL_LABELS,
+            channel_label=CHANNEL_LABELS,
             page_url=_page_url,
             pagination=_pagination(found.page, found.pages) if found else [],
         ),
@@ -276,7 +263,7 @@ def _contact_page(template: str, contact_id: int, **extra: object) -> ResponseRe
         template,
         details=details,
         contact=details.contact,
-        channel_label=_CHANNEL_LABELS,
+        channel_label=CHANNEL_LABELS,
         **extra,
     )
 
@@ -309,10 +296,17 @@ def _upload_page(form: UploadForm, error: str | None) -> ResponseReturnValue:
             error=error,
             jobs=_contacts().jobs(limit=10),
             titles=_STATUS_TITLES,
-            max_mb=(current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024),
+            max_mb=console().config.contacts.max_upload_mb,
         ),
         400 if error or form.errors else 200,
     )
+
+
+def raise_upload_limit() -> None:
+    """Let the import page take a whole contacts file (``[contacts] max_upload_mb``); every
+    other request keeps the app's 1 MB. Runs before CSRF's check, which reads the body."""
+    if request.endpoint == "console_contacts.upload":
+        request.max_content_length = console().config.contacts.max_upload_mb * 1024 * 1024
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -326,7 +320,7 @@ def too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
     allowed = staff is not None and staff.role.allows(Role.EDITOR)
     if request.endpoint != "console_contacts.upload" or not allowed:
         return exc
-    limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
+    limit = console().config.contacts.max_upload_mb
     message = (
         f"The file is larger than {limit} MB. Split it into smaller files, or ask whoever runs "
         "Voxpop to import it with: voxpop contacts import FILE.csv"

@@ -27,6 +27,7 @@ from werkzeug.datastructures import MultiDict
 
 from bot.console.access import Role, audit, current_staff, requires
 from bot.console.context import console
+from bot.console.times import parse_day
 from bot.results.export import FORMATS, MEDIA_TYPES, filename
 from bot.results.filters import STATUSES, ResultsFilter
 from bot.results.service import (
@@ -101,7 +102,7 @@ def read_filter(slug: str, args: MultiDict[str, str], versions: tuple[int, ...])
         days[name] = None
         if raw:
             try:
-                days[name] = date.fromisoformat(raw)
+                days[name] = parse_day(raw)
             except ValueError:
                 errors[name] = f"Enter the {what} day as a date, like 2026-12-01"
     if days["from"] and days["to"] and days["from"] > days["to"]:

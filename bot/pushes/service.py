@@ -250,6 +250,16 @@ class Pushes:
         with transaction(self._sessions, read_only=True) as s:
             return sorted(set(s.scalars(select(SurveyRow.slug))))
 
+    def titles(self) -> dict[str, str]:
+        """Each loaded consultation's title (its current version's, in its default language),
+        by id: what staff read in place of the id."""
+        with transaction(self._sessions, read_only=True) as s:
+            found = {}
+            for row in repo.latest_surveys(s):
+                survey = self._service.survey_version(s, row.id)
+                found[row.slug] = survey.title.get(survey.default_language) or row.slug
+            return dict(sorted(found.items()))
+
     def preview(self, spec: PushSpec) -> Preview:
         """Who the push would reach now, per channel and language, who is left out and why,
         and what its SMS cost. Counted by the database in one statement (GROUP BY), not
@@ -270,7 +280,9 @@ class Pushes:
             by_pair[pair] = by_pair.get(pair, 0) + row.contacts
             if row.busy is not None:
                 busy[row.busy] += row.contacts
-            if row.channel == "sms" and row.busy != "answering":  # they get nothing new
+            # Someone answering already gets no new invitation; an outcome goes to everyone.
+            gets_one = spec.kind == "outcome" or row.busy != "answering"
+            if row.channel == "sms" and gets_one:
                 sms_by_language[row.language] = sms_by_language.get(row.language, 0) + row.contacts
         by_channel: dict[str, int] = {}
         by_language: dict[str, int] = {}
@@ -298,6 +310,8 @@ class Pushes:
     def _sms_segments(self, survey: Survey, language: str, n: int, spec: PushSpec) -> int:
         """The segments of ``n`` invitations by SMS in ``language``, the variants shared out
         evenly (each recipient's is drawn when the push fires)."""
+        if spec.kind == "outcome":
+            return n * outcome_segments(spec.message or {}, language)
         variants = spec.variants
         if not variants:
             return n * self._segments(survey, language, None, spec)
@@ -802,6 +816,32 @@ class Pushes:
                     push.status, push.finished_at = "done", now
                     finished += 1
         return finished
+
+
+def outcome_segments(message: Mapping[str, Any], language: str) -> int:
+    """SMS segments of the outcome a person in ``language`` gets (:func:`text_for`, the text
+    the push sends): the longest of the texts for their language when it is worded per
+    district, as the preview does not know each person's district.
+
+    >>> outcome_segments({"texts": {"en": "Bins in May.", "nl": "x" * 200}}, "nl")
+    2
+    >>> outcome_segments({"texts": {"en": "Bins."}, "by": "district",
+    ...                   "values": {"north": {"en": "y" * 161}}}, "en")
+    2
+    """
+    values = message.get("values") or {}
+    by = message.get("by")
+    texts = {text_for(message, language, {})}
+    if by:
+        texts |= {text_for(message, language, {by: value}) for value in values}
+    return max(
+        (
+            sms.render(OutboundMessage(MessageAddress("sms", "+1"), text, (), "push")).segments or 1
+            for text in texts
+            if text
+        ),
+        default=0,
+    )
 
 
 def _racing(work: Callable[[int], _T], recipient_id: int) -> _T | str:

@@ -30,9 +30,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from bot.rates import Rate
 from bot.results.filters import ResultsFilter, sessions_where
 from storage.db import UtcDateTime
-from storage.models import AnswerRow, Contact, PushRecipient, SessionRow, SurveyRow
+from storage.models import AnswerRow, Contact, SessionRow, SurveyRow
+from storage.pushes import invited_session
 from storage.repo import is_response
 
 #: A breakdown by the channel or the language of the response, or ``attribute:<name>``.
@@ -172,7 +174,8 @@ def status_counts(s: Session, f: ResultsFilter, zone: ZoneInfo) -> dict[str, int
 
 @dataclass(frozen=True)
 class FunnelCounts:
-    #: Sessions a push's invitation began.
+    #: People a push invited (:func:`storage.pushes.invited_session`: the same definition
+    #: as a push's page).
     invited: int
     #: Responses: at least one question answered (or completed).
     started: int
@@ -180,20 +183,36 @@ class FunnelCounts:
     abandoned: int
     #: Responses still in progress.
     answering: int
+    #: Of those invited, how many started, and completed.
+    invited_started: int = 0
+    invited_completed: int = 0
+
+    @property
+    def started_rate(self) -> Rate:
+        """Started of those invited, with its interval (as a push's page shows it)."""
+        return Rate(self.invited_started, self.invited)
+
+    @property
+    def response_rate(self) -> Rate:
+        """Completed of those invited: a push's "response rate"."""
+        return Rate(self.invited_completed, self.invited)
 
 
 def funnel(s: Session, f: ResultsFilter, zone: ZoneInfo) -> FunnelCounts:
     """Invited, started, completed, abandoned, still answering: whatever the status filter
     says (the funnel is about statuses), over the filter's consultation, version and days."""
-    invited = select(PushRecipient.id).where(PushRecipient.session_id == SessionRow.id).exists()
+    invited = invited_session()
     started = is_response()
+    completed = SessionRow.status == "completed"
     stmt = (
         select(
             func.count(SessionRow.id).filter(invited),
             func.count(SessionRow.id).filter(started),
-            func.count(SessionRow.id).filter(SessionRow.status == "completed"),
+            func.count(SessionRow.id).filter(completed),
             func.count(SessionRow.id).filter(started & (SessionRow.status == "abandoned")),
             func.count(SessionRow.id).filter(started & (SessionRow.status == "active")),
+            func.count(SessionRow.id).filter(invited & started),
+            func.count(SessionRow.id).filter(invited & completed),
         )
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
         .where(*sessions_where(f, zone, with_status=False, responses=False))

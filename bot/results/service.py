@@ -33,6 +33,7 @@ from bot.results.tables import (
     shown_order,
 )
 from bot.service import Service
+from messages import CHANNEL_LABELS, channel_label
 from storage import repo
 from storage.db import transaction
 from storage.models import SurveyRow
@@ -270,7 +271,7 @@ class Results:
                 by,
                 label,
                 self.minimum,
-                tuple(self._broken_down(qs, q, by_id[q.id], grouped, repeats) for q in closed),
+                tuple(self._broken_down(qs, q, by_id[q.id], grouped, repeats, by) for q in closed),
             )
         return Overview(
             f.slug,
@@ -324,6 +325,7 @@ class Results:
         question: QuestionResult,
         grouped: queries.ValueCounts,
         repeats: Mapping[str | None, int],
+        by: str,
     ) -> QuestionBreakdown:
         values = {group: counts for (qid, group), counts in grouped.items() if qid == q.id}
         # People asked, per group: the responses, less those beyond a person's first (a
@@ -345,9 +347,10 @@ class Results:
             table = self._question(qs, q, merged_values[group], (0, 0), "file")
             # A number's ranges depend on its values: per group, only its statistics.
             counts = () if q.type == "number" else table.counts
-            groups.append(
-                GroupResult(group, group_label(group), merged_sizes[group], counts, table.stats)
-            )
+            label = group_label(group)
+            if by == BY_CHANNEL and group is not None and group in CHANNEL_LABELS:
+                label = channel_label(group)  # "SMS", as every page and chart names it
+            groups.append(GroupResult(group, label, merged_sizes[group], counts, table.stats))
         merged = sum(1 for g, shown in shown_as.items() if shown != g)
         return QuestionBreakdown(question, tuple(groups), merged)
 

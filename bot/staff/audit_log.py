@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Final
 
 from sqlalchemy import func, select
@@ -20,9 +20,11 @@ class AuditFilter:
     #: Part of the actor, e.g. an email or ``citizen``; any case.
     who: str = ""
     action: str = ""
-    #: From the start of ``since`` to the end of ``until`` (UTC days), both included.
+    #: From the start of ``since`` to the end of ``until`` (days in ``zone``), both included.
     since: date | None = None
     until: date | None = None
+    #: The time zone of those days: the city's on the console, where times are shown in it.
+    zone: tzinfo = UTC
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,9 @@ def read_audit(
     if wanted.action:
         stmt = stmt.where(AuditEntry.action == wanted.action)
     if wanted.since:
-        stmt = stmt.where(AuditEntry.at >= datetime.combine(wanted.since, time(), UTC))
+        stmt = stmt.where(AuditEntry.at >= datetime.combine(wanted.since, time(), wanted.zone))
     if wanted.until:
-        end = datetime.combine(wanted.until, time(), UTC) + timedelta(days=1)
+        end = datetime.combine(wanted.until + timedelta(days=1), time(), wanted.zone)
         stmt = stmt.where(AuditEntry.at < end)
     stmt = (
         stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())

@@ -49,7 +49,7 @@ from bot.web import security as web_security
 from bot.web.readiness import health_blueprint
 from bot.web.webhooks import webhooks_blueprint
 from channels.addresses import TEST_ADDRESSES, address_problem
-from messages import CHANNEL_NAMES, Address, InboundMessage
+from messages import CHANNEL_LABELS, CHANNEL_NAMES, Address, InboundMessage
 from safetext import clean_text
 from storage.models import Message
 
@@ -72,7 +72,6 @@ MAX_TEXT = 10_000
 #: Button payloads are short ids (Telegram caps callback data at 64 bytes).
 MAX_PAYLOAD = 256
 DEFAULT_FROM = TEST_ADDRESSES
-CHANNEL_LABELS: Mapping[str, str] = {"sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram"}
 _API_PREFIX = "/simulator/api/"
 #: The cookie that keeps a browser's simulated conversations its own, and how long it lasts.
 BROWSER_COOKIE = "voxpop_simulator"

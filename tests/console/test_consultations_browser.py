@@ -126,7 +126,7 @@ def test_upload_a_mistake_fix_it_in_the_browser_load_list_and_close(
 
 
 def test_publish_an_outcome_and_it_is_queued_to_those_who_took_part(
-    page: Page, app: Flask, service: Service, clock: Clock
+    page: Page, app: Flask, service: Service, clock: Clock, tmp_path: Path
 ) -> None:
     for number in ("+32470000011", "+32470000012"):
         for n, text in enumerate(("PARK", "1")):
@@ -139,9 +139,19 @@ def test_publish_an_outcome_and_it_is_queued_to_those_who_took_part(
     expect(page.get_by_text("2 people who took part")).to_be_visible()
     axe_check(page)
     screenshot(page, "outcome")
+    # Central Park is still open: said before the button that publishes.
+    expect(page.locator(".voxpop-still-open")).to_contain_text("This consultation is still open")
     page.get_by_role("button", name="Publish to 2 people").click()
     expect(page.get_by_text("sends it to 2 people who took part")).to_be_visible()
+    # What was published, for whom, in which language, when and by whom.
+    published = page.locator(".govuk-summary-card")
+    expect(published.get_by_role("row", name="Everyone")).to_contain_text(
+        "Central Park: 20 new bins arrive in May."
+    )
+    expect(published).to_contain_text("By editor")
+    expect(published.locator("time")).to_have_count(2)
     axe_check(page)
+    page.screenshot(path=str(tmp_path / "outcome-published.png"), full_page=True)
     # The scheduler's tick sends what is due (spread at the rate): both get it, in the outbox.
     clock.now += timedelta(minutes=5)
     app.extensions["voxpop_console"].pushes.tick()

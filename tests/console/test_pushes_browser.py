@@ -25,7 +25,7 @@ from bot.staff.accounts import Role
 from bot.web.app import create_app
 from surveys.loader import EXAMPLES_DIR
 from tests.bot.test_pushes import add_contact
-from tests.browser import TIMEOUT_MS
+from tests.browser import TIMEOUT_MS, axe_check
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
 from tests.staff import PASSWORD, add_staff
@@ -119,17 +119,24 @@ def test_build_an_audience_schedule_send_and_watch_the_funnel(
     expect(audience).to_contain_text("No consent")
     page.get_by_label("Contact details (optional)").fill("district=north")
     expect(audience).to_contain_text("2 people would be invited")
-    expect(audience.get_by_role("cell", name="telegram")).to_be_visible()
+    expect(audience.get_by_role("cell", name="Telegram")).to_be_visible()
     page.get_by_label("Time", exact=True).fill("+1h")
     page.screenshot(path=str(tmp_path / "pushes-new.png"), full_page=True)
 
     page.get_by_role("button", name="Schedule push").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Push 1: central-park")
+    # Named by what it sends and when, with the consultation's title; the number aside.
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Invitation, ")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("(Europe/Brussels)")
+    expect(page.locator(".govuk-caption-l")).to_have_text("Central Park")
     expect(page.locator("#push-status")).to_have_text("scheduled")
-    page.get_by_role("button", name="Send now").click()
+    expect(page.get_by_text("The push is scheduled: Invitation, ")).to_be_visible()
+    # It starts sending while the page is open (the scheduler, or a colleague): the page
+    # follows, and "Send now" goes away without a reload.
+    context: ConsoleContext = app.extensions["voxpop_console"]
+    context.pushes.send_now(1)
     expect(page.locator("#push-status")).to_have_text("sending")
-    expect(page.get_by_text("Push 1 is sending: 2 people planned.")).to_be_visible()
-    expect(page.get_by_text("Push 1 is scheduled.")).to_have_count(0)  # shown once, before
+    expect(page.get_by_role("button", name="Send now")).to_have_count(0)
+    expect(page.get_by_role("button", name="Stop sending")).to_be_visible()
     sent = page.locator("#funnel-table tbody tr").first.locator('[data-stage="sent"]')
     expect(sent).to_contain_text("0")
     ticking = _ticking(app)
@@ -141,7 +148,22 @@ def test_build_an_audience_schedule_send_and_watch_the_funnel(
         next(ticking, None)
     assert len({c.params["chat_id"] for c in telegram.calls_to("sendMessage")}) == 2
     expect(page.locator("#funnel-table")).to_contain_text("Telegram")
+    # The chart counts people: whole numbers on its axis, channels named as in the table.
+    page.wait_for_function("window.Chart && window.Chart.getChart('funnel-chart')")
+    ticks = page.evaluate(
+        "window.Chart.getChart('funnel-chart').scales.y.ticks.map(function (t) { return t.value; })"
+    )
+    assert ticks
+    assert all(float(t).is_integer() for t in ticks), ticks
+    legend = page.evaluate(
+        "window.Chart.getChart('funnel-chart').data.datasets.map(function (d) { return d.label; })"
+    )
+    assert legend == ["Telegram"]
+    axe_check(page)
     page.screenshot(path=str(tmp_path / "pushes-show.png"), full_page=True)
+    page.goto(f"{base_url}/pushes")
+    axe_check(page)
+    page.screenshot(path=str(tmp_path / "pushes-list.png"), full_page=True)
 
 
 def test_a_push_is_cancelled_after_confirmation(page: Page, base_url: str) -> None:
@@ -151,12 +173,16 @@ def test_a_push_is_cancelled_after_confirmation(page: Page, base_url: str) -> No
     page.get_by_role("button", name="Schedule push").click()
     expect(page.locator("#push-status")).to_have_text("scheduled")
     page.get_by_role("button", name="Cancel push").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Cancel push 1?")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Cancel this push?")
+    axe_check(page)
     page.get_by_role("button", name="Yes, cancel push").click()
     expect(page.locator("#push-status")).to_have_text("cancelled")
-    expect(page.get_by_text("Push 1 is cancelled")).to_be_visible()
+    expect(page.get_by_text("The push is cancelled")).to_be_visible()
+    # Nothing left to do with it.
+    expect(page.locator("#push-actions").get_by_role("button")).to_have_count(0)
     page.goto(f"{base_url}/pushes")
     expect(page.get_by_role("row", name="Push 1")).to_contain_text("cancelled")
+    expect(page.get_by_role("row", name="Push 1")).to_contain_text("Central Park")
 
 
 def test_errors_sit_next_to_their_fields_and_the_form_works_by_keyboard(

@@ -29,7 +29,11 @@
         // Choices read best as horizontal bars; values (scales, numbers) as columns.
         indexAxis: kind === "bar" ? "y" : "x",
         plugins: { legend: { display: datasets.length > 1 } },
-        scales: { x: { beginAtZero: true }, y: { beginAtZero: true } }
+        // Counts of people are whole numbers: no tick at 0.5 (a category axis ignores it).
+        scales: {
+          x: { beginAtZero: true, ticks: { precision: 0 } },
+          y: { beginAtZero: true, ticks: { precision: 0 } }
+        }
       }
     });
     charts[data.id] = { chart: chart, keys: data.keys || [] };
