@@ -36,7 +36,7 @@ from bot.service import Service
 from messages import CHANNEL_LABELS, channel_label
 from storage import repo
 from storage.db import transaction
-from storage.models import SessionRow, SurveyRow
+from storage.models import SurveyRow
 from surveys.model import Question, Survey
 
 #: A page of text answers.
@@ -246,14 +246,19 @@ class Results:
             statuses = queries.status_counts(s, f, self.zone)
             closed = [q for q in qs.questions if q.id not in qs.free_text]
             ids = [q.id for q in closed]
-            grouped = queries.value_counts(s, f, self.zone, ids, by=by)
+            # One pass over the answers: the closed questions' values, the texts as given.
+            grouped = queries.value_counts(s, f, self.zone, ids, by=by, free_text=qs.free_text)
             repeats = queries.repeat_sessions(s, f, self.zone, by) if by is not None else {}
-            texts = queries.text_counts(s, f, self.zone, qs.free_text)
         values: dict[str, dict[Any, int]] = {}
         for (qid, _group), counts in grouped.items():
             total = values.setdefault(qid, {})
             for value, n in counts.items():
                 total[value] = total.get(value, 0) + n
+        texts = {
+            qid: (sum(values.get(qid, {}).values()), values.get(qid, {}).get(queries.GIVEN, 0))
+            for qid in qs.free_text
+        }
+        grouped = {key: counts for key, counts in grouped.items() if key[0] not in qs.free_text}
         results = tuple(
             self._question(qs, q, values.get(q.id, {}), texts.get(q.id, (0, 0)), order)
             for q in qs.questions
@@ -354,8 +359,7 @@ class Results:
         the first to the last, quiet days included."""
         with transaction(self._sessions, read_only=True) as s:
             self._questions(s, f)
-            started = queries.hours(s, f, self.zone, SessionRow.started_at)
-            completed = queries.hours(s, f, self.zone, SessionRow.completed_at)
+            started, completed = queries.hours(s, f, self.zone)
         days: dict[date, list[int]] = {}
         for index, hours in enumerate((started, completed)):
             for hour, n in hours:

@@ -147,6 +147,22 @@ def _view(row: StaffAccount) -> StaffView:
     )
 
 
+def _checked_email(email: str, password: str) -> str:
+    """The normalised email of a new account; :class:`StaffError` names the wrong field."""
+    email = normalise_email(email)
+    problem = email_problem(email)
+    if problem:
+        raise StaffError(problem, "email")
+    problem = password_problem(password, email)
+    if problem:
+        raise StaffError(problem, "password")
+    return email
+
+
+def _has_accounts(s: Session) -> bool:
+    return bool(s.scalar(select(func.count()).select_from(StaffAccount)))
+
+
 class StaffAccounts:
     """Accounts and sessions over one database; build once per process or command."""
 
@@ -171,13 +187,7 @@ class StaffAccounts:
 
     def add(self, email: str, password: str, role: Role, *, actor: str) -> StaffView:
         """Create an account; :class:`StaffError` says which input is wrong."""
-        email = normalise_email(email)
-        problem = email_problem(email)
-        if problem:
-            raise StaffError(problem, "email")
-        problem = password_problem(password, email)
-        if problem:
-            raise StaffError(problem, "password")
+        email = _checked_email(email, password)
         with transaction(self._sessions) as s:
             return self._add(s, email, password, role, actor)
 
@@ -437,7 +447,7 @@ class StaffAccounts:
         any earlier token stops working. ``None`` once an account exists."""
         token = secrets.token_urlsafe(24)
         with transaction(self._sessions) as s:
-            if s.scalar(select(func.count()).select_from(StaffAccount)):
+            if _has_accounts(s):
                 repo.delete_settings(s, [SETUP_SETTING])
                 return None
             until = (self._clock() + SETUP_LIFETIME).isoformat()
@@ -458,19 +468,13 @@ class StaffAccounts:
 
     def create_first_admin(self, token: str, email: str, password: str) -> StaffView:
         """Use the one-time token: the first admin, if there is still no account."""
-        email = normalise_email(email)
-        problem = email_problem(email)
-        if problem:
-            raise StaffError(problem, "email")
-        problem = password_problem(password, email)
-        if problem:
-            raise StaffError(problem, "password")
+        email = _checked_email(email, password)
         with transaction(self._sessions) as s:
             # Taken first, so two browsers racing with the link cannot both win.
             stored = s.get(Setting, SETUP_SETTING, with_for_update=True)
             if stored is None or not self._setup_matches(s, token):
                 raise StaffError("This setup link has been used or has expired.")
-            if s.scalar(select(func.count()).select_from(StaffAccount)):
+            if _has_accounts(s):
                 raise StaffError("This setup link has been used or has expired.")
             view = self._add(s, email, password, Role.ADMIN, "setup link")
             repo.delete_settings(s, [SETUP_SETTING])
