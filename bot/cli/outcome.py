@@ -19,6 +19,7 @@ from bot.consultations.outcome import (
     check_outcome,
     plan_outcome,
     publish_outcome,
+    published_message,
     published_outcomes,
 )
 from bot.pushes.form import PushForm
@@ -96,13 +97,11 @@ def outcome_publish(
             )
         except PushError as exc:
             raise click.ClickException(str(exc)) from None
-        click.echo(
-            f"outcome {published.outcome_id} published for {survey_id}: push "
-            f"{published.push_id} to {planned.preview.recipients} who took part"
-        )
+        click.echo(published_message(survey_id, planned, published))
         if published.fired is not None:
             click.echo(f"fired: {published.fired.planned} recipients planned")
-        click.echo(f"follow it with: voxpop push show {published.push_id}")
+        if published.push_id is not None:
+            click.echo(f"follow it with: voxpop push show {published.push_id}")
 
 
 @outcome.command("list")

@@ -27,6 +27,7 @@ from bot.consultations.outcome import (
     participant_values,
     plan_outcome,
     publish_outcome,
+    published_message,
     published_records,
     sms_estimate,
 )
@@ -131,12 +132,7 @@ def compose(slug: str) -> ResponseReturnValue:
             published=published,
         )
     done = publish_outcome(ctx.pushes, ctx.service, checked.outcome, checked.source, planned)
-    recipients = planned.preview.recipients
-    flash(
-        f"The outcome is published: push {done.push_id} sends it to {recipients} "
-        f"{'person' if recipients == 1 else 'people'} who took part.",
-        "success",
-    )
+    flash(published_message(slug, planned, done), "success")
     return redirect(url_for("outcomes.compose", slug=slug))
 
 

@@ -28,7 +28,7 @@ from channels import sms
 from channels.registry import renderer
 from messages import Address, OutboundMessage
 from storage.db import transaction
-from storage.models import Contact, OutcomeRow, PushRow
+from storage.models import AuditEntry, Contact, OutcomeRow, PushRow
 from storage.pushes import participants
 from surveys.model import Survey
 from surveys.outcomes import Outcome, OutcomeReport, parse_outcome
@@ -92,7 +92,8 @@ class SmsEstimate:
 @dataclass(frozen=True)
 class PublishedOutcome:
     outcome_id: int
-    push_id: int
+    #: ``None`` when nobody could get it: published for ``RESULTS`` only.
+    push_id: int | None
     #: The push fired at once (its time had come): its recipients are planned.
     fired: FireResult | None
 
@@ -175,12 +176,28 @@ def publish_outcome(
     pushes: Pushes, service: Service, outcome: Outcome, source: str, planned: Planned
 ) -> PublishedOutcome:
     """Store the outcome and its push; a push whose time has come is fired at once (its
-    recipients planned, the scheduler's tick sends them)."""
+    recipients planned, the scheduler's tick sends them). With nobody to send it to, only
+    the outcome is stored (for ``RESULTS``): no push."""
     published = publish(
         pushes, service, outcome, source, planned.spec, recipients=planned.preview.recipients
     )
-    fired = pushes.fire(published.push_id) if planned.spec.at <= pushes.now() else None
-    return PublishedOutcome(published.outcome_id, published.push_id, fired)
+    push_id = published.push_id
+    fired = pushes.fire(push_id) if push_id and planned.spec.at <= pushes.now() else None
+    return PublishedOutcome(published.outcome_id, push_id, fired)
+
+
+def published_message(slug: str, planned: Planned, done: PublishedOutcome) -> str:
+    """What publishing did, in one sentence: the console's banner and the CLI say the same."""
+    if done.push_id is None:
+        return (
+            f"The outcome of {slug} is published for RESULTS only: nobody who took part "
+            "can get it, so nothing is sent."
+        )
+    n = planned.preview.recipients
+    return (
+        f"The outcome of {slug} is published: push {done.push_id} sends it to {n} "
+        f"{'person' if n == 1 else 'people'} who took part."
+    )
 
 
 def participant_values(service: Service, slug: str, by: str) -> dict[str, int]:
@@ -241,6 +258,11 @@ def published_records(service: Service, slug: str) -> list[PublishedRecord]:
             .where(OutcomeRow.survey_slug == slug)
             .order_by(OutcomeRow.published_at.desc(), OutcomeRow.id.desc())
         )
+        # An outcome published for RESULTS only has no push: its audit entry says who.
+        audited = select(AuditEntry.actor, AuditEntry.details).where(
+            AuditEntry.action == "outcome published", AuditEntry.subject == slug
+        )
+        publishers = {(d or {}).get("outcome"): actor for actor, d in s.execute(audited)}
         found: list[PublishedRecord] = []
         for row, by in s.execute(stmt):
             message = row.message or {}
@@ -254,7 +276,7 @@ def published_records(service: Service, slug: str) -> list[PublishedRecord]:
                 PublishedRecord(
                     row.id,
                     row.published_at,
-                    by,
+                    by or publishers.get(row.id),
                     row.push_id,
                     message.get("by"),
                     tuple(texts),

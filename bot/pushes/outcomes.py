@@ -24,7 +24,8 @@ from surveys.outcomes import Outcome
 @dataclass(frozen=True)
 class Published:
     outcome_id: int
-    push_id: int
+    #: ``None`` when nobody could get it: stored for ``RESULTS`` only, no push made.
+    push_id: int | None
 
 
 def outcome_push(outcome: Outcome, base: PushSpec, actor: str = "staff") -> PushSpec:
@@ -55,11 +56,13 @@ def publish(
 ) -> Published:
     """Store ``outcome`` and make its push (``spec``, from :func:`outcome_push`); who it
     reaches is :meth:`Pushes.preview`'s to tell, before (``recipients``, for the audit log).
-    Audited once, as ``outcome published`` by ``spec.created_by``: the push is part of it."""
+    When that is nobody (``recipients == 0``) no push is made: the outcome is stored for
+    ``RESULTS`` only. Audited once, as ``outcome published`` by ``spec.created_by``: the
+    push is part of it."""
     # One transaction: a push with no outcome row to say what it was would be sent anyway.
     with transaction(service.sessions) as s:
         now = service.now()
-        push_id = pushes.add(s, spec, audited=False)
+        push_id = None if recipients == 0 else pushes.add(s, spec, audited=False)
         row = OutcomeRow(
             survey_slug=outcome.survey,
             published_at=now,
@@ -69,7 +72,9 @@ def publish(
         )
         s.add(row)
         s.flush()
-        details: dict[str, int] = {"outcome": row.id, "push": push_id}
+        details: dict[str, int] = {"outcome": row.id}
+        if push_id is not None:
+            details["push"] = push_id
         if recipients is not None:
             details["recipients"] = recipients
         repo.audit(s, spec.created_by, "outcome published", outcome.survey, details, now)

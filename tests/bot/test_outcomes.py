@@ -70,7 +70,9 @@ def _publish(pushes: Pushes, service: Service) -> int:
     report = parse_outcome(OUTCOME, "o.toml", "other")
     assert report.outcome is not None
     spec = pushes.complete(outcome_push(report.outcome, PushSpec(survey="other", at=T0)))
-    return publish(pushes, service, report.outcome, OUTCOME.decode(), spec).push_id
+    push_id = publish(pushes, service, report.outcome, OUTCOME.decode(), spec).push_id
+    assert push_id is not None
+    return push_id
 
 
 def test_an_outcome_reaches_everyone_who_took_part_and_did_not_opt_out(

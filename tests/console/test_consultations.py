@@ -216,7 +216,28 @@ def test_an_outcome_is_previewed_then_published_to_those_who_took_part(
     assert push.planned == 2
     follow = editor.get("/consultations/central-park/outcome").get_data(as_text=True)
     assert f"push {push.id} sends it to 2 people who took part" in follow
+    assert "What was sent" in follow
     assert f'href="/pushes/{push.id}"' in follow
+
+
+def test_an_outcome_nobody_can_get_is_published_for_results_only(
+    editor: FlaskClient, db: sessionmaker[Session]
+) -> None:
+    form = {"text-en": "Bins arrive in May.", "text-nl": "", "text-fr": ""}
+    check = editor.post("/consultations/central-park/outcome", data={**form, "action": "check"})
+    assert "Publish for RESULTS" in check.get_data(as_text=True)
+    done = editor.post("/consultations/central-park/outcome", data={**form, "action": "publish"})
+    assert done.status_code == 302
+    with transaction(db, read_only=True) as s:
+        assert s.scalars(select(PushRow)).all() == []
+    [entry] = actions(db, "outcome published")
+    assert "push" not in entry.details
+    page = editor.get("/consultations/central-park/outcome").get_data(as_text=True)
+    assert "published for RESULTS only: nobody who took part can get it" in page
+    assert "sends it to" not in page
+    assert "What was sent" not in page
+    assert "What RESULTS answers" in page
+    assert re.search(r"By editor\d+@city\.example\.", page)
 
 
 def test_a_published_outcome_shows_what_was_sent_when_and_by_whom_after_a_warning(
