@@ -287,6 +287,8 @@ def due_reminders(s: Session, now: datetime, limit: int) -> list[int]:
 #: funnel alike: a recipient the push's message reached (or who was answering already when
 #: it came, and so was sent nothing new). Planned, skipped and cancelled ones were not.
 INVITED = "invited"
+#: Outbox rows still to be sent: waiting, held for WhatsApp's window, or being sent.
+QUEUED_STATUSES = ("queued", "held", "sending")
 
 
 def was_invited() -> ColumnElement[bool]:
@@ -318,6 +320,8 @@ class PushCounts(NamedTuple):
     completed: int
     #: Reminders sent, in all.
     reminders: int = 0
+    #: Invited, their invitation still in the outbox (no channel set up, or not yet sent).
+    queued: int = 0
 
 
 def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str, PushCounts]:
@@ -354,7 +358,7 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
         .where(PushRecipient.push_id == push_id, Message.direction == "out")
         .group_by(Message.recipient_id)
     )
-    delivery: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    delivery: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     stmt2 = (
         select(Message.status, func.count(Message.id), *([group] if group is not None else []))
         .join(PushRecipient, PushRecipient.id == Message.recipient_id)
@@ -370,6 +374,8 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
             delivery[key][1] += n
         if status in ("failed", "undelivered"):
             delivery[key][2] += n
+        if status in QUEUED_STATUSES:
+            delivery[key][3] += n
 
     # Started and completed as the Results pages count them: a response (a question
     # answered, or completed) of a session the push invited someone to.
@@ -404,6 +410,7 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
             started=outcome[key][0],
             completed=outcome[key][1],
             reminders=recipients[key][4],
+            queued=delivery[key][3],
         )
         for key in keys
     }
@@ -457,3 +464,21 @@ def reasons(s: Session, push_id: int) -> dict[str, int]:
 def _key(row: Any, grouped: bool) -> str:
     """The group a counting row belongs to: its last column when grouped, else ``""``."""
     return str(row[-1] or "") if grouped else ""
+
+
+def queued_invitations(s: Session, slug: str) -> dict[str, int]:
+    """People invited to ``slug`` by a push whose invitation is still in the outbox, per
+    channel: invited, but nothing received yet."""
+    stmt = (
+        select(PushRecipient.channel, func.count(func.distinct(PushRecipient.id)))
+        .join(Message, Message.recipient_id == PushRecipient.id)
+        .join(PushRow, PushRow.id == PushRecipient.push_id)
+        .where(
+            PushRow.survey_slug == slug,
+            PushRow.kind == "invitation",
+            Message.direction == "out",
+            Message.status.in_(QUEUED_STATUSES),
+        )
+        .group_by(PushRecipient.channel)
+    )
+    return {str(channel): int(n) for channel, n in s.execute(stmt)}

@@ -192,6 +192,7 @@ def consultation(slug: str) -> ResponseReturnValue:
         breakdowns=breakdowns,
         timeline=results.timeline(form.filter),
         funnel=results.funnel(form.filter),
+        unsent=console().pushes.unsent(slug),
         free_text=_may_read_free_text(),
         formats=[(fmt, FORMAT_LABELS[fmt]) for fmt in FORMATS],
         status_labels=STATUS_LABELS,

@@ -13,12 +13,11 @@ from bot.consultations.manage import ConsultationSummary, consultations, day_sta
 from bot.service import Service
 from storage.db import transaction
 from storage.models import Address, Message, PushRow
+from storage.pushes import QUEUED_STATUSES
 from storage.repo import SIMULATOR_SPACE
 
 __all__ = ["ChannelQueue", "Home", "UpcomingPush", "home"]
 
-#: Outbox rows still to be sent: waiting, held for WhatsApp's window, or being sent.
-QUEUED_STATUSES = ("queued", "held", "sending")
 #: How many pushes the home page lists.
 NEXT_PUSHES = 5
 

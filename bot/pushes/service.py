@@ -25,12 +25,12 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from bot.config import Config
+from bot.config import Config, configured_channels
 from bot.conversation import engine
 from bot.conversation.i18n import N_, t
 from bot.pushes.audience import AddressView, Audience, reachable
@@ -45,7 +45,7 @@ from bot.pushes.stats import FunnelRow, funnel
 from bot.service import Clock, Service, utc_now
 from channels import sms
 from messages import Address as MessageAddress
-from messages import OutboundMessage
+from messages import OutboundMessage, channel_label
 from storage import pushes as store
 from storage import repo
 from storage.db import transaction
@@ -144,6 +144,10 @@ class PushReport:
     by_variant: Mapping[str, store.PushCounts]
     #: Why recipients were skipped or are waiting: reason -> count.
     reasons: Mapping[str, int]
+    #: The channels this Voxpop can send on (``bot.config.configured_channels``).
+    configured: tuple[str, ...] = ()
+    #: When the first planned recipient still waiting is due (quiet hours end, their turn).
+    next_due: datetime | None = None
 
     def funnel(self) -> list[FunnelRow]:
         """Planned, sent, delivered, started, completed, for all, per channel, per variant."""
@@ -158,12 +162,58 @@ class PushReport:
             reasons["their turn at the push's rate"] = self.total.waiting - explained
         return dict(sorted(reasons.items()))
 
+    def not_invited_yet(self) -> dict[str, int]:
+        """Of :meth:`not_invited`, those still waiting: they will be invited."""
+        later = WAITING_REASONS | {"their turn at the push's rate"}
+        return {why: n for why, n in self.not_invited().items() if why in later}
+
+    def never_invited(self) -> dict[str, int]:
+        """Of :meth:`not_invited`, those skipped or cancelled: they never will be."""
+        yet = self.not_invited_yet()
+        return {why: n for why, n in self.not_invited().items() if why not in yet}
+
+    def unset_channels(self) -> list[str]:
+        """The channels with messages of this push waiting in the outbox that no provider
+        is set up for: those wait until one is."""
+        return [c for c, n in self.by_channel.items() if n.queued and c not in self.configured]
+
+    def unsent(self) -> str:
+        """Invitations written but still in the outbox, and why, in a sentence; ``""`` if
+        none: ``4 invitations waiting to be sent; no SMS channel is set up``.
+
+        >>> from storage.pushes import PushCounts
+        >>> queued = PushCounts(4, 4, 0, 0, 0, 0, 0, 0, 0, queued=4)
+        >>> row = PushRow(kind="invitation", status="done")
+        >>> report = PushReport(row, queued, {"sms": queued}, {}, {})
+        >>> report.status_text()
+        'done: 4 invitations waiting to be sent; no SMS channel is set up'
+        >>> replace(report, configured=("sms",)).unsent()
+        '4 invitations waiting to be sent'
+        """
+        n = self.total.queued
+        if not n:
+            return ""
+        what = "invitation" if self.push.kind == "invitation" else "message"
+        text = f"{n:,} {what}{'' if n == 1 else 's'} waiting to be sent"
+        unset = [channel_label(c) for c in self.unset_channels()]
+        if unset:
+            text += f"; no {' or '.join(unset)} channel is set up"
+        return text
+
+    def status_text(self) -> str:
+        """The push's status, and what still waits to be sent when there is any: a push
+        that planned everyone is ``done`` even while its messages sit in the outbox."""
+        unsent = self.unsent()
+        return f"{self.push.status}: {unsent}" if unsent else self.push.status
+
     def to_json(self) -> dict[str, Any]:
         """What the console's push page polls while the push runs."""
         row = self.push
         return {
             "id": row.id,
             "status": row.status,
+            "status_text": self.status_text(),
+            "queued": self.total.queued,
             "planned": row.planned,
             "funnel": [r.to_json() for r in self.funnel()],
             "reminders": self.total.reminders,
@@ -434,8 +484,29 @@ class Pushes:
             by_channel = store.push_counts(s, push_id, by="channel")
             by_variant = store.push_counts(s, push_id, by="variant") if push.variants else {}
             reasons = store.reasons(s, push_id)
+            next_due = s.scalar(
+                select(func.min(PushRecipient.due_at)).where(
+                    PushRecipient.push_id == push_id, PushRecipient.status == "planned"
+                )
+            )
             s.expunge(push)
-            return PushReport(push, total, by_channel, by_variant, reasons)
+            return PushReport(
+                push,
+                total,
+                by_channel,
+                by_variant,
+                reasons,
+                configured_channels(self._config),
+                next_due,
+            )
+
+    def unsent(self, slug: str) -> tuple[int, list[str]]:
+        """People invited to ``slug`` whose invitation is still in the outbox, and the
+        channels among theirs that no provider is set up for (what the Results page says)."""
+        with transaction(self._sessions, read_only=True) as s:
+            queued = store.queued_invitations(s, slug)
+        configured = configured_channels(self._config)
+        return sum(queued.values()), [c for c in sorted(queued) if c not in configured]
 
     # --- the scheduler's calls --------------------------------------------------------------
 

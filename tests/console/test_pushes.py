@@ -293,7 +293,7 @@ def test_a_push_and_the_results_count_the_same_people_as_invited(
             pushes.tick()
     service.receive(InboundMessage(Address("sms", "+32470000001"), "1", "reply-1", now[0]))
     push_page = editor.get("/pushes/1").get_data(as_text=True)
-    invited = re.search(r"Invited</dt>\s*<dd[^>]*>(\d+)<", push_page)
+    invited = re.search(r"Invitations written</dt>\s*<dd[^>]*>(\d+)<", push_page)
     assert invited is not None
     results = editor.get("/results/central-park").get_data(as_text=True)
     funnel = re.search(r"Invited by a push</th><td[^>]*>(\d+)<", results)
@@ -304,6 +304,18 @@ def test_a_push_and_the_results_count_the_same_people_as_invited(
     assert rate is not None
     assert rate[1] == "0% (0-56%)"
     assert f'<td class="govuk-table__cell govuk-table__cell--numeric">{rate[1]}</td>' in push_page
+    # No channel is set up (the simulator is not one): the invitations wait in the outbox,
+    # and both pages say so rather than reading as sent.
+    assert (
+        _untimed(push_page).count(
+            "done: 2 invitations waiting to be sent; no SMS or Telegram channel is set up"
+        )
+        == 1
+    )
+    assert "Nobody has received them yet" in push_page
+    assert re.search(r"Written, waiting to be sent</dt>\s*<dd[^>]*>2<", push_page)
+    assert "Of those invited, 2 have received nothing yet" in results
+    assert "no SMS or Telegram channel is set up" in results
 
 
 @pytest.mark.parametrize(

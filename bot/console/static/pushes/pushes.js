@@ -86,7 +86,7 @@
         .then(function (report) {
           if (!report) return;
           target.innerHTML = report.html;
-          if (status) status.textContent = report.status;
+          if (status) status.textContent = report.status_text || report.status;
           // The buttons follow the push: no "Send now" once it is sending.
           var actions = document.getElementById("push-actions");
           if (actions && report.actions_html !== undefined) {
