@@ -145,7 +145,10 @@ def close(slug: str) -> ResponseReturnValue:
         return redirect(url_for("consultations.detail", slug=slug))
     status = 400 if request.method == "POST" else 200
     return render_template(
-        "console/consultations/close.html", summary=found.summary, form=form
+        "console/consultations/close.html",
+        summary=found.summary,
+        form=form,
+        running=ctx.pushes.running(slug),
     ), status
 
 

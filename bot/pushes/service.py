@@ -508,6 +508,17 @@ class Pushes:
         configured = configured_channels(self._config)
         return sum(queued.values()), [c for c in sorted(queued) if c not in configured]
 
+    def running(self, slug: str) -> dict[str, int]:
+        """The pushes of ``slug`` scheduled or sending, by kind (``invitation``,
+        ``outcome``): what closing the consultation stops, or lets go on."""
+        with transaction(self._sessions, read_only=True) as s:
+            stmt = (
+                select(PushRow.kind, func.count(PushRow.id))
+                .where(PushRow.survey_slug == slug, PushRow.status.in_(("scheduled", "sending")))
+                .group_by(PushRow.kind)
+            )
+            return {str(kind): int(n) for kind, n in s.execute(stmt)}
+
     # --- the scheduler's calls --------------------------------------------------------------
 
     def scheduled(self) -> list[tuple[int, datetime]]:

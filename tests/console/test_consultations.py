@@ -4,6 +4,7 @@ roles, a file with a mistake, loading, closing, publishing an outcome, bad input
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from io import BytesIO
 
 import pytest
@@ -13,7 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config, TelegramConfig, TwilioConfig
+from bot.console.context import console
 from bot.consultations.manage import consultations
+from bot.pushes.service import PushSpec
 from bot.service import Service
 from bot.staff.accounts import Role
 from bot.web.app import create_app
@@ -175,6 +178,17 @@ def test_closing_asks_first_then_closes(
 ) -> None:
     page = editor.get("/consultations/street-lighting/close").get_data(as_text=True)
     assert "Yes, close the consultation now" in page
+    assert "It has no responses yet." in page
+    assert "No invitation push of this consultation is scheduled or sending." in page
+    with app.app_context():
+        pushes = console().pushes
+        for _ in range(2):
+            pushes.create(PushSpec(survey="street-lighting", at=NOW + timedelta(days=1)))
+    page = editor.get("/consultations/street-lighting/close").get_data(as_text=True)
+    assert (
+        "2 invitation pushes of this consultation are scheduled or sending: they invite nobody "
+        "more" in page
+    )
     forged = plain_client(app)
     with editor.session_transaction() as stored, forged.session_transaction() as copy:
         copy.update(stored)
