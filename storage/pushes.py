@@ -180,6 +180,11 @@ def _audience_select(s: Session, q: AudienceQuery, *, preview: bool = False) -> 
             chosen_place.label("place"),
             left_out.label("left_out"),
             case((contact.in_(mine), 0), (contact.in_(active), 1), else_=null()).label("busy"),
+            # A language the consultation lacks: they get the default one instead.
+            case(
+                (grouped.c.language.in_(list(q.survey_languages)), null()),
+                else_=grouped.c.language,
+            ).label("preferred"),
         )
     chosen = aliased(Address, name="chosen")
     return select(
@@ -220,7 +225,7 @@ def audience(s: Session, q: AudienceQuery) -> Iterator[AudienceRow]:
 
 def _counted(s: Session, q: AudienceQuery) -> Select[Any]:
     inner = _audience_select(s, q, preview=True).subquery("audience")
-    columns = (inner.c.place, inner.c.language, inner.c.left_out, inner.c.busy)
+    columns = (inner.c.place, inner.c.language, inner.c.left_out, inner.c.busy, inner.c.preferred)
     return select(*columns, func.count()).group_by(*columns)
 
 
@@ -230,21 +235,27 @@ class AudienceCount(NamedTuple):
     left_out: str | None
     busy: str | None
     contacts: int
+    #: The language they chose when the consultation lacks it (they get ``language``).
+    preferred: str | None = None
 
 
 def audience_counts(s: Session, q: AudienceQuery) -> list[AudienceCount]:
     """The audience counted in the database: contacts per channel, language, reason left out
     and conversation in progress (grouped by small numbers, named here)."""
-    counts: dict[tuple[str | None, str, str | None, str | None], int] = {}
-    for place, language, left_out, busy, n in s.connection().execute(_counted(s, q)):
+    counts: dict[tuple[str | None, str, str | None, str | None, str | None], int] = {}
+    for place, language, left_out, busy, preferred, n in s.connection().execute(_counted(s, q)):
         key = (
             q.channels[int(place)] if left_out is None else None,
             language,
             None if left_out is None else LEFT_OUT[int(left_out)],
             None if busy is None else BUSY[int(busy)],
+            preferred,
         )
         counts[key] = counts.get(key, 0) + int(n)
-    return [AudienceCount(*key, n) for key, n in counts.items()]
+    return [
+        AudienceCount(channel, language, left_out, busy, n, preferred)
+        for (channel, language, left_out, busy, preferred), n in counts.items()
+    ]
 
 
 def insert_recipients(s: Session, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -19,11 +19,16 @@ from bot.console.access import Role, current_staff, requires
 from bot.console.context import console
 from bot.console.times import format_time, zone_named
 from bot.consultations.manage import consultation_labels
+from bot.consultations.preview import PREVIEW_CHANNELS, MessagePreview, previews
+from bot.consultations.pricing import language_name
 from bot.pushes.audience import Audience
 from bot.pushes.form import FIELDS, Checked, PushForm
-from bot.pushes.service import Preview, PushError
+from bot.pushes.quiet import QuietHours
+from bot.pushes.service import Preview, PushError, Reminders
 from bot.pushes.spec import CHANNELS
+from messages import channel_label
 from safetext import clean_text
+from storage.db import transaction
 from storage.models import PushRow
 
 bp = Blueprint("console_pushes", __name__)
@@ -94,10 +99,21 @@ def _checked_and_preview(values: MultiDict[str, str]) -> tuple[Checked, Preview 
     return checked, preview
 
 
+def invitation_previews(slug: str) -> list[MessagePreview]:
+    """The invitation (the consultation's opening message and first question) in each
+    language and on each channel, as the consultation's page previews them."""
+    context = console()
+    with transaction(context.service.sessions, read_only=True) as s:
+        survey = context.service.survey(s, slug)
+    first = f"question '{survey.questions[0].id}'" if survey.questions else "intro"
+    return [p for p in previews(survey) if p.what in ("intro", first)]
+
+
 def _form_page(
     values: MultiDict[str, str], checked: Checked | None, preview: Preview | None
 ) -> str:
     context = console()
+    spec = checked.spec if checked else None
     return render_template(
         "console/pushes/new.html",
         values=values,
@@ -109,6 +125,11 @@ def _form_page(
         channels=_channel_order(),
         variants=VARIANTS,
         fields=FIELDS,
+        # The check step shows what the invitation says (an invitation push only).
+        messages=invitation_previews(spec.survey) if spec and spec.kind == "invitation" else [],
+        preview_channels=[c for c in PREVIEW_CHANNELS if spec and c in spec.channels],
+        wordings=bool(spec and spec.variants),
+        language_name=language_name,
     )
 
 
@@ -156,7 +177,12 @@ def new() -> ResponseReturnValue:
 def preview_json() -> ResponseReturnValue:
     """The counts for the form as it stands: the page's script asks on every change."""
     checked, preview = _checked_and_preview(request.args.copy())
-    html = render_template("console/pushes/_preview.html", preview=preview, listed=checked.listed())
+    html = render_template(
+        "console/pushes/_preview.html",
+        preview=preview,
+        listed=checked.listed(),
+        language_name=language_name,
+    )
     return jsonify(
         ok=preview is not None,
         problems={name: list(found) for name, found in checked.problems.items()},
@@ -192,9 +218,38 @@ def show(push_id: int) -> ResponseReturnValue:
         name=push_name(report.push),
         title=console().pushes.titles().get(slug, slug),
         audience=Audience.from_json(report.push.audience).describe(),
+        settings=push_settings(report.push),
         can_change=_can_change(),
         chart=CHART_JS.is_file(),
     )
+
+
+def push_settings(row: PushRow) -> list[tuple[str, str]]:
+    """How the push sends, as its page lists it: channels, time zone, quiet hours, rate,
+    and for an invitation its reminders and wordings."""
+    quiet = QuietHours.from_json(row.quiet_hours)
+    rate = row.rate_per_second
+    settings = [
+        ("Channels, in order", ", ".join(channel_label(c) for c in row.channels)),
+        ("Time zone", row.timezone),
+        ("Quiet hours", f"{quiet}, in each person's own time" if quiet else "None"),
+        ("Rate", f"{rate:g} a second" if rate >= 1 else f"{rate * 60:g} a minute"),
+    ]
+    if row.kind == "invitation":
+        reminders = Reminders.from_json(row.reminders)
+        if reminders is None:
+            settings.append(("Reminders", "None"))
+        else:
+            hours = reminders.after.total_seconds() / 3600
+            times = "once" if reminders.most == 1 else f"up to {reminders.most} times"
+            settings.append(("Reminders", f"{times}, {hours:g} hours after the invitation or their last answer"))
+        wordings = [
+            f"{v.get('name', '?')}: "
+            + "; ".join(f"{lang}: {text}" for lang, text in (v.get("texts") or {}).items())
+            for v in row.variants or []
+        ]
+        settings.append(("Wordings", " | ".join(wordings) or "The consultation's own"))
+    return settings
 
 
 def _can_change() -> bool:

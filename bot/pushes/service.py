@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -90,6 +90,11 @@ class Preview:
     sms_segments: int
     cost: float
     currency: str
+    #: ``language they get -> {language they chose: recipients}``, for those who chose a
+    #: language the consultation lacks.
+    fallback: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: When the first invitations go, if quiet hours (in the push's time zone) hold them.
+    quiet_until: datetime | None = None
 
     @property
     def left_out_total(self) -> int:
@@ -111,6 +116,8 @@ class Preview:
             "sms_segments": self.sms_segments,
             "cost": self.cost,
             "currency": self.currency,
+            "fallback": {k: dict(v) for k, v in self.fallback.items()},
+            "quiet_until": self.quiet_until.isoformat() if self.quiet_until else None,
         }
 
 
@@ -322,12 +329,16 @@ class Pushes:
         left_out = dict.fromkeys(store.LEFT_OUT, 0)
         busy = dict.fromkeys(store.BUSY, 0)
         sms_by_language: dict[str, int] = {}
+        fallback: dict[str, dict[str, int]] = {}
         for row in counts:
             if row.left_out is not None or row.channel is None:
                 left_out[row.left_out or store.LEFT_OUT[0]] += row.contacts
                 continue
             pair = (row.channel, row.language)
             by_pair[pair] = by_pair.get(pair, 0) + row.contacts
+            if row.preferred:
+                chose = fallback.setdefault(row.language, {})
+                chose[row.preferred] = chose.get(row.preferred, 0) + row.contacts
             if row.busy is not None:
                 busy[row.busy] += row.contacts
             # Someone answering already gets no new invitation; an outcome goes to everyone.
@@ -355,7 +366,19 @@ class Pushes:
             sms_segments=segments,
             cost=round(segments * price, 2),
             currency=self._config.pushes.currency,
+            fallback=fallback,
+            quiet_until=self._quiet_until(spec),
         )
+
+    def _quiet_until(self, spec: PushSpec) -> datetime | None:
+        """When the first invitations of ``spec`` go if its start falls in quiet hours (in
+        the push's time zone: most people's), else ``None``."""
+        quiet = spec.quiet
+        if quiet is None:
+            return None
+        start = max(spec.at, self._clock())
+        allowed = quiet.next_allowed(start, self._zone(None, spec))
+        return allowed if allowed > start else None
 
     def _sms_segments(self, survey: Survey, language: str, n: int, spec: PushSpec) -> int:
         """The segments of ``n`` invitations by SMS in ``language``, the variants shared out

@@ -99,8 +99,49 @@ def test_checking_the_audience_shows_counts_and_makes_nothing(
     assert "would be invited" in html
     assert "<strong>2</strong> people" in html
     assert "No consent" in html  # left out, and why
-    assert "SMS: 2 segments (no price per segment is set)" in html
+    assert "SMS: at most 2 SMS in all (no price is set: <code>sms_price_per_segment</code>" in html
+    assert "nothing goes until" not in html  # 10:00 is after the quiet hours
+    # The invitation as it will look, per language, made by the consultation page's code.
+    assert "What the invitation says" in html
+    assert "Messages in English (en) on each channel" in html
+    assert "Messages in French (fr) on each channel" in html
     assert _pushes(db) == []
+
+
+def test_the_check_says_when_quiet_hours_hold_it_and_who_gets_another_language(
+    editor: FlaskClient, db: sessionmaker[Session]
+) -> None:
+    add_contact(db, "+32470000005", attributes={"district": "north"}, language="fr")
+    add_contact(db, "+32470000006", attributes={"district": "north"}, language="de")
+    # 11:30 in Brussels now: inside 08:00-22:00, so nothing goes until 22:00 (20:00 UTC).
+    form = FORM | {"survey": "street-lighting", "at": "now", "quiet_hours": "08:00-22:00"}
+    html = _untimed(editor.post("/pushes/new", data=form | {"action": "check"}).get_data(True))
+    assert "It is quiet hours then: nothing goes until 1 Jun 2026" in html
+    assert re.search(r"nothing goes until [^<]*22:00", html)
+    assert (
+        "4 in English (en), of whom 1 prefers German (de) and 1 prefers French (fr): not in "
+        "this consultation, so they get English (en)." in html
+    )
+    assert "Messages in French" not in html  # street-lighting has no French text
+    assert "Messages in Dutch (nl) on each channel" in html
+    live = editor.get("/pushes/preview.json", query_string=form).get_json()
+    assert live["preview"]["quiet_until"] == "2026-06-01T20:00:00+00:00"
+    assert "prefers French (fr)" in live["html"]
+
+
+def test_a_push_page_shows_how_it_sends(editor: FlaskClient) -> None:
+    form = FORM | {"remind_after": "24h", "reminders": "2", "variant_0": "Tell us!"}
+    assert editor.post("/pushes/new", data=form | {"action": "schedule"}).status_code == 303
+    html = editor.get("/pushes/1").get_data(as_text=True)
+    for label, value in [
+        ("Channels, in order", "Telegram, SMS"),
+        ("Time zone", "Europe/Brussels"),
+        ("Quiet hours", "21:00-09:00, in each person&#39;s own time"),
+        ("Rate", "10 a second"),
+        ("Reminders", "up to 2 times, 24 hours after the invitation or their last answer"),
+        ("Wordings", "A: *: Tell us!"),
+    ]:
+        assert re.search(rf"{label}</dt>\s*<dd[^>]*>{re.escape(value)}</dd>", html), label
 
 
 def test_problems_are_shown_next_to_their_fields_and_nothing_is_lost(
