@@ -242,7 +242,8 @@ def push_settings(row: PushRow) -> list[tuple[str, str]]:
         else:
             hours = reminders.after.total_seconds() / 3600
             times = "once" if reminders.most == 1 else f"up to {reminders.most} times"
-            settings.append(("Reminders", f"{times}, {hours:g} hours after the invitation or their last answer"))
+            after = f"{hours:g} hours after the invitation or their last answer"
+            settings.append(("Reminders", f"{times}, {after}"))
         wordings = [
             f"{v.get('name', '?')}: "
             + "; ".join(f"{lang}: {text}" for lang, text in (v.get("texts") or {}).items())
