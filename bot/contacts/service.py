@@ -56,7 +56,8 @@ from safetext import whole_number
 from storage import contacts as store
 from storage import repo
 from storage.db import transaction
-from storage.models import Address, AuditEntry, Contact, ContactImport
+from storage.models import Address, AuditEntry, Contact, ContactImport, Message
+from storage.pushes import QUEUED_STATUSES
 from surveys.model import Question, Survey
 
 log = logging.getLogger(__name__)
@@ -287,6 +288,8 @@ class Invitation:
     status: str
     channel: str
     invited_at: datetime | None
+    #: Invited, but the invitation still waits in the outbox: nothing received yet.
+    unsent: bool = False
 
 
 @dataclass(frozen=True)
@@ -909,6 +912,16 @@ class Contacts:
                 )
                 for row, slug, version in sessions
             )
+            pushed = list(store.invitations_of(s, contact_id))
+            waiting = set(
+                s.scalars(
+                    select(Message.recipient_id).where(
+                        Message.recipient_id.in_([r.id for r, _ in pushed]),
+                        Message.direction == "out",
+                        Message.status.in_(QUEUED_STATUSES),
+                    )
+                )
+            )
             invitations = tuple(
                 Invitation(
                     push_id=push.id,
@@ -917,8 +930,9 @@ class Contacts:
                     status=recipient.status,
                     channel=recipient.channel,
                     invited_at=recipient.invited_at,
+                    unsent=recipient.id in waiting,
                 )
-                for recipient, push in store.invitations_of(s, contact_id)
+                for recipient, push in pushed
             )
             count = store.count_answers(s, contact_id)
             entries = store.audit_of(s, self._service.pseudonym(s, contact_id), _CONSENT_ACTIONS)

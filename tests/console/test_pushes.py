@@ -315,7 +315,7 @@ def test_a_push_and_the_results_count_the_same_people_as_invited(
     now = [NOW]
     service = Service(db, clock=lambda: now[0], pseudonym_key="test-key")
     service.load_surveys(read_survey_sources([str(EXAMPLES_DIR)]))
-    add_contact(db, "+32470000001")
+    first = add_contact(db, "+32470000001")
     add_contact(db, "+32470000002")
     add_contact(db, "4242", channel="telegram")
     config = Config(pushes=PushesConfig(quiet_hours="", rate_per_second=50.0))
@@ -357,6 +357,8 @@ def test_a_push_and_the_results_count_the_same_people_as_invited(
     assert re.search(r"Written, waiting to be sent</dt>\s*<dd[^>]*>2<", push_page)
     assert "Of those invited, 2 have received nothing yet" in results
     assert "no SMS or Telegram channel is set up" in results
+    contact = _untimed(editor.get(f"/contacts/{first}").get_data(as_text=True))
+    assert "waiting to be sent: not received yet" in contact
 
 
 @pytest.mark.parametrize(
