@@ -173,12 +173,26 @@ def test_an_outcome_is_checked_previewed_and_published(
         loaded, "outcome", "publish", "other", "--file", str(outcome), "--quiet-hours", ""
     )
     assert published.exit_code == 0, published.output
-    assert "outcome 1 published for other: push 1 to 1 who took part" in published.output
+    assert "is published: push 1 sends it to 1 person who took part." in published.output
     assert "fired: 1 recipients planned" in published.output
     listed = voxpop(loaded, "outcome", "list")
     assert "other" in listed.output
     assert "[en], push 1" in listed.output
     with transaction(db, read_only=True) as s:
+        assert s.scalar(select(func.count(OutcomeRow.id))) == 1
+
+
+def test_an_outcome_nobody_can_get_is_published_for_results_only(
+    loaded: str, db: sessionmaker[Session], tmp_path: Path
+) -> None:
+    outcome = tmp_path / "outcome.toml"
+    outcome.write_text('text.en = "We do it."\n')
+    published = voxpop(loaded, "outcome", "publish", "other", "--file", str(outcome))
+    assert published.exit_code == 0, published.output
+    assert "is published for RESULTS only: nobody who took part can get it" in published.output
+    assert "voxpop push show" not in published.output
+    with transaction(db, read_only=True) as s:
+        assert s.scalar(select(func.count(PushRow.id))) == 0
         assert s.scalar(select(func.count(OutcomeRow.id))) == 1
 
 
