@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from waitress import wasyncore
 from waitress.server import BaseWSGIServer, create_server
 
@@ -55,6 +55,9 @@ CHROMIUM_ARGS = [
 ]
 # Generous: a cold Chromium on a busy CI runner is slow; a passing run never waits this long.
 TIMEOUT_MS = 15_000
+# The same patience for ``expect(...)``, which otherwise gives up after 5 s: a page that polls
+# every 2 s on a loaded 2-core machine can miss that.
+expect.set_options(timeout=TIMEOUT_MS)
 #: Where :func:`screenshot` writes, for the docs (docs/console.md shows them).
 SCREENSHOTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "console"
 

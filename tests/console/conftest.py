@@ -22,6 +22,7 @@ accessibility violation) and ``screenshot(page, name)`` (docs/console/NAME.png, 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Protocol
@@ -38,7 +39,7 @@ from bot.staff.accounts import Role, StaffView
 from bot.web.app import create_app
 from surveys.loader import EXAMPLES_DIR
 from tests.browser import Watched, base_url, browser, new_context
-from tests.staff import PASSWORD, add_staff
+from tests.staff import PASSWORD, add_staff, context_of
 
 __all__ = ["base_url", "browser"]  # fixtures (tests/browser.py), used by name
 
@@ -113,6 +114,28 @@ def signed_in_page(browser: Browser, base_url: str, app: Flask) -> Iterator[Sign
     errors = [e for _, watched in opened for e in watched.errors + watched.csp]
     assert errors == [], f"the pages logged errors: {errors}"
     assert violations == [], f"Content-Security-Policy violations: {violations}"
+
+
+@contextlib.contextmanager
+def scheduler_ticking(app: Flask, every: float = 0.2) -> Iterator[None]:
+    """The scheduler's tick every ``every`` seconds, as ``voxpop serve`` runs it, while the
+    block runs: due pushes fire, reminders and outcomes go."""
+    context = context_of(app)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            context.pushes.tick()
+            stop.wait(every)
+
+    thread = threading.Thread(target=run, name="scheduler-test", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive(), "the scheduler's tick did not stop"
 
 
 def sign_in_through_the_form(page: Page, staff: StaffView) -> None:
