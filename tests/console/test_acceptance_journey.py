@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from urllib.request import ProxyHandler, Request, build_opener
 
@@ -26,15 +25,15 @@ from flask import Flask
 from playwright.sync_api import FilePayload, Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import Config, PushesConfig, TelegramConfig, TwilioConfig
-from bot.delivery.dispatcher import DispatcherThread
-from bot.delivery.transports import dispatch_forever
-from bot.service import Service, read_survey_sources
 from bot.staff.accounts import Role
-from bot.web.app import create_app
 from surveys.loader import EXAMPLES_DIR
 from tests.browser import axe_check
-from tests.console.conftest import SignIn, scheduler_ticking
+from tests.console.conftest import (
+    SignIn,
+    app_with_a_dispatcher,
+    config_on_the_fakes,
+    scheduler_ticking,
+)
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
 
@@ -66,32 +65,13 @@ _opener = build_opener(ProxyHandler({}))  # loopback only: never through a proxy
 
 @pytest.fixture
 def app(db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio) -> Iterator[Flask]:
-    """The app as ``voxpop serve`` runs it on the fakes: a dispatcher woken by the console,
-    no quiet hours (the journey runs at any time of day), the real clock."""
-    config = Config(
-        pushes=PushesConfig(quiet_hours="", rate_per_second=50.0),
-        telegram=TelegramConfig(
-            token=telegram.token,
-            api_base_url=telegram.url,
-            webhook_secret=WEBHOOK_SECRET,
-            # Telegram paces each chat; here the pace would only make the journey slow.
-            per_chat_per_second=50.0,
-        ),
-        twilio=TwilioConfig(
-            account_sid=twilio.account_sid,
-            auth_token=twilio.auth_token,
-            api_base_url=twilio.url,
-            sms_from="+15555550199",
-        ),
+    """The app as ``voxpop serve`` runs it on the fakes, with Telegram's webhook; each chat
+    is not paced (Telegram's one a second would only make the journey slow)."""
+    config = config_on_the_fakes(
+        telegram, twilio, webhook_secret=WEBHOOK_SECRET, per_chat_per_second=50.0
     )
-    dispatcher = DispatcherThread(partial(dispatch_forever, config, db))
-    service = Service(db, on_outbox=dispatcher.wake, pseudonym_key="test-key")
-    service.load_surveys(read_survey_sources([str(EXAMPLES_DIR)]))
-    dispatcher.start()
-    try:
-        yield create_app(service, config, on_outbox=dispatcher.wake)
-    finally:
-        dispatcher.stop()
+    with app_with_a_dispatcher(db, config) as app:
+        yield app
 
 
 def csv_file(data: bytes) -> FilePayload:

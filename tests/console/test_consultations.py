@@ -18,7 +18,7 @@ from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import AuditEntry, Contact, Message, PushRow
 from surveys.loader import EXAMPLES_DIR
-from tests.console.consultations_harness import NOW, app, client, clock, service
+from tests.console.conftest import NOW
 from tests.csrf_client import plain_client
 from tests.staff import sign_in
 
@@ -33,7 +33,6 @@ id = "enough"
 type = "yes-no"
 text = { en = "Are there enough bins in your street?" }
 """
-__all__ = ["app", "client", "clock", "service"]  # fixtures, used by name
 
 PAGES = [
     "/consultations",

@@ -5,12 +5,11 @@ published and queued to those who took part. Accessibility scanned, keyboard use
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from bot.service import Service
@@ -18,21 +17,10 @@ from bot.staff.accounts import Role
 from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import Message
-from tests.console.consultations_harness import (
-    NOW,
-    Clock,
-    app,
-    axe_check,
-    clock,
-    page,
-    screenshot,
-    service,
-    sign_in_page,
-)
-from tests.web.test_browser import base_url, browser
+from tests.browser import axe_check, screenshot
+from tests.console.conftest import NOW, MovableClock, SignIn
 
 pytestmark = [pytest.mark.browser]
-__all__ = ["app", "base_url", "browser", "clock", "page", "service"]  # fixtures, used by name
 
 MISTAKE = """id = "bins"
 title = { en = "Bins", nl = "Vuilbakken" }
@@ -48,9 +36,9 @@ text.nl = "Zijn er genoeg vuilbakken in uw straat?"
 
 
 def test_upload_a_mistake_fix_it_in_the_browser_load_list_and_close(
-    page: Page, app: Flask, tmp_path: Path
+    signed_in_page: SignIn, tmp_path: Path
 ) -> None:
-    sign_in_page(page, app)
+    page = signed_in_page(Role.EDITOR)
     page.goto("/consultations")
     page.get_by_role("button", name="New consultation or new version").click()
     upload = tmp_path / "bins.toml"
@@ -109,12 +97,12 @@ def test_upload_a_mistake_fix_it_in_the_browser_load_list_and_close(
 
 
 def test_publish_an_outcome_and_it_is_queued_to_those_who_took_part(
-    page: Page, app: Flask, service: Service, clock: Clock
+    signed_in_page: SignIn, app: Flask, service: Service, clock: MovableClock
 ) -> None:
     for number in ("+32470000011", "+32470000012"):
         for n, text in enumerate(("PARK", "1")):
             service.receive(InboundMessage(Address("sms", number), text, f"{number}-{n}", NOW))
-    sign_in_page(page, app)
+    page = signed_in_page(Role.EDITOR)
     page.goto("/consultations/central-park/outcome")
     page.get_by_label("In en (the default").fill("Central Park: 20 new bins arrive in May.")
     page.get_by_role("button", name="Check and preview").click()
@@ -126,7 +114,7 @@ def test_publish_an_outcome_and_it_is_queued_to_those_who_took_part(
     expect(page.get_by_text("sends it to 2 people who took part")).to_be_visible()
     axe_check(page)
     # The scheduler's tick sends what is due (spread at the rate): both get it, in the outbox.
-    clock.now += timedelta(minutes=5)
+    clock.advance(minutes=5)
     app.extensions["voxpop_console"].pushes.tick()
     with transaction(service.sessions, read_only=True) as s:
         sent = s.scalars(
@@ -138,8 +126,8 @@ def test_publish_an_outcome_and_it_is_queued_to_those_who_took_part(
     ]
 
 
-def test_home_in_the_browser(page: Page, app: Flask) -> None:
-    sign_in_page(page, app, Role.ANALYST)
+def test_home_in_the_browser(signed_in_page: SignIn) -> None:
+    page = signed_in_page(Role.ANALYST)
     page.goto("/")
     expect(page.get_by_role("heading", level=1)).to_have_text("What is running now")
     expect(page.locator("#open-consultations")).to_contain_text("Central Park")

@@ -10,21 +10,13 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from flask import Flask
 from playwright.sync_api import Page, expect
 
 from bot.console.access import Role
 from bot.service import Service
-from tests.console.results_support import (
-    IDEA,
-    NEVER,
-    answer,
-    axe_check,
-    five_weekly_and_a_never,
-    screenshot,
-    sms,
-)
-from tests.staff import PASSWORD, add_staff
+from tests.browser import axe_check, screenshot
+from tests.console.conftest import SignIn
+from tests.console.results_support import IDEA, NEVER, answer, five_weekly_and_a_never, sms
 
 pytestmark = pytest.mark.browser
 CHARTS = Path(__file__).resolve().parents[2] / "bot/console/static/vendor/chartjs/chart.umd.min.js"
@@ -38,15 +30,6 @@ def answered(service: Service) -> Service:
     return service
 
 
-def sign_in(page: Page, app: Flask, role: Role) -> None:
-    staff = add_staff(app, role)
-    page.goto("/login")
-    page.get_by_label("Email").fill(staff.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-
-
 def open_results(page: Page) -> None:
     page.goto("/results")
     page.get_by_role("link", name="Central Park").click()
@@ -54,9 +37,9 @@ def open_results(page: Page) -> None:
 
 
 def test_an_analyst_reads_the_results_and_sees_them_change(
-    page: Page, app: Flask, answered: Service
+    signed_in_page: SignIn, answered: Service
 ) -> None:
-    sign_in(page, app, Role.ANALYST)
+    page = signed_in_page(Role.ANALYST)
     open_results(page)
     visits = page.locator("#question-visits")
     row = visits.get_by_role("row", name="Every week")
@@ -79,9 +62,9 @@ def test_an_analyst_reads_the_results_and_sees_them_change(
 @pytest.mark.skipif(not CHARTS.exists(), reason="Chart.js is not vendored yet (design work)")
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_each_chart_is_drawn_beside_its_table_and_follows_it(
-    page: Page, app: Flask, answered: Service
+    signed_in_page: SignIn, answered: Service
 ) -> None:
-    sign_in(page, app, Role.ANALYST)
+    page = signed_in_page(Role.ANALYST)
     open_results(page)
     canvas = page.locator("#question-visits canvas")
     expect(canvas).to_be_visible()
@@ -94,9 +77,9 @@ def test_each_chart_is_drawn_beside_its_table_and_follows_it(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_analyst_downloads_each_format_without_free_text(
-    page: Page, app: Flask, answered: Service
+    signed_in_page: SignIn, answered: Service
 ) -> None:
-    sign_in(page, app, Role.ANALYST)
+    page = signed_in_page(Role.ANALYST)
     open_results(page)
     for label, check in (
         ("CSV", lambda data: data.decode().count("\n") == 7),
@@ -122,9 +105,9 @@ def _sheet_rows(data: bytes) -> int:
 
 
 def test_an_editor_reads_the_free_text_breaks_down_and_downloads_it(
-    page: Page, app: Flask, answered: Service
+    signed_in_page: SignIn, answered: Service
 ) -> None:
-    sign_in(page, app, Role.EDITOR)
+    page = signed_in_page(Role.EDITOR)
     open_results(page)
     # A breakdown by channel: one person on Telegram cannot be shown apart.
     page.get_by_label("Break down by").select_option(label="Channel")
