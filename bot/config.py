@@ -383,6 +383,27 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+def configured_channels(config: Config) -> tuple[str, ...]:
+    """The channels citizens can reach Voxpop on with this configuration (the simulator is
+    not one): what ``voxpop serve`` and the console's home page tell staff.
+
+    >>> configured_channels(Config())
+    ()
+    >>> twilio = TwilioConfig(account_sid="AC1", auth_token="t", sms_from="+3224000000")
+    >>> configured_channels(Config(telegram=TelegramConfig(token="1:x"), twilio=twilio))
+    ('telegram', 'sms')
+    """
+    found: list[str] = []
+    if config.telegram.enabled:
+        found.append("telegram")
+    twilio = config.twilio
+    if twilio.enabled and (twilio.sms_from or twilio.messaging_service_sid):
+        found.append("sms")
+    if twilio.enabled and twilio.whatsapp_from:
+        found.append("whatsapp")
+    return tuple(found)
+
+
 def channel_problems(config: Config) -> list[str]:
     """What makes a half-configured channel unusable; an absent channel is simply off.
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from safetext import clean_json
 from surveys.sms import sms_cost, to_gsm
-from surveys.validate import KeyLines, Problem, _syntax_problem
+from surveys.syntax import syntax_problem
+from surveys.validate import KeyLines, Problem
 
 _KEYS = ("survey", "text", "by", "texts")
 
@@ -88,7 +89,8 @@ def parse_outcome(
         # A TOML escape can write NUL (\u0000); no database column takes it.
         document = clean_json(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
-        return OutcomeReport(None, [_syntax_problem(str(exc), text, source)], [])
+        line, message = syntax_problem(str(exc), text)
+        return OutcomeReport(None, [Problem(source, line, "error", message)], [])
     lines = KeyLines(text)
     problems: list[Problem] = []
 

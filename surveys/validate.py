@@ -43,6 +43,7 @@ from surveys.model import (
     pick,
 )
 from surveys.sms import SmsCost, gsm_replacement, render_question, sms_cost, to_gsm
+from surveys.syntax import syntax_problem
 from surveys.text import normalize
 
 Severity: TypeAlias = Literal["error", "warning"]
@@ -243,7 +244,9 @@ def validate_bytes(
         # A TOML escape can write NUL (\u0000); no database column takes it.
         document = clean_json(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
-        return ValidationReport(None, [_syntax_problem(str(exc), text, source)], source=source)
+        line, message = syntax_problem(str(exc), text)
+        problem = Problem(source, line, "error", message)
+        return ValidationReport(None, [problem], source=source)
     checker = _Checker(source, KeyLines(text))
     draft = checker.survey(document, hashlib.sha256(data).hexdigest())
     costs: list[MessageCost] = []
@@ -252,54 +255,6 @@ def validate_bytes(
     problems = sorted(checker.problems, key=lambda p: p.line or 0)
     survey = None if any(p.severity == "error" for p in problems) else draft
     return ValidationReport(survey, problems, costs, source)
-
-
-# --- TOML syntax errors ------------------------------------------------------------------
-
-_TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$")
-
-
-def _syntax_problem(message: str, text: str, source: str) -> Problem:
-    """Turn tomllib's "... (at line 3, column 5)" into a file:line problem with a hint.
-
-    >>> print(_syntax_problem("Invalid value (at line 1, column 5)", "a = b", "s.toml"))
-    s.toml:1: error: TOML syntax: invalid value (column 5); put text in double quotes, like "Yes"
-    """
-    match = _TOML_POSITION.search(message)
-    base = message[: match.start()] if match else message
-    lines = text.splitlines()
-    if match and match.group(1):
-        line, column = int(match.group(1)), int(match.group(2))
-    else:
-        line, column = max(len(lines), 1), 0
-    row = lines[line - 1] if 0 < line <= len(lines) else ""
-    hint = _syntax_hint(base, row, column)
-    where = f" (column {column})" if column else " (at the end of the file)"
-    detail = base[:1].lower() + base[1:]
-    return Problem(source, line, "error", f"TOML syntax: {detail}{where}{hint}")
-
-
-def _syntax_hint(base: str, row: str, column: int) -> str:
-    """A likely cause for the tomllib errors people meet most."""
-    before, at = row[: column - 1], row[column - 1 : column] if column else ""
-    unclosed_brace = before.count("{") > before.count("}")
-    if base.startswith("Cannot overwrite a value"):
-        return "; this key is already set above"
-    if base.startswith("Cannot declare"):
-        return "; this table is already declared above"
-    if unclosed_brace and at == "}" and before.rstrip().endswith(","):
-        return "; remove the comma before '}'"
-    if (unclosed_brace and at in ("", "#")) or base.startswith("Unclosed inline table"):
-        return "; a { ... } table must stay on one line"
-    if base.startswith("Invalid value") and at and at in "“”„«»‘’":
-        # Text pasted from a word processor: its quotes are not TOML's.
-        return '; put text in straight double quotes ("), not curly ones'
-    if base.startswith("Invalid value") and at.isalpha():
-        word = re.match(r"[A-Za-z]*", row[column - 1 :])
-        if word and word.group().lower() in ("true", "false", "yes", "no"):
-            return "; write true or false, in lowercase and without quotes"
-        return '; put text in double quotes, like "Yes"'
-    return ""
 
 
 # --- Line locator --------------------------------------------------------------------------

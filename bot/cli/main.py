@@ -27,7 +27,7 @@ from bot.cli.push import parse_at, push
 from bot.cli.scheduler import scheduler as scheduler_command
 from bot.cli.staff import staff
 from bot.cli.telegram import telegram
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, configured_channels, load_config
 from bot.console.context import EXTENSION as CONSOLE
 from bot.consultations.checking import Loaded, check_files
 from bot.consultations.manage import consultations
@@ -458,6 +458,15 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
         if real_channels(config):
             thread = DispatcherThread(partial(dispatch_forever, config, rt.sessions))
             thread.start()
+        channels = configured_channels(config)
+        if channels:
+            click.echo(f"channels: {', '.join(channels)}")
+        else:
+            click.echo(
+                "channels: none configured, so citizens cannot reach Voxpop and nothing is "
+                "sent (only the simulator answers); to add Telegram, SMS or WhatsApp, see "
+                "docs/channels.md"
+            )
         # Stands by when another process (`voxpop scheduler`, another serve) holds the lock.
         pushes = Pushes(rt.sessions, rt.service, config, on_outbox=rt.on_outbox)
         scheduler = Scheduler(rt.engine, pushes, config.scheduler)

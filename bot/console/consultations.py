@@ -22,6 +22,7 @@ from bot.consultations.manage import consultation, consultations, load_text
 from bot.consultations.preview import PREVIEW_CHANNELS, previews
 from bot.consultations.pricing import sms_prices
 from safetext import clean_text
+from surveys.loader import EXAMPLES_DIR
 from surveys.validate import Problem, ValidationReport
 
 bp = Blueprint("consultations", __name__, url_prefix="/consultations")
@@ -30,6 +31,8 @@ bp = Blueprint("consultations", __name__, url_prefix="/consultations")
 MAX_SOURCE = 200_000
 #: The name problems use when the text was typed rather than uploaded.
 TYPED_NAME = "consultation.toml"
+#: The examples the help page shows in full, the short one first.
+HELP_EXAMPLES = (EXAMPLES_DIR / "street-lighting.toml", EXAMPLES_DIR / "central-park.toml")
 
 
 class SourceForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF has no types
@@ -103,6 +106,15 @@ def new() -> ResponseReturnValue:
         return redirect(url_for("consultations.detail", slug=loaded.survey.id))
     report = check_text(text, name, ctx.service.loaded_keywords)
     return _editor(form, report)
+
+
+@bp.get("/help/writing")
+@requires(Role.EDITOR)
+def writing_help() -> ResponseReturnValue:
+    """How to write a consultation file: the guide's key facts, and the examples in full
+    (staff have the console, not the project's docs/surveys.md)."""
+    examples = [(path.name, path.read_text("utf-8")) for path in HELP_EXAMPLES]
+    return render_template("console/consultations/help.html", examples=examples)
 
 
 @bp.get("/<slug>")

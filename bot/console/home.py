@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template
 from flask.typing import ResponseReturnValue
 
-from bot.console.access import Role, requires
+from bot.config import configured_channels
+from bot.console.access import Role, current_staff, requires
 from bot.console.context import console
 from bot.consultations import home as running
 
@@ -17,5 +18,10 @@ bp = Blueprint("console_home", __name__)
 def home() -> ResponseReturnValue:
     ctx = console()
     return render_template(
-        "console/home.html", home=running.home(ctx.service, ctx.config.pushes.timezone)
+        "console/home.html",
+        home=running.home(ctx.service, ctx.config.pushes.timezone),
+        channels=configured_channels(ctx.config),
+        # The simulator is for editors and admins: an analyst gets no link to a refusal.
+        simulator="simulator.page" in current_app.view_functions
+        and current_staff().role.allows(Role.EDITOR),
     )

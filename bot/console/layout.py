@@ -39,11 +39,13 @@ class NavItem:
     text: str
     path: str
     role: Role
+    #: Other sections that belong to this item (the simulator tries a consultation).
+    also: tuple[str, ...] = ()
 
 
 NAVIGATION: Final = (
     NavItem("Home", "/", Role.ANALYST),
-    NavItem("Consultations", "/consultations", Role.EDITOR),
+    NavItem("Consultations", "/consultations", Role.EDITOR, also=("/simulator",)),
     NavItem("Contacts", "/contacts", Role.EDITOR),
     NavItem("Pushes", "/pushes", Role.ANALYST),
     NavItem("Results", "/results", Role.ANALYST),
@@ -71,6 +73,7 @@ def navigation(role: Role | None, path: str, root: str = "") -> list[dict[str, A
             continue
         current = path == item.path
         under = item.path != "/" and path.startswith(item.path + "/")
+        under = under or any(path == p or path.startswith(p + "/") for p in item.also)
         items.append(
             {"text": item.text, "href": root + item.path, "current": current, "active": under}
         )

@@ -30,6 +30,7 @@ from bot.consultations.outcome import (
     sms_estimate,
 )
 from bot.consultations.preview import PREVIEW_CHANNELS
+from bot.consultations.pricing import language_name
 from bot.pushes.service import PushError, PushSpec
 from safetext import clean_text
 from storage.db import transaction
@@ -209,4 +210,5 @@ def _page(
         estimate=estimate,
         channels=PREVIEW_CHANNELS,
         published=published,
+        language_name=language_name,
     ), status

@@ -17,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from bot.console.access import Role, audit, current_staff, requires
 from bot.console.context import console
+from bot.consultations.manage import consultation_labels
 from bot.pushes.audience import Audience
 from bot.pushes.form import FIELDS, Checked, PushForm
 from bot.pushes.quiet import zone_of
@@ -103,6 +104,7 @@ def _form_page(
         listed=checked.listed() if checked else [],
         preview=preview,
         surveys=context.pushes.surveys(),
+        survey_labels=consultation_labels(context.service, context.config.pushes.timezone),
         channels=_channel_order(),
         variants=VARIANTS,
         fields=FIELDS,

@@ -52,6 +52,9 @@ STATUS_LABELS: Final = {
 }
 ORDER_LABELS: Final = {"file": "As in the consultation file", "count": "Most chosen first"}
 FORMAT_LABELS: Final = {"csv": "CSV", "jsonl": "JSON Lines", "xlsx": "Excel (XLSX)"}
+#: The filter's field that adds staff's test runs in the simulator (``voxpop results export
+#: --include-simulator`` in the terminal): ``yes``, or left out.
+TEST_RUNS: Final = "include_simulator"
 #: The data attribute's key for "skipped" (a choice id is never empty).
 SKIPPED_KEY: Final = ""
 #: Chart.js, vendored with the design system (bot/console/static/vendor/README.md). Until
@@ -113,6 +116,8 @@ def read_filter(slug: str, args: MultiDict[str, str], versions: tuple[int, ...])
     if order_raw not in ORDERS:
         errors["order"] = "Choose an order"
     by = args.get("by", "").strip() or None
+    # Off unless asked for, so a link or a bookmark never mixes test runs in unnoticed.
+    test_runs = args.get(TEST_RUNS) == "yes"
     values = {
         "version": raw_version,
         "from": args.get("from", ""),
@@ -120,6 +125,7 @@ def read_filter(slug: str, args: MultiDict[str, str], versions: tuple[int, ...])
         "status": statuses,
         "order": order,
         "by": by or "",
+        TEST_RUNS: test_runs,
     }
     wanted = ResultsFilter(
         slug,
@@ -127,6 +133,7 @@ def read_filter(slug: str, args: MultiDict[str, str], versions: tuple[int, ...])
         since=days["from"],
         until=days["to"],
         statuses=tuple(dict.fromkeys(statuses)),
+        include_simulated=test_runs,
     )
     query: dict[str, Any] = {
         "version": version,
@@ -135,6 +142,7 @@ def read_filter(slug: str, args: MultiDict[str, str], versions: tuple[int, ...])
         "status": list(wanted.statuses) or None,
         "order": order if order != "file" else None,
         "by": by,
+        TEST_RUNS: "yes" if test_runs else None,
     }
     query = {k: v for k, v in query.items() if v}
     return FilterForm(values, errors, wanted, order, by, query)
@@ -192,6 +200,7 @@ def consultation(slug: str) -> ResponseReturnValue:
         poll_seconds=POLL_SECONDS,
         charts=CHART_JS.is_file(),
         minimum=results.minimum,
+        test_runs=results.simulator_runs(slug),
     )
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "VersionInfo",
     "answered_since",
     "consultation",
+    "consultation_labels",
     "consultations",
     "day_start",
     "load_text",
@@ -130,6 +131,14 @@ def consultations(service: Service, zone: str) -> list[ConsultationSummary]:
             _summary(s, service, row, survey, now, today, counts)
             for row, survey in _current(s, service)
         ]
+
+
+def consultation_labels(service: Service, zone: str) -> dict[str, str]:
+    """Each loaded consultation's name for lists and choices: its title, id and current
+    version, so two consultations with the same title can be told apart."""
+    return {
+        c.slug: f"{c.title} ({c.slug}, version {c.version})" for c in consultations(service, zone)
+    }
 
 
 def consultation(service: Service, slug: str, zone: str) -> ConsultationDetail:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.consultations.pricing import language_name, message_label
 from bot.conversation.engine import ask, intro, thanks
 from channels.base import Rendered
 from channels.registry import renderer
@@ -27,6 +28,12 @@ class MessagePreview:
     what: str
     #: ``(channel, rendered)`` in :data:`PREVIEW_CHANNELS` order.
     views: tuple[tuple[str, Rendered], ...]
+    #: What the message is, in staff's words: ``Question 2 (visits)``.
+    label: str = ""
+
+    @property
+    def language_name(self) -> str:
+        return language_name(self.language)
 
     def on(self, channel: str) -> Rendered:
         return dict(self.views)[channel]
@@ -35,6 +42,7 @@ class MessagePreview:
 def previews(survey: Survey) -> list[MessagePreview]:
     """Every message of ``survey`` in every language: intro, questions, thanks."""
     found: list[MessagePreview] = []
+    numbers = {q.id: n for n, q in enumerate(survey.questions, 1)}
     for language in survey.languages:
         said: list[tuple[str, str, tuple[Option, ...]]] = []
         opening = intro(survey, language)
@@ -49,7 +57,7 @@ def previews(survey: Survey) -> list[MessagePreview]:
                 (channel, renderer(channel).render(_message(channel, text, options)))
                 for channel in PREVIEW_CHANNELS
             )
-            found.append(MessagePreview(language, what, views))
+            found.append(MessagePreview(language, what, views, message_label(what, numbers)))
     return found
 
 

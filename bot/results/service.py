@@ -63,6 +63,8 @@ class Consultation:
     #: Citizens' responses over every version (the simulator's left out).
     responses: int
     closes_at: datetime | None
+    #: Staff's test runs in the simulator, over every version.
+    test_runs: int = 0
 
 
 @dataclass(frozen=True)
@@ -193,14 +195,16 @@ class Results:
             for row in repo.latest_surveys(s):
                 survey = self._service.survey_version(s, row.id)
                 versions = tuple(r.version for r in repo.all_versions(s, row.slug))
+                citizens, tests = repo.count_by_origin(s, row.slug)
                 found.append(
                     Consultation(
                         row.slug,
                         _title(survey),
                         row.version,
                         versions,
-                        repo.count_by_origin(s, row.slug)[0],
+                        citizens,
                         row.closes_at,
+                        tests,
                     )
                 )
             return found

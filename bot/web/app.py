@@ -26,6 +26,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    current_app,
     g,
     jsonify,
     make_response,
@@ -218,12 +219,19 @@ def _simulator_blueprint(
     @bp.get("")
     def page() -> Response:
         surveys = _survey_list(service, clock())
+        # Signed-in staff get it in the console's layout, beside the consultation it tries.
+        in_console = (
+            g.get("staff") is not None and "consultations.detail" in current_app.view_functions
+        )
+        wanted = request.args.get("survey", "")
         response = make_response(
             render_template(
-                "simulator.html",
+                "simulator_console.html" if in_console else "simulator.html",
                 channels=CHANNEL_NAMES,
                 surveys=surveys,
                 data={"defaults": dict(DEFAULT_FROM), "labels": dict(CHANNEL_LABELS)},
+                in_console=in_console,
+                trying=next((s for s in surveys if s["slug"] == wanted), None),
             )
         )
         if _browser() is None:

@@ -664,6 +664,9 @@ def test_serve_on_port_0_takes_a_free_port_and_says_which(
             else f"simulator: http://127.0.0.1:{port}/simulator"
         )
         assert said in log.read_text()
+        # No channel in this configuration: the server says so, and where to read how.
+        assert "channels: none configured, so citizens cannot reach Voxpop" in log.read_text()
+        assert "see docs/channels.md" in log.read_text()
         opener = build_opener(ProxyHandler({}))
         with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
             assert answer.status == 200

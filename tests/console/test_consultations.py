@@ -11,15 +11,17 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.config import Config, TelegramConfig, TwilioConfig
 from bot.consultations.manage import consultations
 from bot.service import Service
 from bot.staff.accounts import Role
+from bot.web.app import create_app
 from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import AuditEntry, Contact, Message, PushRow
 from surveys.loader import EXAMPLES_DIR
-from tests.console.conftest import NOW
-from tests.csrf_client import plain_client
+from tests.console.conftest import NOW, MovableClock
+from tests.csrf_client import CsrfClient, plain_client
 from tests.staff import sign_in
 
 PARK = (EXAMPLES_DIR / "central-park.toml").read_text()
@@ -106,6 +108,12 @@ def test_a_checked_file_is_priced_previewed_and_loaded(
     page = checked.get_data(as_text=True)
     assert "bins has no problems" in page
     assert "U+1F5D1 WASTEBASKET" in page  # the character that makes it UCS-2
+    # Said per message, in plain words.
+    assert "In English (en): 2 SMS in all for someone who gets every message" in page
+    row = page[page.index(">Question 1 (enough)<") :]
+    row = row[: row.index("</tr>")]
+    assert "1 SMS" in row
+    assert "Unicode because of ‘🗑’: one SMS then holds 70 characters, not 160" in row
     assert "1. Yes" in page  # Telegram's button
     assert 'value="load"' in page
     loaded = editor.post("/consultations/new", data={"source": fixed, "action": "load"})
@@ -160,7 +168,7 @@ def test_closing_asks_first_then_closes(
     editor: FlaskClient, service: Service, db: sessionmaker[Session], app: Flask
 ) -> None:
     page = editor.get("/consultations/street-lighting/close").get_data(as_text=True)
-    assert "Yes, close it now" in page
+    assert "Yes, close the consultation now" in page
     forged = plain_client(app)
     with editor.session_transaction() as stored, forged.session_transaction() as copy:
         copy.update(stored)
@@ -186,7 +194,7 @@ def test_an_outcome_is_previewed_then_published_to_those_who_took_part(
     assert "2 people who took part" in page
     assert "Publish to 2 people" in page
     assert "no text in nl" in page
-    assert "SMS: 2 people, at most 2 segments." in page
+    assert "SMS: 2 people, at most 2 SMS in all." in page
     with transaction(db, read_only=True) as s:
         assert s.scalars(select(PushRow)).all() == []
     published = editor.post(
@@ -245,6 +253,22 @@ def test_home_shows_what_runs_now(client: FlaskClient, service: Service) -> None
         queued = s.scalars(select(Message).where(Message.direction == "out")).all()
     assert queued  # the replies to the citizen wait in the outbox
     assert "Messages per channel" in page
+    # make run has no channel: the page says so, and where to read how to add one.
+    banner = page[page.index('id="no-channel"') :]
+    assert "no Telegram, SMS or WhatsApp channel is configured" in banner
+    assert "docs/channels.md" in banner
+
+
+def test_home_names_the_configured_channels(service: Service, clock: MovableClock) -> None:
+    twilio = TwilioConfig(account_sid="AC1", auth_token="t", sms_from="+3224000000")
+    config = Config(telegram=TelegramConfig(token="1:x", webhook_secret="s"), twilio=twilio)
+    app = create_app(service, config, clock=clock)
+    app.test_client_class = CsrfClient
+    client = app.test_client()
+    sign_in(client, Role.ANALYST)
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="no-channel"' not in page
+    assert "Citizens reach Voxpop on Telegram and SMS." in page
 
 
 def test_times_today_are_the_citys(service: Service) -> None:
@@ -252,3 +276,56 @@ def test_times_today_are_the_citys(service: Service) -> None:
     took_part(service, "+32470000005")
     today = {c.slug: c.answered_today for c in consultations(service, "Europe/Brussels")}
     assert today["central-park"] == 1
+
+
+def test_the_consultation_page_lists_its_questions_in_every_language(
+    editor: FlaskClient,
+) -> None:
+    page = editor.get("/consultations/central-park").get_data(as_text=True)
+    questions = page[page.index('id="questions"') : page.index("Versions</caption>")]
+    assert "1. How often do you visit the park?" in questions
+    assert "Hoe vaak komt u in het park?" in questions  # each language's text
+    assert "Combien de fois allez-vous au parc ?" in questions
+    assert "Every month" in questions
+    assert "Elke maand" in questions
+    assert "One choice" in questions
+    assert "Several choices" in questions
+    assert "Scale" in questions
+    assert "Very dirty" in questions
+
+
+def test_the_close_button_says_what_it_closes_and_the_next_page_asks_first(
+    editor: FlaskClient, service: Service
+) -> None:
+    detail = editor.get("/consultations/street-lighting").get_data(as_text=True)
+    assert ">Close consultation<" in detail.replace("\n", "").replace("  ", "")
+    confirm = editor.get("/consultations/street-lighting/close").get_data(as_text=True)
+    assert "Close the consultation" in confirm
+    assert "nobody more is invited or reminded" in confirm
+    assert {c.slug: c.status for c in consultations(service, "UTC")}["street-lighting"] != "closed"
+
+
+def test_a_text_left_open_is_named_on_its_own_line_in_plain_words(editor: FlaskClient) -> None:
+    source = BINS.replace('title = { en = "Bins" }', 'title = "Bins')
+    page = editor.post("/consultations/new", data={"source": source, "action": "check"})
+    shown = page.get_data(as_text=True)
+    assert 'href="#line-2"' in shown  # the line where the text opens, not where it ends
+    line = shown[shown.index('id="line-2"') :]
+    line = line[: line.index("</tr>")]
+    assert "is not closed: add the closing &#34; at its end, on this same line" in line
+    assert "illegal character" not in shown.lower()
+
+
+def test_two_consultations_with_one_title_are_told_apart(editor: FlaskClient) -> None:
+    twin = BINS.replace('id = "bins"', 'id = "bins-2026"').replace('"BINS"', '"BINS2"')
+    for source in (BINS.replace('"yes-no"', '"yesno"'), twin.replace('"yes-no"', '"yesno"')):
+        loaded = editor.post("/consultations/new", data={"source": source, "action": "load"})
+        assert loaded.status_code == 302
+    home = editor.get("/").get_data(as_text=True)
+    assert "bins, version 1" in home
+    assert "bins-2026, version 1" in home
+    form = editor.get("/pushes/new").get_data(as_text=True)
+    assert '<option value="bins">Bins (bins, version 1)</option>' in form
+    assert '<option value="bins-2026">Bins (bins-2026, version 1)</option>' in form
+    detail = editor.get("/consultations/bins-2026").get_data(as_text=True)
+    assert "Consultation bins-2026, version 1" in detail

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
 from bot.service import Service
@@ -17,8 +17,9 @@ from bot.staff.accounts import Role
 from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import Message
-from tests.browser import axe_check, screenshot
-from tests.console.conftest import NOW, MovableClock, SignIn
+from tests.browser import axe_check, new_context, screenshot
+from tests.console.conftest import NOW, MovableClock, SignIn, sign_in_through_the_form
+from tests.staff import add_staff
 
 pytestmark = [pytest.mark.browser]
 
@@ -54,20 +55,37 @@ def test_upload_a_mistake_fix_it_in_the_browser_load_list_and_close(
     expect(line.locator(".govuk-error-message")).to_contain_text("unknown type 'yes-no'")
     axe_check(page)
     screenshot(page, "consultation-problems")
-    # By keyboard, the summary's link leads to the line.
+    # Line numbers beside the text box, the line with the problem in red.
+    box = page.get_by_label("Or type, paste or edit it here")
+    gutter = page.locator("[data-editor-gutter]")
+    expect(gutter).to_contain_text("1\n2\n3")
+    expect(gutter.locator(".voxpop-editor__error")).to_have_text("8")
+    # Line 8 of the box sits level with the number 8.
+    eighth = gutter.locator("span").nth(7).bounding_box()
+    top = box.bounding_box()
+    assert eighth is not None
+    assert top is not None
+    line_height = box.evaluate("b => parseFloat(getComputedStyle(b).lineHeight)")
+    assert abs((top["y"] + 7 + 7 * line_height) - eighth["y"]) < 3
+    # By keyboard, the summary's link puts the caret at the start of line 8 of the box.
     summary.get_by_role("link").first.focus()
     page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(r"#line-8$"))
+    expect(box).to_be_focused()
+    caret = box.evaluate("b => b.selectionStart")
+    assert MISTAKE[:caret].count("\n") == 7
+    assert MISTAKE[caret:].startswith('type = "yes-no"')
+    expect(gutter.locator(".voxpop-editor__current")).to_have_text("8")
 
     # Fixed in the text box, which holds the uploaded file.
-    box = page.get_by_label("Or type, paste or edit it here")
     expect(box).to_have_value(MISTAKE)
     box.fill(MISTAKE.replace('"yes-no"', '"yesno"'))
     page.get_by_role("button", name="Check").click()
     expect(page.get_by_text("bins has no problems")).to_be_visible()
     prices = page.locator("#sms-prices")
     expect(prices).to_be_visible()
-    expect(page.locator("table", has=page.get_by_text("In en:")).first).to_contain_text("GSM-7")
+    english = page.locator("table", has=page.get_by_text("In English (en):")).first
+    expect(english).to_contain_text("Question 1 (enough)")
+    expect(english).to_contain_text("Fits in one SMS")
     expect(page.locator("td[data-channel=telegram]").first).to_be_visible()
     axe_check(page)
     screenshot(page, "consultation-checked")
@@ -87,10 +105,10 @@ def test_upload_a_mistake_fix_it_in_the_browser_load_list_and_close(
     screenshot(page, "consultations")
 
     row.get_by_role("link", name="Bins").click()
-    page.get_by_role("button", name="Close").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Close Bins?")
+    page.get_by_role("button", name="Close consultation").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Close the consultation Bins?")
     axe_check(page)
-    page.get_by_role("button", name="Yes, close it now").click()
+    page.get_by_role("button", name="Yes, close the consultation now").click()
     expect(page.get_by_text("Bins is closed")).to_be_visible()
     page.goto("/consultations")
     expect(page.locator("tr", has=page.get_by_role("link", name="Bins"))).to_contain_text("Closed")
@@ -133,3 +151,31 @@ def test_home_in_the_browser(signed_in_page: SignIn) -> None:
     expect(page.locator("#open-consultations")).to_contain_text("Central Park")
     axe_check(page)
     screenshot(page, "home")
+
+
+def test_without_script_the_editor_numbers_its_lines_and_links_lead_to_the_listing(
+    browser: Browser, base_url: str, app: Flask
+) -> None:
+    with new_context(browser, base_url=base_url, java_script_enabled=False) as (context, _):
+        page = context.new_page()
+        sign_in_through_the_form(page, add_staff(app, Role.EDITOR))
+        page.goto("/consultations/new")
+        page.get_by_label("Or type, paste or edit it here").fill(MISTAKE)
+        page.get_by_role("button", name="Check").click()
+        gutter = page.locator("[data-editor-gutter]")
+        expect(gutter.locator(".voxpop-editor__error")).to_have_text("8")
+        page.locator(".govuk-error-summary").get_by_role("link").first.click()
+        expect(page).to_have_url(re.compile(r"#line-8$"))
+        expect(page.locator("#line-8")).to_contain_text("unknown type 'yes-no'")
+
+
+def test_the_help_page_explains_the_format_and_shows_the_examples(signed_in_page: SignIn) -> None:
+    page = signed_in_page(Role.EDITOR)
+    page.goto("/consultations/new")
+    page.get_by_role("link", name="How to write a consultation file").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("How to write a consultation file")
+    expect(page.get_by_text("Text needs straight double quotes")).to_be_visible()
+    page.locator("summary", has_text="central-park.toml").click()
+    expect(page.get_by_label("The file central-park.toml")).to_contain_text('id = "central-park"')
+    axe_check(page)
+    screenshot(page, "consultation-help")

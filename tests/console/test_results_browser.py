@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 
 from bot.console.access import Role
 from bot.service import Service
+from messages import Address, InboundMessage
 from tests.browser import axe_check, screenshot
 from tests.console.conftest import SignIn
 from tests.console.results_support import IDEA, NEVER, answer, five_weekly_and_a_never, sms
@@ -133,3 +134,27 @@ def test_an_editor_reads_the_free_text_breaks_down_and_downloads_it(
     expect(page.locator("#answers-count")).to_have_text("0 answers contain “swings”.")
     axe_check(page)
     screenshot(page, "results-answers")
+
+
+def test_test_runs_from_the_simulator_can_be_included_and_the_page_says_so(
+    signed_in_page: SignIn, answered: Service
+) -> None:
+    for n, text in enumerate(("PARK", "2")):
+        message = InboundMessage(Address("sms", "+32470660001"), text, f"sim-{n}", answered.now())
+        answered.receive(message, simulated=True)
+    page = signed_in_page(Role.EDITOR)
+    open_results(page)
+    expect(page.get_by_text("6 responses")).to_be_visible()
+    expect(page.get_by_text("Staff's 1 test run in the simulator is left out")).to_be_visible()
+    box = page.get_by_label("Include test runs (simulator)")
+    expect(box).not_to_be_checked()
+    box.check()
+    page.get_by_role("button", name="Show results").click()
+    expect(page.locator("#test-runs-included")).to_contain_text("Test runs included")
+    expect(page.get_by_text("7 responses")).to_be_visible()
+    expect(page.get_by_label("Include test runs (simulator)")).to_be_checked()
+    axe_check(page)
+    screenshot(page, "results-test-runs")
+    page.get_by_role("link", name="Show citizens' answers only").click()
+    expect(page.get_by_text("6 responses")).to_be_visible()
+    expect(page.locator("#test-runs-included")).to_have_count(0)

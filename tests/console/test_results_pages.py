@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.console.access import Role
 from bot.service import Service
+from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import AuditEntry
 from tests.console.results_support import IDEA, NEVER, answer, five_weekly_and_a_never, sms
@@ -204,3 +205,41 @@ def test_the_live_numbers_follow_new_answers(app: Flask, answered: Service) -> N
     after = client.get(PAGE + "/live.json").get_json()
     assert after["responses"] == 7
     assert ["never", 2, 28.6] in after["questions"]["visits"]["rows"]
+
+
+def simulated(service: Service, number: int, lines: tuple[str, ...]) -> None:
+    """Staff try the consultation in the simulator (their test phone), as its page does."""
+    for n, text in enumerate(lines):
+        address = Address("sms", f"+3247066{number:04d}")
+        message = InboundMessage(address, text, f"sim-{number}-{n}", service.now())
+        service.receive(message, simulated=True)
+
+
+def test_test_runs_are_left_out_unless_asked_for_and_then_said_clearly(
+    app: Flask, service: Service
+) -> None:
+    simulated(service, 1, ("PARK", "2"))
+    simulated(service, 2, ("PARK", "2"))
+    client = signed_in(app, Role.ANALYST)
+    # Only test runs so far: the list still links to the results, with the test runs.
+    listed = client.get("/results").get_data(as_text=True)
+    assert "2 test runs in the simulator" in text_of(listed)
+    assert 'href="/results/central-park?include_simulator=yes"' in listed
+    honest = text_of(client.get(PAGE).get_data(as_text=True))
+    assert "0 responses" in honest
+    assert "Staff's 2 test runs in the simulator are left out" in honest
+    assert "Results of central-park" in honest  # the id, should two share a title
+    assert "Test runs included" not in honest
+    shown = client.get(PAGE + "?include_simulator=yes").get_data(as_text=True)
+    included = text_of(shown)
+    assert "2 responses" in included
+    assert "Every month 2 100.0%" in included
+    assert "Test runs included: these figures count the 2 conversations staff had" in included
+    # The live numbers and the downloads follow the same filter.
+    assert "include_simulator=yes" in shown[shown.index("data-live-url") :][:200]
+    live = client.get(PAGE + "/live.json?include_simulator=yes").get_json()
+    assert live["responses"] == 2
+    assert client.get(PAGE + "/live.json").get_json()["responses"] == 0
+    rows = client.get(PAGE + "/download.jsonl?include_simulator=yes").get_data(as_text=True)
+    assert len(rows.splitlines()) == 2
+    assert client.get(PAGE + "/download.jsonl").get_data(as_text=True) == ""

@@ -102,8 +102,8 @@ def test_syntax_error_points_at_the_line() -> None:
     with pytest.raises(SurveyError) as caught:
         load_survey(path)
     assert str(caught.value) == (
-        f"{path}:2: error: TOML syntax: invalid initial character for a key part (column 10); "
-        "a { ... } table must stay on one line"
+        f"{path}:2: error: TOML syntax: a {{ ... }} table must be on one line: close it with }} "
+        'on this line, or write one line per language, like text.en = "..."'
     )
 
 

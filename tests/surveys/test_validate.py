@@ -78,19 +78,18 @@ def only_error(text: str) -> Problem:
 ERROR_CASES = [
     pytest.param(
         BASE.replace('{ en = "Park", nl = "Park" }', '{ en = "Park",  # <-\n nl = "Park" }'),
-        "TOML syntax: invalid initial character for a key part (column 25); a { ... } table must "
-        "stay on one line",
+        "TOML syntax: a { ... } table must be on one line: close it with } on this line, or write "
+        'one line per language, like text.en = "..."',
         id="syntax-inline-table-over-lines",
     ),
     pytest.param(
         BASE.replace('keywords = ["PARK"]', "keywords = [PARK]  # <-"),
-        'TOML syntax: invalid value (column 13); put text in double quotes, like "Yes"',
+        'TOML syntax: text needs double quotes around it, like "PARK"',
         id="syntax-unquoted-text",
     ),
     pytest.param(
         BASE + "optional = True  # <-\n",
-        "TOML syntax: invalid value (column 12); write true or false, in lowercase and without "
-        "quotes",
+        "TOML syntax: write true or false, in lowercase and without quotes",
         id="syntax-capital-true",
     ),
     pytest.param(
@@ -100,7 +99,8 @@ ERROR_CASES = [
     ),
     pytest.param(
         BASE + 'id = "again"  # <-\n',
-        "TOML syntax: cannot overwrite a value (column 13); this key is already set above",
+        "TOML syntax: 'id' is already set on line 7, in the same table: remove one (if they "
+        "belong to two questions, a [[questions]] line is missing between them)",
         id="syntax-key-twice",
     ),
     pytest.param(
@@ -524,6 +524,78 @@ def test_each_mistake_is_one_error_at_its_line(text: str, message: str) -> None:
     assert message in problem.message
 
 
+#: Common TOML mistakes: each said in plain words, on the line to fix (marked ``# <-``), not
+#: where the parser gave up (for a text left open: the end of the line, or of the file).
+SYNTAX_CASES = [
+    pytest.param(
+        'id = "park"\ntitle = "Central Park  # <-\nlanguages = ["en"]\n',
+        'the text "Central Park  # <- is not closed: add the closing " at its end, on this same '
+        "line",
+        id="closing-quote-missing",
+    ),
+    pytest.param(
+        'id = \'park  # <-\ntitle = "Park"\n',
+        "the text 'park  # <- is not closed: add the closing ' at its end",
+        id="closing-single-quote-missing",
+    ),
+    pytest.param(
+        'id = "park"\nintro = """Hello  # <-\n\nlanguages = ["en"]\n',
+        'the text that starts with """ on this line is never closed: end it with """',
+        id="long-text-never-closed",
+    ),
+    pytest.param(
+        'id = "park"\ntitle = Park"  # <-\n',
+        'this text is missing its opening quote: write "Park"',
+        id="opening-quote-missing",
+    ),
+    pytest.param(
+        'id = "park"\ntitle = "Say "yes" now"  # <-\n',
+        'to put a double quote inside a text, write \\" (like "say \\"yes\\"")',
+        id="quote-inside-text",
+    ),
+    pytest.param(
+        'id = "park"\n[[questions]\n# <- above\n'.replace("]\n# <- above", "]  # <-"),
+        "a question starts with [[questions]], with two brackets on each side",
+        id="question-header-one-bracket",
+    ),
+    pytest.param(
+        'id = "park"\n[questions  # <-\n',
+        "a table line needs its closing bracket, like [questions]",
+        id="table-header-unclosed",
+    ),
+    pytest.param(
+        'id = "park"\n[[questions]]\nid = "a"\ntext.en = "A"\ntext.en = "B"  # <-\n',
+        "'text.en' is already set on line 4, in the same table",
+        id="duplicate-key-names-the-first",
+    ),
+    pytest.param(
+        'id = "park"\n[title]\nen = "P"\n[title]  # <-\n',
+        "the table [title] is already declared on line 2",
+        id="duplicate-table",
+    ),
+    pytest.param(
+        'id = "park"\ntitle: "Park"  # <-\n',
+        "write = between the key and its value, not :",
+        id="colon-for-equals",
+    ),
+    pytest.param(
+        'id = "park"\ntitle = "C:\\quay"  # <-\n',
+        "a backslash \\ in text starts a code like \\n: write \\\\ for a backslash",
+        id="backslash",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), SYNTAX_CASES)
+def test_a_toml_mistake_is_said_plainly_on_its_line(text: str, message: str) -> None:
+    problem = only_error(text)
+    assert problem.line == marked_line(text), str(problem)
+    assert problem.message.startswith("TOML syntax: ")
+    assert message in problem.message
+    # Never the parser's words, which point elsewhere ("illegal character '\n'").
+    assert "illegal character" not in problem.message.lower()
+
+
 def test_unknown_keys_are_found_at_every_level() -> None:
     text = BASE.replace('{ id = "never",', '{ idd = "x", id = "never",') + "txt = 1\n"
     messages = [p.message for p in validate_text("tilte = 1\n" + text).errors]
@@ -548,10 +620,11 @@ def test_a_byte_order_mark_is_accepted() -> None:
     assert report.survey is not None
 
 
-def test_end_of_document_syntax_error_points_at_last_line() -> None:
+def test_a_list_never_closed_is_named_on_the_line_it_opens() -> None:
     report = validate_text('id = "x"\nkeywords = [\n"A",\n', "park.toml")
     assert [str(p) for p in report.problems] == [
-        "park.toml:3: error: TOML syntax: invalid value (at the end of the file)"
+        "park.toml:2: error: TOML syntax: the list that starts with [ on this line is never "
+        "closed: add ] after its last item"
     ]
 
 
@@ -857,8 +930,7 @@ def test_examples_validate_without_any_problem(path: Path) -> None:
 def test_curly_quotes_around_text_get_a_hint() -> None:
     report = validate_text('id = "x"\ntitle = { en = “Street lighting” }\n', "paste.toml")
     assert [str(p) for p in report.errors] == [
-        "paste.toml:2: error: TOML syntax: invalid value (column 16); put text in straight "
-        'double quotes ("), not curly ones'
+        'paste.toml:2: error: TOML syntax: put text in straight double quotes ("), not curly ones'
     ]
 
 

@@ -151,7 +151,7 @@ def test_page_lists_surveys_and_keyword_hints(client: FlaskClient) -> None:
     response = client.get("/simulator")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert '<option value="central-park">Central Park (v1)</option>' in html
+    assert '<option value="central-park">Central Park (central-park, version 1)</option>' in html
     assert '<kbd title="Central Park">PARK</kbd>' in html
     assert '<option value="telegram">Telegram</option>' in html
     # Offline: every asset is ours, nothing from a CDN.
