@@ -1,7 +1,7 @@
 """``make bench``: every benchmark, each printing a ratio against a baseline from the same run.
 
 ``python -m bench --quick`` runs smaller sizes (about half the time); ``--only NAME`` runs
-one of: engine, chat, webhook, dispatch, latency, plan, preview.
+one of: engine, chat, webhook, dispatch, latency, plan, preview, results.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from bench import (
     latency_bench,
     plan_bench,
     preview_bench,
+    results_bench,
     webhook_bench,
 )
 
@@ -25,7 +26,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a quick look")
     parser.add_argument(
         "--only",
-        choices=("engine", "chat", "webhook", "dispatch", "latency", "plan", "preview"),
+        choices=(
+            "engine",
+            "chat",
+            "webhook",
+            "dispatch",
+            "latency",
+            "plan",
+            "preview",
+            "results",
+        ),
     )
     args = parser.parse_args()
     benches: dict[str, Callable[[], None]] = {
@@ -36,6 +46,7 @@ def main() -> None:
         "latency": lambda: latency_bench.main([], quick=args.quick),
         "plan": lambda: plan_bench.main(["--contacts", "20000" if args.quick else "100000"]),
         "preview": lambda: preview_bench.main(["--contacts", "20000" if args.quick else "100000"]),
+        "results": lambda: results_bench.main(["--contacts", "20000" if args.quick else "100000"]),
     }
     for name, bench in benches.items():
         if args.only in (None, name):

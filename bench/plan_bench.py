@@ -122,11 +122,11 @@ def _baseline(url: str) -> int:
 
 
 def child_main(what: str, url: str) -> None:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     count = _plan(url) if what == "plan" else _baseline(url)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"rows": count, "seconds": seconds, "peak_mb": peak_mb}))
+    print(json.dumps({"rows": count, "seconds": seconds, "cpu": cpu, "peak_mb": peak_mb}))
 
 
 def run(contacts: int = 100_000) -> dict[str, float]:
@@ -144,6 +144,8 @@ def run(contacts: int = 100_000) -> dict[str, float]:
         "baseline_s": baseline["seconds"],
         "baseline_mb": baseline["peak_mb"],
         "ratio": plan["seconds"] / baseline["seconds"],
+        # CPU time holds when other work shares the machine (SQLite runs in the process).
+        "cpu_ratio": plan["cpu"] / baseline["cpu"],
     }
 
 
@@ -160,7 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"planning a push to {r['contacts']:,.0f} contacts on SQLite: {r['plan_s']:.2f} s, "
         f"peak {r['plan_mb']:.0f} MB (baseline select+insert: {r['baseline_s']:.2f} s, "
-        f"{r['baseline_mb']:.0f} MB; {r['ratio']:.1f}x baseline; target < 5 s and < 200 MB)"
+        f"{r['baseline_mb']:.0f} MB; {r['ratio']:.1f}x baseline, "
+        f"{r['cpu_ratio']:.1f}x in CPU time; "
+        "target < 5 s and < 200 MB)"
     )
 
 

@@ -94,7 +94,7 @@ def populate(url: str, contacts: int) -> None:
     engine.dispose()
 
 
-def _p95(fn: Callable[[], object], runs: int) -> float:
+def p95(fn: Callable[[], object], runs: int) -> float:
     fn()  # warm: the first run pays for compiling the statement and filling caches
     times = []
     for _ in range(runs):
@@ -118,29 +118,43 @@ def measure(url: str, runs: int) -> dict[str, float]:
                 .join(Address, Address.contact_id == Contact.id)
             )
 
-    figures = {"baseline": _p95(baseline, runs)}
+    figures = {"baseline": p95(baseline, runs)}
     for name, audience in AUDIENCES.items():
         spec = PushSpec(survey="central-park", at=NOW, audience=audience)
-        figures[name] = _p95(partial(pushes.preview, spec), runs)
+        figures[name] = p95(partial(pushes.preview, spec), runs)
     engine.dispose()
     return figures
 
 
 def main(argv: list[str] | None = None) -> None:
+    pages(argv, "push preview on {contacts:,} contacts", "count", populate, measure, runs=20)
+
+
+def pages(
+    argv: list[str] | None,
+    title: str,
+    baseline: str,
+    fill: Callable[[str, int], None],
+    timed: Callable[[str, int], dict[str, float]],
+    *,
+    runs: int,
+) -> None:
+    """A console page's bench on each database: ``fill`` a fresh one, then print what
+    ``timed`` measured (its ``baseline`` first) as p95 and as a ratio to the baseline."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=runs)
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     args = parser.parse_args(argv)
     kinds = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
     for kind in kinds:
         with tempfile.TemporaryDirectory() as tmp, database(kind, tmp) as url:
-            populate(url, args.contacts)
-            figures = measure(url, args.runs)
+            fill(url, args.contacts)
+            figures = timed(url, args.runs)
         base = figures.pop("baseline")
         print(
-            f"push preview on {args.contacts:,} contacts, {kind}, p95 of {args.runs} "
-            f"(baseline count: {base * 1000:.0f} ms; target < 300 ms):"
+            f"{title.format(contacts=args.contacts)}, {kind}, p95 of {args.runs} "
+            f"(baseline {baseline}: {base * 1000:.0f} ms; target < 300 ms):"
         )
         for name, seconds in figures.items():
             print(f"  {name:<34} {seconds * 1000:6.0f} ms  ({seconds / base:.1f}x baseline)")

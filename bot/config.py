@@ -123,6 +123,9 @@ class ContactsConfig:
     #: Where phone numbers without a country code are from (ISO 3166, e.g. ``BE``).
     #: Empty: such numbers are refused at import.
     default_region: str = ""
+    #: The largest contacts file the console's import takes, in MB (a city's file of 100,000
+    #: contacts is about 10 MB); larger files go through ``voxpop contacts import``.
+    max_upload_mb: int = 20
 
 
 @dataclass(frozen=True)

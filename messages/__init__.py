@@ -9,6 +9,19 @@ from typing import Any, Literal, TypeAlias
 
 ChannelName: TypeAlias = Literal["sms", "whatsapp", "telegram"]
 CHANNEL_NAMES: tuple[ChannelName, ...] = ("sms", "whatsapp", "telegram")
+#: How people write each channel's name: the one spelling of every page, chart and table.
+CHANNEL_LABELS: Mapping[str, str] = {"sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram"}
+
+
+def channel_label(name: str) -> str:
+    """A channel as staff read it; an unknown one as it is stored.
+
+    >>> channel_label("whatsapp"), channel_label("fax")
+    ('WhatsApp', 'fax')
+    """
+    return CHANNEL_LABELS.get(name, name)
+
+
 MessageKind: TypeAlias = Literal["reply", "push"]
 
 

@@ -14,14 +14,12 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
-    and_,
     case,
     func,
     literal,
     null,
     or_,
     select,
-    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
@@ -37,7 +35,7 @@ from storage.models import (
     SessionRow,
     SurveyRow,
 )
-from storage.repo import SIMULATOR_SPACE
+from storage.repo import SIMULATOR_SPACE, is_response
 
 #: Rows per INSERT when planning: large enough to be fast, small enough for any driver.
 PLAN_BATCH = 2000
@@ -91,29 +89,41 @@ LEFT_OUT = (
 BUSY = ("answering", "busy")
 
 
-#: Orders an address by its channel's place in the push's preference, then by its id, as one
-#: number: ``place * _PLACE + id`` (ids stay far below it).
+#: An address's rank for a contact, one number per address so that the database chooses with
+#: one ``min()`` per contact: ``place * _PLACE + id`` for an address the push can use
+#: (``place``, its channel's place in the push's preference: the oldest address on the first
+#: channel wins; ids stay far below ``_PLACE``), else ``(_REASONS + k) * _PLACE`` for
+#: ``LEFT_OUT[1 + k]`` (opted out, invalid, no consent: the first reason that any address
+#: has wins, in that order). No address on the push's channels ranks NULL: ``LEFT_OUT[0]``.
 _PLACE = 1_000_000_000_000
+_REASONS = 100
+#: ``left_out`` as the statement gives it: an index into :data:`LEFT_OUT`.
+_COMPLETED = LEFT_OUT.index("completed it already")
 
 
 def _audience_select(s: Session, q: AudienceQuery, *, preview: bool = False) -> Select[Any]:
     """The one rule of who a push reaches, as one statement: a row per contact in the
     audience (not forgotten, not a simulator's test phone) with the address it is reached on
     (the first channel of ``q.channels`` with an address that has consent, is not opted out
-    and is not invalid; the oldest such address on it) or why it is left out. The database
-    does the work, in one pass over the contacts grouped with their addresses: the preview
-    counts the rows with GROUP BY (``preview``: with who is in a conversation now, without
-    the address itself) and planning streams them, so both read the same rule."""
+    and is not invalid; the oldest such address on it) or why it is left out (``left_out``,
+    an index into :data:`LEFT_OUT`). The database does the work, in one pass over the
+    contacts grouped with their addresses, ranking each address with one number
+    (:data:`_PLACE`) so that a contact's choice is one ``min()``: the preview counts the rows
+    with GROUP BY (``preview``: the chosen channel's place and who is in a conversation now,
+    without the address itself) and planning streams them, so both read the same rule."""
     channels = list(q.channels)
-    on_channels = Address.channel.in_(channels)
-    reach = and_(
-        on_channels,
-        true() if not q.consent else Address.consent_at.is_not(None),
-        Address.opted_out_at.is_(None),
-        Address.invalid_at.is_(None),
-    )
-    place = case({c: i for i, c in enumerate(channels)}, value=Address.channel, else_=99)
     big = literal(_PLACE, BigInteger)
+    place = case({c: i for i, c in enumerate(channels)}, value=Address.channel, else_=0)
+    rank = case(
+        (Address.opted_out_at.is_not(None), literal(_REASONS * _PLACE, BigInteger)),
+        (Address.invalid_at.is_not(None), literal((_REASONS + 1) * _PLACE, BigInteger)),
+        *(
+            [(Address.consent_at.is_(None), literal((_REASONS + 2) * _PLACE, BigInteger))]
+            if q.consent
+            else []
+        ),
+        else_=place * big + Address.id,
+    )
     raw = func.coalesce(Contact.language, q.default_language)
     conditions: list[ColumnElement[bool]] = [
         Contact.forgotten_at.is_(None),
@@ -133,37 +143,29 @@ def _audience_select(s: Session, q: AudienceQuery, *, preview: bool = False) -> 
             Contact.id.label("contact_id"),
             Contact.language.label("language"),
             Contact.timezone.label("timezone"),
-            func.min(case((reach, place * big + Address.id), else_=null())).label("pick"),
-            func.count(case((on_channels, 1), else_=null())).label("addresses"),
-            func.max(
-                case((and_(on_channels, Address.opted_out_at.is_not(None)), 1), else_=0)
-            ).label("opted_out"),
-            func.max(case((and_(on_channels, Address.invalid_at.is_not(None)), 1), else_=0)).label(
-                "invalid"
-            ),
+            func.min(case((Address.channel.in_(channels), rank), else_=null())).label("pick"),
         )
         # Every contact with an address of their own: simulator's test phones are no one's.
         .select_from(Contact)
         .join(Address, Address.contact_id == Contact.id)
         .where(*conditions)
-        .group_by(Contact.id, Contact.language, Contact.timezone)
+        # By the primary key alone (the other columns depend on it): one comparison a row.
+        .group_by(Contact.id)
         .subquery("grouped")
     )
     language = case(
         (grouped.c.language.in_(list(q.survey_languages)), grouped.c.language),
         else_=q.default_language,
     )
-    completed = participants(q.survey, completed=True) if q.skip_completed else None
-    unreached = grouped.c.pick.is_(None)
-    left_out = case(
-        (grouped.c.addresses == 0, LEFT_OUT[0]),
-        (and_(unreached, grouped.c.opted_out == 1), LEFT_OUT[1]),
-        (and_(unreached, grouped.c.invalid == 1), LEFT_OUT[2]),
-        (unreached, LEFT_OUT[3]),
-        *([(grouped.c.contact_id.in_(completed), LEFT_OUT[4])] if completed is not None else []),
-        else_=null(),
-    )
     contact = grouped.c.contact_id
+    chosen_place = grouped.c.pick // big
+    reasons = [
+        (grouped.c.pick.is_(None), 0),
+        (chosen_place >= _REASONS, chosen_place - (_REASONS - 1)),
+    ]
+    if q.skip_completed:
+        reasons.append((contact.in_(participants(q.survey, completed=True)), _COMPLETED))
+    left_out = case(*reasons, else_=null())
     if preview:
         mine = (
             select(SessionRow.contact_id)
@@ -171,18 +173,13 @@ def _audience_select(s: Session, q: AudienceQuery, *, preview: bool = False) -> 
             .where(SessionRow.status == "active", SurveyRow.slug == q.survey)
         )
         active = select(SessionRow.contact_id).where(SessionRow.status == "active")
-        # The chosen channel, from its place in the preference: no need to read the address.
-        chosen_channel = case(
-            {i: c for i, c in enumerate(channels)}, value=grouped.c.pick // big, else_=null()
-        )
         return select(
             contact,
             language.label("language"),
-            chosen_channel.label("channel"),
+            # The chosen channel's place in the preference: no need to read the address.
+            chosen_place.label("place"),
             left_out.label("left_out"),
-            case((contact.in_(mine), BUSY[0]), (contact.in_(active), BUSY[1]), else_=null()).label(
-                "busy"
-            ),
+            case((contact.in_(mine), 0), (contact.in_(active), 1), else_=null()).label("busy"),
         )
     chosen = aliased(Address, name="chosen")
     return select(
@@ -216,9 +213,15 @@ def participants(slug: str, *, completed: bool) -> Select[Any]:
 def audience(s: Session, q: AudienceQuery) -> Iterator[AudienceRow]:
     """The contacts a push reaches, by contact id, streamed (memory stays flat)."""
     stmt = _audience_select(s, q).order_by("contact_id").execution_options(yield_per=5000)
-    for row in s.execute(stmt):
+    for row in s.connection().execute(stmt):
         if row.left_out is None:
-            yield AudienceRow(*row)
+            yield AudienceRow(row[0], row[1], row[2], row[3], row[4], None)
+
+
+def _counted(s: Session, q: AudienceQuery) -> Select[Any]:
+    inner = _audience_select(s, q, preview=True).subquery("audience")
+    columns = (inner.c.place, inner.c.language, inner.c.left_out, inner.c.busy)
+    return select(*columns, func.count()).group_by(*columns)
 
 
 class AudienceCount(NamedTuple):
@@ -231,16 +234,17 @@ class AudienceCount(NamedTuple):
 
 def audience_counts(s: Session, q: AudienceQuery) -> list[AudienceCount]:
     """The audience counted in the database: contacts per channel, language, reason left out
-    and conversation in progress."""
-    inner = _audience_select(s, q, preview=True).subquery("audience")
-    stmt = select(
-        inner.c.channel,
-        inner.c.language,
-        inner.c.left_out,
-        inner.c.busy,
-        func.count(),
-    ).group_by(inner.c.channel, inner.c.language, inner.c.left_out, inner.c.busy)
-    return [AudienceCount(*row) for row in s.execute(stmt)]
+    and conversation in progress (grouped by small numbers, named here)."""
+    counts: dict[tuple[str | None, str, str | None, str | None], int] = {}
+    for place, language, left_out, busy, n in s.connection().execute(_counted(s, q)):
+        key = (
+            q.channels[int(place)] if left_out is None else None,
+            language,
+            None if left_out is None else LEFT_OUT[int(left_out)],
+            None if busy is None else BUSY[int(busy)],
+        )
+        counts[key] = counts.get(key, 0) + int(n)
+    return [AudienceCount(*key, n) for key, n in counts.items()]
 
 
 def insert_recipients(s: Session, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -277,6 +281,27 @@ def due_reminders(s: Session, now: datetime, limit: int) -> list[int]:
         .limit(limit)
     )
     return list(s.scalars(stmt))
+
+
+#: The one definition of "invited", for a push's page, ``voxpop push show`` and the Results
+#: funnel alike: a recipient the push's message reached (or who was answering already when
+#: it came, and so was sent nothing new). Planned, skipped and cancelled ones were not.
+INVITED = "invited"
+
+
+def was_invited() -> ColumnElement[bool]:
+    """A push recipient who was invited (:data:`INVITED`)."""
+    return PushRecipient.status == INVITED
+
+
+def invited_session() -> ColumnElement[bool]:
+    """A session (``sessions`` in the query) that a push invited someone to: what the Results
+    funnel counts as invited, the same people a push's page counts (:func:`push_counts`)."""
+    return (
+        select(PushRecipient.id)
+        .where(PushRecipient.session_id == SessionRow.id, was_invited())
+        .exists()
+    )
 
 
 class PushCounts(NamedTuple):
@@ -317,7 +342,7 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
     for row in s.execute(stmt):
         status, n = row[0], int(row[1])
         key = _key(row, group is not None)
-        slot = {"invited": 1, "skipped": 2, "cancelled": 2, "planned": 3}[status]
+        slot = {INVITED: 1, "skipped": 2, "cancelled": 2, "planned": 3}[status]
         recipients[key][0] += n
         recipients[key][slot] += n
         recipients[key][4] += int(row[2])
@@ -346,7 +371,9 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
         if status in ("failed", "undelivered"):
             delivery[key][2] += n
 
-    answered = select(AnswerRow.id).where(AnswerRow.session_id == SessionRow.id).exists()
+    # Started and completed as the Results pages count them: a response (a question
+    # answered, or completed) of a session the push invited someone to.
+    answered = is_response()
     outcome: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     stmt3 = (
         select(
@@ -355,7 +382,7 @@ def push_counts(s: Session, push_id: int, *, by: str | None = None) -> dict[str,
             *([group] if group is not None else []),
         )
         .join(PushRecipient, PushRecipient.session_id == SessionRow.id)
-        .where(PushRecipient.push_id == push_id)
+        .where(PushRecipient.push_id == push_id, was_invited())
     )
     if group is not None:
         stmt3 = stmt3.group_by(group)
@@ -395,7 +422,7 @@ def push_totals(s: Session, push_ids: Sequence[int]) -> dict[int, PushTotals]:
         push_id: n
         for push_id, n in s.execute(
             select(PushRecipient.push_id, func.count(PushRecipient.id))
-            .where(PushRecipient.push_id.in_(push_ids), PushRecipient.status == "invited")
+            .where(PushRecipient.push_id.in_(push_ids), was_invited())
             .group_by(PushRecipient.push_id)
         )
     }
@@ -404,7 +431,9 @@ def push_totals(s: Session, push_ids: Sequence[int]) -> dict[int, PushTotals]:
         for push_id, n in s.execute(
             select(PushRecipient.push_id, func.count(PushRecipient.id))
             .join(SessionRow, SessionRow.id == PushRecipient.session_id)
-            .where(PushRecipient.push_id.in_(push_ids), SessionRow.status == "completed")
+            .where(
+                PushRecipient.push_id.in_(push_ids), was_invited(), SessionRow.status == "completed"
+            )
             .group_by(PushRecipient.push_id)
         )
     }
@@ -418,7 +447,7 @@ def reasons(s: Session, push_id: int) -> dict[str, int]:
         .where(
             PushRecipient.push_id == push_id,
             PushRecipient.reason.is_not(None),
-            PushRecipient.status != "invited",
+            ~was_invited(),
         )
         .group_by(PushRecipient.reason)
     )

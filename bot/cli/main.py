@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import signal
@@ -416,7 +417,7 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
     the scheduler (standing by if another process runs it), and, when a real channel is
     configured, a dispatcher that sends the outbox."""
     from bot.delivery.transports import dispatch_forever
-    from bot.web.app import create_app, make_server, server_url
+    from bot.web.app import create_app, make_server, server_url, simulator_warning
     from bot.web.app import serve as run_server
 
     check_channels(config)
@@ -432,15 +433,15 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
                 raise click.ClickException(message) from None
             for loaded in loaded_surveys:
                 click.echo(f"survey {loaded.survey.id} version {loaded.version}")
-        if config.server.simulator_public:
-            # Said before anything else can fail: it is about the configuration, not the port.
-            click.echo(
-                f"WARNING: the simulator is on at {config.server.public_url.rstrip('/')}"
-                "/simulator, where anyone may use it (rate-limited); [server] simulator = "
-                '"auto" or false turns it off on a public server',
-                err=True,
-            )
         bind_host = host or config.server.host
+        # The app judges the simulator by the interface it really listens on.
+        config = dataclasses.replace(
+            config, server=dataclasses.replace(config.server, host=bind_host)
+        )
+        warning = simulator_warning(config.server)
+        if warning:
+            # Said before anything else can fail: it is about the configuration, not the port.
+            click.echo(f"WARNING: {warning}", err=True)
         bind_port = config.server.port if port is None else port  # 0: any free port
         app = create_app(rt.service, config, on_outbox=rt.on_outbox)
         try:
@@ -470,7 +471,10 @@ def serve(config: Config, host: str | None, port: int | None) -> None:
         # Stands by when another process (`voxpop scheduler`, another serve) holds the lock.
         pushes = Pushes(rt.sessions, rt.service, config, on_outbox=rt.on_outbox)
         scheduler = Scheduler(rt.engine, pushes, config.scheduler)
-        if config.server.simulator_enabled and not config.server.simulator_public:
+        if config.server.simulator_public:
+            public = config.server.public_url.rstrip("/")
+            click.echo(f"simulator: {public}/simulator (signed-in editors and admins only)")
+        elif config.server.simulator_enabled:
             click.echo(f"simulator: {url}/simulator")
         elif not config.server.simulator_enabled:
             why = "[server] public_url is set" if config.server.public_url else "turned off"

@@ -72,7 +72,7 @@ def staff_list(config: Config) -> None:
     if not everyone:
         click.echo("no staff accounts (voxpop staff add EMAIL --role admin)")
         return
-    width = max(len(member.email) for member in everyone)
+    rows = [("EMAIL", "ROLE", "LAST SIGN-IN (UTC)", "NOTES")]
     for member in everyone:
         notes = [
             note
@@ -82,10 +82,12 @@ def staff_list(config: Config) -> None:
         last = (
             member.last_sign_in_at.strftime("%Y-%m-%d %H:%M") if member.last_sign_in_at else "never"
         )
-        click.echo(
-            f"{member.email:<{width}}  {member.role.value:<7}  last sign-in {last}"
-            + (f"  ({', '.join(notes)})" if notes else "")
-        )
+        rows.append((member.email, member.role.value, last, ", ".join(notes)))
+    # Every column as wide as its widest cell, so the header sits over its values.
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]).rstrip())
 
 
 @staff.command("disable")

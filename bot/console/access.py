@@ -10,20 +10,30 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Final, ParamSpec, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Flask, abort, g, redirect, request, session, url_for
+from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from bot.console.context import console
 from bot.staff.accounts import Role, StaffView
+from bot.staff.audit_log import audit_once_per_hold
 from bot.staff.codes import OneTimeCodes
 from storage import repo
 from storage.db import transaction
 
-__all__ = ["Role", "StaffView", "audit", "current_staff", "install_access", "requires"]
+__all__ = [
+    "Role",
+    "StaffView",
+    "audit",
+    "audit_held",
+    "current_staff",
+    "install_access",
+    "requires",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R", bound=ResponseReturnValue)
@@ -31,6 +41,12 @@ R = TypeVar("R", bound=ResponseReturnValue)
 #: Where the session's token lives in Flask's (signed) session cookie.
 SESSION_KEY: Final = "staff_session"
 
+
+#: What a page's script shows when its session has ended (plain words, with a link).
+SIGNED_OUT_MESSAGE: Final = "You have been signed out, sign in again."
+
+_DIGITS: Final = re.compile(r"\d{7}")
+_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 #: What a consultation's id or a question's id in an address may be (surveys.validate): any
 #: other value names nothing, and is refused before it reaches the database.
@@ -74,7 +90,7 @@ def _load_staff() -> None:
     token = session.get(SESSION_KEY)
     if not isinstance(token, str):
         return
-    signed_in = console().staff.resolve(token)
+    signed_in = console().staff.resolve(token, activity=not _is_poll())
     if signed_in is None:
         # Ended (idle, expired, revoked, account disabled): forget it.
         session.pop(SESSION_KEY, None)
@@ -86,6 +102,24 @@ def _load_staff() -> None:
         g.pending_staff = signed_in.staff
 
 
+def _is_poll() -> bool:
+    # A page's script asking for fresh numbers on its own is not someone at the keyboard:
+    # it must not keep an unattended session alive until its absolute end.
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "is_poll", False))
+
+
+def signed_out_json() -> Response:
+    """What a poll gets once its session has ended: a 401 the page's script shows."""
+    response = jsonify(
+        signed_out=True,
+        message=SIGNED_OUT_MESSAGE,
+        sign_in=url_for("console_auth.login"),
+    )
+    response.status_code = 401
+    return response
+
+
 def current_staff() -> StaffView:
     """The signed-in member of staff (inside a view that :func:`requires` a role)."""
     staff: StaffView | None = g.get("staff")
@@ -95,18 +129,19 @@ def current_staff() -> StaffView:
 
 
 def requires(
-    role: Role, *, codes_first: bool = True
+    role: Role, *, codes_first: bool = True, poll: bool = False
 ) -> Callable[[Callable[P, R]], Callable[P, ResponseReturnValue]]:
     """The view needs a member of staff with at least ``role``. Where an admin requires
     one-time codes, a member without them is sent to set them up first (``codes_first``
-    is off only for the pages that do that, and signing out)."""
+    is off only for the pages that do that, and signing out). A ``poll`` (JSON a page's
+    script asks for on its own) does not count as activity, and gets a 401 when signed out."""
 
     def decorate(view: Callable[P, R]) -> Callable[P, ResponseReturnValue]:
         @functools.wraps(view)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
             staff: StaffView | None = g.get("staff")
             if staff is None:
-                return sign_in_first()
+                return signed_out_json() if poll else sign_in_first()
             if codes_first:
                 needed = set_up_codes_first()
                 if needed is not None:
@@ -117,6 +152,7 @@ def requires(
             return view(*args, **kwargs)
 
         guarded.required_role = role  # type: ignore[attr-defined]
+        guarded.is_poll = poll  # type: ignore[attr-defined]
         return guarded
 
     return decorate
@@ -141,7 +177,8 @@ def sign_in_first() -> Response:
     if g.get("pending_staff") is not None:
         return redirect(url_for("console_auth.code"), 303 if request.method != "GET" else 302)
     if request.method == "GET":
-        return redirect(url_for("console_auth.login", next=request.full_path.rstrip("?")))
+        here = without_personal(request.full_path.rstrip("?"))
+        return redirect(url_for("console_auth.login", next=here))
     return redirect(url_for("console_auth.login"), 303)
 
 
@@ -156,7 +193,37 @@ def safe_next(target: str | None) -> str | None:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or "\\" in target:
         return None
-    return target
+    return without_personal(target)
+
+
+def without_personal(target: str) -> str:
+    """``target`` (a path and query) without any query value that could be a phone number
+    or a chat id: a ``next=`` lands in the address bar, the history and the logs, and no
+    page's filters need such a value (an old bookmark of a search by number may have one).
+
+    >>> without_personal("/contacts?q=%2B32+470+00+00+01&channel=sms&page=2")
+    '/contacts?channel=sms&page=2'
+    >>> without_personal("/results/park?since=2026-12-07&q=telegram:123456789")
+    '/results/park?since=2026-12-07'
+    >>> without_personal("/pushes/12")
+    '/pushes/12'
+    """
+    parts = urlsplit(target)
+    if not parts.query:
+        return target
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(name, value) for name, value in pairs if not _looks_personal(value)]
+    if len(kept) == len(pairs):
+        return target
+    return parts.path + ("?" + urlencode(kept) if kept else "")
+
+
+def _looks_personal(value: str) -> bool:
+    # Seven digits in a row once spaces and punctuation are dropped: a phone number (8 to 15)
+    # or a chat id. A date (2026-12-07) is not one; a page number never has seven digits.
+    if _DATE.fullmatch(value.strip()):
+        return False
+    return bool(_DIGITS.search(re.sub(r"[\s().+/-]", "", value)))
 
 
 def audit(action: str, subject: str | None = None, **details: Any) -> None:
@@ -167,3 +234,13 @@ def audit(action: str, subject: str | None = None, **details: Any) -> None:
     context = console()
     with transaction(context.sessions) as s:
         repo.audit(s, actor, action, subject, details, context.clock())
+
+
+def audit_held(action: str, held: timedelta, **details: Any) -> None:
+    """Record a try the sign-in limits held for ``held``, once per wait (by who, with
+    ``details``): repeating a held try writes nothing more (:func:`audit_once_per_hold`)."""
+    staff: StaffView | None = g.get("staff") or g.get("pending_staff")
+    actor = staff.actor if staff else "anonymous"
+    context = console()
+    now = context.clock()
+    audit_once_per_hold(context.sessions, actor, action, now + held, details, now)

@@ -17,7 +17,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from bot.console import guard
-from bot.console.access import SESSION_KEY, Role, audit, current_staff, requires
+from bot.console.access import SESSION_KEY, Role, audit, audit_held, current_staff, requires
 from bot.console.context import console
 from bot.console.forms import ChangePasswordForm, CodeForm, EmptyForm
 from bot.staff.accounts import StaffError
@@ -65,17 +65,17 @@ def change_password() -> ResponseReturnValue:
         # The same limits as signing in: a stolen session must not guess the password here.
         attempt = guard.attempt("password", me.email)
         limits = guard.limits()
-        held = limits.wait(attempt)
+        turn = limits.reserve(attempt)
+        held = turn.wait
         if held is not None:
             form.current.errors = [guard.wait_message(held)]
-            audit("password change held")
+            audit_held("password change held", held)
             return _page(form, 429)
-        failure = limits.failed(attempt)
         if context.staff.authenticate(me.email, form.current.data or "") is None:
             form.current.errors = ["Your current password is not right."]
             audit("password change refused")
         else:
-            limits.forgive(attempt, failure)
+            limits.forgive(attempt, turn)
             try:
                 context.staff.set_password(me.id, form.new.data or "", actor=me.actor)
             except StaffError as error:

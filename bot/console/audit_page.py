@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from bot.console.access import Role, requires
 from bot.console.context import console
+from bot.console.times import city_zone, parse_day
 from bot.staff.audit_log import AuditFilter, audit_actions, read_audit
 from safetext import clean_text
 
@@ -21,7 +22,7 @@ def _day(name: str, errors: dict[str, str]) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        return parse_day(raw)
     except ValueError:
         errors[name] = "Enter a date like 2026-12-31."
         return None
@@ -36,6 +37,7 @@ def audit_log() -> ResponseReturnValue:
         action=clean_text(request.args.get("action", ""), 64).strip(),
         since=_day("since", errors),
         until=_day("until", errors),
+        zone=city_zone(),
     )
     try:
         page_number = max(1, min(int(request.args.get("page", "1")), 100_000))

@@ -17,7 +17,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from bot.console import guard
-from bot.console.access import SESSION_KEY, audit, safe_next
+from bot.console.access import SESSION_KEY, audit, audit_held, safe_next
 from bot.console.context import console
 from bot.console.forms import CodeForm, EmptyForm, FirstAdminForm, SignInForm
 from bot.staff.accounts import StaffError, normalise_email
@@ -46,19 +46,19 @@ def login() -> ResponseReturnValue:
         email = normalise_email(form.email.data or "")
         attempt = guard.attempt("password", email)
         limits = guard.limits()
-        held = limits.wait(attempt)
+        turn = limits.reserve(attempt)
+        held = turn.wait
         if held is not None:
             # Not even checked: a right guess during the wait would tell the guesser.
-            audit("sign-in held", email=_known_email(email))
+            audit_held("sign-in held", held, email=_known_email(email))
             form.form_errors.append(guard.wait_message(held))
         else:
-            failure = limits.failed(attempt)
             staff = context.staff.authenticate(email, form.password.data or "")
             if staff is None:
                 audit("sign-in failed", email=_known_email(email))
                 form.form_errors.append("Enter a correct email and password.")
             else:
-                limits.forgive(attempt, failure)
+                limits.forgive(attempt, turn)
                 stage = "password" if staff.totp_enabled else "signed_in"
                 _begin(staff.id, stage=stage)
                 g.staff = staff
@@ -118,12 +118,12 @@ def code() -> ResponseReturnValue:
     if form.validate_on_submit():
         attempt = guard.attempt("code", pending.email)
         limits = guard.limits()
-        held = limits.wait(attempt)
+        turn = limits.reserve(attempt)
+        held = turn.wait
         if held is not None:
-            audit("one-time code held")
+            audit_held("one-time code held", held)
             form.code.errors = [guard.wait_message(held)]
         else:
-            failure = limits.failed(attempt)
             used = OneTimeCodes(context.sessions, context.clock).check(
                 pending.id, form.code.data or ""
             )
@@ -134,7 +134,7 @@ def code() -> ResponseReturnValue:
                     "shows now, or one of your recovery codes."
                 ]
             else:
-                limits.forgive(attempt, failure)
+                limits.forgive(attempt, turn)
                 token = session.get(SESSION_KEY)
                 try:
                     new = context.staff.complete_session(str(token))

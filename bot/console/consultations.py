@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import HiddenField, TextAreaField
 
-from bot.console.access import Role, audit, current_staff, is_possible_id, requires
+from bot.console.access import Role, current_staff, is_possible_id, requires
 from bot.console.context import console
 from bot.consultations.checking import check_text, normalise_source
 from bot.consultations.manage import consultation, consultations, load_text
@@ -96,12 +96,6 @@ def new() -> ResponseReturnValue:
         if loading.loaded is None:
             return _editor(form, loading.report, status=400)
         loaded = loading.loaded
-        audit(
-            "consultation loaded",
-            loaded.survey.id,
-            version=loaded.version,
-            outcome=loaded.outcome,
-        )
         flash(_loaded_message(loaded.survey.id, loaded.version, loaded.outcome), "success")
         return redirect(url_for("consultations.detail", slug=loaded.survey.id))
     report = check_text(text, name, ctx.service.loaded_keywords)
@@ -146,8 +140,7 @@ def close(slug: str) -> ResponseReturnValue:
     form = ConfirmForm()
     if request.method == "POST" and form.validate_on_submit():
         now = ctx.service.now()
-        versions = ctx.service.close_survey(slug, now, current_staff().actor)
-        audit("consultation closed", slug, at=now.isoformat(), versions=versions)
+        ctx.service.close_survey(slug, now, current_staff().actor)
         flash(f"{found.summary.title} is closed: nobody more is invited or reminded.", "success")
         return redirect(url_for("consultations.detail", slug=slug))
     status = 400 if request.method == "POST" else 200

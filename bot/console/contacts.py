@@ -17,7 +17,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import (
     Blueprint,
@@ -35,11 +34,12 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bot.console.access import Role, audit, current_staff, requires
+from bot.console.access import Role, current_staff, requires
 from bot.console.access import _load_staff as load_staff
 from bot.console.context import console
 from bot.console.forms import EmptyForm as ActionForm
 from bot.console.forms import UploadForm
+from bot.console.times import local_time
 from bot.contacts.service import (
     CONSENT_FILTERS,
     ContactFilter,
@@ -50,7 +50,7 @@ from bot.contacts.service import (
 )
 from bot.contacts.worker import ImportWorker
 from bot.conversation.i18n import SUPPORTED_LANGUAGES
-from messages import CHANNEL_NAMES
+from messages import CHANNEL_LABELS, CHANNEL_NAMES
 from safetext import clean_text, whole_number
 
 __all__ = ["WORKER_EXTENSION", "bp", "import_worker"]
@@ -70,7 +70,6 @@ _CONSENT_LABELS: Final = {
     "opted_in": "Not opted out",
     "opted_out": "Opted out (STOP)",
 }
-_CHANNEL_LABELS: Final = {"sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram"}
 _STATUS_TITLES: Final = {
     "checking": "Checking the file",
     "checked": "Check the file before importing",
@@ -80,6 +79,10 @@ _STATUS_TITLES: Final = {
     "failed": "The import stopped",
     "discarded": "Import cancelled",
 }
+
+
+#: The search's filters: kept in the address (nothing personal in them).
+_FILTERS: Final = ("channel", "language", "attribute", "tag", "consent")
 
 
 def _contacts() -> Contacts:
@@ -100,27 +103,15 @@ def _worker() -> ImportWorker:
     return import_worker(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
-def _local(
-    value: datetime | None, contact: ContactView | None = None, *, date: bool = False
-) -> str:
-    """A time in the contact's own timezone (else the city's), as the CLI shows it: a consent
-    date reads as the file wrote it."""
-    if value is None:
-        return "–"
-    name = (contact.timezone if contact else None) or console().config.pushes.timezone
-    try:
-        zone = ZoneInfo(name)
-    except (ValueError, ZoneInfoNotFoundError):
-        zone = ZoneInfo("UTC")
-    shown = value.astimezone(zone)
-    return f"{shown:%Y-%m-%d}" if date else f"{shown:%Y-%m-%d %H:%M} ({zone.key})"
-
-
 @bp.app_template_global("contact_time")
 def contact_time(
     value: datetime | None, contact: ContactView | None = None, date: bool = False
 ) -> str:
-    return _local(value, contact, date=date)
+    """A time in the contact's own time zone (else the city's), as every page shows times
+    (:mod:`bot.console.times`); a consent date reads as the file wrote it."""
+    if value is None:
+        return "–"
+    return local_time(value, contact.timezone if contact else None, day_only=date)
 
 
 def _arg(name: str) -> str:
@@ -133,16 +124,36 @@ def _arg(name: str) -> str:
 @bp.get("/contacts")
 @requires(Role.EDITOR)
 def search() -> ResponseReturnValue:
-    """Search and filter contacts: a GET form (bookmarkable, no script), one page at a time."""
-    values = {
-        name: _arg(name) for name in ("q", "channel", "language", "attribute", "tag", "consent")
-    }
-    errors: dict[str, str] = {}
-    if values["q"]:
-        try:
-            return redirect(url_for(".contact", contact_id=_contacts().find(values["q"])))
-        except LookupError as exc:
-            errors["q"] = _sentence(str(exc.args[0]))
+    """Filter contacts: a GET form (bookmarkable, no script), one page at a time. The
+    filters hold nothing personal; finding one person by number is :func:`find`'s POST."""
+    return _search_page()
+
+
+@bp.post("/contacts/find")
+@requires(Role.EDITOR)
+def find() -> ResponseReturnValue:
+    """Find one person by phone number, chat id or contact number. A POST: the number must
+    never be in an address (the address bar, the history, a proxy's log, a ``next=``)."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    ref = clean_text(request.form.get("q", ""), _FIELD_LIMIT).strip()
+    if not ref:
+        return _search_page(ref, "Enter a phone number, chat id or contact number.")
+    try:
+        contact_id = _contacts().find(ref)
+    except LookupError as exc:
+        return _search_page(ref, _sentence(str(exc.args[0])))
+    # The contact's own page, named by its id: nothing personal in the address.
+    return redirect(url_for(".contact", contact_id=contact_id), 303)
+
+
+def _search_page(ref: str = "", not_found: str | None = None) -> ResponseReturnValue:
+    """The Contacts page: the find form (``ref`` typed, ``not_found`` why it found nobody)
+    and the filters from the query string, with one page of contacts."""
+    values = {name: _arg(name) for name in _FILTERS}
+    values["q"] = ref
+    errors: dict[str, str] = {"q": not_found} if not_found else {}
     channel = values["channel"] or None
     if channel is not None and channel not in CHANNEL_NAMES:
         errors["channel"] = "Choose a channel from the list."
@@ -176,10 +187,10 @@ def search() -> ResponseReturnValue:
             values=values,
             errors=errors,
             found=found,
-            channels=[(c, _CHANNEL_LABELS.get(c, c)) for c in CHANNEL_NAMES],
+            channels=[(c, CHANNEL_LABELS.get(c, c)) for c in CHANNEL_NAMES],
             languages=SUPPORTED_LANGUAGES,
             consents=list(_CONSENT_LABELS.items()),
-            channel_label=_CHANNEL_LABELS,
+            channel_label=CHANNEL_LABELS,
             page_url=_page_url,
             pagination=_pagination(found.page, found.pages) if found else [],
         ),
@@ -188,7 +199,7 @@ def search() -> ResponseReturnValue:
 
 
 def _page_url(page: int) -> str:
-    args = [(k, v) for k, v in request.args.items() if k not in ("page", "q") and v]
+    args = [(k, v) for k, v in request.args.items() if k in _FILTERS and v]
     return url_for(".search") + "?" + urlencode([*args, ("page", str(page))])
 
 
@@ -222,47 +233,37 @@ def _sentence(text: str) -> str:
 @requires(Role.EDITOR)
 def contact(contact_id: int) -> ResponseReturnValue:
     """Everything held about one contact, addresses masked."""
-    try:
-        details = _contacts().details(contact_id)
-    except LookupError as exc:
-        return render_template(
-            "console/contacts/gone.html", message=_sentence(str(exc.args[0]))
-        ), 404
-    return render_template(
-        "console/contacts/contact.html",
-        details=details,
-        contact=details.contact,
-        channel_label=_CHANNEL_LABELS,
-    )
+    return _contact_page("console/contacts/contact.html", contact_id)
 
 
 @bp.route("/contacts/<int:contact_id>/erase", methods=["GET", "POST"])
 @requires(Role.EDITOR)
 def erase(contact_id: int) -> ResponseReturnValue:
     """Ask first; then erase as the contact's own FORGET would."""
-    try:
-        details = _contacts().details(contact_id)
-    except LookupError as exc:
-        return render_template(
-            "console/contacts/gone.html", message=_sentence(str(exc.args[0]))
-        ), 404
     form = ActionForm()
     if form.validate_on_submit():
         try:
             _contacts().erase(contact_id, actor=current_staff().actor)
-        except LookupError as exc:  # erased meanwhile (a FORGET, a colleague)
-            return render_template(
-                "console/contacts/gone.html", message=_sentence(str(exc.args[0]))
-            ), 404
-        audit("contacts erased", f"contact:{contact_id}")
+        except LookupError as exc:  # no such contact, or erased meanwhile (a FORGET, a colleague)
+            return _gone(exc)
         flash(f"Contact {contact_id} was erased.", "success")
         return redirect(url_for(".search"), 303)
+    return _contact_page("console/contacts/erase.html", contact_id, form=form)
+
+
+def _contact_page(template: str, contact_id: int, **extra: object) -> ResponseReturnValue:
+    """``template`` about one contact (its details, addresses masked), or a 404 that says
+    there is no such contact, or that it was erased."""
+    try:
+        details = _contacts().details(contact_id)
+    except LookupError as exc:
+        return _gone(exc)
     return render_template(
-        "console/contacts/erase.html",
-        form=form,
-        contact=details.contact,
+        template,
         details=details,
-        channel_label=_CHANNEL_LABELS,
+        contact=details.contact,
+        channel_label=CHANNEL_LABELS,
+        **extra,
     )
 
 
@@ -294,10 +295,17 @@ def _upload_page(form: UploadForm, error: str | None) -> ResponseReturnValue:
             error=error,
             jobs=_contacts().jobs(limit=10),
             titles=_STATUS_TITLES,
-            max_mb=(current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024),
+            max_mb=console().config.contacts.max_upload_mb,
         ),
         400 if error or form.errors else 200,
     )
+
+
+def raise_upload_limit() -> None:
+    """Let the import page take a whole contacts file (``[contacts] max_upload_mb``); every
+    other request keeps the app's 1 MB. Runs before CSRF's check, which reads the body."""
+    if request.endpoint == "console_contacts.upload":
+        request.max_content_length = console().config.contacts.max_upload_mb * 1024 * 1024
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -311,7 +319,7 @@ def too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
     allowed = staff is not None and staff.role.allows(Role.EDITOR)
     if request.endpoint != "console_contacts.upload" or not allowed:
         return exc
-    limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
+    limit = console().config.contacts.max_upload_mb
     message = (
         f"The file is larger than {limit} MB. Split it into smaller files, or ask whoever runs "
         "Voxpop to import it with: voxpop contacts import FILE.csv"
@@ -352,7 +360,7 @@ def job(job_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/contacts/import/<int:job_id>.json")
-@requires(Role.EDITOR)
+@requires(Role.EDITOR, poll=True)
 def job_progress(job_id: int) -> ResponseReturnValue:
     """How far an import is, for the progress bar's script."""
     found = _job_or_404(job_id)
@@ -375,20 +383,12 @@ def confirm(job_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         abort(400)
     try:
-        confirmed = _contacts().confirm(job_id)
+        _contacts().confirm(job_id, actor=current_staff().actor)
     except LookupError:
         abort(404)
     except ValueError as exc:
         flash(_sentence(str(exc)))
         return redirect(url_for(".job", job_id=job_id), 303)
-    checked = confirmed.checked
-    audit(
-        "contacts imported",
-        f"import:{job_id}",
-        sha256=confirmed.digest,
-        rows=checked.rows if checked else 0,
-        skipped=checked.skipped if checked else 0,
-    )
     _worker().start(job_id)
     return redirect(url_for(".job", job_id=job_id), 303)
 

@@ -20,7 +20,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import (
+    Flask,
+    Response,
+    has_request_context,
+    jsonify,
+    render_template,
+    request,
+)
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -134,7 +141,7 @@ def install_error_pages(
             response = jsonify(error=message)
         else:
             text = _FORM_TOKEN if isinstance(exc, CSRFError) else ERRORS.get(code, _OTHER)
-            limit = _size(current_app.config.get("MAX_CONTENT_LENGTH"))
+            limit = _size(request.max_content_length if has_request_context() else None)
             paragraphs = [p.format(limit=limit, reference=reference) for p in text.paragraphs]
             page = render_template(
                 "console/error.html", code=code, title=text.title, paragraphs=paragraphs

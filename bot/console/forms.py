@@ -31,7 +31,10 @@ class FirstAdminForm(FlaskForm):
 
 
 class AddStaffForm(FlaskForm):
-    email = EmailField("Email", validators=_EMAIL)
+    # Someone else's account: "your email address" would be wrong here.
+    email = EmailField(
+        "Email", validators=[DataRequired("Enter their email address."), Length(max=254)]
+    )
     role = SelectField(
         "Role",
         choices=ROLE_CHOICES,

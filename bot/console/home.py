@@ -20,6 +20,7 @@ def home() -> ResponseReturnValue:
     return render_template(
         "console/home.html",
         home=running.home(ctx.service, ctx.config.pushes.timezone),
+        push_titles=ctx.pushes.titles(),
         channels=configured_channels(ctx.config),
         # The simulator is for editors and admins: an analyst gets no link to a refusal.
         simulator="simulator.page" in current_app.view_functions

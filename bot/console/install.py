@@ -24,6 +24,7 @@ from bot.console import (
 from bot.console.access import install_access
 from bot.console.context import ConsoleContext, install_context
 from bot.console.layout import install_layout
+from bot.console.times import install_times
 from storage import repo
 from storage.db import transaction
 
@@ -37,7 +38,10 @@ def install_console(app: Flask, context: ConsoleContext, *, exempt: list[Bluepri
     install_context(app, context)
     # Templates (console/, govuk_frontend_jinja/), /console/static/, the navigation by role.
     install_layout(app)
+    install_times(app)
     _configure_cookies(app, context)
+    # Before CSRFProtect's own hook, which reads the body: a contacts file may be larger.
+    app.before_request(contacts.raise_upload_limit)
     csrf = CSRFProtect(app)
     for blueprint in exempt:
         csrf.exempt(blueprint)

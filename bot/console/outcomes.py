@@ -15,18 +15,19 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
-from bot.console.access import Role, audit, current_staff, requires
+from bot.console.access import Role, current_staff, requires
 from bot.console.context import console
 from bot.consultations.outcome import (
     OutcomeCheck,
     Planned,
+    PublishedRecord,
     SmsEstimate,
     check_outcome,
     outcome_source,
     participant_values,
     plan_outcome,
     publish_outcome,
-    published_outcomes,
+    published_records,
     sms_estimate,
 )
 from bot.consultations.preview import PREVIEW_CHANNELS
@@ -34,7 +35,6 @@ from bot.consultations.pricing import language_name
 from bot.pushes.service import PushError, PushSpec
 from safetext import clean_text
 from storage.db import transaction
-from storage.models import OutcomeRow
 from surveys.model import Survey
 
 bp = Blueprint("outcomes", __name__, url_prefix="/consultations")
@@ -72,7 +72,7 @@ def compose(slug: str) -> ResponseReturnValue:
         except LookupError:
             abort(404)
     form = OutcomeForm()
-    published = published_outcomes(ctx.service, slug)
+    published = published_records(ctx.service, slug)
     if request.method == "GET":
         composed = Composed({language: "" for language in survey.languages})
         return _page(survey, form, composed, published=published)
@@ -119,7 +119,7 @@ def compose(slug: str) -> ResponseReturnValue:
             survey, form, composed, groups=groups, errors=errors, published=published, status=400
         )
     if action != "publish":
-        estimate = sms_estimate(checked, planned, ctx.config.pushes.sms_price_per_segment)
+        estimate = sms_estimate(planned)
         return _page(
             survey,
             form,
@@ -132,13 +132,6 @@ def compose(slug: str) -> ResponseReturnValue:
         )
     done = publish_outcome(ctx.pushes, ctx.service, checked.outcome, checked.source, planned)
     recipients = planned.preview.recipients
-    audit(
-        "outcome published",
-        slug,
-        outcome=done.outcome_id,
-        push=done.push_id,
-        recipients=recipients,
-    )
     flash(
         f"The outcome is published: push {done.push_id} sends it to {recipients} "
         f"{'person' if recipients == 1 else 'people'} who took part.",
@@ -189,7 +182,7 @@ def _page(
     checked: OutcomeCheck | None = None,
     planned: Planned | None = None,
     estimate: SmsEstimate | None = None,
-    published: Sequence[OutcomeRow] = (),
+    published: Sequence[PublishedRecord] = (),
     status: int = 200,
 ) -> ResponseReturnValue:
     shown_groups = list(groups or [])
@@ -210,5 +203,8 @@ def _page(
         estimate=estimate,
         channels=PREVIEW_CHANNELS,
         published=published,
+        # Those who answer after it is published do not get it: say so before publishing.
+        still_open=not survey.is_closed(console().pushes.now()),
+        closes_at=survey.closes_at,
         language_name=language_name,
     ), status

@@ -15,15 +15,16 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from bot.console.access import Role, audit, current_staff, requires
+from bot.console.access import Role, current_staff, requires
 from bot.console.context import console
+from bot.console.times import format_time, zone_named
 from bot.consultations.manage import consultation_labels
 from bot.pushes.audience import Audience
 from bot.pushes.form import FIELDS, Checked, PushForm
-from bot.pushes.quiet import zone_of
 from bot.pushes.service import Preview, PushError
 from bot.pushes.spec import CHANNELS
 from safetext import clean_text
+from storage.models import PushRow
 
 bp = Blueprint("console_pushes", __name__)
 
@@ -122,9 +123,12 @@ def index() -> ResponseReturnValue:
     context = console()
     rows = context.pushes.recent(100)
     totals = context.pushes.totals([row.id for row in rows])
-    can_create = current_staff().role.allows(Role.EDITOR)
     return render_template(
-        "console/pushes/index.html", rows=rows, totals=totals, can_create=can_create
+        "console/pushes/index.html",
+        rows=rows,
+        totals=totals,
+        titles=context.pushes.titles(),
+        can_create=_can_change(),
     )
 
 
@@ -143,8 +147,7 @@ def new() -> ResponseReturnValue:
         return _form_page(values, checked, preview), status
     spec = checked.spec
     push_id = console().pushes.create(spec)
-    audit("push created", f"push:{push_id}", survey=spec.survey, at=spec.at.isoformat())
-    flash(f"Push {push_id} is scheduled.")
+    flash(f"The push is scheduled: {push_name(console().pushes.report(push_id).push)}.")
     return redirect(url_for(".show", push_id=push_id), 303)
 
 
@@ -169,32 +172,46 @@ def _report(push_id: int) -> Any:
         abort(404)
 
 
+def push_name(row: PushRow) -> str:
+    """A push as staff name it in plain text (a page's title, a message): what it sends
+    and when, in its own time zone.
+
+    The pages show the same with the ``push_name`` macro (``console/pushes/_name.html``)."""
+    kind = "Outcome" if row.kind == "outcome" else "Invitation"
+    return f"{kind}, {format_time(row.scheduled_at, zone_named(row.timezone))}"
+
+
 @bp.get("/pushes/<int:push_id>")
 @requires(Role.ANALYST)
 def show(push_id: int) -> ResponseReturnValue:
     report = _report(push_id)
-    config = console().config
-    local = report.push.scheduled_at.astimezone(
-        zone_of(report.push.timezone or config.pushes.timezone)
-    )
-    staff = current_staff()
+    slug = report.push.survey_slug
     return render_template(
         "console/pushes/show.html",
         report=report,
-        local=local,
+        name=push_name(report.push),
+        title=console().pushes.titles().get(slug, slug),
         audience=Audience.from_json(report.push.audience).describe(),
-        can_change=staff.role.allows(Role.EDITOR),
+        can_change=_can_change(),
         chart=CHART_JS.is_file(),
     )
 
 
+def _can_change() -> bool:
+    return current_staff().role.allows(Role.EDITOR)
+
+
 @bp.get("/pushes/<int:push_id>.json")
-@requires(Role.ANALYST)
+@requires(Role.ANALYST, poll=True)
 def show_json(push_id: int) -> ResponseReturnValue:
-    """What the push's page polls while the push runs."""
+    """What the push's page polls while the push runs: the numbers, and the funnel's table
+    and the buttons as the page shows them now."""
     report = _report(push_id)
     document = report.to_json()
     document["html"] = render_template("console/pushes/_funnel.html", report=report)
+    document["actions_html"] = render_template(
+        "console/pushes/_actions.html", report=report, can_change=_can_change()
+    )
     return jsonify(document)
 
 
@@ -209,8 +226,7 @@ def cancel(push_id: int) -> ResponseReturnValue:
     except PushError as exc:
         flash(str(exc))
         return redirect(url_for(".show", push_id=push_id), 303)
-    audit("push cancelled", f"push:{push_id}", waiting=waiting)
-    flash(f"Push {push_id} is cancelled: {waiting} people still waiting will not be invited.")
+    flash(f"The push is cancelled: {waiting} people still waiting will not be invited.")
     return redirect(url_for(".show", push_id=push_id), 303)
 
 
@@ -224,6 +240,5 @@ def send_now(push_id: int) -> ResponseReturnValue:
     except PushError as exc:
         flash(str(exc))
         return redirect(url_for(".show", push_id=push_id), 303)
-    audit("push fired", f"push:{push_id}", planned=fired.planned)
-    flash(f"Push {push_id} is sending: {fired.planned} people planned.")
+    flash(f"The push is sending: {fired.planned} people planned.")
     return redirect(url_for(".show", push_id=push_id), 303)

@@ -27,6 +27,7 @@ from werkzeug.datastructures import MultiDict
 
 from bot.console.access import Role, audit, current_staff, requires
 from bot.console.context import console
+from bot.console.times import parse_day
 from bot.results.export import FORMATS, MEDIA_TYPES, filename
 from bot.results.filters import STATUSES, ResultsFilter
 from bot.results.service import (
@@ -101,7 +102,7 @@ def read_filter(slug: str, args: MultiDict[str, str], versions: tuple[int, ...])
         days[name] = None
         if raw:
             try:
-                days[name] = date.fromisoformat(raw)
+                days[name] = parse_day(raw)
             except ValueError:
                 errors[name] = f"Enter the {what} day as a date, like 2026-12-01"
     if days["from"] and days["to"] and days["from"] > days["to"]:
@@ -205,7 +206,7 @@ def consultation(slug: str) -> ResponseReturnValue:
 
 
 @bp.get("/results/<slug>/live.json")
-@requires(Role.ANALYST)
+@requires(Role.ANALYST, poll=True)
 def live(slug: str) -> ResponseReturnValue:
     """The page's counts now, for ``results.js`` (the same filter as the page)."""
     form = read_filter(slug, request.args, _consultation(slug))
@@ -258,16 +259,9 @@ def download(slug: str, fmt: str) -> ResponseReturnValue:
         audit("access refused", path=request.path, needed=Role.EDITOR.value)
         abort(403)
     try:
-        chunks = _results().export(form.filter, fmt, free_text=wanted)
+        chunks = _results().export(form.filter, fmt, free_text=wanted, actor=current_staff().actor)
     except LookupError:
         abort(404)
-    audit(
-        "export downloaded",
-        slug,
-        format=fmt,
-        free_text=wanted,
-        **{k: v for k, v in form.query.items() if k not in ("order", "by")},
-    )
     name = filename(slug, fmt, free_text=wanted)
     return Response(
         stream_with_context(chunks),

@@ -112,7 +112,7 @@ class SurveyCatalog:
                 outcome = "restored"
             if outcome != "unchanged":
                 details = {"version": row.version, "outcome": outcome}
-                repo.audit(s, actor, "survey_load", survey.id, details, now)
+                repo.audit(s, actor, "consultation loaded", survey.id, details, now)
             loaded.append(LoadedSurvey(survey, row.version, outcome))
         self.changed()
         return loaded

@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -27,7 +28,7 @@ from channels import sms
 from channels.registry import renderer
 from messages import Address, OutboundMessage
 from storage.db import transaction
-from storage.models import Contact, OutcomeRow
+from storage.models import Contact, OutcomeRow, PushRow
 from storage.pushes import participants
 from surveys.model import Survey
 from surveys.outcomes import Outcome, OutcomeReport, parse_outcome
@@ -37,6 +38,8 @@ __all__ = [
     "OutcomeCheck",
     "Planned",
     "PublishedOutcome",
+    "PublishedRecord",
+    "PublishedText",
     "SmsEstimate",
     "check_outcome",
     "outcome_source",
@@ -44,6 +47,7 @@ __all__ = [
     "plan_outcome",
     "publish_outcome",
     "published_outcomes",
+    "published_records",
     "sms_estimate",
 ]
 
@@ -76,8 +80,8 @@ class Planned:
 
 @dataclass(frozen=True)
 class SmsEstimate:
-    """What an outcome costs as SMS at most: each person on SMS gets one message, the
-    longest of the texts they may get."""
+    """What an outcome costs as SMS: each person on SMS gets one message, in their language
+    (the longest of their language's texts when it is worded per district)."""
 
     people: int
     segments: int
@@ -157,16 +161,14 @@ def plan_outcome(pushes: Pushes, outcome: Outcome, base: PushSpec) -> Planned:
     return Planned(spec, pushes.preview(spec))
 
 
-def sms_estimate(checked: OutcomeCheck, planned: Planned, price: float) -> SmsEstimate:
-    """The most the outcome costs as SMS (:class:`SmsEstimate`); ``price`` per segment.
-
-    The push's own preview prices an invitation's first messages, not an outcome's text,
-    so an outcome is priced from its texts here.
-    """
-    people = planned.preview.by_channel.get("sms", 0)
-    longest = max((p.segments for p in checked.prices), default=0)
-    segments = people * longest
-    return SmsEstimate(people, segments, round(segments * price, 2), planned.preview.currency)
+def sms_estimate(planned: Planned) -> SmsEstimate:
+    """What the outcome costs as SMS (:class:`SmsEstimate`): the push's own preview prices
+    the outcome's text each person on SMS gets, in their language
+    (:func:`bot.pushes.service.outcome_segments`)."""
+    preview = planned.preview
+    return SmsEstimate(
+        preview.by_channel.get("sms", 0), preview.sms_segments, preview.cost, preview.currency
+    )
 
 
 def publish_outcome(
@@ -174,7 +176,9 @@ def publish_outcome(
 ) -> PublishedOutcome:
     """Store the outcome and its push; a push whose time has come is fired at once (its
     recipients planned, the scheduler's tick sends them)."""
-    published = publish(pushes, service, outcome, source, planned.spec)
+    published = publish(
+        pushes, service, outcome, source, planned.spec, recipients=planned.preview.recipients
+    )
     fired = pushes.fire(published.push_id) if planned.spec.at <= pushes.now() else None
     return PublishedOutcome(published.outcome_id, published.push_id, fired)
 
@@ -202,6 +206,61 @@ def published_outcomes(service: Service, slug: str | None = None) -> list[Outcom
         rows = list(s.scalars(stmt))
         s.expunge_all()
         return rows
+
+
+@dataclass(frozen=True)
+class PublishedText:
+    """One text of a published outcome: for everyone (``group`` ``None``) or for those whose
+    attribute ``by`` is ``group``, in ``language``."""
+
+    group: str | None
+    language: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PublishedRecord:
+    """A published outcome as staff read it back: what, when, by whom, and its push."""
+
+    id: int
+    published_at: datetime
+    #: Who published it (the push's maker, ``staff:<email>``), or ``None`` if not recorded.
+    by: str | None
+    push_id: int | None
+    #: The contact attribute of the group texts (a district), if any.
+    attribute: str | None
+    texts: tuple[PublishedText, ...]
+
+
+def published_records(service: Service, slug: str) -> list[PublishedRecord]:
+    """The outcomes published for ``slug``, newest first, with every text as it was sent."""
+    with transaction(service.sessions, read_only=True) as s:
+        stmt = (
+            select(OutcomeRow, PushRow.created_by)
+            .outerjoin(PushRow, PushRow.id == OutcomeRow.push_id)
+            .where(OutcomeRow.survey_slug == slug)
+            .order_by(OutcomeRow.published_at.desc(), OutcomeRow.id.desc())
+        )
+        found: list[PublishedRecord] = []
+        for row, by in s.execute(stmt):
+            message = row.message or {}
+            texts = [
+                PublishedText(None, language, text)
+                for language, text in (message.get("texts") or {}).items()
+            ]
+            for value, wording in (message.get("values") or {}).items():
+                texts += [PublishedText(value, lang, text) for lang, text in wording.items()]
+            found.append(
+                PublishedRecord(
+                    row.id,
+                    row.published_at,
+                    by,
+                    row.push_id,
+                    message.get("by"),
+                    tuple(texts),
+                )
+            )
+        return found
 
 
 def _string(text: str) -> str:

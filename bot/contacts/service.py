@@ -314,10 +314,10 @@ class ContactDetails:
 
 #: Audit actions that belong in a consent history, in words.
 _CONSENT_ACTIONS: Final = {
-    "opt_out": "opted out (STOP)",
-    "opt_in": "opted in again (START)",
-    "consent_given": "said yes to future consultations",
-    "consent_withdrawn": "said no to future consultations",
+    "opted out": "opted out (STOP)",
+    "opted in": "opted in again (START)",
+    "consent given": "said yes to future consultations",
+    "consent withdrawn": "said no to future consultations",
 }
 
 
@@ -495,7 +495,7 @@ class Contacts:
             for batch, _line in self._walk(lines, source, now, tally, progress, total):
                 counts.add(store.upsert_contacts(s, batch, now))
             found = tally.counts(counts)
-            _audit_import(s, "staff", found, digest, now)
+            _audit_import(s, "staff", "contacts imported", found, digest, now)
             report = ImportReport(found.rows, counts, tuple(tally.problems), found.skipped, digest)
             if dry_run:
                 raise _DryRun(report)  # leaves the transaction, which rolls it all back
@@ -542,9 +542,11 @@ class Contacts:
             rows = s.scalars(select(ContactImport).order_by(ContactImport.id.desc()).limit(limit))
             return [_job_view(row) for row in rows]
 
-    def confirm(self, job_id: int) -> ImportJob:
+    def confirm(self, job_id: int, *, actor: str) -> ImportJob:
         """Staff saw the check: import the file (a worker does it next). :class:`ValueError`
-        when it is not waiting for that (imported already, discarded, refused...)."""
+        when it is not waiting for that (imported already, discarded, refused...). Audited
+        as ``contacts imported`` by ``actor`` (the staff action); the worker adds
+        ``contacts import finished`` with what it wrote."""
         now = self._clock()
         with transaction(self._sessions) as s:
             moved = (
@@ -560,6 +562,12 @@ class Contacts:
                 )
                 .rowcount
             )
+            row = s.get(ContactImport, job_id) if moved else None
+            if row is not None:
+                # What the check found and the file's digest: never the file's name.
+                checked = ImportCounts.from_json(row.checked)
+                details = {"import": job_id, "sha256": row.digest, **checked.to_json()}
+                repo.audit(s, actor, "contacts imported", None, details, now)
         job = self.job(job_id)
         if not moved and job.status != "importing":
             raise ValueError(f"this file cannot be imported now: it is {job.status}")
@@ -682,72 +690,96 @@ class Contacts:
     def _check(self, job_id: int, claim: _Claim, progress: Progress | None) -> None:
         """The dry run, chunk by chunk: each chunk upserted inside a savepoint that is
         rolled back, so the counts are what an import would do and nothing stays."""
-        tally = _Tally()
         counts = store.UpsertCounts()
         now = self._clock()
-        try:
-            for batch, line in self._walk(
-                io.BytesIO(claim.data), UPLOAD_NAME, now, tally, progress, claim.lines
-            ):
-                with transaction(self._sessions) as s:
-                    self._advance(s, job_id, claim, line=line)
-                    if batch:
-                        savepoint = s.begin_nested()
-                        counts.add(store.upsert_contacts(s, batch, now))
-                        savepoint.rollback()
-        except ContactsFileError as exc:
-            self._stop(job_id, claim, "refused", _file_error(exc))
+
+        def chunk(batch: list[ContactRow], line: int, _tally: _Tally) -> None:
+            with transaction(self._sessions) as s:
+                self._advance(s, job_id, claim, line=line)
+                if batch:
+                    savepoint = s.begin_nested()
+                    counts.add(store.upsert_contacts(s, batch, now))
+                    savepoint.rollback()
+
+        tally = self._chunks(job_id, claim, now, progress, chunk, refused="refused")
+        if tally is None:
             return
         with transaction(self._sessions) as s:
-            self._advance(
-                s,
-                job_id,
-                claim,
-                status="checked",
-                line=claim.lines,
-                checked=tally.counts(counts).to_json(),
-                problems=_stored(tally.problems),
-                problem_count=len(tally.problems),
-                lease_until=None,
-            )
+            self._finish(s, job_id, claim, tally, "checked", checked=tally.counts(counts).to_json())
 
     def _import_staged(self, job_id: int, claim: _Claim, progress: Progress | None) -> None:
         """The import, one committed transaction per chunk with its progress; a chunk an
         earlier worker committed (``line`` reached) is not written again."""
-        tally = _Tally()
         counts = claim.imported.upserts()
         now = self._clock()
+
+        def chunk(batch: list[ContactRow], line: int, tally: _Tally) -> None:
+            if line <= claim.line:
+                return  # committed before this worker took over
+            with transaction(self._sessions) as s:
+                self._advance(s, job_id, claim)
+                counts.add(store.upsert_contacts(s, batch, now))
+                partial = ImportCounts.of(tally.rows, len(tally.skipped), counts)
+                self._advance(s, job_id, claim, line=line, imported=partial.to_json())
+
+        tally = self._chunks(job_id, claim, now, progress, chunk, refused="failed")
+        if tally is None:
+            return
+        found = tally.counts(counts)
+        with transaction(self._sessions) as s:
+            self._finish(
+                s,
+                job_id,
+                claim,
+                tally,
+                "done",
+                data=None,
+                imported=found.to_json(),
+                finished_at=now,
+            )
+            # The worker's, not a member of staff's: who asked is on ``contacts imported``.
+            _audit_import(s, "system", "contacts import finished", found, claim.digest, now, job_id)
+        _log_import(found)
+
+    def _chunks(
+        self,
+        job_id: int,
+        claim: _Claim,
+        now: datetime,
+        progress: Progress | None,
+        chunk: Callable[[list[ContactRow], int, _Tally], None],
+        *,
+        refused: str,
+    ) -> _Tally | None:
+        """Read the staged file, handing each chunk (its rows, the line it ends on) to
+        ``chunk``; what was read, or ``None`` when the file could not be read (the import
+        then ends with status ``refused``)."""
+        tally = _Tally()
         try:
             for batch, line in self._walk(
                 io.BytesIO(claim.data), UPLOAD_NAME, now, tally, progress, claim.lines
             ):
-                if line <= claim.line:
-                    continue  # committed before this worker took over
-                with transaction(self._sessions) as s:
-                    self._advance(s, job_id, claim)
-                    counts.add(store.upsert_contacts(s, batch, now))
-                    partial = ImportCounts.of(tally.rows, len(tally.skipped), counts)
-                    self._advance(s, job_id, claim, line=line, imported=partial.to_json())
+                chunk(batch, line, tally)
         except ContactsFileError as exc:
-            self._stop(job_id, claim, "failed", _file_error(exc))
-            return
-        found = tally.counts(counts)
-        with transaction(self._sessions) as s:
-            self._advance(
-                s,
-                job_id,
-                claim,
-                status="done",
-                line=claim.lines,
-                data=None,
-                imported=found.to_json(),
-                problems=_stored(tally.problems),
-                problem_count=len(tally.problems),
-                lease_until=None,
-                finished_at=now,
-            )
-            _audit_import(s, claim.created_by, found, claim.digest, now, job_id)
-        _log_import(found)
+            self._stop(job_id, claim, refused, _file_error(exc))
+            return None
+        return tally
+
+    def _finish(
+        self, s: Session, job_id: int, claim: _Claim, tally: _Tally, status: str, **values: Any
+    ) -> None:
+        """The step ends as ``status``: the whole file read, its problems kept, the lease let go."""
+        self._advance(
+            s,
+            job_id,
+            claim,
+            status=status,
+            line=claim.lines,
+            problems=_stored(tally.problems),
+            problem_count=len(tally.problems),
+            lease_until=None,
+            **values,
+        )
 
     def _expire(self, s: Session, now: datetime) -> None:
         """Drop the files of staged imports nobody confirmed in time: personal data is not
@@ -770,10 +802,11 @@ class Contacts:
 
     # --- look-ups -------------------------------------------------------------------------------
 
-    def search(self, filters: ContactFilter, *, page: int = 1, per_page: int = 50) -> ContactPage:
-        """One page of the contacts matching ``filters``, by id, and how many match; the
-        database filters, counts and pages (never every contact in memory)."""
-        page = max(page, 1)
+    def _matching(
+        self, filters: ContactFilter, *, offset: int = 0, limit: int | None = None
+    ) -> tuple[list[ContactView], int]:
+        """The contacts matching ``filters``, by id (``limit`` of them from ``offset``), and
+        how many match in all: the database filters, counts and pages."""
         with transaction(self._sessions, read_only=True) as s:
             found, total = store.list_contacts(
                 s,
@@ -782,12 +815,18 @@ class Contacts:
                 where=filters.where,
                 tags=filters.tags,
                 consent=filters.consent,
-                offset=(page - 1) * per_page,
-                limit=per_page,
+                offset=offset,
+                limit=limit,
             )
             addresses = store.addresses_by_contact(s, [c.id for c in found])
-            views = tuple(_view(c, addresses.get(c.id, [])) for c in found)
-        return ContactPage(views, total, page, per_page)
+            return [_view(c, addresses.get(c.id, [])) for c in found], total
+
+    def search(self, filters: ContactFilter, *, page: int = 1, per_page: int = 50) -> ContactPage:
+        """One page of the contacts matching ``filters``, by id, and how many match; the
+        database filters, counts and pages (never every contact in memory)."""
+        page = max(page, 1)
+        views, total = self._matching(filters, offset=(page - 1) * per_page, limit=per_page)
+        return ContactPage(tuple(views), total, page, per_page)
 
     def list(
         self,
@@ -801,18 +840,7 @@ class Contacts:
     ) -> tuple[list[ContactView], int]:
         """Contacts matching every filter, by id (at most ``limit``), and how many match."""
         filters = ContactFilter(channel, language, dict(where or {}), tuple(tags), consent)
-        with transaction(self._sessions, read_only=True) as s:
-            found, total = store.list_contacts(
-                s,
-                channel=filters.channel,
-                language=filters.language,
-                where=filters.where,
-                tags=filters.tags,
-                consent=filters.consent,
-                limit=limit,
-            )
-            addresses = store.addresses_by_contact(s, [c.id for c in found])
-            return [_view(c, addresses.get(c.id, [])) for c in found], total
+        return self._matching(filters, limit=limit)
 
     def find(self, ref: str) -> int:
         """The contact id that ``ref`` names: an id (digits), or an address as in a contacts
@@ -904,7 +932,7 @@ class Contacts:
     def erase(self, contact_id: int, *, actor: str = "staff") -> bool:
         """Erase a contact exactly as their FORGET would (no goodbye is sent): addresses
         deleted, messages blanked, free text gone, other answers kept anonymous; audited as
-        ``forget`` by ``actor``. :class:`LookupError` if none. Whether old copies are gone
+        ``contact erased`` by ``actor``. :class:`LookupError` if none. Whether old copies are gone
         from SQLite's write-ahead log already (else the dispatcher scrubs them when the
         reader holding them is done)."""
         with transaction(self._sessions) as s:
@@ -990,6 +1018,7 @@ def _job_view(row: ContactImport) -> ImportJob:
 def _audit_import(
     s: Session,
     actor: str,
+    action: str,
     found: ImportCounts,
     digest: str,
     now: datetime,
@@ -999,7 +1028,7 @@ def _audit_import(
     if job_id is not None:
         details["import"] = job_id
     # Counts and the file's digest only: the file name could itself name a person.
-    repo.audit(s, actor, "contacts_import", None, details, now)
+    repo.audit(s, actor, action, None, details, now)
 
 
 def _log_import(found: ImportCounts) -> None:

@@ -52,7 +52,6 @@ from bot.delivery.pipeline import Pipeline, first
 from bot.delivery.sending import (
     HELD,
     MESSAGE_KINDS,
-    Clock,
     Deliver,
     DispatchSettings,
     Job,
@@ -61,6 +60,7 @@ from bot.delivery.sending import (
 )
 from bot.health import Board, send_problem
 from bot.log_privacy import log_failure
+from bot.service import Clock
 from channels import errors
 from storage import outbox, repo
 from storage.db import is_sqlite, scrub_wal, transaction

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 from channels import errors
@@ -15,7 +15,6 @@ from channels.base import SendReceipt
 __all__ = [
     "HELD",
     "MESSAGE_KINDS",
-    "Clock",
     "Deliver",
     "DispatchSettings",
     "Job",
@@ -23,7 +22,6 @@ __all__ = [
     "Pacing",
 ]
 
-Clock = Callable[[], datetime]
 #: Kinds that are messages a citizen sees, paced per address; others are chores (button
 #: answers, keyboard removals) that no chat limit applies to.
 MESSAGE_KINDS: Final = frozenset({"reply", "push"})

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import Config, find_template
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.pipeline import first
-from bot.delivery.sending import Clock, Deliver, DispatchSettings, Job, Pacing
+from bot.delivery.sending import Deliver, DispatchSettings, Job, Pacing
 from bot.health import (
     BEAT_SECONDS,
     OK,
@@ -46,7 +46,7 @@ from bot.health import (
     send_problem,
     start_problem,
 )
-from bot.service import CALLBACK_ANSWER, KEYBOARD_REMOVE, utc_now
+from bot.service import CALLBACK_ANSWER, KEYBOARD_REMOVE, Clock, utc_now
 from channels import errors, sms, telegram, whatsapp
 from channels.base import Lifecycle, Rendered, SendReceipt
 from channels.telegram_send import TelegramSender

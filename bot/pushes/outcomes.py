@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bot.pushes.audience import Audience
 from bot.pushes.service import Pushes, PushSpec
 from bot.service import Service
+from storage import repo
 from storage.db import transaction
 from storage.models import OutcomeRow
 from surveys.outcomes import Outcome
@@ -44,20 +45,32 @@ def outcome_push(outcome: Outcome, base: PushSpec, actor: str = "staff") -> Push
 
 
 def publish(
-    pushes: Pushes, service: Service, outcome: Outcome, source: str, spec: PushSpec
+    pushes: Pushes,
+    service: Service,
+    outcome: Outcome,
+    source: str,
+    spec: PushSpec,
+    *,
+    recipients: int | None = None,
 ) -> Published:
     """Store ``outcome`` and make its push (``spec``, from :func:`outcome_push`); who it
-    reaches is :meth:`Pushes.preview`'s to tell, before."""
+    reaches is :meth:`Pushes.preview`'s to tell, before (``recipients``, for the audit log).
+    Audited once, as ``outcome published`` by ``spec.created_by``: the push is part of it."""
     # One transaction: a push with no outcome row to say what it was would be sent anyway.
     with transaction(service.sessions) as s:
-        push_id = pushes.add(s, spec)
+        now = service.now()
+        push_id = pushes.add(s, spec, audited=False)
         row = OutcomeRow(
             survey_slug=outcome.survey,
-            published_at=service.now(),
+            published_at=now,
             message=outcome.to_json(),
             source=source,
             push_id=push_id,
         )
         s.add(row)
         s.flush()
+        details: dict[str, int] = {"outcome": row.id, "push": push_id}
+        if recipients is not None:
+            details["recipients"] = recipients
+        repo.audit(s, spec.created_by, "outcome published", outcome.survey, details, now)
         return Published(row.id, push_id)

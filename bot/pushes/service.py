@@ -250,6 +250,16 @@ class Pushes:
         with transaction(self._sessions, read_only=True) as s:
             return sorted(set(s.scalars(select(SurveyRow.slug))))
 
+    def titles(self) -> dict[str, str]:
+        """Each loaded consultation's title (its current version's, in its default language),
+        by id: what staff read in place of the id."""
+        with transaction(self._sessions, read_only=True) as s:
+            found = {}
+            for row in repo.latest_surveys(s):
+                survey = self._service.survey_version(s, row.id)
+                found[row.slug] = survey.title.get(survey.default_language) or row.slug
+            return dict(sorted(found.items()))
+
     def preview(self, spec: PushSpec) -> Preview:
         """Who the push would reach now, per channel and language, who is left out and why,
         and what its SMS cost. Counted by the database in one statement (GROUP BY), not
@@ -270,7 +280,9 @@ class Pushes:
             by_pair[pair] = by_pair.get(pair, 0) + row.contacts
             if row.busy is not None:
                 busy[row.busy] += row.contacts
-            if row.channel == "sms" and row.busy != "answering":  # they get nothing new
+            # Someone answering already gets no new invitation; an outcome goes to everyone.
+            gets_one = spec.kind == "outcome" or row.busy != "answering"
+            if row.channel == "sms" and gets_one:
                 sms_by_language[row.language] = sms_by_language.get(row.language, 0) + row.contacts
         by_channel: dict[str, int] = {}
         by_language: dict[str, int] = {}
@@ -298,6 +310,8 @@ class Pushes:
     def _sms_segments(self, survey: Survey, language: str, n: int, spec: PushSpec) -> int:
         """The segments of ``n`` invitations by SMS in ``language``, the variants shared out
         evenly (each recipient's is drawn when the push fires)."""
+        if spec.kind == "outcome":
+            return n * outcome_segments(spec.message or {}, language)
         variants = spec.variants
         if not variants:
             return n * self._segments(survey, language, None, spec)
@@ -312,8 +326,10 @@ class Pushes:
         with transaction(self._sessions) as s:
             return self.add(s, spec)
 
-    def add(self, s: Session, spec: PushSpec) -> int:
-        """:meth:`create` in the caller's transaction, with what must be stored with it."""
+    def add(self, s: Session, spec: PushSpec, *, audited: bool = True) -> int:
+        """:meth:`create` in the caller's transaction, with what must be stored with it.
+        ``audited=False`` when the caller audits the staff action the push is part of (an
+        outcome published): one entry per action."""
         spec = self.complete(spec)
         now = self._clock()
         self._service.survey(s, spec.survey)  # it must be loaded
@@ -336,8 +352,9 @@ class Pushes:
         )
         s.add(push)
         s.flush()
-        details = {"kind": spec.kind, "at": spec.at.isoformat(), "survey": spec.survey}
-        repo.audit(s, spec.created_by, "push_create", f"push:{push.id}", details, now)
+        if audited:
+            details = {"kind": spec.kind, "at": spec.at.isoformat(), "survey": spec.survey}
+            repo.audit(s, spec.created_by, "push created", f"push:{push.id}", details, now)
         return push.id
 
     def cancel(self, push_id: int, actor: str = "staff") -> int:
@@ -375,7 +392,7 @@ class Pushes:
                 )
                 .values(status="failed", error="push cancelled")
             )
-            repo.audit(s, actor, "push_cancel", f"push:{push_id}", {"waiting": waiting}, now)
+            repo.audit(s, actor, "push cancelled", f"push:{push_id}", {"waiting": waiting}, now)
             return waiting
 
     def send_now(self, push_id: int, actor: str = "staff") -> FireResult:
@@ -390,7 +407,7 @@ class Pushes:
                     f"push {push_id} is {push.status}: only a scheduled push can go now"
                 )
             push.scheduled_at = min(push.scheduled_at, now)
-            repo.audit(s, actor, "push_send_now", f"push:{push_id}", {}, now)
+            repo.audit(s, actor, "push sent now", f"push:{push_id}", {}, now)
         return self.fire(push_id)
 
     # --- what staff see ---------------------------------------------------------------------
@@ -455,12 +472,12 @@ class Pushes:
                     f"until {now:%Y-%m-%d %H:%M} UTC (more than "
                     f"{self._config.pushes.misfire_grace_hours:g} h late); schedule it again"
                 )
-                repo.audit(s, "system", "push_missed", f"push:{push_id}", {}, now)
+                repo.audit(s, "system", "push missed", f"push:{push_id}", {}, now)
                 log.warning("push %d missed: %s late", push_id, now - push.scheduled_at)
                 return FireResult(push_id, "missed")
             planned = self._plan(s, push, now)
             push.status, push.fired_at, push.planned = "sending", now, planned
-            repo.audit(s, "system", "push_fire", f"push:{push_id}", {"planned": planned}, now)
+            repo.audit(s, "system", "push fired", f"push:{push_id}", {"planned": planned}, now)
         log.info("push %d fired: %d recipients planned", push_id, planned)
         return FireResult(push_id, "fired", planned)
 
@@ -802,6 +819,32 @@ class Pushes:
                     push.status, push.finished_at = "done", now
                     finished += 1
         return finished
+
+
+def outcome_segments(message: Mapping[str, Any], language: str) -> int:
+    """SMS segments of the outcome a person in ``language`` gets (:func:`text_for`, the text
+    the push sends): the longest of the texts for their language when it is worded per
+    district, as the preview does not know each person's district.
+
+    >>> outcome_segments({"texts": {"en": "Bins in May.", "nl": "x" * 200}}, "nl")
+    2
+    >>> outcome_segments({"texts": {"en": "Bins."}, "by": "district",
+    ...                   "values": {"north": {"en": "y" * 161}}}, "en")
+    2
+    """
+    values = message.get("values") or {}
+    by = message.get("by")
+    texts = {text_for(message, language, {})}
+    if by:
+        texts |= {text_for(message, language, {by: value}) for value in values}
+    return max(
+        (
+            sms.render(OutboundMessage(MessageAddress("sms", "+1"), text, (), "push")).segments or 1
+            for text in texts
+            if text
+        ),
+        default=0,
+    )
 
 
 def _racing(work: Callable[[int], _T], recipient_id: int) -> _T | str:

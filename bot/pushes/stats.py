@@ -1,68 +1,14 @@
-"""Honest numbers for small samples: a rate with its 95% confidence interval, and a push's
-funnel (planned, sent, delivered, started, completed) built from them. Pure."""
+"""A push's funnel (planned, sent, delivered, started, completed), each stage's share with
+its 95% interval (:class:`bot.rates.Rate`, as the Results pages use it). Pure."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any, Protocol
 
-#: The z-score of a two-sided 95% interval.
-_Z95 = NormalDist().inv_cdf(0.975)
-
-
-@dataclass(frozen=True)
-class Rate:
-    """``hits`` out of ``total``, with the Wilson score interval (good for small samples and
-    rates near 0 or 1, where the textbook ``p ± z·se`` goes below 0 or above 1)."""
-
-    hits: int
-    total: int
-
-    @property
-    def value(self) -> float:
-        return self.hits / self.total if self.total else 0.0
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        """The 95% interval, as fractions.
-
-        >>> low, high = Rate(8, 20).interval
-        >>> round(low, 3), round(high, 3)
-        (0.219, 0.613)
-        >>> Rate(0, 0).interval
-        (0.0, 1.0)
-        """
-        n = self.total
-        if n == 0:
-            return (0.0, 1.0)
-        p, z = self.hits / n, _Z95
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        return (max(0.0, centre - half), min(1.0, centre + half))
-
-    def __str__(self) -> str:
-        """``40% (22-61%)``; ``-`` when there is nothing to count.
-
-        >>> str(Rate(8, 20)), str(Rate(0, 0))
-        ('40% (22-61%)', '-')
-        """
-        if not self.total:
-            return "-"
-        low, high = self.interval
-        return f"{self.value:.0%} ({low * 100:.0f}-{high * 100:.0f}%)"
-
-    def to_json(self) -> dict[str, float | int]:
-        low, high = self.interval
-        return {
-            "hits": self.hits,
-            "total": self.total,
-            "value": self.value,
-            "low": low,
-            "high": high,
-        }
+from bot.rates import Rate
+from messages import channel_label
 
 
 class Counts(Protocol):
@@ -113,11 +59,27 @@ class FunnelRow:
     started: Rate
     response: Rate
 
+    @property
+    def title(self) -> str:
+        """The row as staff read it: ``Everyone``, ``SMS``, ``Wording A``.
+
+        >>> from storage.pushes import PushCounts
+        >>> none = PushCounts(0, 0, 0, 0, 0, 0, 0, 0, 0)
+        >>> [funnel_row(g, n, none).title for g, n in (("all", "all"), ("channel", "sms"))]
+        ['Everyone', 'SMS']
+        """
+        if self.group == "all":
+            return "Everyone"
+        if self.group == "channel":
+            return channel_label(self.label)
+        return f"Wording {self.label}"
+
     def to_json(self) -> dict[str, Any]:
         c = self.counts
         return {
             "group": self.group,
             "label": self.label,
+            "title": self.title,
             "stages": [
                 {"name": s.name, "count": s.count, "share": s.share.to_json()} for s in self.stages
             ],

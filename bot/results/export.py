@@ -67,7 +67,7 @@ def write(fmt: str, out: IO[bytes], questions: Sequence[str], records: Iterable[
 def _csv_chunks(questions: Sequence[str], records: Iterable[Record]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([*RECORD_COLUMNS, *questions])
+    writer.writerow([csv_value(name) for name in (*RECORD_COLUMNS, *questions)])
     for n, record in enumerate(records, start=1):
         answers = record["answers"]
         writer.writerow(
@@ -99,23 +99,47 @@ def _drain(buffer: io.StringIO) -> bytes:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def is_formula_like(text: str) -> bool:
+    """Whether a spreadsheet would take ``text`` for a formula (CSV injection).
+
+    >>> [is_formula_like(t) for t in ("=1+1", "+32", "-x", "@SUM(A1)", "a=b", "")]
+    [True, True, True, True, False, False]
+    """
+    return text.startswith(_FORMULA_START)
+
+
+def cell_text(value: Any) -> str | None:
+    """The text of a cell that holds text (a multi's picks joined with ``;``), or ``None``
+    for one that does not (nothing, yes/no, a number): the one place a cell becomes text,
+    so the formula guard sees every such cell, in CSV and XLSX alike.
+
+    >>> cell_text(["a", "b"]), cell_text("x"), cell_text(True), cell_text(-3), cell_text(None)
+    ('a;b', 'x', None, None, None)
+    """
+    if value is None or isinstance(value, bool | int | float):
+        return None
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return str(value)
+
+
 def csv_value(value: Any) -> str:
-    r"""One CSV cell; citizens' text can never run as a spreadsheet formula.
+    r"""One CSV cell; citizens' text, a choice or a joined list of them, can never run as a
+    spreadsheet formula: text that would starts with ``'``, as spreadsheets read it.
 
     >>> csv_value(["a", "b"]), csv_value(True), csv_value(None), csv_value(2.5), csv_value(-3)
     ('a;b', 'true', '', '2.5', '-3')
-    >>> csv_value('=HYPERLINK("http://x")')
-    '\'=HYPERLINK("http://x")'
+    >>> csv_value('=HYPERLINK("http://x")'), csv_value(["-1", "b"])
+    ('\'=HYPERLINK("http://x")', "'-1;b")
     """
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return str(value)
+    text = cell_text(value)
+    if text is None:
+        return str(value)  # a number
+    return "'" + text if is_formula_like(text) else text
 
 
 def _xlsx_chunks(questions: Sequence[str], records: Iterable[Record]) -> Iterator[bytes]:
@@ -129,6 +153,8 @@ def _xlsx_chunks(questions: Sequence[str], records: Iterable[Record]) -> Iterato
         sheet = workbook.add_worksheet("responses")
         bold = workbook.add_format({"bold": True})
         when = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        # Excel's own guard: a quote-prefixed cell stays text even when someone edits it.
+        quoted = workbook.add_format({"quote_prefix": True})
         header = [*RECORD_COLUMNS, *questions]
         for col, name in enumerate(header):
             sheet.write_string(0, col, name, bold)
@@ -142,28 +168,29 @@ def _xlsx_chunks(questions: Sequence[str], records: Iterable[Record]) -> Iterato
                     stamp = datetime.fromisoformat(value).replace(tzinfo=None)
                     sheet.write_datetime(row, col, stamp, when)
                 else:
-                    _xlsx_cell(sheet, row, col, value)
+                    _xlsx_cell(sheet, row, col, value, quoted)
             for offset, question in enumerate(questions, start=len(RECORD_COLUMNS)):
-                _xlsx_cell(sheet, row, offset, answers.get(question))
+                _xlsx_cell(sheet, row, offset, answers.get(question), quoted)
         workbook.close()
         spool.seek(0)
         while piece := spool.read(64 * 1024):
             yield piece
 
 
-def _xlsx_cell(sheet: Any, row: int, col: int, value: Any) -> None:
-    """A typed cell: numbers as numbers, yes/no as booleans, text always as text (never a
-    formula, whatever it starts with), a multi's picks joined with ``;``, nothing as blank."""
-    if value is None:
-        return
-    if isinstance(value, bool):
+def _xlsx_cell(sheet: Any, row: int, col: int, value: Any, quoted: Any) -> None:
+    """A typed cell: numbers as numbers, yes/no as booleans, text always as a string cell
+    (never a formula), a multi's picks joined with ``;``, nothing as blank. Text a
+    spreadsheet would take for a formula is also ``quoted``: it stays text when edited."""
+    text = cell_text(value)
+    if text is not None:
+        if is_formula_like(text):
+            sheet.write_string(row, col, text, quoted)
+        else:
+            sheet.write_string(row, col, text)
+    elif isinstance(value, bool):
         sheet.write_boolean(row, col, value)
     elif isinstance(value, int | float):
         sheet.write_number(row, col, value)
-    elif isinstance(value, list):
-        sheet.write_string(row, col, ";".join(str(v) for v in value))
-    else:
-        sheet.write_string(row, col, str(value))
 
 
 def filename(slug: str, fmt: str, *, free_text: bool) -> str:

@@ -14,12 +14,27 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, String, Text, cast, func, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    case,
+    cast,
+    false,
+    func,
+    null,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 
+from bot.rates import Rate
 from bot.results.filters import ResultsFilter, sessions_where
 from storage.db import UtcDateTime
-from storage.models import AnswerRow, Contact, PushRecipient, SessionRow, SurveyRow
+from storage.models import AnswerRow, Contact, SessionRow, SurveyRow
+from storage.pushes import invited_session
 from storage.repo import is_response
 
 #: A breakdown by the channel or the language of the response, or ``attribute:<name>``.
@@ -76,25 +91,41 @@ def value_counts(
     zone: ZoneInfo,
     question_ids: Collection[str],
     by: str | None = None,
+    *,
+    free_text: Collection[str] = (),
 ) -> ValueCounts:
     """``{(question id, group): {stored value: answers}}`` for closed questions (``None``:
-    skipped; the group is ``None`` without a breakdown, or when not known)."""
+    skipped; the group is ``None`` without a breakdown, or when not known). The text
+    questions in ``free_text`` are counted in the same pass, as :data:`GIVEN` or ``None``:
+    their text never leaves the database."""
     found: ValueCounts = defaultdict(dict)
-    if not question_ids:
+    wanted = [*question_ids, *free_text]
+    if not wanted:
         return found
     group = group_column(s, by) if by else None
     extra = [group] if group is not None else []
-    stmt = _answers(f, zone, AnswerRow.question_id, AnswerRow.value, *extra, func.count())
-    stmt = _with_contact(stmt, by).where(AnswerRow.question_id.in_(list(question_ids)))
-    stmt = stmt.group_by(AnswerRow.question_id, AnswerRow.value, *extra)
+    is_text = AnswerRow.question_id.in_(list(free_text)) if free_text else false()
+    value = type_coerce(case((is_text, null()), else_=AnswerRow.value), AnswerRow.value.type)
+    given = case((is_text, AnswerRow.value.is_not(None)), else_=null())
+    stmt = _answers(f, zone, AnswerRow.question_id, value, given, *extra, func.count())
+    # Every question's answers, those not asked for dropped here (grouped rows, a few): a
+    # test of the question per answer made the database look each one up apart.
+    stmt = _with_contact(stmt, by).group_by(AnswerRow.question_id, value, given, *extra)
     # On the connection: plain rows, without the ORM's result machinery (many thousands
     # of rows when a number question has many distinct values per group).
+    wanted_ids = set(wanted)
     for row in s.connection().execute(stmt):
-        key = (row[0], _group(row[2]) if group is not None else None)
-        value = _hashable(row[1])
+        if row[0] not in wanted_ids:
+            continue
+        key = (row[0], _group(row[3]) if group is not None else None)
+        answer = (GIVEN if row[2] else None) if row[2] is not None else _hashable(row[1])
         counts = found[key]
-        counts[value] = counts.get(value, 0) + int(row[-1])
+        counts[answer] = counts.get(answer, 0) + int(row[-1])
     return found
+
+
+#: A text question's answer as :func:`value_counts` counts it (given, whatever it says).
+GIVEN: Final = "given"
 
 
 def _hashable(value: Any) -> Any:
@@ -143,7 +174,8 @@ def status_counts(s: Session, f: ResultsFilter, zone: ZoneInfo) -> dict[str, int
 
 @dataclass(frozen=True)
 class FunnelCounts:
-    #: Sessions a push's invitation began.
+    #: People a push invited (:func:`storage.pushes.invited_session`: the same definition
+    #: as a push's page).
     invited: int
     #: Responses: at least one question answered (or completed).
     started: int
@@ -151,20 +183,36 @@ class FunnelCounts:
     abandoned: int
     #: Responses still in progress.
     answering: int
+    #: Of those invited, how many started, and completed.
+    invited_started: int = 0
+    invited_completed: int = 0
+
+    @property
+    def started_rate(self) -> Rate:
+        """Started of those invited, with its interval (as a push's page shows it)."""
+        return Rate(self.invited_started, self.invited)
+
+    @property
+    def response_rate(self) -> Rate:
+        """Completed of those invited: a push's "response rate"."""
+        return Rate(self.invited_completed, self.invited)
 
 
 def funnel(s: Session, f: ResultsFilter, zone: ZoneInfo) -> FunnelCounts:
     """Invited, started, completed, abandoned, still answering: whatever the status filter
     says (the funnel is about statuses), over the filter's consultation, version and days."""
-    invited = select(PushRecipient.id).where(PushRecipient.session_id == SessionRow.id).exists()
+    invited = invited_session()
     started = is_response()
+    completed = SessionRow.status == "completed"
     stmt = (
         select(
             func.count(SessionRow.id).filter(invited),
             func.count(SessionRow.id).filter(started),
-            func.count(SessionRow.id).filter(SessionRow.status == "completed"),
+            func.count(SessionRow.id).filter(completed),
             func.count(SessionRow.id).filter(started & (SessionRow.status == "abandoned")),
             func.count(SessionRow.id).filter(started & (SessionRow.status == "active")),
+            func.count(SessionRow.id).filter(invited & started),
+            func.count(SessionRow.id).filter(invited & completed),
         )
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
         .where(*sessions_where(f, zone, with_status=False, responses=False))
@@ -173,24 +221,37 @@ def funnel(s: Session, f: ResultsFilter, zone: ZoneInfo) -> FunnelCounts:
     return FunnelCounts(*(int(n or 0) for n in row))
 
 
-def hours(s: Session, f: ResultsFilter, zone: ZoneInfo, column: Any) -> list[tuple[datetime, int]]:
-    """How many responses had ``column`` (``started_at``, ``completed_at``) in each hour,
-    as ``(hour in UTC, count)``: the caller makes days of them in the city's timezone."""
-    if s.get_bind().dialect.name == "postgresql":
-        hour: Any = func.date_trunc("hour", func.timezone("UTC", column), type_=UtcDateTime())
-    else:
-        hour = func.strftime("%Y-%m-%d %H:00:00", column)
+def hours(
+    s: Session, f: ResultsFilter, zone: ZoneInfo
+) -> tuple[list[tuple[datetime, int]], list[tuple[datetime, int]]]:
+    """How many responses began, and how many were completed, in each hour, as ``(hour in
+    UTC, count)`` lists: the caller makes days of them in the city's timezone. One pass
+    over the responses, grouped by both hours."""
+    started, completed = _hour(s, SessionRow.started_at), _hour(s, SessionRow.completed_at)
     stmt = (
-        select(hour, func.count(SessionRow.id))
+        select(started, completed, func.count(SessionRow.id))
         .join(SurveyRow, SurveyRow.id == SessionRow.survey_id)
-        .where(*sessions_where(f, zone), column.is_not(None))
-        .group_by(hour)
+        .where(*sessions_where(f, zone))
+        .group_by(started, completed)
     )
-    out: list[tuple[datetime, int]] = []
-    for at, n in s.execute(stmt):
-        when = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
-        out.append((when.replace(tzinfo=UTC) if when.tzinfo is None else when, int(n)))
-    return sorted(out)
+    began: dict[datetime, int] = defaultdict(int)
+    done: dict[datetime, int] = defaultdict(int)
+    for start, end, n in s.execute(stmt):
+        began[_utc_hour(start)] += int(n)
+        if end is not None:
+            done[_utc_hour(end)] += int(n)
+    return sorted(began.items()), sorted(done.items())
+
+
+def _hour(s: Session, column: Any) -> Any:
+    if s.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("hour", func.timezone("UTC", column), type_=UtcDateTime())
+    return func.strftime("%Y-%m-%d %H:00:00", column)
+
+
+def _utc_hour(at: Any) -> datetime:
+    when = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def attribute_names(s: Session, f: ResultsFilter, zone: ZoneInfo) -> list[str]:
@@ -330,6 +391,7 @@ __all__: Sequence[str] = (
     "ATTRIBUTE",
     "BY_CHANNEL",
     "BY_LANGUAGE",
+    "GIVEN",
     "FunnelCounts",
     "TextAnswer",
     "attribute_names",

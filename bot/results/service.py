@@ -33,9 +33,10 @@ from bot.results.tables import (
     shown_order,
 )
 from bot.service import Service
+from messages import CHANNEL_LABELS, channel_label
 from storage import repo
 from storage.db import transaction
-from storage.models import SessionRow, SurveyRow
+from storage.models import SurveyRow
 from surveys.model import Question, Survey
 
 #: A page of text answers.
@@ -245,14 +246,19 @@ class Results:
             statuses = queries.status_counts(s, f, self.zone)
             closed = [q for q in qs.questions if q.id not in qs.free_text]
             ids = [q.id for q in closed]
-            grouped = queries.value_counts(s, f, self.zone, ids, by=by)
+            # One pass over the answers: the closed questions' values, the texts as given.
+            grouped = queries.value_counts(s, f, self.zone, ids, by=by, free_text=qs.free_text)
             repeats = queries.repeat_sessions(s, f, self.zone, by) if by is not None else {}
-            texts = queries.text_counts(s, f, self.zone, qs.free_text)
         values: dict[str, dict[Any, int]] = {}
         for (qid, _group), counts in grouped.items():
             total = values.setdefault(qid, {})
             for value, n in counts.items():
                 total[value] = total.get(value, 0) + n
+        texts = {
+            qid: (sum(values.get(qid, {}).values()), values.get(qid, {}).get(queries.GIVEN, 0))
+            for qid in qs.free_text
+        }
+        grouped = {key: counts for key, counts in grouped.items() if key[0] not in qs.free_text}
         results = tuple(
             self._question(qs, q, values.get(q.id, {}), texts.get(q.id, (0, 0)), order)
             for q in qs.questions
@@ -265,7 +271,7 @@ class Results:
                 by,
                 label,
                 self.minimum,
-                tuple(self._broken_down(qs, q, by_id[q.id], grouped, repeats) for q in closed),
+                tuple(self._broken_down(qs, q, by_id[q.id], grouped, repeats, by) for q in closed),
             )
         return Overview(
             f.slug,
@@ -319,6 +325,7 @@ class Results:
         question: QuestionResult,
         grouped: queries.ValueCounts,
         repeats: Mapping[str | None, int],
+        by: str,
     ) -> QuestionBreakdown:
         values = {group: counts for (qid, group), counts in grouped.items() if qid == q.id}
         # People asked, per group: the responses, less those beyond a person's first (a
@@ -340,9 +347,10 @@ class Results:
             table = self._question(qs, q, merged_values[group], (0, 0), "file")
             # A number's ranges depend on its values: per group, only its statistics.
             counts = () if q.type == "number" else table.counts
-            groups.append(
-                GroupResult(group, group_label(group), merged_sizes[group], counts, table.stats)
-            )
+            label = group_label(group)
+            if by == BY_CHANNEL and group is not None and group in CHANNEL_LABELS:
+                label = channel_label(group)  # "SMS", as every page and chart names it
+            groups.append(GroupResult(group, label, merged_sizes[group], counts, table.stats))
         merged = sum(1 for g, shown in shown_as.items() if shown != g)
         return QuestionBreakdown(question, tuple(groups), merged)
 
@@ -351,8 +359,7 @@ class Results:
         the first to the last, quiet days included."""
         with transaction(self._sessions, read_only=True) as s:
             self._questions(s, f)
-            started = queries.hours(s, f, self.zone, SessionRow.started_at)
-            completed = queries.hours(s, f, self.zone, SessionRow.completed_at)
+            started, completed = queries.hours(s, f, self.zone)
         days: dict[date, list[int]] = {}
         for index, hours in enumerate((started, completed)):
             for hour, n in hours:
@@ -437,13 +444,19 @@ class Results:
                     "answers": {qid: value for qid, value in answers if qid not in left_out},
                 }
 
-    def export(self, f: ResultsFilter, fmt: str, *, free_text: bool) -> Iterator[bytes]:
+    def export(
+        self, f: ResultsFilter, fmt: str, *, free_text: bool, actor: str = "staff"
+    ) -> Iterator[bytes]:
         """The export file in ``fmt`` (``csv``, ``jsonl``, ``xlsx``), as pieces of bytes:
         what ``voxpop results export`` writes and the console sends. :class:`LookupError`
-        at once (not at the first piece) for a consultation that is not loaded."""
+        at once (not at the first piece) for a consultation that is not loaded. Audited as
+        ``export downloaded`` by ``actor``, with the format and the filter."""
         if fmt not in export.FORMATS:
             raise ValueError(f"unknown format {fmt!r} (known: {', '.join(export.FORMATS)})")
         columns = self.columns(f, free_text=free_text)
+        with transaction(self._sessions) as s:
+            details = {"format": fmt, "free_text": free_text, **_filter_details(f)}
+            repo.audit(s, actor, "export downloaded", f.slug, details, self._service.now())
         return export.chunks(fmt, columns, self.records(f, free_text=free_text))
 
     # --- the consultation's questions -------------------------------------------------------
@@ -485,6 +498,22 @@ class Results:
 
 #: The attribute names a breakdown accepts (contacts files name them: docs/contacts.md).
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_ .-]{0,63}")
+
+
+def _filter_details(f: ResultsFilter) -> dict[str, Any]:
+    """The parts of ``f`` that narrow an export, as the audit log records them.
+
+    >>> _filter_details(ResultsFilter("parks", version=2, statuses=("completed",)))
+    {'version': 2, 'status': 'completed'}
+    """
+    found: dict[str, Any] = {
+        "version": f.version,
+        "from": f.since.isoformat() if f.since else None,
+        "to": f.until.isoformat() if f.until else None,
+        "status": ", ".join(f.statuses),
+        "simulated": f.include_simulated,
+    }
+    return {key: value for key, value in found.items() if value}
 
 
 def breakdown_label(by: str) -> str:

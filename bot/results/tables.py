@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
+from bot.rates import Rate
 from surveys.model import Question
 
 #: A table's rows in the order of the file's choices, or most chosen first.
@@ -55,7 +56,7 @@ def percent(count: int, base: int) -> float:
     >>> percent(2, 3), percent(1, 8), percent(0, 0)
     (66.7, 12.5, 0.0)
     """
-    return round(100 * count / base, 1) if base else 0.0
+    return Rate(count, base).percent
 
 
 def number_key(value: float) -> str:

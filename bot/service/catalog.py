@@ -37,7 +37,8 @@ class SurveyAdmin(ServiceCore):
             for row in rows:
                 row.closes_at = at
             repo.set_setting(s, CATALOG_SETTING, f"{now.isoformat()} {secrets.token_hex(4)}")
-            repo.audit(s, actor, "survey_close", slug, {"at": at.isoformat()}, now)
+            details = {"at": at.isoformat(), "versions": len(rows)}
+            repo.audit(s, actor, "consultation closed", slug, details, now)
         self._catalog.changed()
         return len(rows)
 

@@ -176,7 +176,7 @@ class ServiceCore:
             free_text[row.id] = free
         pseudonym = self.pseudonym(s, contact.id)
         repo.forget_contact(s, contact.id, now, free_text=free_text, pseudonym=pseudonym)
-        repo.audit(s, actor, "forget", repo.tombstone(contact.id), {}, now)
+        repo.audit(s, actor, "contact erased", repo.tombstone(contact.id), {}, now)
 
     def scrub(self, wait_ms: int = SCRUB_WAIT_MS) -> bool:
         """After an erasure commits: drop SQLite's old copies of the erased rows from the

@@ -117,7 +117,7 @@ class EffectWriter(ServiceCore):
                 opted_out = isinstance(effect, conv.OptOut)
                 for addr in repo.addresses_of(s, contact.id):
                     addr.opted_out_at = now if opted_out else None
-                action = "opt_out" if opted_out else "opt_in"
+                action = "opted out" if opted_out else "opted in"
                 repo.audit(s, actor, action, self.pseudonym(s, contact.id), {}, now)
             elif isinstance(effect, conv.ReportInfo | conv.ReportResults):
                 if isinstance(effect, conv.ReportInfo):
@@ -239,7 +239,7 @@ class EffectWriter(ServiceCore):
         given = record.value
         source = f"survey {survey.id}" if given else f"{DECLINED_PREFIX}survey {survey.id}"
         record_consent(s, address.channel, address.value, given=given, source=source, now=now)
-        action = "consent_given" if given else "consent_withdrawn"
+        action = "consent given" if given else "consent withdrawn"
         details = {"survey": survey.id, "channel": address.channel}
         repo.audit(s, "citizen", action, self.pseudonym(s, contact.id), details, now)
 

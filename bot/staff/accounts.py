@@ -147,6 +147,22 @@ def _view(row: StaffAccount) -> StaffView:
     )
 
 
+def _checked_email(email: str, password: str) -> str:
+    """The normalised email of a new account; :class:`StaffError` names the wrong field."""
+    email = normalise_email(email)
+    problem = email_problem(email)
+    if problem:
+        raise StaffError(problem, "email")
+    problem = password_problem(password, email)
+    if problem:
+        raise StaffError(problem, "password")
+    return email
+
+
+def _has_accounts(s: Session) -> bool:
+    return bool(s.scalar(select(func.count()).select_from(StaffAccount)))
+
+
 class StaffAccounts:
     """Accounts and sessions over one database; build once per process or command."""
 
@@ -171,13 +187,7 @@ class StaffAccounts:
 
     def add(self, email: str, password: str, role: Role, *, actor: str) -> StaffView:
         """Create an account; :class:`StaffError` says which input is wrong."""
-        email = normalise_email(email)
-        problem = email_problem(email)
-        if problem:
-            raise StaffError(problem, "email")
-        problem = password_problem(password, email)
-        if problem:
-            raise StaffError(problem, "password")
+        email = _checked_email(email, password)
         with transaction(self._sessions) as s:
             return self._add(s, email, password, role, actor)
 
@@ -354,9 +364,10 @@ class StaffAccounts:
                 .values(last_sign_in_at=self._clock())
             )
 
-    def resolve(self, token: str) -> SignedIn | None:
+    def resolve(self, token: str, *, activity: bool = True) -> SignedIn | None:
         """The valid session ``token`` names: not revoked, not idle too long, not past its
-        end, its account enabled. Its last activity is recorded (at most once a minute)."""
+        end, its account enabled. Its last activity is recorded (at most once a minute),
+        unless the request is not ``activity`` (a page's script polling on its own)."""
         if not token or len(token) > 128:
             return None
         now = self._clock()
@@ -378,7 +389,7 @@ class StaffAccounts:
             ):
                 return None
             signed_in = SignedIn(_view(account), key, session.stage)
-            stale = now - session.last_seen_at >= TOUCH_EVERY
+            stale = activity and now - session.last_seen_at >= TOUCH_EVERY
         if stale:
             with transaction(self._sessions) as s:
                 s.execute(
@@ -436,7 +447,7 @@ class StaffAccounts:
         any earlier token stops working. ``None`` once an account exists."""
         token = secrets.token_urlsafe(24)
         with transaction(self._sessions) as s:
-            if s.scalar(select(func.count()).select_from(StaffAccount)):
+            if _has_accounts(s):
                 repo.delete_settings(s, [SETUP_SETTING])
                 return None
             until = (self._clock() + SETUP_LIFETIME).isoformat()
@@ -457,19 +468,13 @@ class StaffAccounts:
 
     def create_first_admin(self, token: str, email: str, password: str) -> StaffView:
         """Use the one-time token: the first admin, if there is still no account."""
-        email = normalise_email(email)
-        problem = email_problem(email)
-        if problem:
-            raise StaffError(problem, "email")
-        problem = password_problem(password, email)
-        if problem:
-            raise StaffError(problem, "password")
+        email = _checked_email(email, password)
         with transaction(self._sessions) as s:
             # Taken first, so two browsers racing with the link cannot both win.
             stored = s.get(Setting, SETUP_SETTING, with_for_update=True)
             if stored is None or not self._setup_matches(s, token):
                 raise StaffError("This setup link has been used or has expired.")
-            if s.scalar(select(func.count()).select_from(StaffAccount)):
+            if _has_accounts(s):
                 raise StaffError("This setup link has been used or has expired.")
             view = self._add(s, email, password, Role.ADMIN, "setup link")
             repo.delete_settings(s, [SETUP_SETTING])

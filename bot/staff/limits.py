@@ -10,8 +10,11 @@ guesser gets a few dozen tries a day while the real person, on their own browser
 as usual. Rows hold keyed hashes of the email, the address and the device, never the values;
 rows older than :data:`WINDOW` are deleted as new ones are written.
 
-An attempt is written as a failure BEFORE the password is checked and forgiven if it was
-right: parallel guesses see each other, instead of all passing the check at once.
+:meth:`SignInLimits.reserve` checks the budget and writes the attempt as a failure in ONE
+transaction that holds the attempt's keys (an advisory lock per key on PostgreSQL, the
+write lock ``BEGIN IMMEDIATE`` takes on SQLite), BEFORE the password is checked; a right
+password forgives it. So parallel guesses, in any number of workers, queue at the lock and
+each sees the ones before it: no more passwords are checked than the budget allows.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.service import Clock
@@ -94,6 +97,25 @@ def address_group(address: str) -> str:
     return str(ip)
 
 
+@dataclass(frozen=True)
+class Turn:
+    """What :meth:`SignInLimits.reserve` decided: ``wait`` this long (nothing may be checked),
+    or go on, with ``failure`` the row written for this try."""
+
+    wait: timedelta | None
+    failure: int | None
+
+
+def _lock(s: Session, *keys: str) -> None:
+    """Hold ``keys`` until the transaction ends. SQLite's ``BEGIN IMMEDIATE`` already holds
+    the whole database; PostgreSQL takes one advisory lock per key, in one order (no
+    deadlock between an attempt on account A from address X and one on B from X)."""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    for number in sorted({int.from_bytes(bytes.fromhex(k)[:8], "big", signed=True) for k in keys}):
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
+
+
 class SignInLimits:
     """The limits over one database; ``key`` makes the stored hashes unguessable."""
 
@@ -114,45 +136,49 @@ class SignInLimits:
         address = self._keyed(attempt.step, "address", address_group(attempt.address))
         return account, address
 
-    def wait(self, attempt: Attempt) -> timedelta | None:
-        """How long before ``attempt`` may be checked, or ``None`` if it may be now."""
-        account, address = self._keys(attempt)
-        now = self._clock()
-        since = now - WINDOW
-        until = now
-        with transaction(self._sessions, read_only=True) as s:
-            checks = [(SignInFailure.account_key, account, ACCOUNT_BUDGET)]
-            # A known device has a budget of its own: a crowd guessing from the same
-            # address (or at the same account) does not hold it up.
-            if attempt.device is None:
-                checks.append((SignInFailure.address_key, address, ADDRESS_BUDGET))
-            for column, key, budget in checks:
-                count, last = s.execute(
-                    select(func.count(), func.max(SignInFailure.at)).where(
-                        column == key, SignInFailure.at > since
-                    )
-                ).one()
-                if last is not None:
-                    until = max(until, _aware(last, now) + budget.wait_after(int(count)))
-        return until - now if until > now else None
-
-    def failed(self, attempt: Attempt) -> int:
-        """Count ``attempt`` as a failure (until :meth:`forgive`); the row's id."""
+    def reserve(self, attempt: Attempt) -> Turn:
+        """May ``attempt`` be checked now? If so, it is written as a failure (until
+        :meth:`forgive`) in the same transaction, under a lock on its keys."""
         account, address = self._keys(attempt)
         now = self._clock()
         with transaction(self._sessions) as s:
+            _lock(s, account, address)
+            wait = self._wait(s, attempt, account, address, now)
+            if wait is not None:
+                return Turn(wait=wait, failure=None)
             s.execute(delete(SignInFailure).where(SignInFailure.at < now - WINDOW))
             row = SignInFailure(at=now, account_key=account, address_key=address)
             s.add(row)
             s.flush()
-            return row.id
+            return Turn(wait=None, failure=row.id)
 
-    def forgive(self, attempt: Attempt, failure_id: int) -> None:
+    @staticmethod
+    def _wait(
+        s: Session, attempt: Attempt, account: str, address: str, now: datetime
+    ) -> timedelta | None:
+        since = now - WINDOW
+        until = now
+        checks = [(SignInFailure.account_key, account, ACCOUNT_BUDGET)]
+        # A known device has a budget of its own: a crowd guessing from the same address
+        # (or at the same account) does not hold it up.
+        if attempt.device is None:
+            checks.append((SignInFailure.address_key, address, ADDRESS_BUDGET))
+        for column, key, budget in checks:
+            count, last = s.execute(
+                select(func.count(), func.max(SignInFailure.at)).where(
+                    column == key, SignInFailure.at > since
+                )
+            ).one()
+            if last is not None:
+                until = max(until, _aware(last, now) + budget.wait_after(int(count)))
+        return until - now if until > now else None
+
+    def forgive(self, attempt: Attempt, turn: Turn) -> None:
         """The attempt was right: not a failure, and the account's (or device's) earlier
         failures are forgotten. The address's stay: a guesser may know one password."""
         account, _ = self._keys(attempt)
         with transaction(self._sessions) as s:
-            s.execute(delete(SignInFailure).where(SignInFailure.id == failure_id))
+            s.execute(delete(SignInFailure).where(SignInFailure.id == turn.failure))
             s.execute(delete(SignInFailure).where(SignInFailure.account_key == account))
 
     def device_key(self, account: str) -> str:

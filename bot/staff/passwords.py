@@ -8,7 +8,8 @@ hash made with older parameters is replaced at the next sign-in (:func:`needs_re
 
 from __future__ import annotations
 
-from typing import Final
+import re
+from typing import Any, Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -38,7 +39,9 @@ def password_problem(password: str, email: str = "") -> str | None:
     >>> password_problem("qwerty123456")
     'This password is one of the most common ones: choose another.'
     >>> password_problem("anna.devries@city.example", "anna.devries@city.example")
-    'Do not use your email address as your password.'
+    'Do not use the email address as the password.'
+    >>> password_problem("annadevries2026", "anna.devries@city.example").split(": ")[1]
+    'it contains words from the email address. Add more words, or other ones.'
     >>> password_problem("blue kettle under the old bridge") is None
     True
     """
@@ -49,15 +52,79 @@ def password_problem(password: str, email: str = "") -> str | None:
     lowered = password.lower()
     if lowered in _COMMON:
         return "This password is one of the most common ones: choose another."
-    local = email.lower().split("@")[0]
-    if email and (lowered == email.lower() or (len(local) >= 4 and local in lowered)):
-        return "Do not use your email address as your password."
-    estimate = zxcvbn(password[:_ESTIMATE_CHARS], user_inputs=[email, local, "voxpop"])
+    words = email_words(email)
+    local = email.lower().partition("@")[0]
+    if email and _letters(lowered) in {_letters(email.lower()), _letters(local)}:
+        # "The", not "your": an admin sets passwords for others too (the Staff page).
+        return "Do not use the email address as the password."
+    estimate = zxcvbn(password[:_ESTIMATE_CHARS], user_inputs=[*words, SERVICE_NAME])
     if estimate["score"] < MIN_SCORE:
-        warning = str(estimate["feedback"].get("warning") or "").strip()
-        hint = f" ({warning.rstrip('.')})" if warning else ""
-        return f"This password is too easy to guess{hint}: add more words or characters."
+        reason = _weakness(estimate["sequence"])
+        because = f" {reason}." if reason else ""
+        return f"This password is too easy to guess:{because} Add more words, or other ones."
     return None
+
+
+#: The service's name: in a password, as easy to guess as the user's own email.
+SERVICE_NAME: Final = "voxpop"
+
+
+def email_words(email: str) -> list[str]:
+    """The words of an email address that a guesser would try first (its name and domain).
+
+    >>> email_words("anna.de-vries@city.example")
+    ['anna', 'vries', 'city', 'example', 'anna.de-vries', 'annadevries']
+    """
+    local, _, domain = email.lower().partition("@")
+    words = [w for w in re.split(r"[^a-z0-9]+", f"{local} {domain}") if len(w) >= 3]
+    whole = [local, _letters(local)] if local else []
+    return list(dict.fromkeys([*words, *whole]))
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", text)
+
+
+#: What each kind of zxcvbn match says about a weak password, in plain words. zxcvbn's own
+#: feedback names only the weakest part and says nothing for words of the email.
+_WEAKNESS: Final = {
+    "user_inputs": "it contains words from the email address",
+    "service": "it contains the name of this service",
+    "passwords": "it contains a common password",
+    "names": "it contains a common first name or surname",
+    "words": "it contains common words",
+    "spatial": "it follows a pattern of keys on the keyboard",
+    "repeat": "it repeats characters or words",
+    "sequence": 'it contains a sequence like "abc" or "6543"',
+    "regex": "it contains a recent year",
+    "date": "it contains a date",
+}
+_NAMES: Final = frozenset({"surnames", "male_names", "female_names"})
+
+
+def _weakness(sequence: list[dict[str, Any]]) -> str:
+    """The main reason a guesser finds the password fast: the longest part matched by
+    something else than brute force, the email's words first."""
+    kinds: list[tuple[int, str]] = []
+    for match in sequence:
+        pattern = str(match.get("pattern", ""))
+        if pattern == "dictionary":
+            name = str(match.get("dictionary_name", ""))
+            if name == "user_inputs":
+                service = str(match.get("matched_word", "")) == SERVICE_NAME
+                kind = "service" if service else "user_inputs"
+            else:
+                kind = (
+                    "passwords" if name == "passwords" else "names" if name in _NAMES else "words"
+                )
+        elif pattern in _WEAKNESS:
+            kind = pattern
+        else:
+            continue
+        length = len(str(match.get("token", "")))
+        # The user's own words matter more than any other: they are the first a guesser tries.
+        kinds.append((length + (1000 if kind == "user_inputs" else 0), kind))
+    return _WEAKNESS[max(kinds)[1]] if kinds else ""
 
 
 def hash_password(password: str) -> str:

@@ -12,6 +12,7 @@ server its API allows each client address :data:`SIMULATOR_RATE_LIMIT`. Tests: `
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import secrets
@@ -39,7 +40,7 @@ from flask_limiter.util import get_remote_address
 from waitress.server import BaseWSGIServer, create_server
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from bot.config import Config
+from bot.config import Config, ServerConfig
 from bot.console.access import Role, audit, set_up_codes_first, sign_in_first
 from bot.console.context import ConsoleContext
 from bot.console.errors import install_error_pages
@@ -49,7 +50,7 @@ from bot.web import security as web_security
 from bot.web.readiness import health_blueprint
 from bot.web.webhooks import webhooks_blueprint
 from channels.addresses import TEST_ADDRESSES, address_problem
-from messages import CHANNEL_NAMES, Address, InboundMessage
+from messages import CHANNEL_LABELS, CHANNEL_NAMES, Address, InboundMessage
 from safetext import clean_text
 from storage.models import Message
 
@@ -72,7 +73,6 @@ MAX_TEXT = 10_000
 #: Button payloads are short ids (Telegram caps callback data at 64 bytes).
 MAX_PAYLOAD = 256
 DEFAULT_FROM = TEST_ADDRESSES
-CHANNEL_LABELS: Mapping[str, str] = {"sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram"}
 _API_PREFIX = "/simulator/api/"
 #: The cookie that keeps a browser's simulated conversations its own, and how long it lasts.
 BROWSER_COOKIE = "voxpop_simulator"
@@ -127,10 +127,15 @@ def create_app(
     health = health_blueprint(service.sessions, config)
     app.register_blueprint(health)
 
-    if config.server.simulator_public:
-        log.warning(
-            "the simulator is on at a public address: anyone may use it, %s per client "
-            'address ([server] simulator = "auto" or false turns it off)',
+    # Only what is true of this configuration: behind ``public_url`` the simulator needs a
+    # signed-in editor; without it, no sign-in, which is unsafe only beyond this machine.
+    warning = simulator_warning(config.server)
+    if warning:
+        log.warning("%s", warning)
+    elif config.server.simulator_public:
+        log.info(
+            "the simulator is on at the public address, for signed-in editors and admins only "
+            "(%s per client address)",
             SIMULATOR_RATE_LIMIT,
         )
     if simulator:
@@ -161,6 +166,40 @@ def create_app(
     )
 
     return app
+
+
+def simulator_warning(server: ServerConfig) -> str | None:
+    """What is unsafe about the simulator in ``server``'s settings, if anything: it needs no
+    sign-in where ``public_url`` is not set, so on an interface other than loopback anyone
+    who reaches it may use it. (With ``public_url`` it needs a signed-in editor.)
+
+    >>> simulator_warning(ServerConfig()) is None
+    True
+    >>> simulator_warning(ServerConfig(public_url="https://x", simulator=True)) is None
+    True
+    >>> print(str(simulator_warning(ServerConfig(host="0.0.0.0"))).partition(":")[0])
+    the simulator needs no sign-in, on 0.0.0.0
+    """
+    if not server.simulator_enabled or server.public_url or _is_loopback(server.host):
+        return None
+    return (
+        f"the simulator needs no sign-in, on {server.host or 'every interface'}: anyone who "
+        "can reach that address may use it ([server] public_url puts it behind sign-in; "
+        "[server] simulator = false turns it off)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    """
+    >>> [_is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "", "x.org")]
+    [True, True, True, False, False, False]
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _rate_limit(app: Flask) -> Callable[[_View], _View]:

@@ -720,36 +720,46 @@ def test_serve_refuses_a_broken_survey_file_with_the_reason(db_url: str, tmp_pat
     assert f"{broken}:2" in result.stderr
 
 
+#: An address no machine of ours has (TEST-NET-1): listening there fails, after the warning.
+OTHER_IP = "192.0.2.1"
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
-    ("simulator", "says"),
+    ("public_url", "simulator", "host", "says"),
     [
-        ("auto", None),  # off on a public server: nothing to say
-        ("true", "WARNING: the simulator is on at https://voxpop.example.city/simulator"),
+        # Off on a public server, or on at it behind sign-in, or on this machine only.
+        ("https://voxpop.example.city/", "auto", "127.0.0.1", None),
+        ("https://voxpop.example.city/", "true", OTHER_IP, None),
+        ("", "auto", "127.0.0.1", None),
+        # No public_url, so no sign-in, on an interface others reach: anyone may use it.
+        ("", "auto", OTHER_IP, f"WARNING: the simulator needs no sign-in, on {OTHER_IP}"),
     ],
 )
-def test_serve_warns_when_a_public_server_has_the_simulator_on(
-    db_url: str, simulator: str, says: str | None
+def test_serve_warns_only_when_anyone_may_use_the_simulator(
+    db_url: str, public_url: str, simulator: str, host: str, says: str | None
 ) -> None:
     env = {
         "VOXPOP_DATABASE__URL": db_url,
         "VOXPOP_CONFIG": os.devnull,
-        "VOXPOP_SERVER__PUBLIC_URL": "https://voxpop.example.city/",
+        "VOXPOP_SERVER__PUBLIC_URL": public_url,
         "VOXPOP_SERVER__SIMULATOR": simulator,
     }
-    # A busy port stops it right after the announcements, before serving.
+    # A busy port (or an address this machine does not have) stops it right after the
+    # announcements, before serving.
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = CliRunner().invoke(main, ["serve", "--port", str(port)], env=env)
+        args = ["serve", "--host", host, "--port", str(port)]
+        result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 1
     assert "simulator:" not in result.stdout
     if says is None:
-        assert "simulator" not in result.stderr
+        assert "WARNING" not in result.stderr
     else:
         assert says in result.stderr
-        assert 'simulator = "auto" or false turns it off' in result.stderr
+        assert "[server] public_url puts it behind sign-in" in result.stderr
 
 
 def test_chat_with_a_citizens_number_leaves_the_citizen_as_they_were(db_url: str) -> None:
@@ -771,9 +781,9 @@ def test_chat_with_a_citizens_number_leaves_the_citizen_as_they_were(db_url: str
         assert {key: after[table].get(key) for key in rows} == rows, table
     new = [row for key, row in after["audit_log"].items() if key not in before["audit_log"]]
     assert {(row["actor"], row["action"]) for row in new} == {
-        ("simulator", "opt_out"),
-        ("simulator", "opt_in"),
-        ("simulator", "forget"),
+        ("simulator", "opted out"),
+        ("simulator", "opted in"),
+        ("simulator", "contact erased"),
     }
 
 

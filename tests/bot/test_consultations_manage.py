@@ -196,7 +196,7 @@ def test_loading_a_text_makes_a_version_and_a_mistake_loads_nothing(
     with transaction(db, read_only=True) as s:
         actors = s.scalars(
             select(AuditEntry.actor)
-            .where(AuditEntry.action == "survey_load")
+            .where(AuditEntry.action == "consultation loaded")
             .order_by(AuditEntry.id)
         ).all()
     assert actors[-2:] == ["staff:ann@city.example", "staff"]

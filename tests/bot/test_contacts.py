@@ -297,7 +297,7 @@ def test_the_audit_log_has_counts_and_no_personal_data(
 ) -> None:
     report = contacts.import_file(EXAMPLE)
     (entry,) = audit_rows(db)
-    assert (entry.actor, entry.action, entry.subject) == ("staff", "contacts_import", None)
+    assert (entry.actor, entry.action, entry.subject) == ("staff", "contacts imported", None)
     assert entry.details == {
         "rows": 12,
         "created": 12,
@@ -436,7 +436,7 @@ def test_erase_is_what_forget_does(
     with transaction(db, read_only=True) as s:
         contact = s.get(Contact, erased)
         sessions = list(s.scalars(select(SessionRow)))
-        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "forget")).one()
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "contact erased")).one()
     assert contact is not None
     assert (contact.forgotten_at, contact.language, contact.attributes) == (NOW, None, {})
     assert [(r.contact_id, r.status, r.respondent[:5]) for r in sessions] == [
@@ -480,8 +480,8 @@ def poll(service: Service) -> Service:
 @pytest.mark.parametrize(
     ("answer", "consent_at", "source", "action"),
     [
-        ("yes", NOW, "survey poll", "consent_given"),
-        ("no", None, "declined in survey poll", "consent_withdrawn"),
+        ("yes", NOW, "survey poll", "consent given"),
+        ("no", None, "declined in survey poll", "consent withdrawn"),
     ],
 )
 def test_the_consent_question_records_consent(

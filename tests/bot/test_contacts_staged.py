@@ -26,6 +26,7 @@ from tests.bot.test_contacts import EXAMPLE, NOW, PARK, contact_id, send
 from tests.bot.test_service import cells_containing
 
 ANA = "staff:ana@city.example"
+BEN = "staff:ben@city.example"
 BAD_LINE = "+32 470 00 00 09,xx,,north,35-49,,,\n"
 
 
@@ -63,9 +64,13 @@ def stored_file(db: sessionmaker[Session], job_id: int) -> bytes | None:
         return row.data
 
 
+IMPORT_ACTIONS = ("contacts imported", "contacts import finished")
+
+
 def imports_audited(db: sessionmaker[Session]) -> list[AuditEntry]:
     with transaction(db, read_only=True) as s:
-        return list(s.scalars(select(AuditEntry).where(AuditEntry.action == "contacts_import")))
+        stmt = select(AuditEntry).where(AuditEntry.action.in_(IMPORT_ACTIONS))
+        return list(s.scalars(stmt.order_by(AuditEntry.id)))
 
 
 # --- a staged import ------------------------------------------------------------------------
@@ -93,7 +98,12 @@ def test_the_check_names_problems_by_line_and_writes_nothing(
 def test_confirmed_it_imports_and_audits_who(contacts: Contacts, db: sessionmaker[Session]) -> None:
     job_id = contacts.stage(EXAMPLE.read_bytes(), actor=ANA)
     contacts.process(job_id)
-    assert contacts.confirm(job_id).status == "importing"
+    # A colleague confirms what Ana uploaded: the log names who decided to import it.
+    assert contacts.confirm(job_id, actor=BEN).status == "importing"
+    (confirmed,) = imports_audited(db)
+    assert (confirmed.actor, confirmed.action) == (BEN, "contacts imported")
+    assert confirmed.details["rows"] == 12
+    assert confirmed.details["import"] == job_id
     job = contacts.process(job_id)
     assert job is not None
     assert job.status == "done"
@@ -101,12 +111,17 @@ def test_confirmed_it_imports_and_audits_who(contacts: Contacts, db: sessionmake
     assert contacts_in(db) == 12
     # The file is not kept once imported.
     assert stored_file(db, job_id) is None
-    (entry,) = imports_audited(db)
-    assert (entry.actor, entry.subject) == (ANA, None)
-    assert entry.details["created"] == 12
-    assert entry.details["import"] == job_id
+    confirmed, finished = imports_audited(db)
+    assert (finished.actor, finished.action, finished.subject) == (
+        "system",
+        "contacts import finished",
+        None,
+    )
+    assert finished.details["created"] == 12
+    assert finished.details["import"] == job_id
     with pytest.raises(ValueError, match="it is done"):
-        contacts.confirm(job_id)
+        contacts.confirm(job_id, actor=BEN)
+    assert len(imports_audited(db)) == 2  # a refused confirmation is no action
     # Importing the same file again changes nothing.
     again = contacts.stage(EXAMPLE.read_bytes(), actor=ANA)
     checked = contacts.process(again)
@@ -127,7 +142,7 @@ def test_a_file_that_cannot_be_read_is_refused_whole(
     assert job.error.startswith("line 1: no 'address' column")
     assert stored_file(db, job_id) is None
     with pytest.raises(ValueError, match="it is refused"):
-        contacts.confirm(job_id)
+        contacts.confirm(job_id, actor=ANA)
 
 
 def test_a_discarded_upload_is_dropped(contacts: Contacts, db: sessionmaker[Session]) -> None:
@@ -136,7 +151,7 @@ def test_a_discarded_upload_is_dropped(contacts: Contacts, db: sessionmaker[Sess
     assert contacts.discard(job_id).status == "discarded"
     assert stored_file(db, job_id) is None
     with pytest.raises(ValueError, match="it is discarded"):
-        contacts.confirm(job_id)
+        contacts.confirm(job_id, actor=ANA)
     assert contacts_in(db) == 0
 
 
@@ -159,7 +174,7 @@ def test_chunks_record_progress_and_a_dead_worker_is_resumed(
     small = Contacts(db, service, clock=clock, default_region="BE", batch_size=3)
     job_id = small.stage(EXAMPLE.read_bytes(), actor=ANA)
     small.process(job_id)
-    small.confirm(job_id)
+    small.confirm(job_id, actor=ANA)
     dying = Contacts(db, service, clock=dying_clock, default_region="BE", batch_size=3)  # type: ignore[arg-type]
     with pytest.raises(Died):
         dying.process(job_id)
@@ -187,7 +202,7 @@ def test_a_worker_thread_takes_it_to_the_end(contacts: Contacts, db: sessionmake
     worker.resume()
     worker.join(timeout=60)
     assert contacts.job(job_id).status == "checked"
-    contacts.confirm(job_id)
+    contacts.confirm(job_id, actor=ANA)
     worker.start(job_id)
     worker.join(timeout=60)
     assert contacts.job(job_id).status == "done"

@@ -262,12 +262,12 @@ def test_forget_leaves_no_audit_entry_under_the_old_pseudonym(
         service.forget(s, contact, clock())
     with transaction(db, read_only=True) as s:
         entries = s.execute(select(AuditEntry.action, AuditEntry.subject).order_by(AuditEntry.id))
-        seen = [(action, subject) for action, subject in entries if action != "survey_load"]
+        seen = [(action, subject) for action, subject in entries if action != "consultation loaded"]
     # Still readable as one story, under the tombstone's name.
     assert seen == [
-        ("opt_out", f"contact:{contact_id}"),
-        ("opt_in", f"contact:{contact_id}"),
-        ("forget", f"contact:{contact_id}"),
+        ("opted out", f"contact:{contact_id}"),
+        ("opted in", f"contact:{contact_id}"),
+        ("contact erased", f"contact:{contact_id}"),
     ]
     assert pseudonym not in {subject for _, subject in seen}
 

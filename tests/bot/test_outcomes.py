@@ -15,7 +15,7 @@ from bot.service import Service
 from storage.db import transaction
 from storage.models import Contact, OutcomeRow, PushRow
 from surveys.outcomes import parse_outcome
-from tests.bot.conftest import T0, Clock
+from tests.bot.conftest import T0, Clock, push_config
 from tests.bot.test_pushes import add_contact, outbox, recipients, reply
 
 EXAMPLE = Path(__file__).parents[2] / "surveys" / "examples" / "outcomes" / "central-park.toml"
@@ -140,3 +140,30 @@ def test_control_escapes_in_an_outcome_file_are_dropped() -> None:
     report = parse_outcome(b'text.en = "We\\u0000 did it.\\u001b"\n', "o.toml", "other")
     assert report.outcome is not None
     assert report.outcome.texts == {"en": "We did it."}
+
+
+def test_the_preview_prices_the_outcome_each_person_gets_in_their_language(
+    db: sessionmaker[Session], service: Service, clock: Clock
+) -> None:
+    pushes = Pushes(db, service, push_config(sms_price_per_segment=0.05), clock=clock)
+    for n in (1, 2):
+        reply(service, clock, f"+3247000000{n}", "OTHER")
+        reply(service, clock, f"+3247000000{n}", "yes")
+    reply(service, clock, "+32470000003", "OTHER")
+    reply(service, clock, "+32470000003", "yes")
+    with transaction(db) as s:
+        dutch = s.scalars(select(Contact).order_by(Contact.id.desc())).first()
+        assert dutch is not None
+        dutch.language = "nl"
+    # English fits one SMS; Dutch needs two (more than 160 GSM-7 characters).
+    source = b'survey = "other"\ntext.en = "Bins in May."\ntext.nl = "' + b"Afval " * 30 + b'"\n'
+    report = parse_outcome(source, "o.toml", "other")
+    assert report.outcome is not None
+    spec = outcome_push(report.outcome, PushSpec(survey="other", at=T0))
+    preview = pushes.preview(spec)
+    assert preview.by_channel_language == {("sms", "en"): 2, ("sms", "nl"): 1}
+    assert preview.sms_segments == 2 * 1 + 1 * 2
+    assert preview.cost == pytest.approx(4 * 0.05)
+    # Not the price of an invitation to the consultation.
+    invitation = pushes.preview(PushSpec(survey="other", at=T0, audience=spec.audience))
+    assert invitation.sms_segments != preview.sms_segments

@@ -450,7 +450,7 @@ def test_hidden_groups_cannot_be_recovered_by_subtracting(answers: Answers) -> N
     # By channel: whatsapp has 4, telegram 7. Hiding whatsapp alone would give it back as
     # total - sms - telegram; so telegram joins it in "other".
     assert groups(answers.results, "channel") == {
-        "sms": (9, [5, 4, 0]),
+        "SMS": (9, [5, 4, 0]),
         "Other (small groups)": (11, [4, 2, 5]),
     }
 

@@ -552,8 +552,10 @@ def test_stop_silences_every_address_until_start(
             select(AuditEntry.action, AuditEntry.subject).order_by(AuditEntry.id)
         ).all()
         pseudonym = service.pseudonym(s, contact_id)
-    citizen_actions = [(action, subject) for action, subject in audit if action != "survey_load"]
-    assert citizen_actions == [("opt_out", pseudonym), ("opt_in", pseudonym)]
+    citizen_actions = [
+        (action, subject) for action, subject in audit if action != "consultation loaded"
+    ]
+    assert citizen_actions == [("opted out", pseudonym), ("opted in", pseudonym)]
 
 
 def test_a_keyword_after_stop_asks_to_take_part_and_opts_in_again(

@@ -9,12 +9,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.config import Config
+from bot.service import Service
 from bot.staff.accounts import Role, StaffAccounts, StaffError
 from bot.staff.passwords import password_problem, verify_password
+from bot.web.app import create_app
 from storage.db import transaction
 from storage.models import AuditEntry, StaffAccount, StaffSession
 from tests.console.conftest import MovableClock
-from tests.staff import PASSWORD
+from tests.staff import PASSWORD, sign_in
 
 START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -66,6 +69,52 @@ def test_a_bad_email_or_weak_password_is_refused_and_nothing_is_stored(
     assert refused.value.field == field
     assert says in str(refused.value)
     assert accounts.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("password", "email", "message"),
+    [
+        # The whole address, or its name part, is refused as the address itself.
+        (
+            "anna.devries@city.example",
+            "anna.devries@city.example",
+            "Do not use the email address as the password.",
+        ),
+        (
+            "Anna.Devries!",
+            "anna.devries@city.example",
+            "Do not use the email address as the password.",
+        ),
+        # Words from it are named as words from it: "the" address, as an admin may be
+        # setting someone else's password.
+        (
+            "annadevries2026",
+            "anna.devries@city.example",
+            "it contains words from the email address",
+        ),
+        # A long password that merely contains a short part of the address is fine.
+        ("information desk blue sky", "info@city.example", None),
+        ("michaelsmith1", "", "it contains a common first name or surname"),
+        ("sunshine19851", "", "it contains a common password"),
+        ("monkeymonkey1!", "", "it repeats characters or words"),
+        ("abcdefghijklmn", "", 'it contains a sequence like "abc" or "6543"'),
+    ],
+)
+def test_each_weak_password_is_told_why_in_plain_words(
+    password: str, email: str, message: str | None
+) -> None:
+    problem = password_problem(password, email)
+    if message is None:
+        assert problem is None
+        return
+    assert problem is not None
+    if message.startswith("it "):
+        assert (
+            problem
+            == f"This password is too easy to guess: {message}. Add more words, or other ones."
+        )
+    else:
+        assert problem == message
 
 
 def test_the_common_password_list_is_checked() -> None:
@@ -203,3 +252,26 @@ def test_the_setup_token_expires(accounts: StaffAccounts, clock: MovableClock) -
     token = accounts.setup_token() or ""
     clock.now += timedelta(hours=24)
     assert not accounts.setup_token_valid(token)
+
+
+def test_the_staff_page_names_the_new_accounts_address_not_the_admins(
+    db: sessionmaker[Session],
+) -> None:
+    service = Service(db, pseudonym_key="test-key")
+    app = create_app(service, Config())
+    admin = app.test_client()
+    sign_in(admin, Role.ADMIN)
+    answer = admin.post(
+        "/staff/add",
+        data={
+            "email": "anna.devries@city.example",
+            "role": "editor",
+            "password": "annadevries2026",
+        },
+    )
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    assert "it contains words from the email address." in page
+    assert "your email" not in page
+    empty = admin.post("/staff/add", data={"email": "", "role": "editor", "password": PASSWORD})
+    assert "Enter their email address." in empty.get_data(as_text=True)

@@ -3,6 +3,7 @@ roles, a file with a mistake, loading, closing, publishing an outcome, bad input
 
 from __future__ import annotations
 
+import re
 from io import BytesIO
 
 import pytest
@@ -81,7 +82,11 @@ def test_signed_out_is_sent_to_sign_in(client: FlaskClient, path: str) -> None:
 def test_the_list_shows_each_consultation_with_its_status(editor: FlaskClient) -> None:
     page = editor.get("/consultations").get_data(as_text=True)
     assert "Central Park" in page
-    assert "Open until 28 Feb 2030 23:00 UTC" in page
+    # In the city's time zone, named the first time the page shows a time.
+    assert (
+        'Open until <time datetime="2030-02-28T23:00:00+00:00">'
+        "1 Mar 2030, 00:00 (Europe/Brussels)</time>" in page
+    )
     assert 'href="/consultations/street-lighting"' in page
 
 
@@ -121,8 +126,8 @@ def test_a_checked_file_is_priced_previewed_and_loaded(
     assert loaded.headers["Location"] == "/consultations/bins"
     detail = editor.get("/consultations/bins").get_data(as_text=True)
     assert "bins is loaded as version 1." in detail
-    [entry] = actions(db, "consultation loaded")
-    assert entry.subject == "bins"
+    # Once, by the member of staff (the example consultations were loaded before, as "staff").
+    [entry] = [e for e in actions(db, "consultation loaded") if e.subject == "bins"]
     assert entry.details == {"version": 1, "outcome": "new"}
     assert entry.actor.startswith("staff:")
 
@@ -179,6 +184,7 @@ def test_closing_asks_first_then_closes(
     assert {c.slug: c.status for c in consultations(service, "UTC")}["street-lighting"] == "closed"
     [entry] = actions(db, "consultation closed")
     assert entry.subject == "street-lighting"
+    assert entry.details["versions"] == 1
     assert "Closed" in editor.get("/consultations").get_data(as_text=True)
 
 
@@ -210,6 +216,46 @@ def test_an_outcome_is_previewed_then_published_to_those_who_took_part(
     follow = editor.get("/consultations/central-park/outcome").get_data(as_text=True)
     assert f"push {push.id} sends it to 2 people who took part" in follow
     assert f'href="/pushes/{push.id}"' in follow
+
+
+def test_a_published_outcome_shows_what_was_sent_when_and_by_whom_after_a_warning(
+    editor: FlaskClient, service: Service
+) -> None:
+    took_part(service, "+32470000001")
+    with transaction(service.sessions) as s:
+        for contact in s.scalars(select(Contact)):
+            contact.attributes = {"district": "north"}
+    form = {
+        "text-en": "Bins in May.\nAnd benches.",
+        "text-nl": "Vuilbakken in mei.",
+        "by": "district",
+        "group-0": "north",
+        "group-0-en": "North: a fountain in June.",
+    }
+    # Central Park is open until 2030: the editor is warned before publishing.
+    checked = editor.post(
+        "/consultations/central-park/outcome", data={**form, "action": "check"}
+    ).get_data(as_text=True)
+    assert "This consultation is still open until" in checked
+    assert checked.index("This consultation is still open until") < checked.index(
+        "Publish to 1 person"
+    )
+    assert editor.post("/consultations/central-park/outcome", data={**form, "action": "publish"})
+    page = editor.get("/consultations/central-park/outcome").get_data(as_text=True)
+    published = page[page.index('id="published"') :]
+    assert "Published <time" in published
+    assert re.search(r"By editor\d+@city\.example\.", published)
+    rows = re.findall(
+        r'<th scope="row" class="govuk-table__header">([^<]*)</th>\s*'
+        r'<td class="govuk-table__cell">([^<]*)</td>\s*'
+        r'<td class="govuk-table__cell voxpop-outcome-text">([^<]*)</td>',
+        published,
+    )
+    assert rows == [
+        ("Everyone", "en", "Bins in May.\nAnd benches."),
+        ("Everyone", "nl", "Vuilbakken in mei."),
+        ("district north", "en", "North: a fountain in June."),
+    ]
 
 
 def test_an_outcome_without_text_says_so(editor: FlaskClient) -> None:

@@ -128,9 +128,19 @@ def test_publish_an_outcome_and_it_is_queued_to_those_who_took_part(
     expect(page.get_by_text("2 people who took part")).to_be_visible()
     axe_check(page)
     screenshot(page, "outcome")
+    # Central Park is still open: said before the button that publishes.
+    expect(page.locator(".voxpop-still-open")).to_contain_text("This consultation is still open")
     page.get_by_role("button", name="Publish to 2 people").click()
     expect(page.get_by_text("sends it to 2 people who took part")).to_be_visible()
+    # What was published, for whom, in which language, when and by whom.
+    published = page.locator(".govuk-summary-card")
+    expect(published.get_by_role("row", name="Everyone")).to_contain_text(
+        "Central Park: 20 new bins arrive in May."
+    )
+    expect(published).to_contain_text("By editor")
+    expect(published.locator("time")).to_have_count(2)
     axe_check(page)
+    screenshot(page, "outcome-published")
     # The scheduler's tick sends what is due (spread at the rate): both get it, in the outbox.
     clock.advance(minutes=5)
     app.extensions["voxpop_console"].pushes.tick()

@@ -4,7 +4,8 @@ JSON, cancelling and sending now, and what each role may do."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -13,9 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config, PushesConfig
+from bot.console.context import console
 from bot.service import Service, read_survey_sources
 from bot.staff.accounts import Role
 from bot.web.app import create_app
+from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import AuditEntry, PushRow
 from surveys.loader import EXAMPLES_DIR
@@ -68,8 +71,15 @@ FORM = {
 
 def _audit(db: sessionmaker[Session]) -> list[tuple[str, str, str | None]]:
     with transaction(db, read_only=True) as s:
-        rows = s.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject))
+        rows = s.execute(
+            select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject).order_by(AuditEntry.id)
+        )
         return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def _untimed(html: str) -> str:
+    """The page without its ``<time>`` tags (their text stays)."""
+    return re.sub(r"</?time[^>]*>", "", html)
 
 
 def _pushes(db: sessionmaker[Session]) -> list[PushRow]:
@@ -124,11 +134,17 @@ def test_scheduling_makes_the_push_lists_it_and_audits_it(
         action == "push created" and subject == "push:1" for _, action, subject in _audit(db)
     )
     listed = editor.get("/pushes").get_data(as_text=True)
-    assert "Push 1" in listed
-    assert "central-park" in listed
+    # Named by what it sends and when, in the city's time (named once), and the
+    # consultation by its title; the number only as a detail.
+    assert ">Invitation, 2 Jun 2026, 10:00 (Europe/Brussels)</a>" in _untimed(listed)
+    assert '<td class="govuk-table__cell">Central Park</td>' in listed
+    assert "Push 1</span>" in listed
     assert "scheduled" in listed
     shown = editor.get("/pushes/1").get_data(as_text=True)
-    assert "Push 1: central-park" in shown
+    assert "<title>Invitation, 2 Jun 2026, 10:00: Central Park – Voxpop</title>" in shown
+    assert '<span class="govuk-caption-l">Central Park</span>' in shown
+    assert ">Invitation, 2 Jun 2026, 10:00 (Europe/Brussels)</h1>" in _untimed(shown)
+    assert "Push 1 of <code>central-park</code>" in shown
     assert "district = north" in shown
     assert "Cancel push" in shown
     assert "Send now" in shown
@@ -169,7 +185,15 @@ def test_send_now_fires_and_the_funnel_follows(
         },
     }
     assert "Funnel" in document["html"]
-    assert any(action == "push fired" for _, action, _ in _audit(db))
+    assert [row["title"] for row in document["funnel"]] == ["Everyone", "SMS", "Telegram"]
+    # Sending: it can be stopped, but not sent now again, on the page and in what it polls.
+    assert "Send now" not in document["actions_html"]
+    assert "Stop sending" in document["actions_html"]
+    shown = editor.get("/pushes/1").get_data(as_text=True)
+    assert "Send now" not in shown
+    assert "Stop sending" in shown
+    sent = [(actor[:6], action) for actor, action, _ in _audit(db) if action.startswith("push")]
+    assert sent[1:] == [("staff:", "push sent now"), ("system", "push fired")]
     again = editor.post("/pushes/1/send-now", follow_redirects=True)
     assert "only a scheduled push can go now" in again.get_data(as_text=True)
 
@@ -177,10 +201,10 @@ def test_send_now_fires_and_the_funnel_follows(
 def test_cancel_asks_first_then_cancels(editor: FlaskClient, db: sessionmaker[Session]) -> None:
     editor.post("/pushes/new", data=FORM | {"action": "schedule"})
     confirm = editor.get("/pushes/1/cancel")
-    assert "Cancel push 1?" in confirm.get_data(as_text=True)
+    assert "Cancel this push?" in confirm.get_data(as_text=True)
     assert _pushes(db)[0].status == "scheduled"
     done = editor.post("/pushes/1/cancel", follow_redirects=True)
-    assert "Push 1 is cancelled" in done.get_data(as_text=True)
+    assert "The push is cancelled" in done.get_data(as_text=True)
     assert _pushes(db)[0].status == "cancelled"
     assert any(action == "push cancelled" for _, action, _ in _audit(db))
 
@@ -242,3 +266,69 @@ def test_no_input_makes_a_500(
         assert answer.status_code in (200, 303, 422), answer.get_data(as_text=True)[:500]
     query = {k: v for k, v in (FORM | changes).items() if isinstance(v, str)}
     assert editor.get("/pushes/preview.json", query_string=query).status_code == 200
+
+
+def test_a_push_and_the_results_count_the_same_people_as_invited(
+    db: sessionmaker[Session],
+) -> None:
+    now = [NOW]
+    service = Service(db, clock=lambda: now[0], pseudonym_key="test-key")
+    service.load_surveys(read_survey_sources([str(EXAMPLES_DIR)]))
+    add_contact(db, "+32470000001")
+    add_contact(db, "+32470000002")
+    add_contact(db, "4242", channel="telegram")
+    config = Config(pushes=PushesConfig(quiet_hours="", rate_per_second=50.0))
+    app = create_app(service, config, clock=lambda: now[0])
+    editor = app.test_client()
+    sign_in(editor, Role.EDITOR)
+    # One of them started on their own: the push counts them as invited, sends nothing new.
+    service.receive(InboundMessage(Address("sms", "+32470000002"), "PARK", "own-1", NOW))
+    form = FORM | {"at": "now", "where": "", "quiet_hours": "", "action": "schedule"}
+    assert editor.post("/pushes/new", data=form).status_code == 303
+    editor.post("/pushes/1/send-now")
+    with app.app_context():
+        pushes = console().pushes
+        while pushes.report(1).total.waiting:
+            now[0] += timedelta(seconds=1)
+            pushes.tick()
+    service.receive(InboundMessage(Address("sms", "+32470000001"), "1", "reply-1", now[0]))
+    push_page = editor.get("/pushes/1").get_data(as_text=True)
+    invited = re.search(r"Invited</dt>\s*<dd[^>]*>(\d+)<", push_page)
+    assert invited is not None
+    results = editor.get("/results/central-park").get_data(as_text=True)
+    funnel = re.search(r"Invited by a push</th><td[^>]*>(\d+)<", results)
+    assert funnel is not None
+    assert invited[1] == funnel[1] == "3"
+    # The same rate, worked out by the same helper, on both pages.
+    rate = re.search(r'id="funnel-response-rate">([^<]+)<', results)
+    assert rate is not None
+    assert rate[1] == "0% (0-56%)"
+    assert f'<td class="govuk-table__cell govuk-table__cell--numeric">{rate[1]}</td>' in push_page
+
+
+@pytest.mark.parametrize(
+    ("status", "buttons"),
+    [
+        ("scheduled", ["Send now", "Cancel push"]),
+        ("sending", ["Stop sending"]),
+        ("done", []),
+        ("cancelled", []),
+        ("missed", []),
+    ],
+)
+def test_a_push_offers_only_what_its_state_allows(
+    editor: FlaskClient, db: sessionmaker[Session], status: str, buttons: list[str]
+) -> None:
+    editor.post("/pushes/new", data=FORM | {"action": "schedule"})
+    with transaction(db) as s:
+        push = s.get(PushRow, 1)
+        assert push is not None
+        push.status = status
+    html = editor.get("/pushes/1").get_data(as_text=True)
+    actions = html[html.index('id="push-actions"') :]
+    offered = [
+        name for name in ("Send now", "Cancel push", "Stop sending") if f"{name}\n" in actions
+    ]
+    assert offered == buttons
+    again = "Make a new push for this consultation" in actions
+    assert again == (status == "missed")

@@ -23,6 +23,7 @@ from tests.console.conftest import (
 )
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
+from tests.staff import context_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
@@ -53,17 +54,23 @@ def test_build_an_audience_schedule_send_and_watch_the_funnel(
     expect(audience).to_contain_text("No consent")
     page.get_by_label("Contact details (optional)").fill("district=north")
     expect(audience).to_contain_text("2 people would be invited")
-    expect(audience.get_by_role("cell", name="telegram")).to_be_visible()
+    expect(audience.get_by_role("cell", name="Telegram")).to_be_visible()
     page.get_by_label("Time", exact=True).fill("+1h")
     screenshot(page, "pushes-new")
 
     page.get_by_role("button", name="Schedule push").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Push 1: central-park")
+    # Named by what it sends and when, with the consultation's title; the number aside.
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Invitation, ")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("(Europe/Brussels)")
+    expect(page.locator(".govuk-caption-l")).to_have_text("Central Park")
     expect(page.locator("#push-status")).to_have_text("scheduled")
-    page.get_by_role("button", name="Send now").click()
+    expect(page.get_by_text("The push is scheduled: Invitation, ")).to_be_visible()
+    # It starts sending while the page is open (the scheduler, or a colleague): the page
+    # follows, and "Send now" goes away without a reload.
+    context_of(app).pushes.send_now(1)
     expect(page.locator("#push-status")).to_have_text("sending")
-    expect(page.get_by_text("Push 1 is sending: 2 people planned.")).to_be_visible()
-    expect(page.get_by_text("Push 1 is scheduled.")).to_have_count(0)  # shown once, before
+    expect(page.get_by_role("button", name="Send now")).to_have_count(0)
+    expect(page.get_by_role("button", name="Stop sending")).to_be_visible()
     sent = page.locator("#funnel-table tbody tr").first.locator('[data-stage="sent"]')
     expect(sent).to_contain_text("0")
     with scheduler_ticking(app):
@@ -71,7 +78,22 @@ def test_build_an_audience_schedule_send_and_watch_the_funnel(
         expect(sent).to_contain_text("2", timeout=30_000)
     assert len({c.params["chat_id"] for c in telegram.calls_to("sendMessage")}) == 2
     expect(page.locator("#funnel-table")).to_contain_text("Telegram")
+    # The chart counts people: whole numbers on its axis, channels named as in the table.
+    page.wait_for_function("window.Chart && window.Chart.getChart('funnel-chart')")
+    ticks = page.evaluate(
+        "window.Chart.getChart('funnel-chart').scales.y.ticks.map(function (t) { return t.value; })"
+    )
+    assert ticks
+    assert all(float(t).is_integer() for t in ticks), ticks
+    legend = page.evaluate(
+        "window.Chart.getChart('funnel-chart').data.datasets.map(function (d) { return d.label; })"
+    )
+    assert legend == ["Telegram"]
+    axe_check(page)
     screenshot(page, "pushes-show")
+    page.goto("/pushes")
+    axe_check(page)
+    screenshot(page, "pushes-list")
 
 
 def test_a_push_is_cancelled_after_confirmation(page: Page) -> None:
@@ -81,12 +103,16 @@ def test_a_push_is_cancelled_after_confirmation(page: Page) -> None:
     page.get_by_role("button", name="Schedule push").click()
     expect(page.locator("#push-status")).to_have_text("scheduled")
     page.get_by_role("button", name="Cancel push").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Cancel push 1?")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Cancel this push?")
+    axe_check(page)
     page.get_by_role("button", name="Yes, cancel push").click()
     expect(page.locator("#push-status")).to_have_text("cancelled")
-    expect(page.get_by_text("Push 1 is cancelled")).to_be_visible()
+    expect(page.get_by_text("The push is cancelled")).to_be_visible()
+    # Nothing left to do with it.
+    expect(page.locator("#push-actions").get_by_role("button")).to_have_count(0)
     page.goto("/pushes")
     expect(page.get_by_role("row", name="Push 1")).to_contain_text("cancelled")
+    expect(page.get_by_role("row", name="Push 1")).to_contain_text("Central Park")
 
 
 def test_errors_sit_next_to_their_fields_and_the_form_works_by_keyboard(page: Page) -> None:

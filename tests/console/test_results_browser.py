@@ -71,6 +71,10 @@ def test_each_chart_is_drawn_beside_its_table_and_follows_it(
     expect(canvas).to_be_visible()
     data = "c => window.Chart.getChart(c).data.datasets[0].data"
     assert canvas.evaluate(data) == [5, 0, 0, 1]  # every week, every month, rarely, never
+    # People are counted in whole numbers: no tick at 0.5 on the axis of counts.
+    ticks = canvas.evaluate("c => window.Chart.getChart(c).scales.x.ticks.map(t => t.value)")
+    assert ticks
+    assert all(float(t).is_integer() for t in ticks), ticks
     answer(answered, sms(71), NEVER[:2])
     expect(page.locator('[data-live="responses"]')).to_have_text("7", timeout=LIVE_MS)
     assert canvas.evaluate(data) == [5, 0, 0, 2]
@@ -134,6 +138,30 @@ def test_an_editor_reads_the_free_text_breaks_down_and_downloads_it(
     expect(page.locator("#answers-count")).to_have_text("0 answers contain “swings”.")
     axe_check(page)
     screenshot(page, "results-answers")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_each_date_of_the_filter_is_one_field_and_one_tab_stop(
+    signed_in_page: SignIn, answered: Service
+) -> None:
+    page = signed_in_page(Role.ANALYST)
+    open_results(page)
+    first = page.get_by_label("From (the day responses began)")
+    expect(page.locator("#filter-from-hint")).to_have_text("For example 2026-12-01 or 1/12/2026")
+    first.focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "filter-to"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") != "filter-to"
+    # Typed by keyboard, as people write a day; a wrong one is named next to its field.
+    first.fill("1/12/2030")
+    page.get_by_label("To (inclusive)").fill("31 Nov 2030")
+    page.get_by_role("button", name="Show results").click()
+    expect(page.locator("#filter-to-error")).to_contain_text("Enter the last day as a date")
+    expect(page.get_by_label("From (the day responses began)")).to_have_value("1/12/2030")
+    expect(page.locator('[data-live="responses"]')).to_have_text("0")
+    axe_check(page)
+    screenshot(page, "results-filter-error")
 
 
 def test_test_runs_from_the_simulator_can_be_included_and_the_page_says_so(

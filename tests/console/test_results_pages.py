@@ -51,10 +51,14 @@ def audits(db: sessionmaker[Session], action: str) -> list[AuditEntry]:
 
 
 def test_signed_out_staff_are_asked_to_sign_in(app: Flask) -> None:
-    for path in ("/results", PAGE, PAGE + "/live.json", PAGE + "/download.csv"):
+    for path in ("/results", PAGE, PAGE + "/download.csv"):
         response = app.test_client().get(path)
         assert response.status_code == 302, path
         assert "/login" in response.headers["Location"]
+    # The page's poll is told in JSON, which its script shows (a link to sign in).
+    polled = app.test_client().get(PAGE + "/live.json")
+    assert polled.status_code == 401
+    assert polled.get_json()["sign_in"] == "/login"
 
 
 @pytest.mark.parametrize("role", [Role.ANALYST, Role.EDITOR, Role.ADMIN])
@@ -177,6 +181,15 @@ def test_a_filter_that_cannot_be_used_is_named_next_to_its_field(
     assert "The last day must be the same as or after the first day" in text_of(
         wrong_order.get_data(as_text=True)
     )
+    # The message sits next to its field (GOV.UK's error message inside the field's group).
+    html = response.get_data(as_text=True)
+    assert '<p id="filter-from-error" class="govuk-error-message">' in html
+    assert 'aria-describedby="filter-from-hint filter-from-error"' in html
+    # A day typed as people write it, or as the pages show it, is the same day.
+    for typed in ("2026-06-01", "1/6/2026", "1 Jun 2026"):
+        same = client.get(PAGE, query_string={"from": typed, "to": typed})
+        assert "There is a problem" not in same.get_data(as_text=True), typed
+    assert client.get(PAGE + "?from=31/02/2026").status_code == 200
     assert client.get(PAGE + "/download.csv?from=never").status_code == 400
     assert client.get(PAGE + "/download.pdf").status_code == 404
     assert client.get("/results/nope").status_code == 404

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from gunicorn.config import Config as GunicornConfig  # type: ignore[import-untyped]
 
-from bot.config import channel_problems, load_config
+from bot.config import ContactsConfig, channel_problems, load_config
 from bot.web.app import MAX_BODY
 from tests.deploy.guide import (
     DEPLOY,
@@ -160,6 +160,10 @@ def test_the_proxies_pass_to_the_web_unit_and_limit_bodies_as_voxpop_does() -> N
 
     assert f"proxy_pass http://{upstream};" in nginx
     assert "client_max_body_size 1m;" in nginx
+    # The contacts import alone takes [contacts] max_upload_mb.
+    limit = ContactsConfig().max_upload_mb
+    assert f"location = /contacts/import {{\n        client_max_body_size {limit}m;" in nginx
+    assert f"request_body @contacts_import {{\n\t\tmax_size {limit}MiB" in caddy
     assert MAX_BODY == 1024 * 1024
     for header in ("Host $host", "X-Forwarded-Proto $scheme", "X-Forwarded-For"):
         assert f"proxy_set_header {header}" in nginx

@@ -18,7 +18,7 @@ from storage.models import Base
 
 
 def test_migrated_to_head(db_url: str) -> None:
-    assert current(db_url) == head() == "0007"
+    assert current(db_url) == head() == "0008"
 
 
 def test_models_and_migrations_agree(db_url: str) -> None:

@@ -431,16 +431,28 @@ def test_a_local_simulator_is_not_rate_limited(client: FlaskClient) -> None:
 
 
 @sqlite_only
-def test_a_public_simulator_is_announced_as_a_warning(
+def test_the_start_warns_only_where_anyone_may_use_the_simulator(
     service: Service, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.INFO, logger="bot.web.app")
     create_app(service, Config(server=ServerConfig(public_url=PUBLIC)))
-    assert not caplog.records  # "auto": off, nothing to warn about
+    assert not caplog.records  # "auto": off, nothing to say
+    # On at the public address it needs a signed-in editor: said, but no warning.
     create_app(service, Config(server=ServerConfig(simulator=True, public_url=PUBLIC)))
     (record,) = caplog.records
+    assert record.levelno == logging.INFO
+    assert "for signed-in editors and admins only" in record.getMessage()
+    caplog.clear()
+    # This machine only: nobody else reaches it.
+    create_app(service, Config(server=ServerConfig(host="127.0.0.1")))
+    assert not caplog.records
+    # No public_url, so no sign-in, on every interface: that is open to anyone.
+    create_app(service, Config(server=ServerConfig(host="0.0.0.0")))
+    (record,) = caplog.records
     assert record.levelno == logging.WARNING
-    assert "simulator is on at a public address" in record.getMessage()
+    assert record.getMessage().startswith(
+        "the simulator needs no sign-in, on 0.0.0.0: anyone who can reach that address may use it"
+    )
 
 
 # --- what a reloaded page shows, and starting over ----------------------------------------

@@ -109,7 +109,7 @@ def test_the_simulator_changes_nothing_of_a_real_citizen(
         assert (row["contact_id"],) not in real_contacts, row
         assert row["direction"] == "in" or row["status"] == "simulated", row
     # STOP, START and FORGET were the simulator's doing, and the audit log says so.
-    assert {r["action"] for r in new["audit_log"]} >= {"opt_out", "opt_in", "forget"}
+    assert {r["action"] for r in new["audit_log"]} >= {"opted out", "opted in", "contact erased"}
     assert {r["actor"] for r in new["audit_log"]} == {"simulator"}
     # Nothing else: no setting, push, outcome or report was written.
     others = set(after) - {"contacts", "addresses", "sessions", "answers", "messages", "audit_log"}

@@ -18,12 +18,18 @@
   function poll() {
     fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) {
+        if (window.voxpopSignedOut(response)) {
+          return null; // signed out: stop; the import goes on regardless
+        }
         if (!response.ok) {
           throw new Error("status " + response.status);
         }
         return response.json();
       })
       .then(function (state) {
+        if (!state) {
+          return;
+        }
         if (state.status !== status) {
           window.location.reload();
           return;

@@ -29,7 +29,11 @@
         // Choices read best as horizontal bars; values (scales, numbers) as columns.
         indexAxis: kind === "bar" ? "y" : "x",
         plugins: { legend: { display: datasets.length > 1 } },
-        scales: { x: { beginAtZero: true }, y: { beginAtZero: true } }
+        // Counts of people are whole numbers: no tick at 0.5 (a category axis ignores it).
+        scales: {
+          x: { beginAtZero: true, ticks: { precision: 0 } },
+          y: { beginAtZero: true, ticks: { precision: 0 } }
+        }
       }
     });
     charts[data.id] = { chart: chart, keys: data.keys || [] };
@@ -78,9 +82,15 @@
   var url = root.getAttribute("data-live-url");
   var every = 1000 * Number(root.getAttribute("data-poll-seconds") || "5");
 
+  var stopped = false;
+
   function poll() {
     fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) {
+        if (window.voxpopSignedOut(response)) {
+          stopped = true;
+          return null;
+        }
         return response.ok ? response.json() : null;
       })
       .then(function (numbers) {
@@ -92,7 +102,9 @@
         // Offline for a moment: the next poll tries again.
       })
       .finally(function () {
-        window.setTimeout(poll, every);
+        if (!stopped) {
+          window.setTimeout(poll, every);
+        }
       });
   }
 

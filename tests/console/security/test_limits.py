@@ -4,6 +4,9 @@ limited too, and old failures deleted."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -38,7 +41,9 @@ def _fail_many(app: Flask, count: int, email: str, address: str) -> None:
     context = context_of(app)
     limits = SignInLimits(context.sessions, context.clock, str(app.secret_key).encode())
     for n in range(count):
-        limits.failed(Attempt("password", email.replace("@", f"{n}@"), address))
+        assert (
+            limits.reserve(Attempt("password", email.replace("@", f"{n}@"), address)).wait is None
+        )
 
 
 def _rows(db: sessionmaker[Session]) -> int:
@@ -77,6 +82,29 @@ def test_every_worker_counts_the_same_failures(
     for _ in range(5):
         assert _try(first.test_client(), "nobody@city.example", WRONG, "192.0.2.99") == 400
     assert _try(second.test_client(), "nobody@city.example", WRONG, "192.0.2.99") == 429
+
+
+def test_parallel_guesses_in_two_workers_get_no_more_checks_than_the_budget(
+    service: Service, clock: MovableClock, db: sessionmaker[Session]
+) -> None:
+    # Two workers' apps over one database; 30 guesses released at once. Each guess either
+    # had its password checked (400) or was held before any check (429).
+    workers = [create_app(service, Config(), clock=clock) for _ in range(2)]
+    anna = add_staff(workers[0], Role.EDITOR, "anna@city.example")
+    tries = 30
+    start = threading.Barrier(tries)
+
+    def guess(n: int) -> int:
+        client = workers[n % 2].test_client()
+        start.wait()
+        return _try(client, anna.email, WRONG, f"203.0.113.{n + 1}")
+
+    with ThreadPoolExecutor(max_workers=tries) as pool:
+        answers = list(pool.map(guess, range(tries)))
+    assert sorted(answers) == [400] * 5 + [429] * 25
+    assert _rows(db) == 5  # a held guess writes nothing
+    # The right password waits too: the budget is spent.
+    assert _try(workers[1].test_client(), anna.email, PASSWORD, "198.51.100.1") == 429
 
 
 def test_an_attacker_cannot_lock_the_real_person_out_of_their_own_browser(

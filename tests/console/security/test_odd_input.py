@@ -34,6 +34,16 @@ def test_an_odd_value_is_never_a_500(client: FlaskClient, path: str) -> None:
     assert answer.status_code < 500, (path, answer.status_code)
 
 
+@pytest.mark.parametrize(
+    "typed", ["²", "99999999999999999999", "+" + "9" * 40, "telegram:", "sms:+", chr(0), "x" * 500]
+)
+def test_an_odd_number_to_find_is_never_a_500(client: FlaskClient, typed: str) -> None:
+    sign_in(client, Role.EDITOR)
+    answer = client.post("/contacts/find", data={"q": typed})
+    assert answer.status_code == 400, (typed, answer.status_code)
+    assert "There is a problem" in answer.get_data(as_text=True)
+
+
 def test_a_code_in_other_digits_is_just_wrong(client: FlaskClient) -> None:
     sign_in(client, Role.ADMIN)
     answer = client.post("/account/codes", data={"code": "²²²²²²"})

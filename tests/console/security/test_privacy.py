@@ -222,11 +222,12 @@ def test_the_audit_page_filters_and_pages(
     assert set(rows) == {"staff:bob@city.example"}
     day = (clock.now - timedelta(days=2)).date().isoformat()
     dated = admin.get(f"/audit?since={day}&until={day}").get_data(as_text=True)
-    # Entries n hours before 09:30 on the 7th: the 5th holds n = 34 (23:30) to 57 (00:30).
-    assert "n: 34<" in dated
-    assert "n: 57<" in dated
-    assert "n: 33<" not in dated
-    assert "n: 58<" not in dated
+    # Entries n hours before 09:30 UTC on the 7th, days in the city's time (Brussels, UTC+1,
+    # as the page shows the times): the 5th holds n = 35 (23:30) to 58 (00:30).
+    assert "n: 35<" in dated
+    assert "n: 58<" in dated
+    assert "n: 34<" not in dated
+    assert "n: 59<" not in dated
     wrong = admin.get("/audit?since=yesterday")
     assert wrong.status_code == 400
     assert "Enter a date like 2026-12-31." in wrong.get_data(as_text=True)

@@ -22,7 +22,10 @@
     function ask() {
       var mine = ++asked;
       fetch(url + "?" + fieldsOf(form).toString(), { credentials: "same-origin" })
-        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (response) {
+          if (window.voxpopSignedOut(response)) return null;
+          return response.ok ? response.json() : null;
+        })
         .then(function (answer) {
           if (answer && mine === asked) target.innerHTML = answer.html;
         })
@@ -48,12 +51,13 @@
   function drawChart(funnel) {
     var canvas = document.getElementById("funnel-chart");
     if (!canvas || !window.Chart || !funnel || !funnel.length) return;
-    var stages = funnel[0].stages.map(function (s) { return s.name; });
+    var stages = funnel[0].stages.map(function (s) {
+      return s.name.charAt(0).toUpperCase() + s.name.slice(1);
+    });
     var rows = funnel.filter(function (r) { return r.group !== "all"; });
     if (!rows.length) rows = funnel;
     var datasets = rows.map(function (r) {
-      return { label: (r.group === "variant" ? "Wording " : "") + r.label,
-               data: r.stages.map(function (s) { return s.count; }) };
+      return { label: r.title, data: r.stages.map(function (s) { return s.count; }) };
     });
     if (chart) {
       chart.data.datasets = datasets;
@@ -63,7 +67,8 @@
     chart = new window.Chart(canvas, {
       type: "bar",
       data: { labels: stages, datasets: datasets },
-      options: { animation: false, scales: { y: { beginAtZero: true } } }
+      // People are counted in whole numbers: no tick at 0.5.
+      options: { animation: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
     });
   }
 
@@ -74,11 +79,27 @@
     var status = document.getElementById("push-status");
     function poll() {
       fetch(url, { credentials: "same-origin" })
-        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (response) {
+          if (window.voxpopSignedOut(response)) return null;
+          return response.ok ? response.json() : null;
+        })
         .then(function (report) {
           if (!report) return;
           target.innerHTML = report.html;
           if (status) status.textContent = report.status;
+          // The buttons follow the push: no "Send now" once it is sending.
+          var actions = document.getElementById("push-actions");
+          if (actions && report.actions_html !== undefined) {
+            var focused = actions.contains(document.activeElement);
+            if (actions.innerHTML !== report.actions_html) {
+              actions.innerHTML = report.actions_html;
+              // A button that went away had the focus: put it on the status that changed.
+              if (focused && status) {
+                status.setAttribute("tabindex", "-1");
+                status.focus();
+              }
+            }
+          }
           drawChart(report.funnel);
           if (report.status === "scheduled" || report.status === "sending") {
             setTimeout(poll, 2000);
