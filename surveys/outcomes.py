@@ -78,7 +78,8 @@ def parse_outcome(
     data: bytes, source: str, survey_id: str, languages: tuple[str, ...] = ()
 ) -> OutcomeReport:
     """Read the outcome file of consultation ``survey_id`` (its ``survey`` key, if any, must
-    say the same); ``languages`` are the consultation's, to flag missing ones."""
+    say the same); ``languages`` are the consultation's, default first: a text in the default
+    is required (everyone else falls back to it), a missing other one is a warning."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -127,8 +128,13 @@ def parse_outcome(
         for language, message in table.items():
             cost = sms_cost(to_gsm(message))
             costs.append((where, language, cost.segments, cost.encoding))
+    if texts and languages and languages[0] not in texts:
+        # Whoever has no text in their language gets the default one, so it must be there.
+        error(("text",), missing_default(languages[0]))
+    elif texts and languages:
+        texts = {languages[0]: texts[languages[0]], **texts}  # the default first
     for language in languages:
-        if texts and language not in texts:
+        if texts and language not in texts and language != languages[0]:
             problems.append(
                 Problem(
                     source,
@@ -142,6 +148,14 @@ def parse_outcome(
         return OutcomeReport(None, problems, costs)
     outcome = Outcome(survey_id, texts or {}, by if isinstance(by, str) else None, per_value)
     return OutcomeReport(outcome, problems, costs)
+
+
+def missing_default(language: str) -> str:
+    """The problem of an outcome without a text in the consultation's default language."""
+    return (
+        f"write the {language} text: {language} is the default language, sent to everyone "
+        "without a text in their own language"
+    )
 
 
 def _texts(value: Any, path: tuple[str | int, ...], error: Any) -> dict[str, str] | None:

@@ -66,6 +66,19 @@ def test_a_missing_language_is_a_warning() -> None:
     ]
 
 
+def test_a_missing_default_language_is_an_error_and_the_default_comes_first() -> None:
+    report = parse_outcome(b'text.nl = "x"\n', "o.toml", "other", ("en", "nl"))
+    assert report.outcome is None
+    assert [str(p) for p in report.problems] == [
+        "o.toml:1: error: write the en text: en is the default language, sent to everyone "
+        "without a text in their own language"
+    ]
+    written = b'text.nl = "Ja"\ntext.en = "Yes"\n'
+    outcome = parse_outcome(written, "o.toml", "other", ("en", "nl")).outcome
+    assert outcome is not None
+    assert list(outcome.texts) == ["en", "nl"]  # the default first, whatever the file order
+
+
 def _publish(pushes: Pushes, service: Service) -> int:
     report = parse_outcome(OUTCOME, "o.toml", "other")
     assert report.outcome is not None

@@ -262,7 +262,31 @@ def test_a_published_outcome_shows_what_was_sent_when_and_by_whom_after_a_warnin
 def test_an_outcome_without_text_says_so(editor: FlaskClient) -> None:
     response = editor.post("/consultations/central-park/outcome", data={"action": "check"})
     assert response.status_code == 400
-    assert "Write what the city decided in at least one language" in response.get_data(as_text=True)
+    assert "Write the en text: en is the default language" in response.get_data(as_text=True)
+
+
+def test_an_outcome_without_the_default_language_is_an_error_at_the_top_and_at_the_field(
+    editor: FlaskClient, service: Service, db: sessionmaker[Session]
+) -> None:
+    took_part(service, "+32470000001")
+    form = {"text-en": "", "text-nl": "Vuilbakken in mei.", "text-fr": "", "action": "check"}
+    response = editor.post("/consultations/central-park/outcome", data=form)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    message = (
+        "Write the en text: en is the default language, sent to everyone without a text in "
+        "their own language"
+    )
+    summary = page[page.index("govuk-error-summary") : page.index("</h1>")]
+    assert message in summary
+    assert 'href="#text-en"' in summary
+    field = page[page.index('id="text-en-error"') - 200 : page.index('id="text-en"')]
+    assert message in field
+    assert "Vuilbakken in mei." in page  # what was typed is kept
+    assert "Publish" not in page
+    assert "(required: the default" in page
+    with transaction(db, read_only=True) as s:
+        assert s.scalars(select(PushRow)).all() == []
 
 
 def test_an_outcome_per_district_lists_the_districts_of_those_who_took_part(
