@@ -163,6 +163,16 @@ def test_bad_input_is_a_message_not_a_crash(
     assert message in response.get_data(as_text=True)
 
 
+def test_a_closed_consultation_is_not_offered_in_the_simulator(editor: FlaskClient) -> None:
+    open_page = editor.get("/consultations/street-lighting").get_data(as_text=True)
+    assert "Try street-lighting in the simulator" in open_page
+    assert editor.post("/consultations/street-lighting/close").status_code == 302
+    page = editor.get("/consultations/street-lighting").get_data(as_text=True)
+    assert "Try street-lighting in the simulator" not in page
+    assert "/simulator?" not in page
+    assert "It is closed, so it cannot be tried in the simulator" in page
+
+
 def test_editing_opens_the_current_text(editor: FlaskClient) -> None:
     page = editor.get("/consultations/new?from=central-park").get_data(as_text=True)
     assert "Hello! The city wants your view on Central Park." in page
