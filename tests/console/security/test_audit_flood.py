@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.staff.accounts import Role
 from storage.db import transaction
 from storage.models import AuditEntry
-from tests.console.security.conftest import MovableClock
+from tests.console.conftest import MovableClock
 from tests.console.security.helpers import set_up_codes
 from tests.staff import PASSWORD, add_staff
 

@@ -19,7 +19,7 @@ from bot.staff.limits import Attempt, SignInLimits
 from bot.web.app import create_app
 from storage.db import transaction
 from storage.models import SignInFailure
-from tests.console.security.conftest import MovableClock
+from tests.console.conftest import MovableClock
 from tests.console.security.helpers import set_up_codes
 from tests.staff import PASSWORD, add_staff, context_of
 
