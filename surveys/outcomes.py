@@ -42,6 +42,8 @@ class Outcome:
     def to_json(self) -> dict[str, Any]:
         return {
             "texts": dict(self.texts),
+            # Named, not left to the order of "texts": PostgreSQL's jsonb keeps no key order.
+            "default": next(iter(self.texts), None),
             "by": self.by,
             "values": {k: dict(v) for k, v in self.per_value.items()},
         }
@@ -58,10 +60,13 @@ class OutcomeReport:
 def text_for(message: Mapping[str, Any], language: str, attributes: Mapping[str, Any]) -> str:
     """The text a contact gets, from a stored outcome (:meth:`Outcome.to_json`).
 
-    >>> m = {"texts": {"en": "Bins in May."}, "by": "district",
-    ...      "values": {"north": {"en": "A fountain in June."}}}
-    >>> text_for(m, "nl", {"district": "north"}), text_for(m, "en", {})
-    ('A fountain in June.', 'Bins in May.')
+    Whoever has no text in their language gets the default language's (the consultation's),
+    whatever order the stored texts come back in:
+
+    >>> m = {"texts": {"en": "Bins in May.", "nl": "Bakken in mei."}, "default": "nl",
+    ...      "by": "district", "values": {"north": {"en": "A fountain.", "nl": "Een fontein."}}}
+    >>> text_for(m, "fr", {"district": "north"}), text_for(m, "fr", {}), text_for(m, "en", {})
+    ('Een fontein.', 'Bakken in mei.', 'Bins in May.')
     """
     texts: Mapping[str, str] = message.get("texts") or {}
     by = message.get("by")
@@ -71,6 +76,10 @@ def text_for(message: Mapping[str, Any], language: str, attributes: Mapping[str,
             texts = chosen
     if language in texts:
         return texts[language]
+    default = message.get("default")
+    if isinstance(default, str) and default in texts:
+        return texts[default]
+    # Stored before the default was named: the first text (its order kept on SQLite).
     return next(iter(texts.values()), "")
 
 

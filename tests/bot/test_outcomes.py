@@ -180,3 +180,17 @@ def test_the_preview_prices_the_outcome_each_person_gets_in_their_language(
     # Not the price of an invitation to the consultation.
     invitation = pushes.preview(PushSpec(survey="other", at=T0, audience=spec.audience))
     assert invitation.sms_segments != preview.sms_segments
+
+
+def test_whoever_has_no_text_in_their_language_gets_the_default_one_on_every_engine(
+    service: Service, pushes: Pushes, clock: Clock
+) -> None:
+    """PostgreSQL's jsonb keeps no key order: the first stored text is not the default."""
+    text = b'survey = "other"\ntext.en = "You said yes."\ntext.nl = "U zei ja."\n'
+    report = parse_outcome(text, "o.toml", "other", ("nl", "en"))
+    assert report.outcome is not None
+    spec = pushes.complete(outcome_push(report.outcome, PushSpec(survey="other", at=T0)))
+    publish(pushes, service, report.outcome, text.decode(), spec)
+    reply(service, clock, "+32470000002", "LANG FR")  # no French text: the default, Dutch
+    assert reply(service, clock, "+32470000002", "RESULTS") == ["U zei ja."]
+    assert reply(service, clock, "+32470000003", "RESULTS") == ["You said yes."]
