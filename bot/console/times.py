@@ -115,7 +115,9 @@ def zone_header(label: str) -> str:
     return f"{label} ({city_zone().key} time)"
 
 
-_ISO_INSTANT: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})")
+_ISO_INSTANT: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})"
+)
 
 
 def detail(value: object) -> object:

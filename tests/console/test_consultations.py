@@ -305,7 +305,8 @@ def test_home_shows_what_runs_now(client: FlaskClient, service: Service) -> None
     assert "no Telegram, SMS or WhatsApp channel is configured" in banner
     assert "docs/channels.md" in banner
     # The file the server really reads (bot/config.py), not a made-up name.
-    assert "<code>voxpop.toml</code>" in banner and "config.toml" not in banner
+    assert "<code>voxpop.toml</code>" in banner
+    assert "config.toml" not in banner
 
 
 def test_home_names_the_configured_channels(service: Service, clock: Clock) -> None:
