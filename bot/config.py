@@ -451,6 +451,11 @@ def channel_problems(config: Config) -> list[str]:
         problems.append(
             f"[results] min_group_size must be 1 or more, got {config.results.min_group_size}"
         )
+    if not 1 <= config.contacts.max_upload_mb <= 500:
+        problems.append(
+            "[contacts] max_upload_mb must be between 1 and 500, got "
+            f"{config.contacts.max_upload_mb}"
+        )
     if (telegram.enabled or twilio.enabled) and not config.server.public_url:
         problems.append(
             "[server] public_url is required with a real channel (providers call it, and "

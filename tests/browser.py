@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from waitress import wasyncore
 from waitress.server import BaseWSGIServer, create_server
 
@@ -55,6 +55,9 @@ CHROMIUM_ARGS = [
 ]
 # Generous: a cold Chromium on a busy CI runner is slow; a passing run never waits this long.
 TIMEOUT_MS = 15_000
+# The same patience for ``expect(...)``, which otherwise gives up after 5 s: a page that polls
+# every 2 s on a loaded 2-core machine can miss that.
+expect.set_options(timeout=TIMEOUT_MS)
 #: Where :func:`screenshot` writes, for the docs (docs/console.md shows them).
 SCREENSHOTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "console"
 
@@ -108,6 +111,13 @@ def serve(app: Flask) -> Iterator[str]:
             while not stop.is_set():
                 wasyncore.loop(timeout=0.05, map=socket_map, count=1)
         finally:
+            # The requests under way finish first; then each connection is closed with what
+            # it still had to send (a static file a page left mid-download stays open, and
+            # warns as unclosed, otherwise).
+            server.task_dispatcher.shutdown()
+            for channel in list(socket_map.values()):
+                with contextlib.suppress(OSError):
+                    channel.handle_close()
             wasyncore.close_all(socket_map)
 
     thread = threading.Thread(target=run, name="waitress-test", daemon=True)
@@ -116,8 +126,7 @@ def serve(app: Flask) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop.set()
-        thread.join(timeout=10)
-        server.task_dispatcher.shutdown()
+        thread.join(timeout=30)
         assert not thread.is_alive(), "waitress did not stop"
 
 

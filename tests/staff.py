@@ -27,9 +27,9 @@ def add_staff(app: Flask, role: Role, email: str | None = None) -> StaffView:
     return context_of(app).staff.add(email, PASSWORD, role, actor="test")
 
 
-def sign_in(client: FlaskClient, role: Role = Role.EDITOR) -> StaffView:
+def sign_in(client: FlaskClient, role: Role = Role.EDITOR, email: str | None = None) -> StaffView:
     """Make an account of ``role`` and sign ``client`` in with it, as the login form does."""
-    staff = add_staff(client.application, role)
+    staff = add_staff(client.application, role, email)
     response = client.post("/login", data={"email": staff.email, "password": PASSWORD})
     assert response.status_code == 303, response.get_data(as_text=True)
     return staff

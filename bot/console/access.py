@@ -58,7 +58,7 @@ def install_access(app: Flask) -> None:
     """Read the signed-in member of staff, if any, before every request; keep what the
     pages of a signed-in member show out of the browser's cache."""
     app.url_value_preprocessor(_refuse_impossible_ids)
-    app.before_request(_load_staff)
+    app.before_request(load_staff)
     app.after_request(_not_cached)
     app.jinja_env.globals["can_open"] = can_open
 
@@ -97,7 +97,11 @@ def _not_cached(response: Response) -> Response:
     return response
 
 
-def _load_staff() -> None:
+def load_staff() -> None:
+    """Who is signed in, in ``g.staff`` (``g.pending_staff`` half way through signing in);
+    once per request, whoever asks first (the upload limit asks before CSRF's check)."""
+    if "staff" in g:
+        return
     g.staff = None
     g.pending_staff = None
     token = session.get(SESSION_KEY)
@@ -203,6 +207,8 @@ def safe_next(target: str | None) -> str | None:
     """
     if not target or not target.startswith("/") or target.startswith("//"):
         return None
+    if any(c.isspace() or not c.isprintable() for c in target):
+        return None  # a line break would end the Location header (and no path has one)
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or "\\" in target:
         return None
@@ -225,18 +231,22 @@ def without_personal(target: str) -> str:
     if not parts.query:
         return target
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(name, value) for name, value in pairs if not _looks_personal(value)]
+    kept = [
+        (name, value)
+        for name, value in pairs
+        if not _looks_personal(value) and not _looks_personal(name)
+    ]
     if len(kept) == len(pairs):
         return target
     return parts.path + ("?" + urlencode(kept) if kept else "")
 
 
 def _looks_personal(value: str) -> bool:
-    # Seven digits in a row once spaces and punctuation are dropped: a phone number (8 to 15)
+    # Seven digits once everything else is dropped: a phone number (8 to 15)
     # or a chat id. A date (2026-12-07) is not one; a page number never has seven digits.
     if _DATE.fullmatch(value.strip()):
         return False
-    return bool(_DIGITS.search(re.sub(r"[\s().+/-]", "", value)))
+    return bool(_DIGITS.search(re.sub(r"\D", "", value)))
 
 
 def audit(action: str, subject: str | None = None, **details: Any) -> None:

@@ -34,8 +34,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bot.console.access import Role, current_staff, requires
-from bot.console.access import _load_staff as load_staff
+from bot.console.access import Role, current_staff, load_staff, requires
 from bot.console.context import console
 from bot.console.forms import EmptyForm as ActionForm
 from bot.console.forms import UploadForm
@@ -306,7 +305,12 @@ def _upload_page(form: UploadForm, error: str | None) -> ResponseReturnValue:
 def raise_upload_limit() -> None:
     """Let the import page take a whole contacts file (``[contacts] max_upload_mb``); every
     other request keeps the app's 1 MB. Runs before CSRF's check, which reads the body."""
-    if request.endpoint == "console_contacts.upload":
+    if request.endpoint != "console_contacts.upload":
+        return
+    # Only for an editor: anyone else's body is not worth reading past the app's 1 MB.
+    load_staff()
+    staff = g.get("staff")
+    if staff is not None and staff.role.allows(Role.EDITOR):
         request.max_content_length = console().config.contacts.max_upload_mb * 1024 * 1024
 
 
@@ -314,9 +318,7 @@ def raise_upload_limit() -> None:
 def too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
     """A file over the size limit: say so on the upload page, with a way around it. (The
     body is refused before any view runs, so the role is checked here too.)"""
-    if "staff" not in g:
-        # CSRF's check read the body, and refused it, before the sign-in was read.
-        load_staff()
+    load_staff()  # the body was refused before the sign-in was read
     staff = g.get("staff")
     allowed = staff is not None and staff.role.allows(Role.EDITOR)
     if request.endpoint != "console_contacts.upload" or not allowed:

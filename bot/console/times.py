@@ -161,11 +161,29 @@ def parse_day(raw: str) -> date:
         for form in _DAY_FORMS:
             found = form.fullmatch(text)
             if found:
-                return date(int(found["y"]), int(found["m"]), int(found["d"]))
+                return _sensible(date(int(found["y"]), int(found["m"]), int(found["d"])))
         named = _NAMED.fullmatch(text)
         if named and named["m"] in _MONTHS:
-            return date(int(named["y"]), _MONTHS[named["m"]], int(named["d"]))
+            return _sensible(date(int(named["y"]), _MONTHS[named["m"]], int(named["d"])))
     raise ValueError(f"not a day: {raw[:20]!r}")
+
+
+#: The years a day field takes. A consultation's answers and the audit log lie well inside;
+#: the edges of Python's calendar (year 1, 9999) overflow once turned into UTC or a day is
+#: added, so they are refused as typing mistakes.
+DAY_YEARS: Final = range(1900, 3000)
+
+
+def _sensible(day: date) -> date:
+    """``day`` when its year is in :data:`DAY_YEARS`, else :class:`ValueError`.
+
+    >>> _sensible(date(9999, 12, 31))
+    Traceback (most recent call last):
+    ValueError: the year 9999 is not between 1900 and 2999
+    """
+    if day.year not in DAY_YEARS:
+        raise ValueError(f"the year {day.year} is not between 1900 and 2999")
+    return day
 
 
 def install_times(app: Flask) -> None:

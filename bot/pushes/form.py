@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from bot.pushes.audience import Audience, AudienceError, parse_where
 from bot.pushes.quiet import QuietHours, QuietHoursError, zone_of
@@ -144,17 +145,19 @@ def parse_at(text: str, timezone: str, now: datetime) -> datetime:
         return now
     relative = _RELATIVE.match(value)
     if relative:
-        return now + timedelta(seconds=int(relative.group(1)) * _UNITS[relative.group(2)])
+        return now + _within_reach(float(relative.group(1)) * _UNITS[relative.group(2)], text)
     try:
         moment = datetime.fromisoformat(text.strip())
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone_of(timezone))
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise FormError(
             f"{text!r} is not a time: use now, +10m, +2h, '2026-12-01 10:00' or an ISO time "
             "with an offset"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone_of(timezone))
-    return moment.astimezone(UTC)
+    _within_reach((moment - now).total_seconds(), text)
+    return moment
 
 
 def parse_rate(text: str) -> float:
@@ -178,7 +181,26 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip().lower())
     if match is None or float(match.group(1)) <= 0:
         raise FormError(f"{text!r} is not a duration: use 24h, 90m or 2d")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    return _within_reach(float(match.group(1)) * _UNITS[match.group(2)], text)
+
+
+#: How far from now a push's time, or a duration, may reach: ten years. Further is a typing
+#: mistake (and past the calendar's end, an overflow).
+MAX_YEARS: Final = 10
+MAX_REACH: Final = timedelta(days=round(365.25 * MAX_YEARS))
+
+
+def _within_reach(seconds: float, text: str) -> timedelta:
+    """``seconds`` as a duration when it is no further than :data:`MAX_REACH` either way,
+    else a :class:`FormError` naming ``text``.
+
+    >>> _within_reach(99999999999 * 86400.0, "+99999999999d")
+    Traceback (most recent call last):
+    bot.pushes.form.FormError: '+99999999999d' is too far away: use a time within 10 years
+    """
+    if abs(seconds) > MAX_REACH.total_seconds():
+        raise FormError(f"{text!r} is too far away: use a time within {MAX_YEARS} years")
+    return timedelta(seconds=seconds)
 
 
 def parse_variants(

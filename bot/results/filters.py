@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement
 
+from bot.days import day_end, day_start
 from storage.models import SessionRow, SurveyRow
 from storage.repo import is_response
 
@@ -54,15 +55,6 @@ class ResultsFilter:
             raise FilterError("versions are numbered from 1")
 
 
-def day_start(day: date, zone: ZoneInfo) -> datetime:
-    """The first instant of ``day`` in ``zone``, in UTC.
-
-    >>> day_start(date(2026, 7, 1), ZoneInfo("Europe/Brussels")).isoformat()
-    '2026-06-30T22:00:00+00:00'
-    """
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
-
-
 def sessions_where(
     f: ResultsFilter, zone: ZoneInfo, *, with_status: bool = True, responses: bool = True
 ) -> Sequence[ColumnElement[bool]]:
@@ -77,7 +69,7 @@ def sessions_where(
     if f.since is not None:
         where.append(SessionRow.started_at >= day_start(f.since, zone))
     if f.until is not None:
-        where.append(SessionRow.started_at < day_start(f.until + timedelta(days=1), zone))
+        where.append(SessionRow.started_at < day_end(f.until, zone))
     if with_status and f.statuses:
         where.append(SessionRow.status.in_([_STORED[s] for s in f.statuses]))
     if responses:

@@ -314,14 +314,24 @@ class StaffAccounts:
         """The account ``email`` and ``password`` name, if enabled; the same work is done
         whether or not the email exists. A hash with old parameters is renewed."""
         email = normalise_email(email)
-        with transaction(self._sessions) as s:
+        # The hash is checked with no transaction open: on SQLite a write transaction holds
+        # the database's one write lock, and a check takes a good part of a second.
+        with transaction(self._sessions, read_only=True) as s:
             row = s.scalar(select(StaffAccount).where(StaffAccount.email == email))
-            ok = verify_password(row.password_hash if row else None, password)
-            if not ok or row is None or row.disabled_at is not None:
-                return None
-            if needs_rehash(row.password_hash):
-                row.password_hash = hash_password(password)
-            return _view(row)
+            stored = row.password_hash if row is not None else None
+            view = _view(row) if row is not None and row.disabled_at is None else None
+        if not verify_password(stored, password) or view is None or stored is None:
+            return None
+        if needs_rehash(stored):
+            renewed = hash_password(password)
+            with transaction(self._sessions) as s:
+                # Only if it is still the hash just checked: a password changed meanwhile wins.
+                s.execute(
+                    update(StaffAccount)
+                    .where(StaffAccount.id == view.id, StaffAccount.password_hash == stored)
+                    .values(password_hash=renewed)
+                )
+        return view
 
     def start_session(self, staff_id: int, *, stage: str, user_agent: str) -> str:
         """A new session (a new token at every sign-in); the cookie's token is returned."""

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Final
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.days import day_end, day_start
 from bot.staff.limits import LONGEST_WAIT
 from storage import repo
 from storage.db import transaction
@@ -61,10 +62,9 @@ def read_audit(
     if wanted.action:
         stmt = stmt.where(AuditEntry.action == wanted.action)
     if wanted.since:
-        stmt = stmt.where(AuditEntry.at >= datetime.combine(wanted.since, time(), wanted.zone))
+        stmt = stmt.where(AuditEntry.at >= day_start(wanted.since, wanted.zone))
     if wanted.until:
-        end = datetime.combine(wanted.until + timedelta(days=1), time(), wanted.zone)
-        stmt = stmt.where(AuditEntry.at < end)
+        stmt = stmt.where(AuditEntry.at < day_end(wanted.until, wanted.zone))
     stmt = (
         stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
         .offset((page - 1) * per_page)

@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +36,7 @@ from storage import repo
 from storage.db import transaction
 from storage.models import AnswerRow, Message
 from surveys.loader import example_paths
+from tests.fakes import Call
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
 from tests.web.test_webhooks import SECRET, post_telegram, post_twilio, text_update, twilio_form
@@ -213,32 +217,52 @@ def test_one_citizens_messages_arrive_in_order_even_after_a_failure(
     assert [(m.status, m.attempts) for m in _outbox(db)] == [("sent", 2), ("sent", 1)]
 
 
-def test_a_reply_reaches_the_provider_within_a_second_of_the_commit(
+def _until(done: Callable[[], bool], seconds: float) -> None:
+    """Look every 10 ms until ``done()``, for at most ``seconds`` (a bound for a loaded
+    machine, never waited out when things work)."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_reply_leaves_at_the_commit_not_at_the_next_poll(
     db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio
 ) -> None:
-    # The idle poll is 30 s: only the wake-up after the commit can make this fast.
-    config = replace(_config(telegram, twilio), dispatch=DispatchConfig(idle_poll_seconds=30.0))
+    """The wake-up after a commit sends a reply at once; only the 30 s idle poll would
+    otherwise find it. How soon "at once" is (well under a second, even at load) is
+    measured by ``make bench`` (bench/latency_bench.py), not here: a timed test cannot hold
+    on a busy machine."""
+    idle_poll = 30.0
+    config = replace(
+        _config(telegram, twilio), dispatch=DispatchConfig(idle_poll_seconds=idle_poll)
+    )
     thread: DispatcherThread | None = None
     service = Service(db, on_outbox=lambda: thread.wake() if thread else None)
     service.load_surveys(read_survey_sources([str(p) for p in example_paths()]))
     thread = DispatcherThread(partial(dispatch_forever, config, db))
     thread.start()
+    client = create_app(service, config).test_client()
+
+    def sent_to(chat: str) -> list[Call]:
+        return [c for c in telegram.calls_to("sendMessage") if str(c.params["chat_id"]) == chat]
+
     try:
-        time.sleep(0.5)  # let it open its connections and go idle
-        client = create_app(service, config).test_client()
+        # A first conversation: once its intro and question are out, the dispatcher has
+        # nothing left to do and waits for the idle poll (or a wake-up).
+        assert post_telegram(client, text_update("PARK", chat="776")).status_code == 200
+        _until(lambda: len(sent_to("776")) == 2, idle_poll)
+        assert len(sent_to("776")) == 2
         committed = time.monotonic()
         assert post_telegram(client, text_update("PARK", chat="777")).status_code == 200
-        while not telegram.calls_to("sendMessage") and time.monotonic() - committed < 5:
-            time.sleep(0.01)
-        latency = time.monotonic() - committed
-        while len(telegram.calls_to("sendMessage")) < 2 and time.monotonic() - committed < 5:
-            time.sleep(0.01)
+        _until(lambda: len(sent_to("777")) == 2, idle_poll)
     finally:
         thread.stop()
-    intro, question = telegram.calls_to("sendMessage")
-    assert latency < 1.0
-    # The question follows the intro no sooner than Telegram's one message a second per chat.
-    assert question.at - intro.at >= 0.95
+    intro, question = sent_to("777")
+    assert intro.at - committed < idle_poll / 3
+    # The question follows the intro no sooner than Telegram's one message a second per
+    # chat. A message may leave late on a loaded machine, never early: the question's turn
+    # is a second after the intro's, which is after the commit.
+    assert question.at - committed >= 1.0
 
 
 # --- WhatsApp's 24-hour window -------------------------------------------------------------
@@ -372,8 +396,14 @@ def test_a_63016_refusal_holds_the_message_until_the_citizen_writes(
 # --- pacing with the real SDK ---------------------------------------------------------------
 
 
+CHATS = 30
+
+
 def test_two_dispatchers_together_keep_telegrams_limits(
-    db: sessionmaker[Session], telegram: FakeTelegram, twilio: FakeTwilio
+    db: sessionmaker[Session],
+    telegram: FakeTelegram,
+    twilio: FakeTwilio,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = _config(telegram, twilio)
     config = replace(
@@ -381,9 +411,26 @@ def test_two_dispatchers_together_keep_telegrams_limits(
         telegram=replace(config.telegram, messages_per_second=20.0, per_chat_per_second=1.0),
         dispatch=DispatchConfig(idle_poll_seconds=0.05),
     )
+    # The turn each dispatcher gives each message: the limits are kept there, where two
+    # dispatchers share the sender's budget and each chat's next turn through the database.
+    # A message leaves at its turn or, on a loaded machine, later, and a stalled process
+    # sends what it owes at once: arrival times at the fake cannot tell a shared budget
+    # from two.
+    # (A claim that is rolled back claims again: the last turn of a message is its own.)
+    turns: dict[int, tuple[str, datetime]] = {}
+    take_turn = Dispatcher._take_turn
+
+    def noted(self: Dispatcher, pacing: Any, job: Any, *args: Any) -> Any:
+        turn = take_turn(self, pacing, job, *args)
+        if isinstance(turn, datetime):
+            turns[job.id] = (job.address, turn)
+        return turn
+
+    monkeypatch.setattr(Dispatcher, "_take_turn", noted)
+    # More first messages than the sender may send in a second: its limit has to bite.
     now = datetime.now(UTC)
     with transaction(db) as s:
-        for chat in range(15):
+        for chat in range(CHATS):
             for n in range(2):
                 repo.add_outbound(
                     s, channel="telegram", address=str(9000 + chat), text=f"m{n}", now=now
@@ -393,23 +440,22 @@ def test_two_dispatchers_together_keep_telegrams_limits(
     for thread in threads:
         thread.start()
     try:
-        deadline = time.monotonic() + 15
-        while len(telegram.calls_to("sendMessage")) < 30 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _until(lambda: len(telegram.calls_to("sendMessage")) >= 2 * CHATS, 120)
     finally:
         for thread in threads:
             thread.stop()
     calls = telegram.calls_to("sendMessage")
-    assert len(calls) == 30
-    times = sorted(c.at for c in calls)
-    # At most 20 in any one second (one more for the edges of the measuring window).
-    assert max(sum(1 for t in times if start <= t < start + 1) for start in times) <= 21
-    by_chat: dict[str, list[float]] = {}
-    for call in calls:
-        by_chat.setdefault(str(call.params["chat_id"]), []).append(call.at)
-    # A chat's second message leaves a second after its first one's turn. Two dispatchers
-    # that both sent it would deliver both at once (a gap near 0); the fake sees arrivals,
-    # and on a busy machine the first can arrive late by a good part of that second.
-    gaps = sorted(b - a for a, b in by_chat.values())
-    assert gaps[0] >= 0.5, gaps
-    assert gaps[len(gaps) // 2] >= 0.9, gaps  # most keep the whole second
+    # Each message once: no two dispatchers sent the same one.
+    assert sorted((str(c.params["chat_id"]), c.params["text"]) for c in calls) == sorted(
+        (str(9000 + chat), f"m{n}") for chat in range(CHATS) for n in range(2)
+    )
+    assert len(turns) == 2 * CHATS, turns
+    # At most 20 turns in any one second, both dispatchers together.
+    times = sorted(at for _, at in turns.values())
+    second = timedelta(seconds=1)
+    assert max(sum(1 for t in times if start <= t < start + second) for start in times) <= 20
+    # A chat's second message has its turn a second after its first one's.
+    by_chat: dict[str, list[datetime]] = {}
+    for address, at in turns.values():
+        by_chat.setdefault(address, []).append(at)
+    assert all(b - a >= second for a, b in map(sorted, by_chat.values())), by_chat

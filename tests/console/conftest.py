@@ -1,8 +1,12 @@
 """Fixtures for the staff console's tests, on BOTH databases (the ``db`` fixture).
 
+``clock``
+    The app's clock (:class:`MovableClock`): it stands at :data:`NOW` until the test moves
+    it (``clock.advance(minutes=5)``). Override the fixture to start elsewhere.
 ``service``, ``app``, ``client``
-    A real Service with the example surveys, ``create_app(service, config, clock=...)`` on
-    the ``config`` fixture (the built-in settings), and its Flask test client.
+    A real Service with the example surveys on ``clock``, ``create_app(service, config,
+    clock=clock)`` on the ``config`` fixture (the built-in settings), and its Flask test
+    client (it sends the CSRF token a page would: tests/csrf_client.py).
 ``browser``, ``base_url``
     Chromium and the app under waitress on a free loopback port (tests/browser.py).
 ``page``
@@ -16,15 +20,21 @@
 
 Helpers from tests/browser.py for the tests: ``axe_check(page)`` (no serious or critical
 accessibility violation) and ``screenshot(page, name)`` (docs/console/NAME.png, only under
-``VOXPOP_SCREENSHOTS=1``: ``make screenshots``).
+``VOXPOP_SCREENSHOTS=1``: ``make screenshots``). Here: :func:`scheduler_ticking` (the
+scheduler's tick while a block runs, as ``voxpop serve`` has it) and
+:func:`sign_in_through_the_form`; :func:`config_on_the_fakes` and :func:`app_with_a_dispatcher`
+(the app sending to the fake Telegram and Twilio through a real dispatcher).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, Protocol
 
 import pytest
 from flask import Flask
@@ -32,21 +42,39 @@ from flask.testing import FlaskClient
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import Config
+from bot.config import Config, PushesConfig, TelegramConfig, TwilioConfig
+from bot.delivery.dispatcher import DispatcherThread
+from bot.delivery.transports import dispatch_forever
 from bot.service import Service, read_survey_sources
 from bot.staff.accounts import Role, StaffView
 from bot.web.app import create_app
 from surveys.loader import EXAMPLES_DIR
 from tests.browser import Watched, base_url, browser, new_context
-from tests.staff import PASSWORD, add_staff
+from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.twilio_api import FakeTwilio
+from tests.staff import PASSWORD, add_staff, context_of
 
 __all__ = ["base_url", "browser"]  # fixtures (tests/browser.py), used by name
 
 NOW = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
 
 
-def fixed_clock() -> datetime:
-    return NOW
+@dataclass
+class MovableClock:
+    """A clock that stands still until the test moves it."""
+
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
 
 
 @pytest.fixture
@@ -56,15 +84,15 @@ def config() -> Config:
 
 
 @pytest.fixture
-def service(db: sessionmaker[Session]) -> Service:
-    service = Service(db, clock=fixed_clock, pseudonym_key="test-key")
+def service(db: sessionmaker[Session], clock: MovableClock) -> Service:
+    service = Service(db, clock=clock, pseudonym_key="test-key")
     service.load_surveys(read_survey_sources([str(EXAMPLES_DIR)]))
     return service
 
 
 @pytest.fixture
-def app(service: Service, config: Config) -> Flask:
-    return create_app(service, config, clock=fixed_clock)
+def app(service: Service, config: Config, clock: MovableClock) -> Flask:
+    return create_app(service, config, clock=clock)
 
 
 @pytest.fixture
@@ -113,6 +141,61 @@ def signed_in_page(browser: Browser, base_url: str, app: Flask) -> Iterator[Sign
     errors = [e for _, watched in opened for e in watched.errors + watched.csp]
     assert errors == [], f"the pages logged errors: {errors}"
     assert violations == [], f"Content-Security-Policy violations: {violations}"
+
+
+@contextlib.contextmanager
+def scheduler_ticking(app: Flask, every: float = 0.2) -> Iterator[None]:
+    """The scheduler's tick every ``every`` seconds, as ``voxpop serve`` runs it, while the
+    block runs: due pushes fire, reminders and outcomes go."""
+    context = context_of(app)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            context.pushes.tick()
+            stop.wait(every)
+
+    thread = threading.Thread(target=run, name="scheduler-test", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive(), "the scheduler's tick did not stop"
+
+
+def config_on_the_fakes(
+    telegram: FakeTelegram, twilio: FakeTwilio, **telegram_settings: Any
+) -> Config:
+    """Settings that send to the loopback fakes (tests/fakes), with no quiet hours (a test
+    runs at any time of day) and a quick push rate."""
+    return Config(
+        pushes=PushesConfig(quiet_hours="", rate_per_second=50.0),
+        telegram=TelegramConfig(
+            token=telegram.token, api_base_url=telegram.url, **telegram_settings
+        ),
+        twilio=TwilioConfig(
+            account_sid=twilio.account_sid,
+            auth_token=twilio.auth_token,
+            api_base_url=twilio.url,
+            sms_from="+15555550199",
+        ),
+    )
+
+
+@contextlib.contextmanager
+def app_with_a_dispatcher(db: sessionmaker[Session], config: Config) -> Iterator[Flask]:
+    """The app as ``voxpop serve`` runs it, on the real clock: the example surveys, and a
+    dispatcher thread that the service and the console wake after each commit."""
+    dispatcher = DispatcherThread(partial(dispatch_forever, config, db))
+    service = Service(db, on_outbox=dispatcher.wake, pseudonym_key="test-key")
+    service.load_surveys(read_survey_sources([str(EXAMPLES_DIR)]))
+    dispatcher.start()
+    try:
+        yield create_app(service, config, on_outbox=dispatcher.wake)
+    finally:
+        dispatcher.stop()
 
 
 def sign_in_through_the_form(page: Page, staff: StaffView) -> None:

@@ -1,5 +1,6 @@
-"""What the Contacts pages' tests share: staff of each role signed in, files to import, and
-the check that a page shows no whole phone number."""
+"""What the Contacts pages' tests share: the shared app (tests/console/conftest.py) in
+December, staff of each role signed in, files to import, and the check that a page shows no
+whole phone number."""
 
 from __future__ import annotations
 
@@ -13,15 +14,11 @@ import phonenumbers
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.orm import Session, sessionmaker
 
-from bot.config import Config
 from bot.contacts.service import BATCH_SIZE
-from bot.service import Service, read_survey_sources
 from bot.staff.accounts import Role
-from bot.web.app import create_app
-from tests.csrf_client import CsrfClient
-from tests.staff import PASSWORD, context_of
+from tests.console.conftest import MovableClock
+from tests.staff import sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -46,39 +43,20 @@ def large(rows: int) -> bytes:
     return fixed() + extra.encode()
 
 
-def fixed_clock() -> datetime:
-    return NOW
-
-
 @pytest.fixture
-def app(db: sessionmaker[Session]) -> Flask:
-    """The app as ``make run`` has it, with the example consultations, on a fixed clock."""
-    service = Service(db, clock=fixed_clock, pseudonym_key="test-key")
-    service.load_surveys(read_survey_sources([str(ROOT / "surveys" / "examples")]))
-    return create_app(service, Config(), clock=fixed_clock)
-
-
-@pytest.fixture
-def service(app: Flask) -> Service:
-    return context_of(app).service
+def clock() -> MovableClock:
+    """December, after the example file's consents (the shared app runs on it)."""
+    return MovableClock(NOW)
 
 
 def email_of(role: str) -> str:
     return f"{role}@city.example"
 
 
-def add_staff(app: Flask, role: str) -> str:
-    email = email_of(role)
-    context_of(app).staff.add(email, PASSWORD, Role(role), actor="test")
-    return email
-
-
 def signed_in(app: Flask, role: str) -> FlaskClient:
-    """A client signed in as a new member of staff with ``role``."""
-    email = add_staff(app, role)
-    client = CsrfClient(app, app.response_class, use_cookies=True)
-    answer = client.post("/login", data={"email": email, "password": PASSWORD})
-    assert answer.status_code == 303, answer.get_data(as_text=True)
+    """A client signed in as a new member of staff with ``role`` (``role@city.example``)."""
+    client = app.test_client()
+    sign_in(client, Role(role), email_of(role))
     return client
 
 

@@ -4,11 +4,7 @@ service, as they would by SMS or Telegram."""
 from __future__ import annotations
 
 import itertools
-import os
-from pathlib import Path
 from typing import Final
-
-from playwright.sync_api import Page
 
 from bot.service import Service
 from messages import Address, InboundMessage
@@ -36,27 +32,3 @@ def five_weekly_and_a_never(service: Service) -> None:
     for n in range(5):
         answer(service, sms(n), WEEKLY)
     answer(service, Address("telegram", "990001"), NEVER)
-
-
-def axe_check(page: Page) -> None:
-    """No serious or critical accessibility violation on the page as it is now (axe-core,
-    bundled with axe-playwright-python, offline). The design work's ``tests/browser.py``
-    has the same check: use that one once it is merged."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    violations = Axe().run(page).response["violations"]
-    serious = [
-        f"{v['impact']} {v['id']}: {v['help']}"
-        for v in violations
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], serious
-
-
-def screenshot(page: Page, name: str) -> None:
-    """``docs/console/<name>.png`` when ``VOXPOP_SCREENSHOTS=1``, for the docs."""
-    if os.environ.get("VOXPOP_SCREENSHOTS") != "1":
-        return
-    folder = Path(__file__).resolve().parents[2] / "docs" / "console"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True, animations="disabled")

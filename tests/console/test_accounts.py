@@ -16,26 +16,19 @@ from bot.staff.passwords import password_problem, verify_password
 from bot.web.app import create_app
 from storage.db import transaction
 from storage.models import AuditEntry, StaffAccount, StaffSession
+from tests.console.conftest import MovableClock
 from tests.staff import PASSWORD, sign_in
 
 START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock(START)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def accounts(db: sessionmaker[Session], clock: Clock) -> StaffAccounts:
+def accounts(db: sessionmaker[Session], clock: MovableClock) -> StaffAccounts:
     return StaffAccounts(
         db, clock, idle_timeout=timedelta(minutes=30), session_lifetime=timedelta(hours=12)
     )
@@ -155,7 +148,7 @@ def test_no_account_is_verified_against_a_hash_that_matches_nothing() -> None:
 
 
 def test_a_session_ends_when_idle_at_its_absolute_end_and_when_revoked(
-    accounts: StaffAccounts, clock: Clock
+    accounts: StaffAccounts, clock: MovableClock
 ) -> None:
     anna = accounts.add("anna@city.example", PASSWORD, Role.EDITOR, actor="test")
     token = accounts.start_session(anna.id, stage="signed_in", user_agent="Firefox")
@@ -235,7 +228,7 @@ def test_the_last_admin_can_be_neither_disabled_nor_demoted(accounts: StaffAccou
 
 
 def test_the_setup_token_works_once_and_only_while_there_is_no_account(
-    accounts: StaffAccounts, clock: Clock, db: sessionmaker[Session]
+    accounts: StaffAccounts, clock: MovableClock, db: sessionmaker[Session]
 ) -> None:
     stale = accounts.setup_token()
     token = accounts.setup_token()
@@ -255,7 +248,7 @@ def test_the_setup_token_works_once_and_only_while_there_is_no_account(
         assert s.scalar(select(func.count()).select_from(StaffAccount)) == 1
 
 
-def test_the_setup_token_expires(accounts: StaffAccounts, clock: Clock) -> None:
+def test_the_setup_token_expires(accounts: StaffAccounts, clock: MovableClock) -> None:
     token = accounts.setup_token() or ""
     clock.now += timedelta(hours=24)
     assert not accounts.setup_token_valid(token)

@@ -21,7 +21,7 @@ from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import AuditEntry, Contact, Message, PushRow
 from surveys.loader import EXAMPLES_DIR
-from tests.console.consultations_harness import NOW, Clock, app, client, clock, service
+from tests.console.conftest import NOW, MovableClock
 from tests.csrf_client import CsrfClient, plain_client
 from tests.staff import sign_in
 
@@ -36,7 +36,6 @@ id = "enough"
 type = "yes-no"
 text = { en = "Are there enough bins in your street?" }
 """
-__all__ = ["app", "client", "clock", "service"]  # fixtures, used by name
 
 PAGES = [
     "/consultations",
@@ -309,7 +308,7 @@ def test_home_shows_what_runs_now(client: FlaskClient, service: Service) -> None
     assert "config.toml" not in banner
 
 
-def test_home_names_the_configured_channels(service: Service, clock: Clock) -> None:
+def test_home_names_the_configured_channels(service: Service, clock: MovableClock) -> None:
     twilio = TwilioConfig(account_sid="AC1", auth_token="t", sms_from="+3224000000")
     config = Config(telegram=TelegramConfig(token="1:x", webhook_secret="s"), twilio=twilio)
     app = create_app(service, config, clock=clock)

@@ -5,12 +5,11 @@ published and queued to those who took part. Accessibility scanned, keyboard use
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
 from bot.service import Service
@@ -18,21 +17,11 @@ from bot.staff.accounts import Role
 from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import Message
-from tests.console.consultations_harness import (
-    NOW,
-    Clock,
-    app,
-    axe_check,
-    clock,
-    page,
-    screenshot,
-    service,
-    sign_in_page,
-)
-from tests.web.test_browser import base_url, browser
+from tests.browser import axe_check, new_context, screenshot
+from tests.console.conftest import NOW, MovableClock, SignIn, sign_in_through_the_form
+from tests.staff import add_staff
 
 pytestmark = [pytest.mark.browser]
-__all__ = ["app", "base_url", "browser", "clock", "page", "service"]  # fixtures, used by name
 
 MISTAKE = """id = "bins"
 title = { en = "Bins", nl = "Vuilbakken" }
@@ -48,9 +37,9 @@ text.nl = "Zijn er genoeg vuilbakken in uw straat?"
 
 
 def test_upload_a_mistake_fix_it_in_the_browser_load_list_and_close(
-    page: Page, app: Flask, tmp_path: Path
+    signed_in_page: SignIn, tmp_path: Path
 ) -> None:
-    sign_in_page(page, app)
+    page = signed_in_page(Role.EDITOR)
     page.goto("/consultations")
     page.get_by_role("button", name="New consultation or new version").click()
     upload = tmp_path / "bins.toml"
@@ -126,12 +115,12 @@ def test_upload_a_mistake_fix_it_in_the_browser_load_list_and_close(
 
 
 def test_publish_an_outcome_and_it_is_queued_to_those_who_took_part(
-    page: Page, app: Flask, service: Service, clock: Clock, tmp_path: Path
+    signed_in_page: SignIn, app: Flask, service: Service, clock: MovableClock
 ) -> None:
     for number in ("+32470000011", "+32470000012"):
         for n, text in enumerate(("PARK", "1")):
             service.receive(InboundMessage(Address("sms", number), text, f"{number}-{n}", NOW))
-    sign_in_page(page, app)
+    page = signed_in_page(Role.EDITOR)
     page.goto("/consultations/central-park/outcome")
     page.get_by_label("In en (the default").fill("Central Park: 20 new bins arrive in May.")
     page.get_by_role("button", name="Check and preview").click()
@@ -151,9 +140,9 @@ def test_publish_an_outcome_and_it_is_queued_to_those_who_took_part(
     expect(published).to_contain_text("By editor")
     expect(published.locator("time")).to_have_count(2)
     axe_check(page)
-    page.screenshot(path=str(tmp_path / "outcome-published.png"), full_page=True)
+    screenshot(page, "outcome-published")
     # The scheduler's tick sends what is due (spread at the rate): both get it, in the outbox.
-    clock.now += timedelta(minutes=5)
+    clock.advance(minutes=5)
     app.extensions["voxpop_console"].pushes.tick()
     with transaction(service.sessions, read_only=True) as s:
         sent = s.scalars(
@@ -165,8 +154,8 @@ def test_publish_an_outcome_and_it_is_queued_to_those_who_took_part(
     ]
 
 
-def test_home_in_the_browser(page: Page, app: Flask) -> None:
-    sign_in_page(page, app, Role.ANALYST)
+def test_home_in_the_browser(signed_in_page: SignIn) -> None:
+    page = signed_in_page(Role.ANALYST)
     page.goto("/")
     expect(page.get_by_role("heading", level=1)).to_have_text("What is running now")
     expect(page.locator("#open-consultations")).to_contain_text("Central Park")
@@ -177,10 +166,9 @@ def test_home_in_the_browser(page: Page, app: Flask) -> None:
 def test_without_script_the_editor_numbers_its_lines_and_links_lead_to_the_listing(
     browser: Browser, base_url: str, app: Flask
 ) -> None:
-    context = browser.new_context(java_script_enabled=False, base_url=base_url)
-    page = context.new_page()
-    try:
-        sign_in_page(page, app)
+    with new_context(browser, base_url=base_url, java_script_enabled=False) as (context, _):
+        page = context.new_page()
+        sign_in_through_the_form(page, add_staff(app, Role.EDITOR))
         page.goto("/consultations/new")
         page.get_by_label("Or type, paste or edit it here").fill(MISTAKE)
         page.get_by_role("button", name="Check").click()
@@ -189,12 +177,10 @@ def test_without_script_the_editor_numbers_its_lines_and_links_lead_to_the_listi
         page.locator(".govuk-error-summary").get_by_role("link").first.click()
         expect(page).to_have_url(re.compile(r"#line-8$"))
         expect(page.locator("#line-8")).to_contain_text("unknown type 'yes-no'")
-    finally:
-        context.close()
 
 
-def test_the_help_page_explains_the_format_and_shows_the_examples(page: Page, app: Flask) -> None:
-    sign_in_page(page, app)
+def test_the_help_page_explains_the_format_and_shows_the_examples(signed_in_page: SignIn) -> None:
+    page = signed_in_page(Role.EDITOR)
     page.goto("/consultations/new")
     page.get_by_role("link", name="How to write a consultation file").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("How to write a consultation file")

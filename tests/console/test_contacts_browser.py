@@ -8,47 +8,37 @@ Screenshots go to ``docs/console/`` under ``VOXPOP_SCREENSHOTS=1``.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from flask import Flask
-from playwright.sync_api import Browser, FilePayload, Page, expect
+from playwright.sync_api import FilePayload, expect
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.console.contacts import WORKER_EXTENSION
 from bot.contacts.worker import ImportWorker
+from bot.staff.accounts import Role
 from storage.db import transaction
 from storage.models import Address as AddressRow
 from tests.bot.test_service import cells_containing
-from tests.browser import TIMEOUT_MS, base_url, browser
+from tests.browser import axe_check, screenshot
+from tests.console.conftest import SignIn
 from tests.console.contacts_support import (
-    ROOT,
     Gate,
-    add_staff,
-    app,
+    clock,
+    email_of,
     large,
     whole_numbers,
     with_bad_line,
 )
-from tests.staff import PASSWORD, context_of
+from tests.staff import context_of
 
-__all__ = ["app", "base_url", "browser"]  # fixtures, used by name
+__all__ = ["clock"]  # a fixture, used by name
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = ROOT / "docs" / "console"
-#: Collects the Content-Security-Policy violations a page reports, from before its scripts.
-WATCH_CSP = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`);
-});
-"""
 EXTRA_ROWS = 3000
 
 
@@ -63,63 +53,8 @@ def gate(app: Flask) -> Iterator[Gate]:
     worker.join(60)
 
 
-@pytest.fixture
-def page(browser: Browser, base_url: str) -> Iterator[Page]:
-    """A town-hall PC's window; script errors and CSP reports fail the test."""
-    context = browser.new_context(
-        viewport={"width": 1024, "height": 768}, locale="en-GB", base_url=base_url
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(WATCH_CSP)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "console",
-        lambda msg: (
-            errors.append(msg.text)
-            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    try:
-        yield page
-        violations = page.evaluate("window.__violations || []")
-    finally:
-        context.close()
-    assert errors == [], f"the page logged errors: {errors}"
-    assert violations == [], f"Content-Security-Policy violations: {violations}"
-
-
-def axe_check(page: Page) -> None:
-    """No serious or critical accessibility violation on the page as it is now."""
-    results = Axe().run(page)
-    serious = [
-        f"{v['impact']} {v['id']}: {v['help']}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], f"accessibility violations on {page.url}: {serious}"
-
-
-def screenshot(page: Page, name: str) -> None:
-    """``docs/console/<name>.png`` under ``VOXPOP_SCREENSHOTS=1``; nothing otherwise."""
-    if os.environ.get("VOXPOP_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS / f"{name}.png")), full_page=True)
-
-
 def csv_file(data: bytes) -> FilePayload:
     return {"name": "city.csv", "mimeType": "text/csv", "buffer": data}
-
-
-def sign_in(page: Page, app: Flask, role: str) -> None:
-    email = add_staff(app, role)
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 def stored_addresses(db: sessionmaker[Session]) -> list[str]:
@@ -128,7 +63,7 @@ def stored_addresses(db: sessionmaker[Session]) -> list[str]:
 
 
 def test_an_editor_imports_searches_opens_and_erases(
-    page: Page, app: Flask, gate: Gate, db: sessionmaker[Session], engine: Engine
+    signed_in_page: SignIn, gate: Gate, db: sessionmaker[Session], engine: Engine
 ) -> None:
     shown: list[str] = []
 
@@ -138,7 +73,7 @@ def test_an_editor_imports_searches_opens_and_erases(
         shown.append(page.content())
         screenshot(page, name)
 
-    sign_in(page, app, "editor")
+    page = signed_in_page(Role.EDITOR, email=email_of("editor"))
     page.goto("/contacts")
     expect(page.get_by_role("heading", name="Contacts", exact=True)).to_be_visible()
     # Nobody yet: the page says so (not "no contacts match") and where to start.
@@ -237,8 +172,8 @@ def test_an_editor_imports_searches_opens_and_erases(
         assert whole_numbers(html, ["+32470000001", *stored_addresses(db)[:50]]) == []
 
 
-def test_analysts_see_no_contacts(page: Page, app: Flask) -> None:
-    sign_in(page, app, "analyst")
+def test_analysts_see_no_contacts(signed_in_page: SignIn) -> None:
+    page = signed_in_page(Role.ANALYST)
     answer = page.goto("/contacts")
     assert answer is not None
     assert answer.status == 403

@@ -18,25 +18,24 @@ from werkzeug.test import TestResponse
 
 from bot.console.contacts import import_worker
 from bot.service import Service
+from bot.staff.accounts import Role
 from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import Address as AddressRow
 from storage.models import AuditEntry, Contact
 from tests.bot.test_service import cells_containing
 from tests.console.contacts_support import (
-    add_staff,
-    app,
+    clock,
     email_of,
     fixed,
-    service,
     signed_in,
     whole_numbers,
     with_bad_line,
 )
 from tests.csrf_client import plain_client
-from tests.staff import PASSWORD
+from tests.staff import PASSWORD, add_staff
 
-__all__ = ["app", "service"]  # fixtures, used by name
+__all__ = ["clock"]  # a fixture, used by name
 
 ROUTES = (
     "/contacts",
@@ -351,7 +350,7 @@ def test_no_page_shows_a_whole_phone_number(
     app: Flask, service: Service, db: sessionmaker[Session]
 ) -> None:
     client = signed_in(app, "admin")
-    add_staff(app, "editor")
+    add_staff(app, Role.EDITOR, email_of("editor"))
     page = imported(client, app, with_bad_line())
     # A conversation, with a number typed into a text answer.
     for n, text in enumerate(("PARK", "4", "call me: +32 470 12 34 56", "yes", "no")):

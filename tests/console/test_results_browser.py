@@ -10,22 +10,14 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from flask import Flask
 from playwright.sync_api import Page, expect
 
 from bot.console.access import Role
 from bot.service import Service
 from messages import Address, InboundMessage
-from tests.console.results_support import (
-    IDEA,
-    NEVER,
-    answer,
-    axe_check,
-    five_weekly_and_a_never,
-    screenshot,
-    sms,
-)
-from tests.staff import PASSWORD, add_staff
+from tests.browser import axe_check, screenshot
+from tests.console.conftest import SignIn
+from tests.console.results_support import IDEA, NEVER, answer, five_weekly_and_a_never, sms
 
 pytestmark = pytest.mark.browser
 CHARTS = Path(__file__).resolve().parents[2] / "bot/console/static/vendor/chartjs/chart.umd.min.js"
@@ -39,15 +31,6 @@ def answered(service: Service) -> Service:
     return service
 
 
-def sign_in(page: Page, app: Flask, role: Role) -> None:
-    staff = add_staff(app, role)
-    page.goto("/login")
-    page.get_by_label("Email").fill(staff.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-
-
 def open_results(page: Page) -> None:
     page.goto("/results")
     page.get_by_role("link", name="Central Park").click()
@@ -55,9 +38,9 @@ def open_results(page: Page) -> None:
 
 
 def test_an_analyst_reads_the_results_and_sees_them_change(
-    page: Page, app: Flask, answered: Service
+    signed_in_page: SignIn, answered: Service
 ) -> None:
-    sign_in(page, app, Role.ANALYST)
+    page = signed_in_page(Role.ANALYST)
     open_results(page)
     visits = page.locator("#question-visits")
     row = visits.get_by_role("row", name="Every week")
@@ -80,9 +63,9 @@ def test_an_analyst_reads_the_results_and_sees_them_change(
 @pytest.mark.skipif(not CHARTS.exists(), reason="Chart.js is not vendored yet (design work)")
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_each_chart_is_drawn_beside_its_table_and_follows_it(
-    page: Page, app: Flask, answered: Service
+    signed_in_page: SignIn, answered: Service
 ) -> None:
-    sign_in(page, app, Role.ANALYST)
+    page = signed_in_page(Role.ANALYST)
     open_results(page)
     canvas = page.locator("#question-visits canvas")
     expect(canvas).to_be_visible()
@@ -99,9 +82,9 @@ def test_each_chart_is_drawn_beside_its_table_and_follows_it(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_analyst_downloads_each_format_without_free_text(
-    page: Page, app: Flask, answered: Service
+    signed_in_page: SignIn, answered: Service
 ) -> None:
-    sign_in(page, app, Role.ANALYST)
+    page = signed_in_page(Role.ANALYST)
     open_results(page)
     for label, check in (
         ("CSV", lambda data: data.decode().count("\n") == 7),
@@ -127,9 +110,9 @@ def _sheet_rows(data: bytes) -> int:
 
 
 def test_an_editor_reads_the_free_text_breaks_down_and_downloads_it(
-    page: Page, app: Flask, answered: Service
+    signed_in_page: SignIn, answered: Service
 ) -> None:
-    sign_in(page, app, Role.EDITOR)
+    page = signed_in_page(Role.EDITOR)
     open_results(page)
     # A breakdown by channel: one person on Telegram cannot be shown apart.
     page.get_by_label("Break down by").select_option(label="Channel")
@@ -159,9 +142,9 @@ def test_an_editor_reads_the_free_text_breaks_down_and_downloads_it(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_each_date_of_the_filter_is_one_field_and_one_tab_stop(
-    page: Page, app: Flask, answered: Service, tmp_path: Path
+    signed_in_page: SignIn, answered: Service
 ) -> None:
-    sign_in(page, app, Role.ANALYST)
+    page = signed_in_page(Role.ANALYST)
     open_results(page)
     first = page.get_by_label("From (the day responses began)")
     expect(page.locator("#filter-from-hint")).to_have_text("For example 2026-12-01 or 1/12/2026")
@@ -178,16 +161,16 @@ def test_each_date_of_the_filter_is_one_field_and_one_tab_stop(
     expect(page.get_by_label("From (the day responses began)")).to_have_value("1/12/2030")
     expect(page.locator('[data-live="responses"]')).to_have_text("0")
     axe_check(page)
-    page.screenshot(path=str(tmp_path / "results-filter-error.png"), full_page=True)
+    screenshot(page, "results-filter-error")
 
 
 def test_test_runs_from_the_simulator_can_be_included_and_the_page_says_so(
-    page: Page, app: Flask, answered: Service
+    signed_in_page: SignIn, answered: Service
 ) -> None:
     for n, text in enumerate(("PARK", "2")):
         message = InboundMessage(Address("sms", "+32470660001"), text, f"sim-{n}", answered.now())
         answered.receive(message, simulated=True)
-    sign_in(page, app, Role.EDITOR)
+    page = signed_in_page(Role.EDITOR)
     open_results(page)
     expect(page.get_by_text("6 responses")).to_be_visible()
     expect(page.get_by_text("Staff's 1 test run in the simulator is left out")).to_be_visible()

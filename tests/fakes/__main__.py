@@ -17,11 +17,15 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.error import URLError
 from urllib.request import ProxyHandler, build_opener
 
+from sqlalchemy import select
+
+from storage.db import make_engine
+from storage.models import Message
 from tests.fakes.phone import QUIET, Phone, write_config
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.twilio_api import FakeTwilio
@@ -45,9 +49,28 @@ def _arguments() -> argparse.Namespace:
         "--no-serve", action="store_true", help="do not start voxpop serve (it runs already)"
     )
     parser.add_argument(
-        "--quiet", type=float, default=QUIET, help="seconds of silence that end the replies"
+        "--quiet",
+        type=float,
+        default=QUIET,
+        help="seconds of silence that end the replies when Voxpop's outbox cannot be read",
     )
     return parser.parse_args()
+
+
+def _outbox_sending(database: str) -> Callable[[], bool]:
+    """Whether Voxpop's outbox still holds a reply that is queued or on its way."""
+    engine = make_engine(database)
+    waiting = (
+        select(Message.id)
+        .where(Message.direction == "out", Message.status.in_(("queued", "sending")))
+        .limit(1)
+    )
+
+    def sending() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(waiting).first() is not None
+
+    return sending
 
 
 @contextlib.contextmanager
@@ -61,7 +84,8 @@ def _voxpop(config: Path, url: str) -> Iterator[None]:
     server = subprocess.Popen([*command, "serve"], env=env)
     try:
         opener = build_opener(ProxyHandler({}))
-        deadline = time.monotonic() + 30
+        # Generous: a cold start on a busy machine is slow; a server that exits is seen at once.
+        deadline = time.monotonic() + 120
         while True:
             if server.poll() is not None or time.monotonic() > deadline:
                 # Its own server, not another one answering on the same port.
@@ -85,7 +109,14 @@ def main() -> None:
     args = _arguments()
     config = Path(args.config)
     with FakeTelegram() as telegram, FakeTwilio() as twilio:
-        phone = Phone(args.voxpop, telegram, twilio, secrets.token_urlsafe(24), quiet=args.quiet)
+        phone = Phone(
+            args.voxpop,
+            telegram,
+            twilio,
+            secrets.token_urlsafe(24),
+            quiet=args.quiet,
+            sending=_outbox_sending(args.database),
+        )
         write_config(phone, config, args.database)
         print(f"Fake Telegram at {telegram.url}, fake Twilio at {twilio.url}.")
         print(f"Wrote {config} for Voxpop at {args.voxpop}.")

@@ -11,6 +11,7 @@ lines like these from the terminal or a pipe::
     sms +32470000091 LIGHTS     an SMS
     whatsapp +32470000002 hi    a WhatsApp message
     wait 90                     shows what the bot sends on its own meanwhile (a push)
+    await Thank you             shows what the bot sends until a message says "Thank you"
     echo done                   prints "done" (for scripts driving the phone)
 
 After each line it prints what the bot sent back (``bot>``), and for Twilio it reports
@@ -46,7 +47,8 @@ WHATSAPP_FROM = "+15555550188"
 TEMPLATE_SIDS = {code: "HX" + code.encode().hex() * 8 for code in SUPPORTED_LANGUAGES}
 #: How long to wait for the replies to one message (Telegram paces a chat at 1 a second).
 QUIET = 1.6
-PATIENCE = 15.0
+#: At most this long (a bound for a loaded machine, not waited out when the replies come).
+PATIENCE = 60.0
 
 _opener = build_opener(ProxyHandler({}))  # loopback only: never through a proxy
 
@@ -60,8 +62,12 @@ class Phone:
     twilio: FakeTwilio
     webhook_secret: str
     print_line: Callable[[str], None] = print
-    #: Replies are complete once the bot has been quiet this long (a chat's pace is 1/s).
+    #: Replies are complete once the bot has been quiet this long (a chat's pace is 1/s) ...
     quiet: float = QUIET
+    #: ... or, where the phone can see Voxpop's database, once nothing is left to send:
+    #: ``sending()`` tells whether any reply is still queued or on its way. A loaded machine
+    #: can be quiet for a while mid-reply; the outbox cannot be empty before it is done.
+    sending: Callable[[], bool] | None = None
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(int(time.time()))
@@ -112,6 +118,9 @@ class Phone:
             return
         if words[0] == "wait":
             self._wait(words[1] if len(words) > 1 else "")
+            return
+        if words[0] == "await":
+            self._await(line.partition(" ")[2].strip())
             return
         if words[0] == "echo":  # a marker for scripts driving the phone
             self.print_line(line.partition(" ")[2])
@@ -262,25 +271,53 @@ class Phone:
         for message in self._replies(duration, until_quiet=False):
             self.print_line(f"bot> {message}")
 
-    def _replies(self, patience: float = PATIENCE, *, until_quiet: bool = True) -> Iterator[str]:
-        """What the bot sends until it has been quiet for a moment (or for ``patience``)."""
-        started = last = time.monotonic()
-        while time.monotonic() - started < patience and (
-            not until_quiet or time.monotonic() - last < self.quiet
-        ):
-            fresh: list[Call] = []
-            for name, fake in (("telegram", self.telegram), ("twilio", self.twilio)):
-                calls = fake.calls
-                fresh += calls[self._seen[name] :]
-                self._seen[name] = len(calls)
-            for call in sorted(fresh, key=lambda c: c.at):
-                shown = self._show(call)
-                if shown is not None:
-                    last = time.monotonic()
-                    yield shown
+    def _await(self, wanted: str, patience: float = PATIENCE) -> None:
+        """``await TEXT``: show what the bot sends until a message shown contains TEXT."""
+        if not wanted:
+            self.print_line("? write: await TEXT")
+            return
+        started = time.monotonic()
+        while time.monotonic() - started < patience:
+            found = False
+            for shown in self._fresh():
+                self.print_line(f"bot> {shown}")
+                found = found or wanted in shown
             self._report_deliveries()
+            if found:
+                return
+            time.sleep(0.05)
+        self.print_line(f"! nothing with {wanted!r} came within {patience:g} s")
+
+    def _replies(self, patience: float = PATIENCE, *, until_quiet: bool = True) -> Iterator[str]:
+        """What the bot sends until it is done (see :attr:`sending`; without it, until it has
+        been quiet for a moment), or for ``patience`` seconds."""
+        started = last = time.monotonic()
+        while time.monotonic() - started < patience:
+            # Asked before the fakes are read: once nothing is left to send, what was sent
+            # has reached them.
+            done = until_quiet and self.sending is not None and not self.sending()
+            for shown in self._fresh():
+                last = time.monotonic()
+                yield shown
+            self._report_deliveries()
+            if done or (
+                until_quiet and self.sending is None and time.monotonic() - last >= self.quiet
+            ):
+                return
             time.sleep(0.05)
         self._report_deliveries()
+
+    def _fresh(self) -> Iterator[str]:
+        """The calls to the fakes not read yet, as the phone shows them, in order."""
+        fresh: list[Call] = []
+        for name, fake in (("telegram", self.telegram), ("twilio", self.twilio)):
+            calls = fake.calls
+            fresh += calls[self._seen[name] :]
+            self._seen[name] = len(calls)
+        for call in sorted(fresh, key=lambda c: c.at):
+            shown = self._show(call)
+            if shown is not None:
+                yield shown
 
     def _show(self, call: Call) -> str | None:
         params = call.params

@@ -21,7 +21,7 @@ from bot.staff.codes import OneTimeCodes
 from bot.web.app import create_app
 from storage.db import transaction
 from storage.models import AuditEntry, StaffAccount
-from tests.console.security.conftest import MovableClock
+from tests.console.conftest import MovableClock
 from tests.console.security.helpers import code_at, secret_on_page, set_up_codes
 from tests.staff import PASSWORD, add_staff, sign_in
 

@@ -18,7 +18,8 @@ from bot.staff.accounts import Role
 from bot.web.app import create_app
 from storage.db import transaction
 from storage.models import Base
-from tests.console.security.conftest import MovableClock, https_config
+from tests.console.conftest import MovableClock
+from tests.console.security.conftest import https_config
 from tests.csrf_client import plain_client
 from tests.staff import PASSWORD, add_staff, sign_in
 

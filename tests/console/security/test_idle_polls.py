@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from bot.console.access import SIGNED_OUT_MESSAGE
 from bot.staff.accounts import Role
-from tests.console.security.conftest import MovableClock
+from tests.console.conftest import MovableClock
 from tests.staff import sign_in
 
 PAGE = "/results/central-park"

@@ -30,7 +30,7 @@ from messages import Address, InboundMessage
 from storage.db import transaction
 from storage.models import AuditEntry, Contact
 from surveys.loader import EXAMPLES_DIR
-from tests.console.security.conftest import MovableClock
+from tests.console.conftest import MovableClock
 from tests.console.security.helpers import set_up_codes
 from tests.staff import context_of, sign_in
 

@@ -23,7 +23,7 @@ from bot.staff.accounts import Role
 from bot.web.app import create_app
 from storage.db import transaction
 from storage.models import AuditEntry
-from tests.console.security.conftest import MovableClock
+from tests.console.conftest import MovableClock
 from tests.staff import PASSWORD, add_staff, sign_in
 
 DOCS: Final = Path(__file__).resolve().parents[3] / "docs" / "console.md"

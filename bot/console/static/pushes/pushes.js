@@ -101,9 +101,10 @@
             }
           }
           drawChart(report.funnel);
-          if (report.status === "scheduled" || report.status === "sending") {
-            setTimeout(poll, 2000);
-          }
+          // Deliveries and answers go on arriving once every message is handed over: a
+          // finished push is still followed, less often.
+          var running = report.status === "scheduled" || report.status === "sending";
+          setTimeout(poll, running ? 2000 : 5000);
         })
         .catch(function () { setTimeout(poll, 5000); });
     }
