@@ -8,8 +8,8 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 from bot.staff.accounts import Role
+from tests.browser import axe_check, screenshot
 from tests.console.conftest import SignIn
-from tests.console.results_support import axe_check, screenshot
 from tests.staff import context_of
 
 
