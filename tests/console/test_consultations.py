@@ -337,6 +337,9 @@ def test_home_shows_what_runs_now(client: FlaskClient, service: Service) -> None
     banner = page[page.index('id="no-channel"') :]
     assert "no Telegram, SMS or WhatsApp channel is configured" in banner
     assert "docs/channels.md" in banner
+    # The file the server really reads (bot/config.py), not a made-up name.
+    assert "<code>voxpop.toml</code>" in banner
+    assert "config.toml" not in banner
 
 
 def test_home_names_the_configured_channels(service: Service, clock: MovableClock) -> None:
