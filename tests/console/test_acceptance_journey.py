@@ -206,7 +206,7 @@ def test_the_console_journey_as_each_role(
         nav.get_by_role("link", name="Consultations").click()
         editor.get_by_role("link", name="Benches").click()
         editor.get_by_role("button", name="Outcome: you said, we did").click()
-        editor.get_by_label("In en (the default").fill(OUTCOME)
+        editor.get_by_label("In en (required").fill(OUTCOME)
         editor.get_by_role("button", name="Check and preview").click()
         expect(editor.get_by_text("3 people who took part")).to_be_visible()
         axe_check(editor)
