@@ -511,12 +511,16 @@ def secret_problems(config: Config) -> list[str]:
     return problems
 
 
+#: The configuration file read when neither ``--config`` nor ``$VOXPOP_CONFIG`` names one.
+DEFAULT_CONFIG_FILE = "voxpop.toml"
+
+
 def find_config_path(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
     if explicit:
         return Path(explicit)
     if environ.get("VOXPOP_CONFIG"):
         return Path(environ["VOXPOP_CONFIG"])
-    local = cwd / "voxpop.toml"
+    local = cwd / DEFAULT_CONFIG_FILE
     return local if local.is_file() else None
 
 

@@ -100,10 +100,11 @@ def clashes(
     }
     for survey, source, text in entries:
         lines = KeyLines(text)
-        if survey.id in ids:
+        if survey.id and survey.id in ids:
             message = f"survey id '{survey.id}' is also used by {ids[survey.id]}"
             problems.append(Problem(source, lines.line(("id",)), "error", message))
-        ids.setdefault(survey.id, source)
+        if survey.id:  # a missing id is reported by the file's own check
+            ids.setdefault(survey.id, source)
         for index, keyword in enumerate(survey.keywords):
             word = normalize(keyword)
             if word in keywords and keywords[word][0] != survey.id:

@@ -42,6 +42,8 @@ class Outcome:
     def to_json(self) -> dict[str, Any]:
         return {
             "texts": dict(self.texts),
+            # Named, not left to the order of "texts": PostgreSQL's jsonb keeps no key order.
+            "default": next(iter(self.texts), None),
             "by": self.by,
             "values": {k: dict(v) for k, v in self.per_value.items()},
         }
@@ -58,10 +60,13 @@ class OutcomeReport:
 def text_for(message: Mapping[str, Any], language: str, attributes: Mapping[str, Any]) -> str:
     """The text a contact gets, from a stored outcome (:meth:`Outcome.to_json`).
 
-    >>> m = {"texts": {"en": "Bins in May."}, "by": "district",
-    ...      "values": {"north": {"en": "A fountain in June."}}}
-    >>> text_for(m, "nl", {"district": "north"}), text_for(m, "en", {})
-    ('A fountain in June.', 'Bins in May.')
+    Whoever has no text in their language gets the default language's (the consultation's),
+    whatever order the stored texts come back in:
+
+    >>> m = {"texts": {"en": "Bins in May.", "nl": "Bakken in mei."}, "default": "nl",
+    ...      "by": "district", "values": {"north": {"en": "A fountain.", "nl": "Een fontein."}}}
+    >>> text_for(m, "fr", {"district": "north"}), text_for(m, "fr", {}), text_for(m, "en", {})
+    ('Een fontein.', 'Bakken in mei.', 'Bins in May.')
     """
     texts: Mapping[str, str] = message.get("texts") or {}
     by = message.get("by")
@@ -71,6 +76,10 @@ def text_for(message: Mapping[str, Any], language: str, attributes: Mapping[str,
             texts = chosen
     if language in texts:
         return texts[language]
+    default = message.get("default")
+    if isinstance(default, str) and default in texts:
+        return texts[default]
+    # Stored before the default was named: the first text (its order kept on SQLite).
     return next(iter(texts.values()), "")
 
 
@@ -78,7 +87,8 @@ def parse_outcome(
     data: bytes, source: str, survey_id: str, languages: tuple[str, ...] = ()
 ) -> OutcomeReport:
     """Read the outcome file of consultation ``survey_id`` (its ``survey`` key, if any, must
-    say the same); ``languages`` are the consultation's, to flag missing ones."""
+    say the same); ``languages`` are the consultation's, default first: a text in the default
+    is required (everyone else falls back to it), a missing other one is a warning."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -127,8 +137,13 @@ def parse_outcome(
         for language, message in table.items():
             cost = sms_cost(to_gsm(message))
             costs.append((where, language, cost.segments, cost.encoding))
+    if texts and languages and languages[0] not in texts:
+        # Whoever has no text in their language gets the default one, so it must be there.
+        error(("text",), missing_default(languages[0]))
+    elif texts and languages:
+        texts = {languages[0]: texts[languages[0]], **texts}  # the default first
     for language in languages:
-        if texts and language not in texts:
+        if texts and language not in texts and language != languages[0]:
             problems.append(
                 Problem(
                     source,
@@ -142,6 +157,14 @@ def parse_outcome(
         return OutcomeReport(None, problems, costs)
     outcome = Outcome(survey_id, texts or {}, by if isinstance(by, str) else None, per_value)
     return OutcomeReport(outcome, problems, costs)
+
+
+def missing_default(language: str) -> str:
+    """The problem of an outcome without a text in the consultation's default language."""
+    return (
+        f"write the {language} text: {language} is the default language, sent to everyone "
+        "without a text in their own language"
+    )
 
 
 def _texts(value: Any, path: tuple[str | int, ...], error: Any) -> dict[str, str] | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
+import json
 import os
 import re
 import tomllib
@@ -176,6 +177,9 @@ class ValidationReport:
     problems: list[Problem] = field(default_factory=list)
     costs: list[MessageCost] = field(default_factory=list)
     source: str = ""  # the file name problems use
+    #: The survey as far as it could be read, even with errors (None when the TOML itself is
+    #: broken): its id and valid keywords are still checked against other consultations.
+    draft: Survey | None = None
 
     @property
     def has_errors(self) -> bool:
@@ -254,7 +258,7 @@ def validate_bytes(
         costs = checker.sms_costs(draft, render or _render_default)
     problems = sorted(checker.problems, key=lambda p: p.line or 0)
     survey = None if any(p.severity == "error" for p in problems) else draft
-    return ValidationReport(survey, problems, costs, source)
+    return ValidationReport(survey, problems, costs, source, draft)
 
 
 # --- Line locator --------------------------------------------------------------------------
@@ -519,6 +523,19 @@ def _suggest(word: str, known: Iterable[str], aliases: Mapping[str, str] | None 
 
 def _render_default(survey: Survey, question: Question, language: str) -> str:
     return render_question(question, language, survey.default_language)
+
+
+def _listed(items: list[str]) -> str:
+    """
+    >>> _listed(["1"]), _listed(["1", "2", "3"])
+    ('1', '1, 2 and 3')
+    """
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string (JSON's escapes are TOML's too)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _quoted(text: str) -> str:
@@ -906,7 +923,10 @@ class _Checker:
             self.error((*path, "choices"), f"{name} has an empty list of choices")
             return ()
         choices: list[Choice] = []
+        start = len(self.problems)
+        found: list[tuple[int, str, list[Problem]]] = []  # (index, reference, its problems)
         for index, table in enumerate(value):
+            before = len(self.problems)
             choice_path: KeyPath = (*path, "choices", index)
             self.unknown_keys(
                 table, choice_path, _CHOICE_KEYS, f" in a choice of {name}", _CHOICE_ALIASES
@@ -939,7 +959,81 @@ class _Checker:
                             f"label '{text}', so a reply with that label is ambiguous",
                         )
             choices.append(Choice(cid, label))
+            found.append((index, f"'{cid}'" if cid else str(index + 1), self.problems[before:]))
+        del self.problems[start:]
+        self.problems += self.collapse_choices(value, path, name, found)
         return tuple(choices)
+
+    def collapse_choices(
+        self,
+        tables: list[dict[str, Any]],
+        path: KeyPath,
+        name: str,
+        found: list[tuple[int, str, list[Problem]]],
+    ) -> list[Problem]:
+        """The problems of choices, one message per kind and line: choices written on one line
+        share their mistakes, and the same message once per choice buries the others."""
+        kept: list[Problem] = []
+        by_line: dict[int | None, list[tuple[int, str, list[Problem]]]] = {}
+        for entry in found:
+            by_line.setdefault(self.lines.line((*path, "choices", entry[0])), []).append(entry)
+        for line, entries in by_line.items():
+            # Choices without an id or a label are not written as choices at all: say once
+            # what the right form is, built from what was written.
+            shapeless = [e for e in entries if not {"id", "label"} <= tables[e[0]].keys()]
+            if shapeless:
+                numbers = _listed([str(index + 1) for index, _, _ in shapeless])
+                used = sorted({k for i, _, _ in shapeless for k in tables[i]} - {"id", "label"})
+                example = self.choice_example(tables[shapeless[0][0]])
+                if len(shapeless) > 1:
+                    wrote = f" (they use {_listed([repr(k) for k in used])})" if used else ""
+                    what = f"choices {numbers} of {name} need an id and a label each{wrote}"
+                    what += "; write them like"
+                else:
+                    wrote = f" (it uses {_listed([repr(k) for k in used])})" if used else ""
+                    what = f"choice {numbers} of {name} needs an id and a label{wrote}"
+                    what += "; write it like"
+                message = f"{what} choices = [{example}, ...]"
+                kept.append(Problem(self.source, line, "error", message))
+                entries = [e for e in entries if e not in shapeless]
+            # The same mistake in several choices of one line: one message naming them all.
+            same: dict[tuple[str, str], list[tuple[str, Problem]]] = {}
+            for _, ref, problems in entries:
+                for problem in problems:
+                    key = (problem.severity, problem.message.replace(f"choice {ref}", "choice ?"))
+                    same.setdefault(key, []).append((ref, problem))
+            for group in same.values():
+                first_ref, first = group[0]
+                others = list(dict.fromkeys(ref for ref, _ in group[1:] if ref != first_ref))
+                plural = "s" if len(others) > 1 else ""
+                also = f" (choice{plural} {_listed(others)} too)" if others else ""
+                kept.append(replace(first, message=first.message + also))
+        return kept
+
+    def choice_example(self, table: Mapping[str, Any]) -> str:
+        """A choice written right, with the words of a wrongly written one when it has them:
+        ``{ en = "Bins" }`` becomes ``{ id = "bins", label = { en = "Bins" } }``."""
+        label: dict[str, str] = {}
+        for key in ("label", *_CHOICE_ALIASES):
+            value = table.get(key)
+            if isinstance(value, dict):
+                label = {k: v for k, v in value.items() if isinstance(v, str)}
+            elif isinstance(value, str) and _CHOICE_ALIASES.get(key) != "id":
+                label = {(self.languages or ("en",))[0]: value}
+            if label:
+                break
+        if not label:
+            label = {
+                k: v for k, v in table.items() if _LANGUAGE.fullmatch(k) and isinstance(v, str)
+            }
+        # every language of the survey, or the next check finds a missing translation
+        label = {code: label.get(code, "...") for code in self.languages} or label or {"en": "..."}
+        cid = table.get("id", table.get("value"))
+        if not isinstance(cid, str) or not _ITEM_ID.fullmatch(cid):
+            words = re.sub(r"[^a-z0-9]+", "-", normalize(next(iter(label.values())))).strip("-")
+            cid = words[:20].strip("-") or "first"
+        texts = ", ".join(f"{code} = {_toml_string(text)}" for code, text in label.items())
+        return f"{{ id = {_toml_string(cid)}, label = {{ {texts} }} }}"
 
     def check_numbering(self, value: object, path: KeyPath, name: str, count: int) -> Numbering:
         if value is None or value == "numbers":

@@ -30,6 +30,7 @@ __all__ = [
     "StaffView",
     "audit",
     "audit_held",
+    "can_open",
     "current_staff",
     "install_access",
     "requires",
@@ -59,6 +60,18 @@ def install_access(app: Flask) -> None:
     app.url_value_preprocessor(_refuse_impossible_ids)
     app.before_request(load_staff)
     app.after_request(_not_cached)
+    app.jinja_env.globals["can_open"] = can_open
+
+
+def can_open(endpoint: str) -> bool:
+    """Whether the signed-in member of staff may open ``endpoint``: a page links only where
+    its viewer's role may go (an analyst's Home links to results, not to editing)."""
+    staff: StaffView | None = g.get("staff")
+    view = current_app.view_functions.get(endpoint)
+    if staff is None or view is None:
+        return False
+    role = getattr(view, "required_role", None)
+    return not isinstance(role, Role) or staff.role.allows(role)
 
 
 def is_possible_id(value: str) -> bool:

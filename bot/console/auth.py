@@ -19,7 +19,13 @@ from flask.typing import ResponseReturnValue
 from bot.console import guard
 from bot.console.access import SESSION_KEY, audit, audit_held, safe_next
 from bot.console.context import console
-from bot.console.forms import CodeForm, EmptyForm, FirstAdminForm, SignInForm
+from bot.console.forms import (
+    CodeForm,
+    EmptyForm,
+    FirstAdminForm,
+    SignInForm,
+    show_account_problems,
+)
 from bot.staff.accounts import StaffError, normalise_email
 from bot.staff.codes import OneTimeCodes
 
@@ -178,15 +184,13 @@ def setup(token: str) -> ResponseReturnValue:
                 token, form.email.data or "", form.password.data or ""
             )
         except StaffError as error:
-            target = getattr(form, error.field or "", None)
-            if target is not None:
-                target.errors = [str(error)]
-            else:
-                form.form_errors.append(str(error))
+            show_account_problems(form, error)
         else:
             _begin(staff.id, stage="signed_in")
             context.staff.mark_signed_in(staff.id)
             flash(f"Welcome. Your admin account {staff.email} is ready.")
             return redirect(url_for("console_home.home"), 303)
+    elif form.is_submitted() and "csrf_token" not in form.errors:
+        show_account_problems(form)
     status = 400 if form.errors or form.form_errors else 200
     return render_template("console/setup.html", form=form), status

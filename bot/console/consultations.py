@@ -124,7 +124,10 @@ def detail(slug: str) -> ResponseReturnValue:
         detail=found,
         summary=found.summary,
         keyword=_keyword(found.summary.survey.keywords),
-        simulator_url=simulator_url(slug, found.summary.survey.keywords),
+        # A closed consultation cannot be started, in the simulator as by citizens.
+        simulator_url=None
+        if found.summary.status == "closed"
+        else simulator_url(slug, found.summary.survey.keywords),
         form=ConfirmForm(),
     )
 

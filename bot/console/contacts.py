@@ -186,6 +186,8 @@ def _search_page(ref: str = "", not_found: str | None = None) -> ResponseReturnV
             values=values,
             errors=errors,
             found=found,
+            # No filter set and nobody found: there are no contacts at all yet.
+            filtered=any(values[name] for name in _FILTERS),
             channels=[(c, CHANNEL_LABELS.get(c, c)) for c in CHANNEL_NAMES],
             languages=SUPPORTED_LANGUAGES,
             consents=list(_CONSENT_LABELS.items()),
@@ -374,6 +376,8 @@ def job_progress(job_id: int) -> ResponseReturnValue:
         percent=found.percent,
         line=found.line,
         lines=found.lines,
+        row=found.row,
+        rows=found.rows,
     )
 
 

@@ -7,6 +7,7 @@ from flask_wtf.file import FileField
 from wtforms import EmailField, PasswordField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
+from bot.staff.accounts import StaffError, account_problems
 from bot.staff.passwords import MAX_LENGTH
 
 # A dict (value: label): WTForms 3.3 deprecates lists of tuples.
@@ -93,3 +94,21 @@ class UploadForm(FlaskForm):
     """A contacts file to check and import (docs/console.md, "Contacts")."""
 
     file = FileField("Contacts file (CSV)")
+
+
+def show_account_problems(
+    form: FirstAdminForm | AddStaffForm, error: StaffError | None = None
+) -> None:
+    """Every problem of a new account's form at once, each by its field: the service's
+    (``error``), or, when the form's own checks failed first, the account rules' for the
+    fields those checks passed (a bad email and a short password both show)."""
+    if error is None:
+        problems = account_problems(form.email.data or "", form.password.data or "")
+    else:
+        problems = error.problems
+        if not problems:
+            form.form_errors.append(str(error))
+    for name, message in problems.items():
+        field = getattr(form, name, None)
+        if field is not None and (error is not None or not field.errors):
+            field.errors = [message]

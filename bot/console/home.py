@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 from flask.typing import ResponseReturnValue
 
-from bot.config import configured_channels
+from bot.config import DEFAULT_CONFIG_FILE, configured_channels
 from bot.console.access import Role, current_staff, requires
 from bot.console.context import console
 from bot.consultations import home as running
@@ -22,6 +22,7 @@ def home() -> ResponseReturnValue:
         home=running.home(ctx.service, ctx.config.pushes.timezone),
         push_titles=ctx.pushes.titles(),
         channels=configured_channels(ctx.config),
+        config_file=DEFAULT_CONFIG_FILE,
         # The simulator is for editors and admins: an analyst gets no link to a refusal.
         simulator="simulator.page" in current_app.view_functions
         and current_staff().role.allows(Role.EDITOR),

@@ -99,6 +99,15 @@ def mask(value: str | None, keep: int = 2) -> str:
     return prefix + "•" * (len(body) - len(shown)) + shown
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """A number and its noun, agreeing: the ``plural`` filter of every template.
+
+    >>> plural(1, "response"), plural(1234, "response"), plural(2, "person", "people")
+    ('1 response', '1,234 responses', '2 people')
+    """
+    return f"{count:,} {noun if count == 1 else (many or noun + 's')}"
+
+
 def install_layout(app: Flask) -> None:
     """Templates, static files and the layout's context for ``app`` (see the module doc)."""
     loaders: list[BaseLoader] = []
@@ -118,6 +127,7 @@ def install_layout(app: Flask) -> None:
     # CSRFProtect sets the same global; the sign-out form needs it either way.
     app.jinja_env.globals.setdefault("csrf_token", generate_csrf)
     app.jinja_env.filters["masked"] = mask
+    app.jinja_env.filters["plural"] = plural
 
     @app.context_processor
     def layout_context() -> dict[str, Any]:

@@ -37,6 +37,7 @@ from bot.pushes.service import PushError, PushSpec
 from safetext import clean_text
 from storage.db import transaction
 from surveys.model import Survey
+from surveys.outcomes import missing_default
 
 bp = Blueprint("outcomes", __name__, url_prefix="/consultations")
 
@@ -86,7 +87,7 @@ def compose(slug: str) -> ResponseReturnValue:
         errors = (
             {}
             if action == "groups"
-            else {"text": "Write what the city decided in at least one language"}
+            else {"text": _sentence(missing_default(survey.default_language))}
         )
         status = 200 if action == "groups" else 400
         return _page(
@@ -97,9 +98,8 @@ def compose(slug: str) -> ResponseReturnValue:
     )
     checked = check_outcome(survey, source.encode(), "outcome")
     if checked.outcome is None:
-        errors = {
-            "text": "; ".join(p.message for p in checked.report.problems if p.severity == "error")
-        }
+        problems = [p.message for p in checked.report.problems if p.severity == "error"]
+        errors = {"text": _sentence("; ".join(problems))}
         return _page(
             survey,
             form,
@@ -159,6 +159,11 @@ def _read(survey: Survey) -> Composed:
             if value and any(wording.values()):
                 groups[value] = wording
     return Composed(texts, by, groups)
+
+
+def _sentence(text: str) -> str:
+    """A problem of the file checker as a sentence on the page."""
+    return text[:1].upper() + text[1:]
 
 
 def _groups(slug: str, by: str) -> list[tuple[str, int]]:

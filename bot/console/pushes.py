@@ -200,11 +200,11 @@ def _report(push_id: int) -> Any:
 
 def push_name(row: PushRow) -> str:
     """A push as staff name it in plain text (a page's title, a message): what it sends
-    and when, in its own time zone.
+    and when, in its own time zone, and its number (two pushes can share a minute).
 
     The pages show the same with the ``push_name`` macro (``console/pushes/_name.html``)."""
     kind = "Outcome" if row.kind == "outcome" else "Invitation"
-    return f"{kind}, {format_time(row.scheduled_at, zone_named(row.timezone))}"
+    return f"{kind}, {format_time(row.scheduled_at, zone_named(row.timezone))}, push {row.id}"
 
 
 @bp.get("/pushes/<int:push_id>")

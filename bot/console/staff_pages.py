@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from bot.console.access import Role, current_staff, requires
 from bot.console.context import console
-from bot.console.forms import AddStaffForm, RequireCodesForm, RoleForm
+from bot.console.forms import AddStaffForm, RequireCodesForm, RoleForm, show_account_problems
 from bot.staff.accounts import StaffError, StaffView, parse_role
 from bot.staff.codes import OneTimeCodes
 
@@ -71,17 +71,15 @@ def add() -> ResponseReturnValue:
                 actor=current_staff().actor,
             )
         except StaffError as error:
-            target = getattr(form, error.field or "", None)
-            if target is not None:
-                target.errors = [str(error)]
-            else:
-                form.form_errors.append(str(error))
+            show_account_problems(form, error)
         else:
             flash(
                 f"Added {added.email} as {added.role.label.lower()}. "
                 "Give them their password in person."
             )
             return redirect(url_for("console_staff.staff_list"), 303)
+    elif form.is_submitted() and "csrf_token" not in form.errors:
+        show_account_problems(form)
     status = 400 if form.errors or form.form_errors else 200
     return render_template("console/staff_add.html", form=form), status
 

@@ -87,15 +87,48 @@ def _named_already() -> bool:
     return done
 
 
-def when(value: datetime | None, zone_name: str | None = None, day_only: bool = False) -> Markup:
+def when(
+    value: datetime | None,
+    zone_name: str | None = None,
+    day_only: bool = False,
+    *,
+    named: bool = False,
+) -> Markup:
     """The ``when`` filter: a ``<time>`` element with the machine-readable instant, and
-    ``–`` for no time."""
+    ``–`` for no time. ``named`` names the zone even if the page did already (a time that
+    stands alone, far from the first)."""
     if value is None:
         return Markup("–")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     text = local_time(value, zone_name, day_only=day_only)
+    if named and not day_only and not text.endswith(")"):
+        text += f" ({zone_named(zone_name).key})"
     return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), escape(text))
+
+
+def zone_header(label: str) -> str:
+    """A table's column header over times: ``Closes (Europe/Brussels time)``. It names the
+    city's zone for the page, so the cells below (and later times) need not repeat it."""
+    if has_request_context():
+        g.voxpop_zone_named = True
+    return f"{label} ({city_zone().key} time)"
+
+
+_ISO_INSTANT: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})"
+)
+
+
+def detail(value: object) -> object:
+    """An audit entry's detail as staff read it: an instant (stored as ISO text in UTC) shown
+    as every time is, anything else as it is."""
+    if isinstance(value, str) and _ISO_INSTANT.fullmatch(value):
+        try:
+            return when(datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    return value
 
 
 #: What a day field's hint says it takes (:func:`parse_day`).
@@ -154,8 +187,11 @@ def _sensible(day: date) -> date:
 
 
 def install_times(app: Flask) -> None:
-    """The ``when``, ``day`` and ``channel`` filters, for every console template."""
+    """The ``when``, ``detail``, ``day`` and ``channel`` filters and ``zone_header``, for
+    every console template."""
     app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["detail"] = detail
+    app.jinja_env.globals["zone_header"] = zone_header
     app.jinja_env.filters["day"] = format_day
     app.jinja_env.filters["channel"] = channel_label
     app.jinja_env.globals["day_hint"] = DAY_HINT

@@ -37,7 +37,7 @@ def check_files(paths: Sequence[str], loaded: Loaded) -> list[ValidationReport]:
     """Each file's report (an unreadable file is a problem, not a crash), clashes included;
     each problem is in the report of the file it is about."""
     reports = [validate_file(path, render=sms_text) for path in paths]
-    texts = {r.source: Path(r.source).read_text("utf-8-sig") for r in reports if r.survey}
+    texts = {r.source: Path(r.source).read_text("utf-8-sig") for r in reports if r.draft}
     return _with_clashes(reports, texts, loaded)
 
 
@@ -61,7 +61,9 @@ def normalise_source(text: str) -> str:
 def _with_clashes(
     reports: list[ValidationReport], texts: Mapping[str, str], loaded: Loaded
 ) -> list[ValidationReport]:
-    entries = [(r.survey, r.source, texts[r.source]) for r in reports if r.survey is not None]
-    taken = loaded({survey.id for survey, _, _ in entries}) if entries else {}
+    # A file with other mistakes is still checked for clashes, as far as its id and keywords
+    # could be read, so the clash is not news only once everything else is fixed.
+    entries = [(r.draft, r.source, texts[r.source]) for r in reports if r.draft is not None]
+    taken = loaded({survey.id for survey, _, _ in entries if survey.id}) if entries else {}
     problems = clashes(entries, taken)
     return [report.adding(problems) for report in reports]

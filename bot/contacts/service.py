@@ -179,6 +179,18 @@ class ImportJob:
         return self.status in WORKING
 
     @property
+    def rows(self) -> int:
+        """Rows in the file, as the summary counts them: the header is no row."""
+        return max(self.lines - 1, 0)
+
+    @property
+    def row(self) -> int:
+        """Rows the current step has reached (all of them once it is done)."""
+        if self.status in ("checked", "done"):
+            return self.rows
+        return min(max(self.line - 1, 0), self.rows)
+
+    @property
     def percent(self) -> int:
         """How far the current step is, 0 to 100."""
         if self.status in ("checked", "done"):

@@ -65,9 +65,13 @@ assert {role.value for role in Role} == set(STAFF_ROLES)
 class StaffError(ValueError):
     """A request about accounts that cannot be done; ``field`` names the input at fault."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, field: str | None = None, problems: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.field = field
+        #: Every input at fault, by field (a form shows them all at once).
+        self.problems = problems or ({field: message} if field else {})
 
 
 @dataclass(frozen=True)
@@ -147,16 +151,24 @@ def _view(row: StaffAccount) -> StaffView:
     )
 
 
-def _checked_email(email: str, password: str) -> str:
-    """The normalised email of a new account; :class:`StaffError` names the wrong field."""
+def account_problems(email: str, password: str) -> dict[str, str]:
+    """What is wrong with a new account's email and password, by field: all of it at once.
+
+    >>> sorted(account_problems("anna", "short"))
+    ['email', 'password']
+    """
     email = normalise_email(email)
-    problem = email_problem(email)
-    if problem:
-        raise StaffError(problem, "email")
-    problem = password_problem(password, email)
-    if problem:
-        raise StaffError(problem, "password")
-    return email
+    found = {"email": email_problem(email), "password": password_problem(password, email)}
+    return {field: problem for field, problem in found.items() if problem}
+
+
+def _checked_email(email: str, password: str) -> str:
+    """The normalised email of a new account; :class:`StaffError` names every wrong field."""
+    problems = account_problems(email, password)
+    if problems:
+        field, problem = next(iter(problems.items()))
+        raise StaffError(problem, field, problems)
+    return normalise_email(email)
 
 
 def _has_accounts(s: Session) -> bool:

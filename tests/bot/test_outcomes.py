@@ -66,6 +66,19 @@ def test_a_missing_language_is_a_warning() -> None:
     ]
 
 
+def test_a_missing_default_language_is_an_error_and_the_default_comes_first() -> None:
+    report = parse_outcome(b'text.nl = "x"\n', "o.toml", "other", ("en", "nl"))
+    assert report.outcome is None
+    assert [str(p) for p in report.problems] == [
+        "o.toml:1: error: write the en text: en is the default language, sent to everyone "
+        "without a text in their own language"
+    ]
+    written = b'text.nl = "Ja"\ntext.en = "Yes"\n'
+    outcome = parse_outcome(written, "o.toml", "other", ("en", "nl")).outcome
+    assert outcome is not None
+    assert list(outcome.texts) == ["en", "nl"]  # the default first, whatever the file order
+
+
 def _publish(pushes: Pushes, service: Service) -> int:
     report = parse_outcome(OUTCOME, "o.toml", "other")
     assert report.outcome is not None
@@ -169,3 +182,17 @@ def test_the_preview_prices_the_outcome_each_person_gets_in_their_language(
     # Not the price of an invitation to the consultation.
     invitation = pushes.preview(PushSpec(survey="other", at=T0, audience=spec.audience))
     assert invitation.sms_segments != preview.sms_segments
+
+
+def test_whoever_has_no_text_in_their_language_gets_the_default_one_on_every_engine(
+    service: Service, pushes: Pushes, clock: Clock
+) -> None:
+    """PostgreSQL's jsonb keeps no key order: the first stored text is not the default."""
+    text = b'survey = "other"\ntext.en = "You said yes."\ntext.nl = "U zei ja."\n'
+    report = parse_outcome(text, "o.toml", "other", ("nl", "en"))
+    assert report.outcome is not None
+    spec = pushes.complete(outcome_push(report.outcome, PushSpec(survey="other", at=T0)))
+    publish(pushes, service, report.outcome, text.decode(), spec)
+    reply(service, clock, "+32470000002", "LANG FR")  # no French text: the default, Dutch
+    assert reply(service, clock, "+32470000002", "RESULTS") == ["U zei ja."]
+    assert reply(service, clock, "+32470000003", "RESULTS") == ["You said yes."]

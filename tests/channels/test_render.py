@@ -17,6 +17,7 @@ CHOICES = (
     Option("2", "Every month", "visits:monthly"),
 )
 SCALE = tuple(Option(str(n), str(n), f"clean:{n}") for n in range(1, 4))
+ELEVEN = tuple(Option(str(n), str(n), f"nps:{n}") for n in range(11))
 
 
 def msg(channel: str, text: str, options: tuple[Option, ...] = ()) -> OutboundMessage:
@@ -62,6 +63,17 @@ CASES: dict[str, list[tuple[OutboundMessage, Rendered]]] = {
             Rendered(
                 "Clean?",
                 buttons=((Button("1", "clean:1"), Button("2", "clean:2"), Button("3", "clean:3")),),
+            ),
+        ),
+        # A 0-10 scale: Telegram refuses more than 8 buttons in a row, so two even rows.
+        (
+            msg("telegram", "Likely? (0-10)", ELEVEN),
+            Rendered(
+                "Likely? (0-10)",
+                buttons=(
+                    tuple(Button(str(n), f"nps:{n}") for n in range(6)),
+                    tuple(Button(str(n), f"nps:{n}") for n in range(6, 11)),
+                ),
             ),
         ),
         (msg("telegram", "Thanks!"), Rendered("Thanks!")),

@@ -206,7 +206,7 @@ def test_the_console_journey_as_each_role(
         nav.get_by_role("link", name="Consultations").click()
         editor.get_by_role("link", name="Benches").click()
         editor.get_by_role("button", name="Outcome: you said, we did").click()
-        editor.get_by_label("In en (the default").fill(OUTCOME)
+        editor.get_by_label("In en (required").fill(OUTCOME)
         editor.get_by_role("button", name="Check and preview").click()
         expect(editor.get_by_text("3 people who took part")).to_be_visible()
         axe_check(editor)
@@ -230,9 +230,13 @@ def test_the_console_journey_as_each_role(
         assert answer.status == 403, address
         axe_check(analyst)
     menu.get_by_role("link", name="Pushes").click()
-    expect(analyst.get_by_role("row", name=re.compile("Push 1"))).to_be_visible()
+    expect(
+        analyst.get_by_role("row", name=re.compile(r"\bpush 1\b", re.IGNORECASE))
+    ).to_be_visible()
     axe_check(analyst)
-    analyst.get_by_role("row", name=re.compile("Push 1")).get_by_role("link").first.click()
+    analyst.get_by_role("row", name=re.compile(r"\bpush 1\b", re.IGNORECASE)).get_by_role(
+        "link"
+    ).first.click()
     expect_funnel(analyst, "Telegram", "completed", 3)
     expect(analyst.get_by_role("button", name="Send now")).to_have_count(0)
     axe_check(analyst)

@@ -275,3 +275,16 @@ def test_the_staff_page_names_the_new_accounts_address_not_the_admins(
     assert "your email" not in page
     empty = admin.post("/staff/add", data={"email": "", "role": "editor", "password": PASSWORD})
     assert "Enter their email address." in empty.get_data(as_text=True)
+
+
+def test_adding_staff_shows_every_problem_at_once(db: sessionmaker[Session]) -> None:
+    app = create_app(Service(db, pseudonym_key="test-key"), Config())
+    admin = app.test_client()
+    sign_in(admin, Role.ADMIN)
+    answer = admin.post("/staff/add", data={"email": "anna", "role": "editor", "password": "x"})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    assert 'href="#email">Enter an email address like name@city.example.' in page
+    assert 'href="#password">Use at least 12 characters.' in page
+    with transaction(db, read_only=True) as s:
+        assert s.scalar(select(func.count()).select_from(StaffAccount)) == 1  # the admin only

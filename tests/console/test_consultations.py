@@ -165,6 +165,16 @@ def test_bad_input_is_a_message_not_a_crash(
     assert message in response.get_data(as_text=True)
 
 
+def test_a_closed_consultation_is_not_offered_in_the_simulator(editor: FlaskClient) -> None:
+    open_page = editor.get("/consultations/street-lighting").get_data(as_text=True)
+    assert "Try street-lighting in the simulator" in open_page
+    assert editor.post("/consultations/street-lighting/close").status_code == 302
+    page = editor.get("/consultations/street-lighting").get_data(as_text=True)
+    assert "Try street-lighting in the simulator" not in page
+    assert "/simulator?" not in page
+    assert "It is closed, so it cannot be tried in the simulator" in page
+
+
 def test_editing_opens_the_current_text(editor: FlaskClient) -> None:
     page = editor.get("/consultations/new?from=central-park").get_data(as_text=True)
     assert "Hello! The city wants your view on Central Park." in page
@@ -296,7 +306,31 @@ def test_a_published_outcome_shows_what_was_sent_when_and_by_whom_after_a_warnin
 def test_an_outcome_without_text_says_so(editor: FlaskClient) -> None:
     response = editor.post("/consultations/central-park/outcome", data={"action": "check"})
     assert response.status_code == 400
-    assert "Write what the city decided in at least one language" in response.get_data(as_text=True)
+    assert "Write the en text: en is the default language" in response.get_data(as_text=True)
+
+
+def test_an_outcome_without_the_default_language_is_an_error_at_the_top_and_at_the_field(
+    editor: FlaskClient, service: Service, db: sessionmaker[Session]
+) -> None:
+    took_part(service, "+32470000001")
+    form = {"text-en": "", "text-nl": "Vuilbakken in mei.", "text-fr": "", "action": "check"}
+    response = editor.post("/consultations/central-park/outcome", data=form)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    message = (
+        "Write the en text: en is the default language, sent to everyone without a text in "
+        "their own language"
+    )
+    summary = page[page.index("govuk-error-summary") : page.index("</h1>")]
+    assert message in summary
+    assert 'href="#text-en"' in summary
+    field = page[page.index('id="text-en-error"') - 200 : page.index('id="text-en"')]
+    assert message in field
+    assert "Vuilbakken in mei." in page  # what was typed is kept
+    assert "Publish" not in page
+    assert "(required: the default" in page
+    with transaction(db, read_only=True) as s:
+        assert s.scalars(select(PushRow)).all() == []
 
 
 def test_an_outcome_per_district_lists_the_districts_of_those_who_took_part(
@@ -338,6 +372,9 @@ def test_home_shows_what_runs_now(client: FlaskClient, service: Service) -> None
     banner = page[page.index('id="no-channel"') :]
     assert "no Telegram, SMS or WhatsApp channel is configured" in banner
     assert "docs/channels.md" in banner
+    # The file the server really reads (bot/config.py), not a made-up name.
+    assert "<code>voxpop.toml</code>" in banner
+    assert "config.toml" not in banner
 
 
 def test_home_names_the_configured_channels(service: Service, clock: MovableClock) -> None:

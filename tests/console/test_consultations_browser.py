@@ -122,7 +122,7 @@ def test_publish_an_outcome_and_it_is_queued_to_those_who_took_part(
             service.receive(InboundMessage(Address("sms", number), text, f"{number}-{n}", NOW))
     page = signed_in_page(Role.EDITOR)
     page.goto("/consultations/central-park/outcome")
-    page.get_by_label("In en (the default").fill("Central Park: 20 new bins arrive in May.")
+    page.get_by_label("In en (required").fill("Central Park: 20 new bins arrive in May.")
     page.get_by_role("button", name="Check and preview").click()
     expect(page.locator("#audience")).to_be_visible()
     expect(page.get_by_text("2 people who took part")).to_be_visible()
@@ -152,6 +152,29 @@ def test_publish_an_outcome_and_it_is_queued_to_those_who_took_part(
         "+32470000011",
         "+32470000012",
     ]
+
+
+def test_an_outcome_without_the_default_language_text_says_so_at_the_top_and_at_the_field(
+    signed_in_page: SignIn, tmp_path: Path
+) -> None:
+    page = signed_in_page(Role.EDITOR)
+    page.goto("/consultations/central-park/outcome")
+    page.get_by_label("In nl").fill("Twintig nieuwe vuilbakken in mei.")
+    page.get_by_role("button", name="Check and preview").click()
+    summary = page.locator(".govuk-error-summary")
+    expect(summary).to_contain_text("Write the en text: en is the default language")
+    expect(page.locator("#text-en-error")).to_contain_text("Write the en text")
+    expect(page.locator("#audience")).to_have_count(0)
+    axe_check(page)
+    page.screenshot(path=str(tmp_path / "outcome-no-default.png"), full_page=True)
+    # The summary's link leads to the field; it is filled from the keyboard.
+    summary.get_by_role("link").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#text-en")).to_be_focused()
+    page.keyboard.type("Twenty new bins arrive in May.")
+    page.get_by_role("button", name="Check and preview").click()
+    expect(page.locator("#audience")).to_be_visible()
+    expect(page.locator(".govuk-error-summary")).to_have_count(0)
 
 
 def test_home_in_the_browser(signed_in_page: SignIn) -> None:

@@ -76,6 +76,9 @@ def test_an_editor_imports_searches_opens_and_erases(
     page = signed_in_page(Role.EDITOR, email=email_of("editor"))
     page.goto("/contacts")
     expect(page.get_by_role("heading", name="Contacts", exact=True)).to_be_visible()
+    # Nobody yet: the page says so (not "no contacts match") and where to start.
+    expect(page.get_by_role("heading", name="No contacts yet")).to_be_visible()
+    expect(page.get_by_role("link", name="Import a contacts file")).to_be_visible()
     page.get_by_role("button", name="Import contacts").click()
     look("contacts-import")
 
@@ -102,6 +105,11 @@ def test_an_editor_imports_searches_opens_and_erases(
     bar = page.locator("progress")
     # The first chunk is in: the bar shows it (the script polls the progress).
     expect(bar).to_have_attribute("value", str((1001 * 100) // (EXTRA_ROWS + 14)))
+    # Rows counted as the summary counts them (the header is no row); the page moves by
+    # itself, so it does not ask to be refreshed.
+    expect(page.locator("[data-progress-text]")).to_contain_text(f" of {EXTRA_ROWS + 13:,})")
+    expect(page.locator("[data-progress-text]")).to_contain_text("% (row ")
+    expect(page.get_by_text("Refresh this page")).not_to_be_visible()
     look("contacts-import-progress")
     gate.release()
     # The script sees the end and reloads: the summary.

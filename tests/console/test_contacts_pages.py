@@ -154,6 +154,9 @@ def test_the_check_shows_problems_by_line_and_writes_nothing(
         "percent": 100,
         "line": 14,
         "lines": 14,
+        # Rows, as the summary counts them: the header is no row.
+        "row": 13,
+        "rows": 13,
     }
 
 
@@ -259,12 +262,26 @@ def test_without_script_the_progress_page_says_to_reload(
     html = client.get(page).get_data(as_text=True)
     import_worker(app).join(60)
     if "<progress" in html:  # still checking when the page was made
-        assert "Refresh this page" in html
+        # Only for a browser without script: the script refreshes the page by itself.
+        assert "<noscript><a" in html
+        assert "Refresh this page</a>" in html
         assert "contacts-import.js" in html
     assert "Check the file before importing" in client.get(page).get_data(as_text=True)
 
 
 # --- search, a contact, erase ---------------------------------------------------------------
+
+
+def test_no_contacts_yet_is_not_no_match(app: Flask, db: sessionmaker[Session]) -> None:
+    client = signed_in(app, "editor")
+    empty = client.get("/contacts").get_data(as_text=True)
+    assert "No contacts yet" in empty
+    assert "No contacts match" not in empty
+    assert 'href="/contacts/import">Import a contacts file</a>' in empty
+    imported(client, app, fixed())
+    none = client.get("/contacts?attribute=district%3Dnowhere").get_data(as_text=True)
+    assert "No contacts match" in none
+    assert "No contacts yet" not in none
 
 
 def test_search_filters_and_finds(app: Flask, db: sessionmaker[Session]) -> None:

@@ -175,16 +175,15 @@ def test_scheduling_makes_the_push_lists_it_and_audits_it(
         action == "push created" and subject == "push:1" for _, action, subject in _audit(db)
     )
     listed = editor.get("/pushes").get_data(as_text=True)
-    # Named by what it sends and when, in the city's time (named once), and the
-    # consultation by its title; the number only as a detail.
-    assert ">Invitation, 2 Jun 2026, 10:00 (Europe/Brussels)</a>" in _untimed(listed)
+    # Named by what it sends and when, in the city's time (named once), then its number;
+    # the consultation by its title.
+    assert ">Invitation, 2 Jun 2026, 10:00 (Europe/Brussels), push 1</a>" in _untimed(listed)
     assert '<td class="govuk-table__cell">Central Park</td>' in listed
-    assert "Push 1</span>" in listed
     assert "scheduled" in listed
     shown = editor.get("/pushes/1").get_data(as_text=True)
-    assert "<title>Invitation, 2 Jun 2026, 10:00: Central Park – Voxpop</title>" in shown
+    assert "<title>Invitation, 2 Jun 2026, 10:00, push 1: Central Park – Voxpop</title>" in shown
     assert '<span class="govuk-caption-l">Central Park</span>' in shown
-    assert ">Invitation, 2 Jun 2026, 10:00 (Europe/Brussels)</h1>" in _untimed(shown)
+    assert ">Invitation, 2 Jun 2026, 10:00 (Europe/Brussels), push 1</h1>" in _untimed(shown)
     assert "Push 1 of <code>central-park</code>" in shown
     assert "district = north" in shown
     assert "Cancel push" in shown

@@ -228,6 +228,19 @@ def simulated(service: Service, number: int, lines: tuple[str, ...]) -> None:
         service.receive(message, simulated=True)
 
 
+def test_one_of_a_thing_is_said_in_the_singular(app: Flask, service: Service) -> None:
+    simulated(service, 1, ("PARK", "2"))
+    client = signed_in(app, Role.ANALYST)
+    assert "1 test run in the simulator" in text_of(client.get("/results").get_data(as_text=True))
+    shown = text_of(client.get(PAGE + "?include_simulator=yes").get_data(as_text=True))
+    assert "1 response :" in shown
+    assert "1 responses" not in shown
+    assert "these figures include the test conversation staff had in the simulator" in shown
+    assert "which are not" not in shown
+    honest = text_of(client.get(PAGE).get_data(as_text=True))
+    assert "Staff's 1 test run in the simulator is left out" in honest
+
+
 def test_test_runs_are_left_out_unless_asked_for_and_then_said_clearly(
     app: Flask, service: Service
 ) -> None:
@@ -247,7 +260,9 @@ def test_test_runs_are_left_out_unless_asked_for_and_then_said_clearly(
     included = text_of(shown)
     assert "2 responses" in included
     assert "Every month 2 100.0%" in included
-    assert "Test runs included: these figures count the 2 conversations staff had" in included
+    assert (
+        "Test runs included: these figures include the 2 test conversations staff had" in included
+    )
     # The live numbers and the downloads follow the same filter.
     assert "include_simulator=yes" in shown[shown.index("data-live-url") :][:200]
     live = client.get(PAGE + "/live.json?include_simulator=yes").get_json()

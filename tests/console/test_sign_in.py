@@ -235,3 +235,19 @@ def test_staff_commands_add_list_and_disable(db_url: str) -> None:
     unknown = voxpop(db_url, "staff", "disable", "nobody@city.example")
     assert unknown.exit_code == 1
     assert "There is no account with this email." in unknown.stderr
+
+
+def test_the_setup_page_shows_every_problem_at_once(front_app: Flask) -> None:
+    token = context_of(front_app).staff.setup_token()
+    client = front_app.test_client()
+    both = client.post(f"/setup/{token}", data={"email": "admin", "password": "short"})
+    assert both.status_code == 400
+    page = both.get_data(as_text=True)
+    # Each in the summary, linked to its field, and beside the field.
+    assert 'href="#email">Enter an email address like name@city.example.' in page
+    assert 'href="#password">Use at least 12 characters.' in page
+    assert page.count("Use at least 12 characters.") == 2
+    # An empty email (the form's own check) and a weak password: both too.
+    empty = client.post(f"/setup/{token}", data={"email": "", "password": "short"})
+    assert "Enter your email address." in empty.get_data(as_text=True)
+    assert "Use at least 12 characters." in empty.get_data(as_text=True)

@@ -1,6 +1,6 @@
 // The import's progress bar: polls the JSON beside the page and moves the <progress>
 // element; when the step ends (checked, done...), reloads the page, which shows the result.
-// Without script, the page says to reload it.
+// Without script, the page says to reload it (in <noscript>).
 (function () {
   "use strict";
   var box = document.querySelector("[data-progress-url]");
@@ -37,8 +37,8 @@
         bar.value = state.percent;
         bar.textContent = state.percent + "%";
         text.textContent =
-          state.percent + "% (line " + state.line.toLocaleString("en") +
-          " of " + state.lines.toLocaleString("en") + ")";
+          state.percent + "% (row " + state.row.toLocaleString("en") +
+          " of " + state.rows.toLocaleString("en") + ")";
         // Screen readers hear each quarter, not every half second.
         if (Math.floor(state.percent / 25) !== quarter) {
           quarter = Math.floor(state.percent / 25);

@@ -53,6 +53,8 @@
 
   function update(numbers) {
     setText('[data-live="responses"]', String(numbers.responses));
+    // "1 response", "2 responses": the noun agrees with the number as it changes.
+    setText('[data-live="responses-noun"]', numbers.responses === 1 ? "response" : "responses");
     Object.keys(numbers.statuses).forEach(function (status) {
       setText('[data-live="status-' + status + '"]', String(numbers.statuses[status]));
     });

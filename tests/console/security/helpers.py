@@ -1,4 +1,5 @@
-"""Small steps the security tests share: set up one-time codes as a person would."""
+"""Small steps the security tests share: sign in from an address, set up one-time codes as a
+person would."""
 
 from __future__ import annotations
 
@@ -34,3 +35,17 @@ def set_up_codes(client: FlaskClient, now: datetime) -> tuple[str, list[str]]:
     recovery = _RECOVERY.findall(done.get_data(as_text=True))
     assert len(recovery) == 10
     return secret, recovery
+
+
+#: A password no test account has.
+WRONG = "not the password at all"
+
+
+def try_sign_in(client: FlaskClient, email: str, password: str, address: str = "192.0.2.10") -> int:
+    """The sign-in form sent from ``address``: the answer's status."""
+    response = client.post(
+        "/login",
+        data={"email": email, "password": password},
+        environ_base={"REMOTE_ADDR": address},
+    )
+    return response.status_code

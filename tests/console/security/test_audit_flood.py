@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,19 +13,8 @@ from bot.staff.accounts import Role
 from storage.db import transaction
 from storage.models import AuditEntry
 from tests.console.conftest import MovableClock
-from tests.console.security.helpers import set_up_codes
+from tests.console.security.helpers import WRONG, set_up_codes, try_sign_in
 from tests.staff import PASSWORD, add_staff
-
-WRONG = "not the password at all"
-
-
-def _try(client: FlaskClient, email: str, password: str, address: str = "192.0.2.10") -> int:
-    response = client.post(
-        "/login",
-        data={"email": email, "password": password},
-        environ_base={"REMOTE_ADDR": address},
-    )
-    return response.status_code
 
 
 def _held(db: sessionmaker[Session], action: str) -> list[tuple[str, dict[str, Any]]]:
@@ -44,18 +32,18 @@ def test_a_held_sign_in_is_audited_once_per_wait(
 ) -> None:
     anna = add_staff(app, Role.EDITOR, "anna@city.example")
     guesser = app.test_client()
-    assert [_try(guesser, anna.email, WRONG) for _ in range(5)] == [400] * 5
+    assert [try_sign_in(guesser, anna.email, WRONG) for _ in range(5)] == [400] * 5
     # Fifty tries during the 30-second wait: every one refused, one entry.
-    assert {_try(guesser, anna.email, WRONG) for _ in range(50)} == {429}
+    assert {try_sign_in(guesser, anna.email, WRONG) for _ in range(50)} == {429}
     clock.advance(seconds=20)
-    assert _try(app.test_client(), anna.email, PASSWORD, "198.51.100.7") == 429
+    assert try_sign_in(app.test_client(), anna.email, PASSWORD, "198.51.100.7") == 429
     assert _held(db, "sign-in held") == [
         ("anonymous", {"email": anna.email, "until": "2026-12-07 09:30:30 UTC"})
     ]
     # The wait ends; one more wrong guess starts a longer one: a new entry, once again.
     clock.advance(seconds=11)
-    assert _try(guesser, anna.email, WRONG) == 400
-    assert {_try(guesser, anna.email, WRONG) for _ in range(20)} == {429}
+    assert try_sign_in(guesser, anna.email, WRONG) == 400
+    assert {try_sign_in(guesser, anna.email, WRONG) for _ in range(20)} == {429}
     assert [details["until"] for _, details in _held(db, "sign-in held")] == [
         "2026-12-07 09:30:30 UTC",
         "2026-12-07 09:31:31 UTC",
@@ -67,8 +55,8 @@ def test_emails_nobody_has_do_not_flood_the_log_either(
 ) -> None:
     guesser = app.test_client()
     # Past the address's free failures, with a new made-up email each time.
-    assert {_try(guesser, f"x{n}@city.example", WRONG) for n in range(20)} == {400}
-    assert {_try(guesser, f"y{n}@city.example", WRONG) for n in range(30)} == {429}
+    assert {try_sign_in(guesser, f"x{n}@city.example", WRONG) for n in range(20)} == {400}
+    assert {try_sign_in(guesser, f"y{n}@city.example", WRONG) for n in range(30)} == {429}
     # The log never names an email that is no account: one entry for the whole wait.
     assert _held(db, "sign-in held") == [
         ("anonymous", {"email": "(no such account)", "until": "2026-12-07 09:30:30 UTC"})
@@ -80,10 +68,10 @@ def test_a_held_code_is_audited_once_per_wait(
 ) -> None:
     anna = add_staff(app, Role.EDITOR, "anna@city.example")
     hers = app.test_client()
-    assert _try(hers, anna.email, PASSWORD) == 303
+    assert try_sign_in(hers, anna.email, PASSWORD) == 303
     set_up_codes(hers, clock.now)
     attacker = app.test_client()
-    assert _try(attacker, anna.email, PASSWORD, "203.0.113.9") == 303
+    assert try_sign_in(attacker, anna.email, PASSWORD, "203.0.113.9") == 303
     tries = [attacker.post("/login/code", data={"code": "000000"}).status_code for _ in range(25)]
     assert tries == [400] * 5 + [429] * 20
     assert _held(db, "one-time code held") == [
