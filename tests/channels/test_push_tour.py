@@ -194,7 +194,7 @@ def test_the_push_tour(
         "--quiet-hours",
         "",
     )
-    assert "push 2 to 1 who took part" in published
+    assert "push 2 sends it to 1 person who took part" in published
     phone.send(
         "await (+32470000001) Bedankt! In de lente",
         "sms +32470000001 RESULTATEN",
