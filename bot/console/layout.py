@@ -18,6 +18,7 @@ from flask_wtf.csrf import generate_csrf
 from jinja2 import BaseLoader, ChoiceLoader, PackageLoader, PrefixLoader
 
 from bot.staff.accounts import Role, StaffView
+from bot.wording import plural
 
 __all__ = [
     "NAVIGATION",
@@ -97,15 +98,6 @@ def mask(value: str | None, keep: int = 2) -> str:
     body = value[len(prefix) :]
     shown = body[-keep:] if len(body) > keep else ""
     return prefix + "•" * (len(body) - len(shown)) + shown
-
-
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """A number and its noun, agreeing: the ``plural`` filter of every template.
-
-    >>> plural(1, "response"), plural(1234, "response"), plural(2, "person", "people")
-    ('1 response', '1,234 responses', '2 people')
-    """
-    return f"{count:,} {noun if count == 1 else (many or noun + 's')}"
 
 
 def install_layout(app: Flask) -> None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime
 from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot import days
 from bot.consultations.catalog import LoadedSurvey
 from bot.consultations.checking import check_text, normalise_source
 from bot.service import Service
@@ -102,9 +103,9 @@ def status_of(closes_at: datetime | None, now: datetime) -> Status:
 
 
 def day_start(now: datetime, zone: str) -> datetime:
-    """Midnight of ``now``'s day in the city's time zone (``[pushes] timezone``)."""
-    local = now.astimezone(ZoneInfo(zone))
-    return datetime.combine(local.date(), time(0), tzinfo=local.tzinfo)
+    """Midnight of ``now``'s day in the city's time zone (``[pushes] timezone``), in UTC."""
+    city = ZoneInfo(zone)
+    return days.day_start(now.astimezone(city).date(), city)
 
 
 def answered_since(s: Session, since: datetime) -> dict[str, int]:

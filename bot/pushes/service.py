@@ -43,6 +43,7 @@ from bot.pushes.spec import Variant as Variant
 from bot.pushes.spec import spec_problems
 from bot.pushes.stats import FunnelRow, funnel
 from bot.service import Clock, Service, utc_now
+from bot.wording import plural
 from channels import sms
 from messages import Address as MessageAddress
 from messages import OutboundMessage, channel_label
@@ -201,7 +202,7 @@ class PushReport:
         if not n:
             return ""
         what = "invitation" if self.push.kind == "invitation" else "message"
-        text = f"{n:,} {what}{'' if n == 1 else 's'} waiting to be sent"
+        text = f"{plural(n, what)} waiting to be sent"
         unset = [channel_label(c) for c in self.unset_channels()]
         if unset:
             text += f"; no {' or '.join(unset)} channel is set up"
