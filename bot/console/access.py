@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, Final, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -22,6 +21,7 @@ from bot.console.context import console
 from bot.staff.accounts import Role, StaffView
 from bot.staff.audit_log import audit_once_per_hold
 from bot.staff.codes import OneTimeCodes
+from bot.staff.limits import Turn
 from storage import repo
 from storage.db import transaction
 
@@ -259,11 +259,11 @@ def audit(action: str, subject: str | None = None, **details: Any) -> None:
         repo.audit(s, actor, action, subject, details, context.clock())
 
 
-def audit_held(action: str, held: timedelta, **details: Any) -> None:
-    """Record a try the sign-in limits held for ``held``, once per wait (by who, with
+def audit_held(action: str, turn: Turn, **details: Any) -> None:
+    """Record a try the sign-in limits held (``turn``), once per wait (by who, with
     ``details``): repeating a held try writes nothing more (:func:`audit_once_per_hold`)."""
+    assert turn.until is not None, "only a held turn is audited as held"
     staff: StaffView | None = g.get("staff") or g.get("pending_staff")
     actor = staff.actor if staff else "anonymous"
     context = console()
-    now = context.clock()
-    audit_once_per_hold(context.sessions, actor, action, now + held, details, now)
+    audit_once_per_hold(context.sessions, actor, action, turn.until, details, context.clock())

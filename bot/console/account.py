@@ -69,7 +69,7 @@ def change_password() -> ResponseReturnValue:
         held = turn.wait
         if held is not None:
             form.current.errors = [guard.wait_message(held)]
-            audit_held("password change held", held)
+            audit_held("password change held", turn)
             return _page(form, 429)
         if context.staff.authenticate(me.email, form.current.data or "") is None:
             form.current.errors = ["Your current password is not right."]

@@ -56,7 +56,7 @@ def login() -> ResponseReturnValue:
         held = turn.wait
         if held is not None:
             # Not even checked: a right guess during the wait would tell the guesser.
-            audit_held("sign-in held", held, email=_known_email(email))
+            audit_held("sign-in held", turn, email=_known_email(email))
             form.form_errors.append(guard.wait_message(held))
         else:
             staff = context.staff.authenticate(email, form.password.data or "")
@@ -127,7 +127,7 @@ def code() -> ResponseReturnValue:
         turn = limits.reserve(attempt)
         held = turn.wait
         if held is not None:
-            audit_held("one-time code held", held)
+            audit_held("one-time code held", turn)
             form.code.errors = [guard.wait_message(held)]
         else:
             used = OneTimeCodes(context.sessions, context.clock).check(

@@ -104,6 +104,8 @@ class Turn:
 
     wait: timedelta | None
     failure: int | None
+    #: When the wait ends (``None`` when there is none), on the clock that decided it.
+    until: datetime | None = None
 
 
 def _lock(s: Session, *keys: str) -> None:
@@ -145,7 +147,7 @@ class SignInLimits:
             _lock(s, account, address)
             wait = self._wait(s, attempt, account, address, now)
             if wait is not None:
-                return Turn(wait=wait, failure=None)
+                return Turn(wait=wait, failure=None, until=now + wait)
             s.execute(delete(SignInFailure).where(SignInFailure.at < now - WINDOW))
             row = SignInFailure(at=now, account_key=account, address_key=address)
             s.add(row)
